@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create .venv, install elig, explain a bundled example patient
+#   make test   - create .venv, install elig with test and docs extras, run everything
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,docs]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/elig check protocols/
+	$(BIN)/elig explain protocols/NCT06021067.elig examples/patients/demo_patient.yaml --as-of 2024-03-15
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

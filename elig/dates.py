@@ -1,0 +1,168 @@
+"""Dates as clinical records give them, and calendar-exact arithmetic.
+
+Records often know a date only to the year or month (``onset: 2023-05``). A
+``PartialDate`` keeps what is known; ``earliest()``/``latest()`` give the
+bounds, and comparisons that depend on the missing part come out unknown
+(``None``) rather than guessed.
+
+Month and year arithmetic is calendar-exact: ``as_of - 6 months`` moves the
+month back by six and clamps the day to the end of that month
+(2024-08-31 − 6 months = 2024-02-29). Days and weeks are exact day counts.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+
+import attrs
+
+
+class DateSyntaxError(ValueError):
+    pass
+
+
+_DATE_RE = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+)
+
+
+@attrs.frozen(order=False)
+class PartialDate:
+    """A date known to the year, month, or day, with an optional time of day (UTC)."""
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+    time: dt.time | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "PartialDate":
+        s = str(text).strip()
+        m = _DATE_RE.match(s)
+        if not m:
+            raise DateSyntaxError(f"cannot read date {text!r}: expected YYYY, YYYY-MM, YYYY-MM-DD "
+                                  f"or an ISO date-time")
+        y, mo, d, hh, mi, ss, tz = m.groups()
+        year = int(y)
+        month = int(mo) if mo else None
+        day = int(d) if d else None
+        try:
+            dt.date(year, month or 1, day or 1)
+        except ValueError as exc:
+            raise DateSyntaxError(f"cannot read date {text!r}: {exc}") from None
+        time = None
+        if hh is not None:
+            stamp = dt.datetime(year, month, day, int(hh), int(mi), int(ss or 0))
+            if tz and tz != "Z":
+                sign = 1 if tz[0] == "+" else -1
+                digits = tz[1:].replace(":", "")
+                offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+                stamp = stamp - sign * offset
+            year, month, day, time = stamp.year, stamp.month, stamp.day, stamp.time()
+        return cls(year, month, day, time)
+
+    @classmethod
+    def from_date(cls, d: dt.date) -> "PartialDate":
+        if isinstance(d, dt.datetime):
+            return cls(d.year, d.month, d.day, d.time())
+        return cls(d.year, d.month, d.day)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.day is not None
+
+    def earliest(self) -> dt.date:
+        return dt.date(self.year, self.month or 1, self.day or 1)
+
+    def latest(self) -> dt.date:
+        month = self.month or 12
+        day = self.day or calendar.monthrange(self.year, month)[1]
+        return dt.date(self.year, month, day)
+
+    def sort_key(self) -> tuple:
+        """Newest-first sorting key: a later or more precise stamp sorts later."""
+        t = self.time or dt.time(0, 0)
+        return (self.latest(), t)
+
+    def instant(self) -> dt.datetime | None:
+        """The exact moment, when known to the second (for pairing measurements)."""
+        if self.day is None or self.time is None:
+            return None
+        return dt.datetime.combine(self.earliest(), self.time)
+
+    def __str__(self) -> str:
+        s = f"{self.year:04d}"
+        if self.month is not None:
+            s += f"-{self.month:02d}"
+        if self.day is not None:
+            s += f"-{self.day:02d}"
+        if self.time is not None:
+            s += f"T{self.time.strftime('%H:%M')}"
+        return s
+
+
+def parse_date(text) -> PartialDate:
+    if isinstance(text, PartialDate):
+        return text
+    if isinstance(text, (dt.date, dt.datetime)):
+        return PartialDate.from_date(text)
+    return PartialDate.parse(str(text))
+
+
+def add_months(d: dt.date, months: int) -> dt.date:
+    """Calendar-exact month arithmetic, clamping to the end of the month."""
+    total = d.year * 12 + (d.month - 1) + months
+    year, month0 = divmod(total, 12)
+    month = month0 + 1
+    day = min(d.day, calendar.monthrange(year, month)[1])
+    return dt.date(year, month, day)
+
+
+_UNIT_KINDS = {
+    "day": "day", "week": "week", "month": "month", "year": "year", "hour": "hour",
+}
+
+
+def shift(d: dt.date, amount: float, unit: str) -> dt.date:
+    """``d + amount unit`` for a duration unit (day, week, month, year; negative moves back)."""
+    unit = _UNIT_KINDS.get(unit, unit)
+    if unit == "day":
+        return d + dt.timedelta(days=amount)
+    if unit == "hour":
+        return d + dt.timedelta(hours=amount)
+    if unit == "week":
+        return d + dt.timedelta(weeks=amount)
+    if unit in ("month", "year"):
+        months = amount * (12 if unit == "year" else 1)
+        if float(months).is_integer():
+            return add_months(d, int(months))
+        # A fractional month (1.5 months) is read as whole months plus days at 30.4375 d/month.
+        whole = int(months)
+        return add_months(d, whole) + dt.timedelta(days=(months - whole) * 30.4375)
+    raise ValueError(f"not a duration unit: {unit}")
+
+
+def window_start(as_of: dt.date, amount: float, unit: str) -> dt.date:
+    """The first day of a look-back window of ``amount unit`` ending on ``as_of`` (inclusive)."""
+    return shift(as_of, -amount, unit)
+
+
+def within(date: PartialDate, start: dt.date, end: dt.date) -> bool | None:
+    """Whether a (partial) date lies in [start, end]; None when it depends on the unknown part."""
+    lo, hi = date.earliest(), date.latest()
+    if lo >= start and hi <= end:
+        return True
+    if hi < start or lo > end:
+        return False
+    return None
+
+
+def whole_years_between(born: PartialDate, on: dt.date) -> int | None:
+    """Age in whole years; None when a partial birth date leaves it undecided."""
+    def years(b: dt.date) -> int:
+        return on.year - b.year - ((on.month, on.day) < (b.month, b.day))
+
+    lo, hi = years(born.latest()), years(born.earliest())
+    return lo if lo == hi else None

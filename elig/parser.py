@@ -1,0 +1,516 @@
+"""Parse protocol text into the typed tree of ``elig.tree``.
+
+The Lark grammar lives in ``grammar/elig.lark`` (shipped inside the wheel as
+``elig/grammar/elig.lark``). The LALR parser is built once per process by
+``get_parser`` (a cached, read-only object; building it costs ~100 ms) and
+Lark's parse errors are turned into elig diagnostics with file, line, column,
+what was expected and a suggestion.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from pathlib import Path
+
+import lark
+from lark.indenter import Indenter
+
+from elig import tree as t
+from elig.diagnostics import Diagnostic, ProtocolError, Span
+from elig.units import UnitSyntaxError, quantity as make_quantity
+
+
+class _ProtocolIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 4
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or, in a checkout, from grammar/."""
+    try:
+        packaged = importlib.resources.files("elig").joinpath("grammar/elig.lark")
+        if packaged.is_file():
+            return packaged.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):
+        pass
+    return (Path(__file__).resolve().parent.parent / "grammar" / "elig.lark").read_text(encoding="utf-8")
+
+
+@functools.cache
+def get_parser() -> lark.Lark:
+    """The LALR parser, built once and shared: Lark parsers are safe to reuse."""
+    return lark.Lark(
+        grammar_text(),
+        parser="lalr",
+        start=["start", "single_rule"],
+        postlex=_ProtocolIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+COMPARATORS = {
+    "≥": ">=", ">=": ">=", "=>": ">=", "⩾": ">=",
+    "≤": "<=", "<=": "<=", "=<": "<=", "⩽": "<=",
+    ">": ">", "<": "<", "=": "==", "≠": "!=", "!=": "!=",
+    "greater than or equal to": ">=", "less than or equal to": "<=",
+    "greater than": ">", "more than": ">", "less than": "<", "fewer than": "<",
+    "at least": ">=", "at most": "<=", "no more than": "<=", "no greater than": "<=",
+    "no less than": ">=", "not exceeding": "<=", "not more than": "<=", "not less than": ">=",
+    "equal to": "==",
+}
+
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+
+
+def normalise_comparator(text: str) -> str:
+    return COMPARATORS[" ".join(text.lower().split())]
+
+
+class _Builder(lark.Transformer):
+    """Turns Lark's parse tree into elig.tree nodes, attaching spans."""
+
+    def __init__(self, file: str):
+        super().__init__(visit_tokens=False)
+        self.file = file
+        self.errors: list[Diagnostic] = []
+
+    # -- helpers
+    def _span(self, meta_or_token) -> Span | None:
+        m = meta_or_token
+        if isinstance(m, lark.Token):
+            return Span(self.file, m.line, m.column, m.end_line, m.end_column)
+        if getattr(m, "empty", True):
+            return None
+        return Span(self.file, m.line, m.column, m.end_line, m.end_column)
+
+    @staticmethod
+    def _string(tok: lark.Token) -> str:
+        body = tok.value[1:-1]
+        return body.replace('\\"', '"').replace("\\\\", "\\")
+
+    # -- protocol structure
+    @lark.v_args(meta=True)
+    def start(self, meta, items):
+        return items[0]
+
+    @lark.v_args(meta=True)
+    def single_rule(self, meta, items):
+        return items[0]
+
+    @lark.v_args(meta=True)
+    def protocol(self, meta, items):
+        header, *sections = items
+        criteria = tuple(c for section in sections for c in section)
+        return t.Protocol(
+            id=header["id"], title=header.get("title"), version=header.get("version"),
+            lookback=header.get("lookback"), criteria=criteria, file=self.file,
+            span=self._span(meta),
+        )
+
+    def header(self, items):
+        out = {"id": str(items[0])}
+        for key, value in items[1:]:
+            out[key] = value
+        return out
+
+    def title(self, items):
+        return ("title", self._string(items[0]))
+
+    def version(self, items):
+        return ("version", self._string(items[0]))
+
+    def lookback(self, items):
+        return ("lookback", items[0])
+
+    def section(self, items):
+        kind = str(items[0])
+        return [c(kind) for c in items[1:]]
+
+    @lark.v_args(meta=True)
+    def criterion(self, meta, items):
+        cid = str(items[0])
+        rest = items[1:]
+        sentence = None
+        if rest and isinstance(rest[0], lark.Token):
+            sentence = self._string(rest[0])
+            rest = rest[1:]
+        rule, *notes = rest
+        span = self._span(meta)
+        return lambda section: t.Criterion(section=section, id=cid, sentence=sentence, rule=rule,
+                                           notes=tuple(notes), span=span)
+
+    def note(self, items):
+        return self._string(items[0])
+
+    # -- logic
+    @lark.v_args(meta=True)
+    def block_list(self, meta, items):
+        return t.ListOf(kind=str(items[0]), items=tuple(items[1:]), block=True, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def inline_list(self, meta, items):
+        return t.ListOf(kind=str(items[0]), items=tuple(items[1:]), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def unless(self, meta, items):
+        return t.Unless(rule=items[0], exception=items[1], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def or_(self, meta, items):
+        return t.Or(operands=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def and_(self, meta, items):
+        return t.And(operands=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def not_(self, meta, items):
+        return t.Not(operand=items[0], span=self._span(meta))
+
+    def sex_fact(self, items):
+        return t.SexFact(sex=str(items[0]), span=self._span(items[0]))
+
+    # -- comparisons
+    @lark.v_args(meta=True)
+    def comparison(self, meta, items):
+        subject, test, *rest = items
+        method = next((x for x in rest if isinstance(x, t.Method)), None)
+        window = next((x for x in rest if isinstance(x, t.Quantity)), None)
+        if method is not None:
+            subject = self._with_method(subject, method)
+        return t.Comparison(subject=subject, test=test, window=window, span=self._span(meta))
+
+    def _with_method(self, subject, method):
+        measure = subject.denominator if isinstance(subject, t.Ratio) else subject
+        if measure.method is not None:
+            self.errors.append(Diagnostic(
+                "E002", "a derivation method is given twice", span=method.span,
+                hint="write the method once, after the name or after the threshold"))
+            return subject
+        if isinstance(subject, t.Ratio):
+            self.errors.append(Diagnostic(
+                "E002", "a derivation method cannot apply to a ratio", span=method.span,
+                hint="put the method after the name it applies to"))
+            return subject
+        return t.Measure(name=subject.name, method=method, span=subject.span)
+
+    @lark.v_args(meta=True)
+    def chain(self, meta, items):
+        low, cmp1, subject, cmp2, high, *rest = items
+        op1, op2 = normalise_comparator(cmp1), normalise_comparator(cmp2)
+        method = next((x for x in rest if isinstance(x, t.Method)), None)
+        window = next((x for x in rest if isinstance(x, t.Quantity)), None)
+        if method is not None:
+            subject = self._with_method(subject, method)
+        span = self._span(meta)
+        if op1 in ("<", "<=") and op2 in ("<", "<="):
+            low, high = self._borrow_unit(low, high)
+            test = t.Between(low=low, high=high, low_inclusive=op1 == "<=", high_inclusive=op2 == "<=",
+                             span=span)
+        elif op1 in (">", ">=") and op2 in (">", ">="):
+            high, low = self._borrow_unit(high, low)
+            test = t.Between(low=low, high=high, low_inclusive=op2 == ">=", high_inclusive=op1 == ">=",
+                             span=span)
+        else:
+            self.errors.append(Diagnostic(
+                "E003", f"a range must point one way: found '{cmp1}' then '{cmp2}'", span=span,
+                hint="write low < value ≤ high, or high > value ≥ low"))
+            test = t.Compare(comparator=op2, threshold=high, span=span)
+        return t.Comparison(subject=subject, test=test, window=window, span=span)
+
+    @staticmethod
+    def _borrow_unit(a, b):
+        """In ``200 < PaO2/FiO2 ≤ 300 mmHg`` the bare 200 takes the unit mmHg."""
+        if isinstance(a, t.Quantity) and isinstance(b, t.Quantity) and not a.has_unit and b.has_unit:
+            value = make_quantity(float(a.number), b.unit)
+            a = t.Quantity(value=value, number=a.number, unit=b.unit, has_unit=True, span=a.span)
+            a = _Borrowed(a)
+        return (a.node if isinstance(a, _Borrowed) else a), b
+
+    @lark.v_args(meta=True)
+    def single_test(self, meta, items):
+        return t.Compare(comparator=normalise_comparator(items[0]), threshold=items[1], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def sex_tests(self, meta, items):
+        return t.BySex(branches=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def branch(self, meta, items):
+        cmp_tok, threshold, sex = items
+        span = self._span(meta)
+        return t.SexBranch(sex=str(sex), test=t.Compare(normalise_comparator(cmp_tok), threshold, span=span),
+                           span=span)
+
+    @lark.v_args(meta=True)
+    def range_to(self, meta, items):
+        low, high = self._borrow_unit(items[0], items[1])
+        return t.Between(low=low, high=high, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def range_between(self, meta, items):
+        low, high = self._borrow_unit(items[0], items[1])
+        return t.Between(low=low, high=high, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def subject(self, meta, items):
+        if len(items) == 1:
+            return items[0]
+        return t.Ratio(numerator=items[0], denominator=items[1], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def measure(self, meta, items):
+        return t.Measure(name=items[0], method=items[1] if len(items) > 1 else None, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def method(self, meta, items):
+        names = tuple(i for i in items if isinstance(i, str))
+        params = tuple(i for i in items if isinstance(i, t.MethodParam))
+        return t.Method(names=names, params=params, span=self._span(meta))
+
+    def method_name(self, items):
+        return items[0].text
+
+    @lark.v_args(meta=True)
+    def method_param(self, meta, items):
+        return t.MethodParam(name=items[0].text, value=items[1], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def quantity(self, meta, items):
+        number = str(items[0])
+        unit = str(items[1]) if len(items) > 1 else None
+        span = self._span(meta)
+        try:
+            value = make_quantity(float(number), unit)
+        except UnitSyntaxError:
+            self.errors.append(Diagnostic(
+                "E004", f"unknown unit '{unit}'", span=self._span(items[1]),
+                hint="write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
+                     "breaths/min, days, months, years"))
+            value = make_quantity(float(number), None)
+        return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, span=span)
+
+    @lark.v_args(meta=True)
+    def uln_multiple(self, meta, items):
+        return t.UlnMultiple(factor=float(items[0]), number=str(items[0]), span=self._span(meta))
+
+    def window(self, items):
+        return items[0]
+
+    # -- events
+    @lark.v_args(meta=True)
+    def event(self, meta, items):
+        prefix = grade = timing = None
+        name = None
+        for item in items:
+            if isinstance(item, str) and not isinstance(item, t.Name):
+                prefix = item
+            elif isinstance(item, t.Name):
+                name = item
+            elif isinstance(item, t.GradeRange):
+                grade = item
+            elif isinstance(item, t.Timing):
+                timing = item
+        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, span=self._span(meta))
+
+    def event_prefix(self, items):
+        word = str(items[0]).split()[0].lower()
+        return {"history": "history", "active": "active", "current": "active",
+                "taking": "taking", "positive": "positive"}[word]
+
+    @lark.v_args(meta=True)
+    def grade(self, meta, items):
+        word = " ".join(str(items[0]).split())
+        values = [self._grade_value(v) for v in items[1:]]
+        low = values[0]
+        high = values[-1]
+        return t.GradeRange(word=word, low=low, high=high, span=self._span(meta))
+
+    @staticmethod
+    def _grade_value(tok) -> int:
+        s = str(tok)
+        return _ROMAN[s] if s in _ROMAN else int(float(s))
+
+    @lark.v_args(meta=True)
+    def within(self, meta, items):
+        return t.Timing(kind="within", duration=items[0], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def onset_within(self, meta, items):
+        return t.Timing(kind="onset_within", duration=items[0], span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def lasting(self, meta, items):
+        return t.Timing(kind="lasting", duration=items[1], comparator=normalise_comparator(items[0]),
+                        span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def rate(self, meta, items):
+        name, cmp_tok, threshold, *rest = items
+        return t.Rate(name=name, comparator=normalise_comparator(cmp_tok), threshold=threshold,
+                      window=rest[0] if rest else None, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def attestation(self, meta, items):
+        item = items[0]
+        if isinstance(item, t.Name):
+            return t.Attestation(text=item.text, quoted=False, span=self._span(meta))
+        return t.Attestation(text=self._string(item), quoted=True, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def name(self, meta, items):
+        words = [str(w)[1:-1] if str(w).startswith("`") else str(w) for w in items]
+        return t.Name(text=" ".join(words), span=self._span(meta))
+
+
+class _Borrowed:
+    def __init__(self, node):
+        self.node = node
+
+
+# ---------------------------------------------------------------- errors
+_TOKEN_DESCRIPTIONS = {
+    "COMPARATOR": "a comparator (≥ ≤ > < = ≠, or words such as 'at least')",
+    "NUMBER": "a number",
+    "UNIT": "a unit (mg/dL, 10^9/L, %, ...)",
+    "ULN_FACTOR": "'x ULN'",
+    "WORD": "a concept name",
+    "QUOTED_NAME": "a concept name",
+    "STRING": 'a quoted sentence "..."',
+    "CRITERION_ID": "a criterion id such as I1 or E4.2",
+    "_NL": "the end of the line",
+    "_INDENT": "an indented line",
+    "_DEDENT": "the end of the indented block",
+    "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "SLASH": "'/'", "COLON": "':'",
+    "SECTION": "'inclusion' or 'exclusion'",
+    "LIST_KIND": "'any of', 'all of' or 'none of'",
+    "SEX": "'male' or 'female'",
+    "$END": "the end of the text",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = []
+    for name in sorted(expected):
+        desc = _TOKEN_DESCRIPTIONS.get(name)
+        if desc is None:
+            desc = f"'{name.lower()}'" if name.isupper() and name.isalpha() else name
+        if desc not in words:
+            words.append(desc)
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return ", ".join(words)
+
+
+def _hint_for(token_value: str, expected: set[str]) -> str:
+    v = token_value.strip()
+    if "COMPARATOR" in expected and v in ("=>", "≧", "≦"):
+        return "use ≥ or >= for 'at least'"
+    if v in ("?",):
+        return ("a '?' often stands for a lost ≥ or ≤ in registry text: restore the comparator and "
+                "add a note saying so")
+    if "UNIT" in expected or "NUMBER" in expected:
+        return "a threshold is a number with a unit, e.g. '1.5 x 10^9/L', '60 mL/min', '2.5 x ULN'"
+    if "_INDENT" in expected:
+        return "indent the rule under its criterion id (two or four spaces)"
+    if "STRING" in expected:
+        return 'put the sponsor\'s sentence in double quotes after the criterion id'
+    if v.lower() in ("and", "or", "not", "of", "to", "if", "within", "in"):
+        return (f"'{v}' is a keyword and cannot be part of a concept name; "
+                f"write such a name in backticks, e.g. `history of present illness`")
+    return "check the spelling and the layout against the language reference (docs/language.md)"
+
+
+def _syntax_diagnostic(exc: lark.exceptions.LarkError, file: str, text: str) -> Diagnostic:
+    if isinstance(exc, lark.exceptions.UnexpectedToken):
+        tok = exc.token
+        expected = set(exc.expected) | set(getattr(exc, "accepts", ()) or ())
+        if tok.type == "$END":
+            line = text.count("\n") + 1
+            col = len(text.rsplit("\n", 1)[-1]) + 1
+            span = Span(file, line, col, line, col + 1)
+            found = "the end of the text"
+        else:
+            line, col = tok.line, tok.column
+            end_line = getattr(tok, "end_line", None) or line
+            end_col = getattr(tok, "end_column", None) or col + max(1, len(tok.value))
+            if tok.type in ("_NL", "_INDENT", "_DEDENT"):
+                found = {"_NL": "the end of the line", "_INDENT": "an indented line",
+                         "_DEDENT": "the end of an indented block"}[tok.type]
+                line_text = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+                if tok.type == "_NL":
+                    col = len(line_text.rstrip()) + 1
+                    end_line, end_col = line, col + 1
+                else:
+                    end_line, end_col = line, col + 1
+            else:
+                found = f"'{tok.value}'"
+            span = Span(file, line, col, end_line, end_col)
+        return Diagnostic("E001", f"unexpected {found}; expected {_describe_expected(expected)}",
+                          span=span, hint=_hint_for(tok.value if tok.type != "$END" else "", expected))
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        hint = "remove the character, or quote the text it belongs to"
+        if ch == "?":
+            hint = _hint_for("?", set())
+        elif ch == '"':
+            hint = "a quoted sentence must end on the same line with a closing \""
+        return Diagnostic("E001", f"unexpected character {ch!r}", span=span, hint=hint)
+    if isinstance(exc, lark.exceptions.UnexpectedEOF):
+        line = text.count("\n") + 1
+        return Diagnostic("E001", "the text ends too early", span=Span(file, line, 1, line, 2),
+                          hint="finish the rule, or close an open parenthesis")
+    # DedentError and friends: inconsistent indentation.
+    return Diagnostic("E005", f"inconsistent indentation: {exc}", span=None,
+                      hint="indent every criterion the same amount, and its rule one step further")
+
+
+def _ensure_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
+    """Parse a whole protocol; raise ``ProtocolError`` with diagnostics on failure."""
+    source = _ensure_newline(text)
+    return _parse(source, file, "start", original=text)
+
+
+def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
+    """Parse a single rule, as ``elig parse`` does."""
+    source = _ensure_newline(text.strip("\n"))
+    return _parse(source, file, "single_rule", original=text)
+
+
+def _parse(source: str, file: str, start: str, original: str):
+    try:
+        lark_tree = get_parser().parse(source, start=start)
+    except lark.exceptions.LarkError as exc:
+        raise ProtocolError([_syntax_diagnostic(exc, file, source)], {file: original}) from None
+    builder = _Builder(file)
+    try:
+        node = builder.transform(lark_tree)
+    except lark.exceptions.VisitError as exc:  # a bug in the builder, not user error
+        raise exc.orig_exc from None
+    if builder.errors:
+        raise ProtocolError(builder.errors, {file: original})
+    if isinstance(node, t.Protocol):
+        node = _with_source(node, original)
+    return node
+
+
+def _with_source(protocol: t.Protocol, source: str) -> t.Protocol:
+    import attrs
+
+    return attrs.evolve(protocol, source=source)
+
+
+def parse_file(path: str | Path) -> t.Protocol:
+    path = Path(path)
+    return parse_protocol(path.read_text(encoding="utf-8"), file=str(path))

@@ -1,0 +1,444 @@
+"""The patient record elig evaluates, and the reader of its native JSON/YAML form.
+
+Every reader (native here, FHIR in ``elig.fhir``) produces the same immutable
+``Patient``. Each entry remembers its ``Source`` (file and record, or FHIR
+resource type/id) so the explanation can cite where a value came from.
+
+A malformed entry never stops the whole record: it is kept with what could be
+read, and a ``DataIssue`` names the record and field (``observations[2].date``)
+and what was expected. Only a file that is not a patient record at all raises
+``DataError``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from elig.dates import DateSyntaxError, PartialDate, parse_date
+from elig.diagnostics import DataError
+
+
+@attrs.frozen
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+    def __str__(self) -> str:
+        return f"{short_system(self.system)} {self.code}"
+
+
+_SYSTEMS = {
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://www.whocc.no/atc": "ATC",
+}
+SYSTEM_ALIASES = {v.lower(): k for k, v in _SYSTEMS.items()} | {
+    "loinc": "http://loinc.org", "snomed": "http://snomed.info/sct", "sct": "http://snomed.info/sct",
+    "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "icd-10-cm": "http://hl7.org/fhir/sid/icd-10-cm",
+    "icd10": "http://hl7.org/fhir/sid/icd-10", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "atc": "http://www.whocc.no/atc",
+}
+
+
+def short_system(system: str) -> str:
+    return _SYSTEMS.get(system, system)
+
+
+def canonical_system(system: str) -> str:
+    return SYSTEM_ALIASES.get(system.strip().lower(), system.strip())
+
+
+@attrs.frozen
+class Source:
+    """Where an entry came from: the file and the record within it."""
+
+    file: str
+    record: str  # "observations[2]" or "Observation/abc-123"
+
+    def __str__(self) -> str:
+        return f"{self.record} in {self.file}" if self.file else self.record
+
+
+@attrs.frozen
+class Observation:
+    """A measurement or test result, as recorded."""
+
+    source: Source
+    concept: str | None = None  # the name the record gives (native format)
+    codes: tuple[Coding, ...] = ()
+    value: float | None = None
+    value_text: str | None = None  # as recorded, when not a plain number
+    unit: str | None = None
+    date: PartialDate | None = None
+    reference_low: float | None = None
+    reference_high: float | None = None
+    reference_unit: str | None = None
+    result: str | None = None  # qualitative: "positive" | "negative" | other text
+    status: str | None = None
+    problem: str | None = None  # why the value cannot be used, when read already broken
+
+
+@attrs.frozen
+class Condition:
+    source: Source
+    concept: str | None = None
+    codes: tuple[Coding, ...] = ()
+    onset: PartialDate | None = None
+    abatement: PartialDate | None = None
+    clinical_status: str | None = None  # active | recurrence | relapse | inactive | remission | resolved
+    verification_status: str | None = None  # confirmed | provisional | refuted | entered-in-error ...
+    grade: int | None = None  # grade, stage or class as a number (CTCAE grade, NYHA class)
+
+
+@attrs.frozen
+class Procedure:
+    source: Source
+    concept: str | None = None
+    codes: tuple[Coding, ...] = ()
+    start: PartialDate | None = None
+    end: PartialDate | None = None
+    status: str | None = None
+
+
+@attrs.frozen
+class Medication:
+    source: Source
+    concept: str | None = None
+    codes: tuple[Coding, ...] = ()
+    start: PartialDate | None = None
+    end: PartialDate | None = None
+    status: str | None = None  # active | completed | stopped | on-hold | intended | entered-in-error
+
+
+@attrs.frozen
+class Attestation:
+    key: str
+    value: bool | None
+    source: Source
+    by: str | None = None
+    date: PartialDate | None = None
+
+
+@attrs.frozen
+class DataIssue:
+    """A problem with one entry of a record: the entry is kept or skipped, never silently."""
+
+    location: str  # "observations[2].date" or "Observation/abc.valueQuantity.unit"
+    message: str
+    hint: str | None = None
+    file: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.location}" if self.file else self.location
+        return f"{where}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+
+@attrs.frozen
+class Patient:
+    id: str
+    source_file: str = ""
+    format: str = "native"  # "native" | "fhir"
+    name: str | None = None
+    birth_date: PartialDate | None = None
+    sex: str | None = None  # "male" | "female" | None
+    pregnant: bool | None = None
+    lactating: bool | None = None
+    observations: tuple[Observation, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    procedures: tuple[Procedure, ...] = ()
+    medications: tuple[Medication, ...] = ()
+    attestations: tuple[Attestation, ...] = ()
+    issues: tuple[DataIssue, ...] = ()
+
+
+# ---------------------------------------------------------------- native reader
+_TOP_KEYS = {
+    "id", "name", "birth_date", "birthDate", "sex", "gender", "pregnant", "lactating", "weight", "height",
+    "observations", "conditions", "procedures", "medications", "attestations", "notes", "description",
+}
+_SEX = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "female", "woman": "female"}
+
+
+def load_patient(path: str | Path) -> Patient:
+    """Read a patient from a file: native JSON/YAML or a FHIR R4 Bundle (detected)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("no such file", file=str(path), hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the file: {exc}", file=str(path)) from None
+    data = _parse_text(text, str(path))
+    return patient_from_data(data, str(path))
+
+
+def _parse_text(text: str, file: str) -> Any:
+    if file.endswith((".yaml", ".yml")):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+            raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file, location=where,
+                            hint="check indentation and quoting") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        try:  # a .json that is really YAML, or a file without extension
+            data = yaml.safe_load(text)
+            if isinstance(data, dict):
+                return data
+        except yaml.YAMLError:
+            pass
+        raise DataError(f"not valid JSON: {exc.msg}", file=file, location=f"line {exc.lineno}, column {exc.colno}",
+                        hint="check for a missing comma or quote") from None
+
+
+def patient_from_data(data: Any, file: str = "") -> Patient:
+    """Build a Patient from parsed JSON/YAML, native or FHIR (detected by resourceType)."""
+    if isinstance(data, dict) and data.get("resourceType") in ("Bundle", "Patient"):
+        from elig import fhir  # imported late: the FHIR reader is optional for native users
+
+        return fhir.patient_from_fhir(data, file)
+    if not isinstance(data, dict):
+        raise DataError("a patient record must be a mapping (JSON object) at the top level", file=file,
+                        hint="start the file with fields such as 'id:', 'birth_date:', 'sex:'")
+    return _NativeReader(file).read(data)
+
+
+class _NativeReader:
+    def __init__(self, file: str):
+        self.file = file
+        self.issues: list[DataIssue] = []
+
+    def issue(self, location: str, message: str, hint: str | None = None) -> None:
+        self.issues.append(DataIssue(location, message, hint, self.file))
+
+    def date(self, value, location: str) -> PartialDate | None:
+        if value is None:
+            return None
+        try:
+            return parse_date(value)
+        except DateSyntaxError as exc:
+            self.issue(location, str(exc), "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
+            return None
+
+    def codes(self, entry: dict, location: str) -> tuple[Coding, ...]:
+        raw = entry.get("codes", entry.get("code"))
+        if raw is None:
+            return ()
+        items = raw if isinstance(raw, list) else [raw]
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and "code" in item and "system" in item:
+                out.append(Coding(canonical_system(str(item["system"])), str(item["code"]), item.get("display")))
+            elif isinstance(item, str) and ":" in item:
+                system, code = item.split(":", 1) if not item.startswith("http") else item.rsplit("|", 1)
+                out.append(Coding(canonical_system(system), code.strip()))
+            else:
+                self.issue(f"{location}.code[{i}]", f"cannot read code {item!r}",
+                           "write a code as {system: LOINC, code: 2160-0} or 'LOINC:2160-0'")
+        return tuple(out)
+
+    def read(self, data: dict) -> Patient:
+        for key in sorted(set(data) - _TOP_KEYS):
+            self.issue(key, f"unknown field '{key}' is ignored",
+                       "known fields: " + ", ".join(sorted(_TOP_KEYS - {'birthDate', 'gender', 'description'})))
+        pid = str(data.get("id") or Path(self.file).stem or "patient")
+        sex_raw = data.get("sex", data.get("gender"))
+        sex = None
+        if sex_raw is not None:
+            sex = _SEX.get(str(sex_raw).strip().lower())
+            if sex is None:
+                self.issue("sex", f"cannot read sex {sex_raw!r}", "write 'male' or 'female'; leave it out when unknown")
+        birth = self.date(data.get("birth_date", data.get("birthDate")), "birth_date")
+        observations = []
+        for key, concept in (("weight", "body weight"), ("height", "body height")):
+            if data.get(key) is not None:
+                observations.append(self.observation(self._shorthand(data[key], concept), key))
+        for i, entry in enumerate(self.entries(data, "observations")):
+            observations.append(self.observation(entry, f"observations[{i}]"))
+        conditions = [self.condition(e, f"conditions[{i}]") for i, e in enumerate(self.entries(data, "conditions"))]
+        procedures = [self.procedure(e, f"procedures[{i}]") for i, e in enumerate(self.entries(data, "procedures"))]
+        medications = [self.medication(e, f"medications[{i}]") for i, e in enumerate(self.entries(data, "medications"))]
+        attestations = self.attestations(data.get("attestations"))
+        return Patient(
+            id=pid, source_file=self.file, format="native", name=data.get("name"), birth_date=birth, sex=sex,
+            pregnant=self.boolean(data.get("pregnant"), "pregnant"),
+            lactating=self.boolean(data.get("lactating"), "lactating"),
+            observations=tuple(o for o in observations if o is not None),
+            conditions=tuple(c for c in conditions if c is not None),
+            procedures=tuple(p for p in procedures if p is not None),
+            medications=tuple(m for m in medications if m is not None),
+            attestations=attestations, issues=tuple(self.issues),
+        )
+
+    def _shorthand(self, value, concept: str) -> dict:
+        if isinstance(value, dict):
+            return {"concept": concept, **value}
+        parts = str(value).split(None, 1)
+        return {"concept": concept, "value": parts[0], "unit": parts[1] if len(parts) > 1 else None}
+
+    def entries(self, data: dict, key: str) -> list[dict]:
+        raw = data.get(key) or []
+        if not isinstance(raw, list):
+            self.issue(key, f"'{key}' must be a list", f"write each entry on a line starting with '- '")
+            return []
+        out = []
+        for i, entry in enumerate(raw):
+            if isinstance(entry, dict):
+                out.append(entry)
+            else:
+                self.issue(f"{key}[{i}]", "an entry must be a mapping with fields such as concept, value, unit, date")
+                out.append({})
+        return out
+
+    def boolean(self, value, location: str) -> bool | None:
+        if value is None or isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("yes", "true", "y", "1"):
+            return True
+        if text in ("no", "false", "n", "0"):
+            return False
+        if text in ("unknown", ""):
+            return None
+        self.issue(location, f"cannot read {value!r} as yes/no", "write true, false, or leave it out when unknown")
+        return None
+
+    def source(self, entry: dict, location: str) -> Source:
+        rid = entry.get("id")
+        return Source(self.file, f"{location} ({rid})" if rid else location)
+
+    def observation(self, e: dict, loc: str) -> Observation | None:
+        codes = self.codes(e, loc)
+        concept = e.get("concept") or e.get("name")
+        if not concept and not codes:
+            self.issue(loc, "an observation needs a concept name or a code", "add 'concept: serum creatinine' or a LOINC code")
+        value = value_text = problem = None
+        raw = e.get("value")
+        result = e.get("result")
+        if isinstance(raw, bool):
+            problem = f"value {raw!r} is not a number"
+        elif isinstance(raw, (int, float)):
+            value = float(raw)
+        elif raw is not None:
+            value_text = str(raw)
+            try:
+                value = float(value_text.replace(",", "."))
+            except ValueError:
+                if value_text.strip().lower() in ("positive", "negative", "detected", "not detected"):
+                    result = result or value_text
+                else:
+                    problem = f"value {value_text!r} is not a number"
+                    self.issue(f"{loc}.value", problem, "write the number alone and the unit in 'unit'")
+        unit = e.get("unit")
+        ref = e.get("reference_range") or e.get("reference") or {}
+        ref_low = ref_high = None
+        if ref and not isinstance(ref, dict):
+            self.issue(f"{loc}.reference_range", "must be a mapping with low, high and unit")
+            ref = {}
+        for key in ("low", "high"):
+            if ref.get(key) is not None:
+                try:
+                    if key == "low":
+                        ref_low = float(ref[key])
+                    else:
+                        ref_high = float(ref[key])
+                except (TypeError, ValueError):
+                    self.issue(f"{loc}.reference_range.{key}", f"{ref[key]!r} is not a number")
+        date = self.date(e.get("date", e.get("effective")), f"{loc}.date")
+        if result is not None:
+            result = _qualitative(str(result))
+        return Observation(
+            source=self.source(e, loc), concept=concept, codes=codes, value=value, value_text=value_text,
+            unit=str(unit) if unit not in (None, "") else None, date=date, reference_low=ref_low,
+            reference_high=ref_high, reference_unit=ref.get("unit", unit) if ref else None,
+            result=result, status=e.get("status"), problem=problem,
+        )
+
+    def condition(self, e: dict, loc: str) -> Condition:
+        grade = e.get("grade", e.get("stage", e.get("class")))
+        grade_value = None
+        if grade is not None:
+            grade_value = _grade_number(grade)
+            if grade_value is None:
+                self.issue(f"{loc}.grade", f"cannot read grade {grade!r}", "write a number (2) or a Roman numeral (III)")
+        return Condition(
+            source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
+            onset=self.date(e.get("onset"), f"{loc}.onset"), abatement=self.date(e.get("abatement", e.get("resolved")), f"{loc}.abatement"),
+            clinical_status=(e.get("status") or e.get("clinical_status")), verification_status=e.get("verification"),
+            grade=grade_value,
+        )
+
+    def procedure(self, e: dict, loc: str) -> Procedure:
+        start = self.date(e.get("start", e.get("date")), f"{loc}.date")
+        end = self.date(e.get("end"), f"{loc}.end") if "end" in e else (start if "date" in e else None)
+        return Procedure(source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
+                         start=start, end=end, status=e.get("status"))
+
+    def medication(self, e: dict, loc: str) -> Medication:
+        return Medication(source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
+                          start=self.date(e.get("start"), f"{loc}.start"), end=self.date(e.get("end"), f"{loc}.end"),
+                          status=e.get("status"))
+
+    def attestations(self, raw) -> tuple[Attestation, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            self.issue("attestations", "must be a mapping from what is attested to true/false",
+                       "write e.g.  informed consent: true")
+            return ()
+        out = []
+        for key, value in raw.items():
+            loc = f"attestations.{key}"
+            by = date = None
+            if isinstance(value, dict):
+                by = value.get("by")
+                date = self.date(value.get("date"), f"{loc}.date")
+                value = value.get("value")
+            out.append(Attestation(key=normalise_key(str(key)), value=self.boolean(value, loc),
+                                   source=Source(self.file, loc), by=by, date=date))
+        return tuple(out)
+
+
+def normalise_key(text: str) -> str:
+    """Attestation keys match case- and space-insensitively."""
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def _qualitative(text: str) -> str:
+    t = text.strip().lower()
+    if t in ("positive", "pos", "detected", "reactive", "+"):
+        return "positive"
+    if t in ("negative", "neg", "not detected", "non-reactive", "nonreactive", "-"):
+        return "negative"
+    return t
+
+
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5}
+
+
+def _grade_number(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    s = str(value).strip().lower()
+    for prefix in ("grade", "class", "stage", "nyha"):
+        s = s.replace(prefix, "").strip()
+    if s in _ROMAN:
+        return _ROMAN[s]
+    try:
+        return int(float(s))
+    except ValueError:
+        return None

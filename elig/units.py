@@ -1,0 +1,239 @@
+"""The one pint unit registry of elig, and the spelling of units as clinicians write them.
+
+pint belongs to loading, checking and explaining. The evaluator never calls
+pint per patient value: it asks a ``UnitResolver`` (owned by a loaded protocol)
+for the factor that turns a recorded unit into the concept's canonical unit,
+and that factor is computed once per distinct unit string.
+
+Beware of percent: in pint ``55 %`` is the dimensionless 0.55, so ``Q(55, "%") > 50``
+is silently False. elig therefore never compares quantities with bare numbers;
+the checker rejects a percentage compared with a number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import attrs
+import pint
+
+# One registry for the whole package. Clinical counting units (cells, breaths,
+# beats) are dimensionless counts, so 10^9/L, 10^3/µL, /mm³ and cells/µL are one
+# dimension (1/volume).
+ureg = pint.UnitRegistry(
+    autoconvert_offset_to_baseunit=True,
+    case_sensitive=True,
+    on_redefinition="ignore",
+)
+for _definition in (
+    "cell = [] = cells",
+    "breath = [] = breaths",
+    "beat = [] = beats",
+    "international_unit = [] = IU",
+    "unit_count = [] ",
+    "mmHg_alias = millimeter_Hg = mm_Hg",
+):
+    ureg.define(_definition)
+Q_ = ureg.Quantity
+
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+# Whole-token spellings pint does not know, mapped to pint expressions.
+_ALIASES = {
+    "y": "year", "yr": "year", "yrs": "year", "years": "year", "year": "year",
+    "mo": "month", "mos": "month", "months": "month", "month": "month",
+    "wk": "week", "wks": "week", "weeks": "week", "week": "week",
+    "d": "day", "days": "day", "day": "day",
+    "h": "hour", "hr": "hour", "hrs": "hour", "hours": "hour", "hour": "hour",
+    "min": "minute", "mins": "minute", "minutes": "minute",
+    "dl": "dL", "ml": "mL", "l": "L", "ul": "uL", "mmhg": "mmHg",
+    "mmol": "mmol", "umol": "umol", "nmol": "nmol", "mcmol": "umol", "mcg": "ug",
+    "kpa": "kPa", "iu": "IU", "u": "IU", "bpm": "beat/minute",
+    "%": "percent", "pct": "percent",
+    "breath": "breath", "breaths": "breath", "beats": "beat", "cells": "cell", "cell": "cell",
+    "mm3": "mm**3", "mm^3": "mm**3", "mm³": "mm**3", "cmm": "mm**3",
+    "m2": "m**2", "m^2": "m**2", "m²": "m**2",
+    "ms": "millisecond", "msec": "millisecond", "sec": "second", "s": "second",
+    "kg": "kg", "g": "g", "mg": "mg", "ng": "ng", "pg": "pg", "cm": "cm", "m": "m",
+    "in": "inch", "lb": "pound", "lbs": "pound",
+}
+
+
+class UnitSyntaxError(ValueError):
+    """A unit string that neither the clinician spellings nor pint can read."""
+
+
+def normalise_unit_text(text: str) -> str:
+    """Turn a clinician's unit into a pint expression.
+
+    ``x 10^9/L`` → ``1e9 / L``; ``× 10⁹/L`` → ``1e9 / L``; ``µmol/L`` → ``umol / L``;
+    ``/mm^3`` → ``1 / mm**3``; ``mg/dl`` → ``mg / dL``; ``50%`` → ``percent``.
+    """
+    s = text.strip().translate(_SUPERSCRIPTS)
+    s = s.replace("µ", "u").replace("μ", "u").replace("·", "*")
+    s = re.sub(r"\s+", "", s)
+    if not s:
+        raise UnitSyntaxError("empty unit")
+    # A leading scale: x10^9, ×10^9, 10^9, 10*9 (UCUM), 10**9, 10E9.
+    scale = ""
+    m = re.match(r"^[x×*]?10(?:\^|\*\*|\*|e|E)?(-?\d+)(.*)$", s)
+    if m and (m.group(2) == "" or m.group(2)[0] in "/*"):
+        scale = f"1e{m.group(1)}"
+        s = m.group(2)
+    parts = re.split(r"([/*])", s)
+    out: list[str] = [scale] if scale else []
+    for part in parts:
+        if part in ("/", "*"):
+            if not out:
+                out.append("1")
+            out.append(f" {part} ")
+            continue
+        if part == "":
+            continue
+        out.append(_one_factor(part))
+    expr = "".join(out).strip()
+    return expr or "1"
+
+
+def _one_factor(token: str) -> str:
+    m = re.match(r"^([A-Za-z%\[\]{}_.]+?)(?:\^|\*\*)?(-?\d+)?$", token)
+    base, power = (m.group(1), m.group(2)) if m else (token, None)
+    key = base.lower() if base.lower() in _ALIASES else base
+    unit = _ALIASES.get(key, _ALIASES.get(base, base))
+    if unit == "mm**3" and power:
+        power = None
+    if power and "**" not in unit:
+        return f"{unit}**{power}"
+    return unit
+
+
+def parse_unit(text: str) -> pint.Quantity:
+    """Parse a clinician's unit to a pint quantity of magnitude 1 × scale.
+
+    Raises ``UnitSyntaxError`` with a readable reason.
+    """
+    expr = normalise_unit_text(text)
+    try:
+        q = ureg.parse_expression(expr)
+    except Exception as exc:  # pint raises several types; all mean "cannot read"
+        raise UnitSyntaxError(f"cannot read unit {text!r}") from exc
+    if not isinstance(q, pint.Quantity):
+        q = Q_(float(q), "dimensionless")
+    return q
+
+
+def quantity(number: float, unit_text: str | None) -> pint.Quantity:
+    if unit_text is None:
+        return Q_(number, "dimensionless")
+    return number * parse_unit(unit_text)
+
+
+def dimensionality(q_or_unit) -> str:
+    """A readable dimension such as ``[mass] / [length] ** 3``."""
+    dim = q_or_unit.dimensionality
+    return str(dim) if str(dim) else "dimensionless"
+
+
+def describe_dimension(q: pint.Quantity) -> str:
+    """Name a dimension the way a clinician would, for messages."""
+    d = q.dimensionality
+    names = {
+        ureg.parse_expression("mg/dL").dimensionality: "mass concentration (e.g. mg/dL)",
+        ureg.parse_expression("umol/L").dimensionality: "molar concentration (e.g. µmol/L)",
+        ureg.parse_expression("mL/min").dimensionality: "volume flow (e.g. mL/min)",
+        ureg.parse_expression("1/L").dimensionality: "count per volume (e.g. 10^9/L)",
+        ureg.parse_expression("mmHg").dimensionality: "pressure (e.g. mmHg)",
+        ureg.parse_expression("kg").dimensionality: "mass (e.g. kg)",
+        ureg.parse_expression("day").dimensionality: "time (e.g. days)",
+        ureg.parse_expression("1/min").dimensionality: "rate per time (e.g. /min)",
+        ureg.parse_expression("cm").dimensionality: "length (e.g. cm)",
+        ureg.parse_expression("m**2").dimensionality: "area (e.g. m²)",
+        ureg.parse_expression("g/L").dimensionality: "mass concentration (e.g. g/L)",
+    }
+    if not d:
+        return "dimensionless (a ratio, score, count or percentage)"
+    return names.get(d, str(d))
+
+
+# Molar mass lets mass and molar concentrations meet (creatinine mg/dL ↔ µmol/L).
+_MOLAR = ureg.parse_expression("mol/L").dimensionality
+_MASS_CONC = ureg.parse_expression("g/L").dimensionality
+
+
+def conversion_factor(from_unit: str, to_unit: str, molar_mass_g_per_mol: float | None = None) -> float:
+    """The factor f with value_in_to = value_in_from × f.
+
+    Raises ``UnitSyntaxError`` for unreadable units and ``pint.DimensionalityError``
+    when the dimensions differ and no molar mass bridges them.
+    """
+    src = parse_unit(from_unit)
+    dst = parse_unit(to_unit)
+    return conversion_factor_q(src, dst, molar_mass_g_per_mol)
+
+
+def conversion_factor_q(src: pint.Quantity, dst: pint.Quantity,
+                        molar_mass_g_per_mol: float | None = None) -> float:
+    if src.dimensionality == dst.dimensionality:
+        return float((src / dst).to("dimensionless").magnitude)
+    if molar_mass_g_per_mol:
+        mm = Q_(molar_mass_g_per_mol, "g/mol")
+        if src.dimensionality == _MOLAR and dst.dimensionality == _MASS_CONC:
+            return float((src * mm / dst).to("dimensionless").magnitude)
+        if src.dimensionality == _MASS_CONC and dst.dimensionality == _MOLAR:
+            return float((src / mm / dst).to("dimensionless").magnitude)
+    raise pint.DimensionalityError(src.units, dst.units, src.dimensionality, dst.dimensionality)
+
+
+def compatible(src: pint.Quantity, dst: pint.Quantity, molar_mass_g_per_mol: float | None = None) -> bool:
+    try:
+        conversion_factor_q(src, dst, molar_mass_g_per_mol)
+        return True
+    except pint.DimensionalityError:
+        return False
+
+
+@attrs.define
+class UnitResolver:
+    """Caches the factor from a recorded unit string to a canonical unit.
+
+    Owned by a loaded protocol (never module-global), so evaluating many
+    patients parses each distinct unit string once and then multiplies floats.
+    A failed lookup is cached too, as the reason string.
+    """
+
+    _cache: dict = attrs.field(factory=dict)
+    _parse: Callable[[str], pint.Quantity] = parse_unit
+
+    def factor(self, from_unit: str, to_unit: str, molar_mass: float | None = None) -> float | str:
+        """The factor, or a reason string when the unit cannot be converted."""
+        key = (from_unit, to_unit, molar_mass)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            result: float | str = conversion_factor_q(self._parse(from_unit), self._parse(to_unit), molar_mass)
+        except UnitSyntaxError:
+            result = f"unreadable unit {from_unit!r}"
+        except pint.DimensionalityError:
+            result = f"unit {from_unit!r} cannot be converted to {to_unit}"
+        self._cache[key] = result
+        return result
+
+
+def format_number(x: float, digits: int = 3) -> str:
+    """Format a number for people: up to ``digits`` significant decimals, no noise."""
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 1000 or float(x).is_integer():
+        return f"{x:.{0 if float(x).is_integer() else 1}f}"
+    if ax >= 100:
+        s = f"{x:.1f}"
+    elif ax >= 1:
+        s = f"{x:.2f}"
+    else:
+        s = f"{x:.{digits}g}"
+    if "." in s and "e" not in s:
+        s = s.rstrip("0").rstrip(".")
+    return s

@@ -1,0 +1,196 @@
+"""The vocabulary of concepts that protocol names resolve to.
+
+Concepts are declared in data (``elig/data/vocabulary.yaml``), never in Python:
+each has a canonical name, aliases, codes (LOINC, SNOMED CT, ICD-10-CM, RxNorm,
+ATC), a kind, and for measurements the canonical unit, molar mass, plausible
+range and default upper limit of normal. This module reads that file into
+immutable objects and answers lookups by name (with did-you-mean) and by code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.resources
+from pathlib import Path
+from typing import Iterable
+
+import attrs
+import pint
+import yaml
+
+from elig.patient import Coding, canonical_system
+from elig.units import UnitSyntaxError, parse_unit
+
+KINDS = ("measurement", "derived", "demographic", "condition", "procedure", "medication", "test", "fact")
+# Kinds whose records are judged closed-world (no matching record = not present).
+EVENT_KINDS = ("condition", "procedure", "medication", "test")
+
+
+class VocabularyError(ValueError):
+    """The vocabulary file itself is wrong (a developer error, reported with the concept name)."""
+
+
+@attrs.frozen
+class CodeSpec:
+    system: str
+    code: str
+    display: str | None = None
+    match: str = "exact"  # "exact" | "prefix" (ICD-10 chapters, ATC classes)
+
+    def matches(self, coding: Coding) -> bool:
+        if coding.system != self.system:
+            return False
+        if self.match == "prefix":
+            return coding.code.startswith(self.code)
+        return coding.code == self.code
+
+    def __str__(self) -> str:
+        star = "*" if self.match == "prefix" else ""
+        return f"{Coding(self.system, self.code)}{star}"
+
+
+@attrs.frozen
+class UlnDefault:
+    """The upper limit of normal used when an observation carries no reference range."""
+
+    unit: str
+    value: float | None = None
+    male: float | None = None
+    female: float | None = None
+    source: str = "elig vocabulary default"
+
+    def for_sex(self, sex: str | None) -> float | None:
+        if sex == "male" and self.male is not None:
+            return self.male
+        if sex == "female" and self.female is not None:
+            return self.female
+        if self.male is not None and self.female is not None and self.male != self.female and self.value is None:
+            return None  # sex-specific and sex unknown: no default
+        return self.value if self.value is not None else (self.male if self.male == self.female else None)
+
+
+@attrs.frozen
+class Concept:
+    name: str
+    kind: str
+    aliases: tuple[str, ...] = ()
+    codes: tuple[CodeSpec, ...] = ()
+    unit: str | None = None  # canonical unit, as written in the vocabulary
+    molar_mass: float | None = None  # g/mol, where mass and molar units meet
+    plausible: tuple[float, float] | None = None  # in the canonical unit
+    uln: UlnDefault | None = None
+    unitless: str | None = None  # how to read a value recorded without a unit: "canonical" or None
+    methods: tuple[str, ...] = ()  # derived: derivation methods, the first is the default
+    field: str | None = None  # fact: the Patient attribute
+    description: str | None = None
+    qualitative: bool = False  # test: judged by a positive/negative result
+
+    @functools.cached_property
+    def unit_quantity(self) -> pint.Quantity | None:
+        return parse_unit(self.unit) if self.unit else None
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    def matches_coding(self, coding: Coding) -> bool:
+        return any(spec.matches(coding) for spec in self.codes)
+
+
+def normalise_name(text: str) -> str:
+    """Names match ignoring case, spacing, hyphen-vs-space and the two micro signs."""
+    t = text.replace("μ", "µ").replace("`", "").lower()
+    t = t.replace("-", " ").replace("_", " ")
+    return " ".join(t.split())
+
+
+@attrs.frozen
+class Vocabulary:
+    concepts: tuple[Concept, ...]
+    _by_name: dict = attrs.field(repr=False, eq=False)
+
+    @classmethod
+    def from_concepts(cls, concepts: Iterable[Concept]) -> "Vocabulary":
+        concepts = tuple(concepts)
+        by_name: dict[str, Concept] = {}
+        for concept in concepts:
+            for name in concept.all_names:
+                key = normalise_name(name)
+                other = by_name.get(key)
+                if other is not None and other is not concept:
+                    raise VocabularyError(f"name {name!r} is used by both {other.name!r} and {concept.name!r}")
+                by_name[key] = concept
+        return cls(concepts, by_name)
+
+    def lookup(self, name: str) -> Concept | None:
+        return self._by_name.get(normalise_name(name))
+
+    def suggest(self, name: str, kinds: tuple[str, ...] | None = None) -> str | None:
+        """The closest known name, for did-you-mean."""
+        candidates = {}
+        for concept in self.concepts:
+            if kinds and concept.kind not in kinds:
+                continue
+            for n in concept.all_names:
+                candidates[normalise_name(n)] = n
+        match = difflib.get_close_matches(normalise_name(name), list(candidates), n=1, cutoff=0.75)
+        return candidates[match[0]] if match else None
+
+    def by_code(self, coding: Coding) -> tuple[Concept, ...]:
+        return tuple(c for c in self.concepts if c.matches_coding(coding))
+
+
+# ---------------------------------------------------------------- loading
+def _data_path() -> Path:
+    return Path(str(importlib.resources.files("elig").joinpath("data/vocabulary.yaml")))
+
+
+def load_vocabulary(path: str | Path | None = None) -> Vocabulary:
+    """Read and validate a vocabulary file (the bundled one by default)."""
+    p = Path(path) if path else _data_path()
+    data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    concepts = [_concept(entry, p) for entry in data.get("concepts", [])]
+    return Vocabulary.from_concepts(concepts)
+
+
+@functools.cache
+def default_vocabulary() -> Vocabulary:
+    """The bundled vocabulary, read once (immutable, so sharing it is safe)."""
+    return load_vocabulary()
+
+
+def _concept(e: dict, path: Path) -> Concept:
+    name = e.get("name")
+    where = f"{path}: concept {name!r}"
+    if not name:
+        raise VocabularyError(f"{path}: a concept without a name: {e!r}")
+    kind = e.get("kind")
+    if kind not in KINDS:
+        raise VocabularyError(f"{where}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    codes = []
+    for c in e.get("codes", []) or []:
+        system = canonical_system(str(c["system"]))
+        code = str(c["code"])
+        match = c.get("match", "exact")
+        if code.endswith("*"):
+            code, match = code[:-1], "prefix"
+        codes.append(CodeSpec(system, code, c.get("display"), match))
+    unit = e.get("unit")
+    if unit is not None:
+        try:
+            parse_unit(str(unit))
+        except UnitSyntaxError as exc:
+            raise VocabularyError(f"{where}: {exc}") from None
+    uln = None
+    if e.get("uln"):
+        u = e["uln"]
+        uln = UlnDefault(unit=str(u.get("unit", unit)), value=u.get("value"), male=u.get("male"),
+                         female=u.get("female"), source=u.get("source", "elig vocabulary default"))
+    plausible = tuple(float(x) for x in e["plausible"]) if e.get("plausible") else None
+    return Concept(
+        name=str(name), kind=kind, aliases=tuple(str(a) for a in e.get("aliases", []) or []),
+        codes=tuple(codes), unit=str(unit) if unit is not None else None, molar_mass=e.get("molar_mass"),
+        plausible=plausible, uln=uln, unitless=e.get("unitless"), methods=tuple(e.get("methods", []) or []),
+        field=e.get("field"), description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
+    )
