@@ -229,9 +229,8 @@ class _Builder(lark.Transformer):
         """In ``200 < PaO2/FiO2 ≤ 300 mmHg`` the bare 200 takes the unit mmHg."""
         if isinstance(a, t.Quantity) and isinstance(b, t.Quantity) and not a.has_unit and b.has_unit:
             value = make_quantity(float(a.number), b.unit)
-            a = t.Quantity(value=value, number=a.number, unit=b.unit, has_unit=True, span=a.span)
-            a = _Borrowed(a)
-        return (a.node if isinstance(a, _Borrowed) else a), b
+            a = t.Quantity(value=value, number=a.number, unit=b.unit, has_unit=True, borrowed=True, span=a.span)
+        return a, b
 
     @lark.v_args(meta=True)
     def single_test(self, meta, items):
@@ -369,11 +368,6 @@ class _Builder(lark.Transformer):
         return t.Name(text=" ".join(words), span=self._span(meta))
 
 
-class _Borrowed:
-    def __init__(self, node):
-        self.node = node
-
-
 # ---------------------------------------------------------------- errors
 _TOKEN_DESCRIPTIONS = {
     "COMPARATOR": "a comparator (≥ ≤ > < = ≠, or words such as 'at least')",
@@ -509,6 +503,17 @@ def _with_source(protocol: t.Protocol, source: str) -> t.Protocol:
     import attrs
 
     return attrs.evolve(protocol, source=source)
+
+
+@functools.lru_cache(maxsize=4096)
+def is_plain_name(text: str) -> bool:
+    """Whether a concept name can be written without backticks (no keyword inside)."""
+    try:
+        node = get_parser().parse(f"attested {text}\n", start="single_rule")
+    except lark.exceptions.LarkError:
+        return False
+    words = [str(tok) for tok in node.scan_values(lambda v: isinstance(v, lark.Token))]
+    return " ".join(words) == text and all(not w.startswith("`") for w in words)
 
 
 def parse_file(path: str | Path) -> t.Protocol:

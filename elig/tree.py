@@ -41,6 +41,8 @@ class Quantity:
     number: str = attrs.field(eq=False)
     unit: str | None = attrs.field(eq=False)
     has_unit: bool = True
+    # True for the bare bound of `18 to 75 years`, which borrows its unit from the other bound.
+    borrowed: bool = attrs.field(default=False, eq=False)
     span: Span | None = _span
 
 

@@ -237,3 +237,14 @@ def format_number(x: float, digits: int = 3) -> str:
     if "." in s and "e" not in s:
         s = s.rstrip("0").rstrip(".")
     return s
+
+
+def format_converted(x: float) -> str:
+    """A converted or computed value: three significant figures (97.2 µmol/L = 1.10 mg/dL)."""
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 100:
+        return f"{x:.1f}".rstrip("0").rstrip(".") if not float(x).is_integer() else f"{x:.0f}"
+    digits = 2 - int(__import__("math").floor(__import__("math").log10(ax)))
+    return f"{x:.{max(digits, 0)}f}"

@@ -109,6 +109,8 @@ def normalise_name(text: str) -> str:
 class Vocabulary:
     concepts: tuple[Concept, ...]
     _by_name: dict = attrs.field(repr=False, eq=False)
+    _by_code: dict = attrs.field(repr=False, eq=False, factory=dict)
+    _by_prefix: tuple = attrs.field(repr=False, eq=False, default=())
 
     @classmethod
     def from_concepts(cls, concepts: Iterable[Concept]) -> "Vocabulary":
@@ -121,7 +123,16 @@ class Vocabulary:
                 if other is not None and other is not concept:
                     raise VocabularyError(f"name {name!r} is used by both {other.name!r} and {concept.name!r}")
                 by_name[key] = concept
-        return cls(concepts, by_name)
+        by_code: dict[tuple[str, str], list[Concept]] = {}
+        by_prefix: list[tuple[CodeSpec, Concept]] = []
+        for concept in concepts:
+            for spec in concept.codes:
+                if spec.match == "prefix":
+                    by_prefix.append((spec, concept))
+                else:
+                    by_code.setdefault((spec.system, spec.code), []).append(concept)
+        frozen_codes = {k: tuple(v) for k, v in by_code.items()}
+        return cls(concepts, by_name, frozen_codes, tuple(by_prefix))
 
     def lookup(self, name: str) -> Concept | None:
         return self._by_name.get(normalise_name(name))
@@ -138,7 +149,10 @@ class Vocabulary:
         return candidates[match[0]] if match else None
 
     def by_code(self, coding: Coding) -> tuple[Concept, ...]:
-        return tuple(c for c in self.concepts if c.matches_coding(coding))
+        """Concepts whose value set holds this code (exact codes by index, then prefixes)."""
+        exact = self._by_code.get((coding.system, coding.code), ())
+        prefixed = tuple(c for spec, c in self._by_prefix if spec.matches(coding) and c not in exact)
+        return exact + prefixed if prefixed else exact
 
 
 # ---------------------------------------------------------------- loading

@@ -1,0 +1,342 @@
+"""Check a parsed protocol against the vocabulary and build its evaluation plan.
+
+Every problem is found in one pass and reported together, each with its span,
+what was expected and a suggestion (codes are documented in
+docs/diagnostics.md):
+
+E101 unknown concept (with did-you-mean)        E102 unknown derivation method
+E103 incompatible dimensions                    E104 bare number where a unit is needed
+E105 percentage compared with a bare number     E106 concept of the wrong kind here
+E107 not a duration                             E108 x ULN on a value without a ULN
+E109 misplaced 'unless'                         E110 grade on a non-condition
+E112 duplicate criterion id                     E113 unknown method parameter
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pint
+
+from elig import canonical, plan as p, tree as t
+from elig.derivations import CATALOGUE, Catalogue
+from elig.diagnostics import Diagnostic, ProtocolError, Span
+from elig.units import Q_, conversion_factor_q, describe_dimension, parse_unit, ureg
+from elig.vocabulary import EVENT_KINDS, Concept, Vocabulary, default_vocabulary
+
+_TIME_UNITS = (("year", ureg.year), ("month", ureg.month), ("week", ureg.week),
+               ("day", ureg.day), ("hour", ureg.hour))
+DEFAULT_RATE_WINDOW = p.Duration(7, "day", "7 days")
+
+
+def protocol_checksum(source: str) -> str:
+    normalised = source.replace("\r\n", "\n").encode("utf-8")
+    return "sha256:" + hashlib.sha256(normalised).hexdigest()[:16]
+
+
+def check(protocol: t.Protocol, vocabulary: Vocabulary | None = None,
+          catalogue: Catalogue = CATALOGUE) -> p.CheckedProtocol:
+    """Check a protocol; return its plan or raise ``ProtocolError`` with every diagnostic."""
+    checker = _Checker(vocabulary or default_vocabulary(), catalogue, protocol)
+    criteria = checker.run()
+    if checker.errors:
+        raise ProtocolError(checker.errors, {protocol.file: protocol.source})
+    return p.CheckedProtocol(tree=protocol, criteria=criteria, vocabulary=checker.vocabulary,
+                             checksum=protocol_checksum(protocol.source or canonical.protocol(protocol)))
+
+
+def diagnose(protocol: t.Protocol, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
+    """All diagnostics of a protocol, without raising."""
+    checker = _Checker(vocabulary or default_vocabulary(), CATALOGUE, protocol)
+    checker.run()
+    return checker.errors
+
+
+class _Checker:
+    def __init__(self, vocabulary: Vocabulary, catalogue: Catalogue, protocol: t.Protocol):
+        self.vocabulary = vocabulary
+        self.catalogue = catalogue
+        self.protocol = protocol
+        self.errors: list[Diagnostic] = []
+        self.lookback: p.Duration | None = None
+
+    def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.errors.append(Diagnostic(code, message, span=span, hint=hint))
+
+    # ------------------------------------------------------------ protocol
+    def run(self) -> tuple[p.CriterionPlan, ...]:
+        if self.protocol.lookback is not None:
+            self.lookback = self.duration(self.protocol.lookback)
+        seen: dict[str, t.Criterion] = {}
+        out = []
+        for c in self.protocol.criteria:
+            if c.id in seen:
+                first = seen[c.id].span
+                self.error("E112", f"criterion id '{c.id}' is used twice", c.span,
+                           f"ids name criteria in reports; rename one (the first is at line {first.line})"
+                           if first else "rename one of them")
+            seen[c.id] = c
+            rule = c.rule
+            if isinstance(rule, t.Unless):
+                plan = p.LogicPlan("unless", (self.rule(rule.rule), self.rule(rule.exception)), rule)
+            else:
+                plan = self.rule(rule)
+            out.append(p.CriterionPlan(id=c.id, section=c.section, sentence=c.sentence, notes=c.notes,
+                                       rule_text=canonical.rule(rule), plan=plan, node=c))
+        return tuple(out)
+
+    # ------------------------------------------------------------ rules
+    def rule(self, node) -> p.RulePlan:
+        if isinstance(node, t.Comparison):
+            return self.comparison(node)
+        if isinstance(node, t.Event):
+            return self.event(node)
+        if isinstance(node, t.SexFact):
+            return p.FactPlan(concept=None, sex=node.sex, node=node)
+        if isinstance(node, t.Rate):
+            return self.rate(node)
+        if isinstance(node, t.Attestation):
+            from elig.patient import normalise_key
+
+            return p.AttestationPlan(key=normalise_key(node.text), text=node.text, node=node)
+        if isinstance(node, t.Not):
+            return p.LogicPlan("not", (self.rule(node.operand),), node)
+        if isinstance(node, t.And):
+            return p.LogicPlan("and", tuple(self.rule(o) for o in node.operands), node)
+        if isinstance(node, t.Or):
+            return p.LogicPlan("or", tuple(self.rule(o) for o in node.operands), node)
+        if isinstance(node, t.ListOf):
+            return p.LogicPlan(node.kind, tuple(self.rule(i) for i in node.items), node)
+        if isinstance(node, t.Unless):
+            self.error("E109", "'unless' must apply to a whole criterion", node.span,
+                       "move the exception to the end of the criterion's rule, or write 'or'/'and not' here")
+            return p.LogicPlan("unless", (self.rule(node.rule), self.rule(node.exception)), node)
+        raise TypeError(type(node).__name__)
+
+    # ------------------------------------------------------------ names
+    def concept(self, name: t.Name, kinds: tuple[str, ...], what: str) -> Concept | None:
+        concept = self.vocabulary.lookup(name.text)
+        if concept is None:
+            suggestion = self.vocabulary.suggest(name.text, kinds) or self.vocabulary.suggest(name.text)
+            if suggestion and name.text[:1].isupper():
+                suggestion = suggestion[:1].upper() + suggestion[1:]
+            hint = (f"did you mean '{suggestion}'?" if suggestion else
+                    "add the concept to the vocabulary, or use a known name (see docs/vocabulary.md)")
+            self.error("E101", f"unknown concept '{name.text}'", name.span, hint)
+            return None
+        if concept.kind not in kinds:
+            self.error("E106", f"'{name.text}' is a {concept.kind}, but {what} is expected here", name.span,
+                       _kind_hint(concept))
+            return None
+        return concept
+
+    def subject(self, subject) -> tuple[p.SubjectRef | None, pint.Quantity | None, str | None]:
+        """The subject's plan, its canonical unit as a quantity, and its unit text."""
+        if isinstance(subject, t.Ratio):
+            num = self.subject(subject.numerator)
+            den = self.subject(subject.denominator)
+            if not (num[0] and den[0]):
+                return None, None, None
+            if not isinstance(num[0], p.MeasureRef) or not isinstance(den[0], p.MeasureRef):
+                self.error("E106", "a ratio divides two measurements", subject.span,
+                           "use measured values on both sides of '/', e.g. PaO2/FiO2")
+                return None, None, None
+            unit_q = num[1] / den[1]
+            unit_text = f"{num[2]}" if den[2] in ("1", None) else f"{num[2]}/({den[2]})"
+            label = f"{num[0].label}/{den[0].label}"
+            return p.RatioRef(num[0], den[0], label, unit_text), unit_q, unit_text
+        concept = self.concept(subject.name, ("measurement", "derived", "demographic"), "a measured or derived value")
+        if concept is None:
+            return None, None, None
+        unit_q = parse_unit(concept.unit) if concept.unit else Q_(1, "dimensionless")
+        if concept.kind == "derived":
+            names = subject.method.names if subject.method else ()
+            default = concept.methods[0] if concept.methods else None
+            found = self.catalogue.resolve(concept.name, default, names)
+            if isinstance(found, str):
+                self.error("E102", found, subject.method.span if subject.method else subject.name.span,
+                           "name a known method in parentheses, e.g. (Cockcroft-Gault); see docs/derived.md")
+                return None, None, None
+            params = self.params(found, subject.method)
+            return p.DerivedRef(concept, found, subject.name.text, params), unit_q, concept.unit
+        if subject.method is not None:
+            self.error("E102", f"'{subject.name.text}' is measured, not derived: it takes no method",
+                       subject.method.span, "remove the parenthesised method")
+        return p.MeasureRef(concept, subject.name.text), unit_q, concept.unit
+
+    def params(self, derivation, method: t.Method | None) -> tuple[tuple[str, float], ...]:
+        if method is None or not method.params:
+            return ()
+        out = []
+        for given in method.params:
+            match = next((prm for prm in derivation.params
+                          if given.name.lower() in {n.lower() for n in (prm.key, *prm.names)}), None)
+            if match is None:
+                known = ", ".join(prm.names[0] for prm in derivation.params) or "none"
+                self.error("E113", f"'{given.name}' is not a parameter of {derivation.title}", given.span,
+                           f"parameters of this method: {known}")
+                continue
+            try:
+                value = conversion_factor_q(given.value.value, parse_unit(match.unit))
+            except pint.DimensionalityError:
+                self.error("E103", f"{match.key} is a {describe_dimension(parse_unit(match.unit))}, "
+                                   f"not {describe_dimension(given.value.value)}", given.value.span,
+                           f"give it in {match.unit}")
+                continue
+            out.append((match.key, value))
+        return tuple(out)
+
+    # ------------------------------------------------------------ thresholds
+    def bound(self, th, concept: Concept | None, unit_q: pint.Quantity, unit_text: str | None,
+              subject_label: str, allow_uln: bool) -> p.Bound | None:
+        if isinstance(th, t.UlnMultiple):
+            text = f"{th.number} x ULN"
+            if not allow_uln:
+                self.error("E108", f"'{subject_label}' has no upper limit of normal", th.span,
+                           "x ULN applies to laboratory measurements; give a value with a unit instead")
+                return None
+            return p.Bound(text=text, uln_factor=th.factor)
+        text = canonical.quantity(th)
+        q = th.value
+        dimensionless_subject = not unit_q.dimensionality
+        if not th.has_unit:
+            if dimensionless_subject and (unit_text or "1") not in ("%", "percent"):
+                return p.Bound(text=text, value=float(q.magnitude) / float(unit_q.to("dimensionless").magnitude),
+                               quantity=q)
+            if unit_text in ("%", "percent"):
+                self.error("E105", f"'{subject_label}' is a percentage, compared here with the bare number {th.number}",
+                           th.span, f"write {th.number}% (a bare number is ambiguous: 0.5 or 50%?)")
+                return None
+            example = unit_text or "a unit"
+            self.error("E104", f"a bare number where a unit is needed: '{subject_label}' is a "
+                               f"{describe_dimension(unit_q)}", th.span,
+                       f"write the unit, e.g. '{th.number} {example}'")
+            return None
+        try:
+            value = conversion_factor_q(q, unit_q, concept.molar_mass if concept else None)
+        except pint.DimensionalityError:
+            self.error("E103", f"'{subject_label}' is a {describe_dimension(unit_q)} and cannot be compared "
+                               f"with {text}, a {describe_dimension(q)}", th.span,
+                       f"give the threshold in a unit of the same kind, e.g. {unit_text}")
+            return None
+        return p.Bound(text=text, value=value, quantity=q)
+
+    def duration(self, q: t.Quantity | None) -> p.Duration | None:
+        if q is None:
+            return None
+        text = canonical.quantity(q)
+        if q.has_unit and q.value.dimensionality == ureg.day.dimensionality:
+            for name, unit in _TIME_UNITS:
+                if q.value.units == unit:
+                    return p.Duration(float(q.value.magnitude), name, text)
+            return p.Duration(float(q.value.to("day").magnitude), "day", text)
+        self.error("E107", f"'{text}' is not a duration", q.span,
+                   "write a duration such as '7 days', '6 months', '2 weeks' or '1 year'")
+        return None
+
+    # ------------------------------------------------------------ comparisons
+    def comparison(self, node: t.Comparison) -> p.RulePlan | None:
+        subject, unit_q, unit_text = self.subject(node.subject)
+        window = self.duration(node.window) if node.window is not None else None
+        if subject is None:
+            self._check_thresholds_syntax(node.test)
+            return None
+        concept = subject.concept if not isinstance(subject, p.RatioRef) else None
+        label = subject.label
+        allow_uln = isinstance(subject, p.MeasureRef) and subject.concept.kind == "measurement"
+
+        def b(th):
+            return self.bound(th, concept, unit_q, unit_text, label, allow_uln)
+
+        test = node.test
+        if isinstance(test, t.Compare):
+            bound = b(test.threshold)
+            plan_test = p.CompareTest(test.comparator, bound) if bound else None
+        elif isinstance(test, t.Between):
+            lo, hi = b(test.low), b(test.high)
+            plan_test = p.RangeTest(lo, hi, test.low_inclusive, test.high_inclusive) if lo and hi else None
+            if lo and hi and lo.value is not None and hi.value is not None and lo.value > hi.value:
+                self.error("E103", f"the range {lo.text} to {hi.text} is empty", test.span,
+                           "write the lower bound first")
+        else:
+            branches = []
+            for br in test.branches:
+                bound = b(br.test.threshold)
+                if bound:
+                    branches.append((br.sex, p.CompareTest(br.test.comparator, bound)))
+            sexes = [s for s, _ in branches]
+            if len(set(sexes)) != len(sexes):
+                self.error("E103", "a sex is given two thresholds", test.span, "give one threshold per sex")
+            plan_test = p.SexTest(tuple(branches)) if len(branches) == len(test.branches) else None
+        if plan_test is None:
+            return None
+        if window is None and not isinstance(subject, p.DerivedRef) and not (
+                isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"):
+            window = self.lookback
+        if isinstance(subject, p.DerivedRef) and window is None:
+            window = self.lookback
+        return p.ComparisonPlan(subject=subject, test=plan_test, window=window, node=node)
+
+    def _check_thresholds_syntax(self, test) -> None:
+        """Even with an unknown subject, a window or unit error elsewhere is still reported."""
+        return None
+
+    # ------------------------------------------------------------ events
+    def event(self, node: t.Event) -> p.RulePlan | None:
+        allowed = {None: EVENT_KINDS + ("fact",), "history": ("condition", "procedure", "medication"),
+                   "active": ("condition", "procedure", "medication"), "taking": ("medication",),
+                   "positive": ("test",)}[node.prefix]
+        what = {None: "a condition, procedure, medication, test or patient fact",
+                "history": "a condition, procedure or medication", "active": "a condition, procedure or medication",
+                "taking": "a medication", "positive": "a test"}[node.prefix]
+        concept = self.concept(node.name, allowed, what)
+        if concept is None:
+            return None
+        if concept.kind == "fact":
+            if node.grade or node.timing:
+                self.error("E106", f"'{node.name.text}' is a patient fact: it takes no grade or time", node.span,
+                           "write it alone, e.g. 'pregnant or lactating'")
+            return p.FactPlan(concept=concept, sex=None, node=node)
+        grade = None
+        if node.grade is not None:
+            if concept.kind != "condition":
+                self.error("E110", f"'{node.name.text}' is a {concept.kind}: only conditions have a grade",
+                           node.grade.span, "remove the grade, or name a condition")
+            elif node.grade.low > node.grade.high:
+                self.error("E103", f"the grade range {node.grade.low} to {node.grade.high} is empty", node.grade.span,
+                           "write the lower grade first")
+            grade = (node.grade.low, node.grade.high, node.grade.word)
+        timing_kind = duration = op = None
+        if node.timing is not None:
+            timing_kind = node.timing.kind
+            duration = self.duration(node.timing.duration)
+            op = node.timing.comparator
+            if timing_kind in ("onset_within", "lasting") and concept.kind != "condition":
+                self.error("E106", f"'{node.name.text}' is a {concept.kind}: onset and duration apply to conditions",
+                           node.timing.span, "use 'within' for procedures, medications and tests")
+        return p.EventPlan(concept=concept, prefix=node.prefix, grade=grade, timing_kind=timing_kind,
+                           duration=duration, timing_op=op, node=node)
+
+    def rate(self, node: t.Rate) -> p.RulePlan | None:
+        concept = self.concept(node.name, ("measurement",), "a measurement")
+        window = self.duration(node.window) if node.window is not None else DEFAULT_RATE_WINDOW
+        if concept is None:
+            return None
+        unit_q = parse_unit(concept.unit) if concept.unit else Q_(1, "dimensionless")
+        bound = self.bound(node.threshold, concept, unit_q, concept.unit, node.name.text, False)
+        if bound is None or window is None:
+            return None
+        return p.RatePlan(concept=concept, op=node.comparator, bound=bound, window=window, node=node)
+
+
+def _kind_hint(concept: Concept) -> str:
+    return {
+        "measurement": f"compare it with a threshold, e.g. '{concept.name} ≥ ...'",
+        "derived": f"compare it with a threshold, e.g. '{concept.name} ≥ ...'",
+        "demographic": f"compare it with a threshold, e.g. '{concept.name} 18 to 75 years'",
+        "condition": f"name it alone, e.g. 'active {concept.name}' or '{concept.name} within 6 months'",
+        "procedure": f"name it alone, e.g. 'history of {concept.name}'",
+        "medication": f"name it alone, e.g. 'taking {concept.name}'",
+        "test": f"write 'positive {concept.name} within 14 days'",
+        "fact": f"name it alone, e.g. '{concept.name}'",
+    }[concept.kind]

@@ -1,0 +1,178 @@
+"""The ``elig`` command line.
+
+Exit codes: 0 success; 1 the input has problems (diagnostics, failing protocol
+tests, unreadable records); 2 usage errors. No traceback reaches the user:
+elig's own errors are printed as diagnostics, anything else as a one-line
+internal error (``ELIG_DEBUG=1`` shows the traceback, for developers).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from elig import __version__
+from elig.diagnostics import DataError, EligError, ProtocolError, render_all
+
+
+def _handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ProtocolError as exc:
+            click.echo(render_all(exc.diagnostics, exc.sources), err=True)
+            n = len(exc.diagnostics)
+            click.echo(f"\n{n} problem{'s' if n != 1 else ''} found", err=True)
+            sys.exit(1)
+        except DataError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except EligError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # pragma: no cover - a bug; keep the user's terminal clean
+            if os.environ.get("ELIG_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
+                       f"  = help: this is a bug in elig; rerun with ELIG_DEBUG=1 for the traceback and report it",
+                       err=True)
+            sys.exit(70)
+    return wrapper
+
+
+def protocol_files(paths) -> list[Path]:
+    """Expand directories to their *.elig files, sorted."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.elig")))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise DataError("no such file or directory", file=str(p), hint="check the path")
+    return out
+
+
+def _style(text: str, kind) -> str:
+    colour = {"met": "green", "not met": "red", "unknown": "yellow", "eligible": "green",
+              "ineligible": "red", "undetermined": "yellow"}.get(str(kind))
+    return click.style(text, fg=colour, bold=str(kind) in ("eligible", "ineligible", "undetermined"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="elig")
+def main():
+    """elig: clinical-trial eligibility rules as code.
+
+    Write a trial's criteria in the elig language, check them, and explain
+    every verdict for a patient (native JSON/YAML or FHIR R4).
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def check(paths, fmt):
+    """Parse and check protocols (files or folders of *.elig); report every problem."""
+    from elig import checker, parser
+
+    files = protocol_files(paths)
+    problems = []
+    sources = {}
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        sources[str(f)] = text
+        try:
+            tree = parser.parse_protocol(text, file=str(f))
+        except ProtocolError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        problems.extend(checker.diagnose(tree))
+    if fmt == "json":
+        click.echo(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.as_dict() for d in problems]},
+                              ensure_ascii=False, indent=2))
+    else:
+        if problems:
+            click.echo(render_all(problems, sources), err=True)
+            click.echo(f"\n{len(problems)} problem{'s' if len(problems) != 1 else ''} in {len(files)} file(s)", err=True)
+        else:
+            click.echo(f"{len(files)} protocol file{'s' if len(files) != 1 else ''} checked: no problems")
+    sys.exit(1 if any(d.severity == "error" for d in problems) else 0)
+
+
+@main.command()
+@click.argument("protocol", type=click.Path())
+@click.argument("patient", type=click.Path())
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Evaluation date (default: today).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(), help="Write the report to a file instead of standard output.")
+@_handle_errors
+def explain(protocol, patient, as_of, fmt, output):
+    """Evaluate PATIENT against PROTOCOL and explain every criterion."""
+    from elig import api
+    from elig.evaluator import as_date
+    from elig.patient import load_patient
+
+    try:
+        as_of_date = as_date(as_of)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    checked = api.load_protocol(protocol)
+    record = load_patient(patient)
+    result = api.evaluate(checked, record, as_of_date)
+    text = render(result, fmt, colour=output is None and sys.stdout.isatty())
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+def render(result, fmt: str, colour: bool = False) -> str:
+    from elig import report
+
+    if fmt == "json":
+        return report.render_json(result)
+    if fmt == "markdown":
+        from elig.report.markdown import render_markdown
+
+        return render_markdown(result)
+    if fmt == "html":
+        from elig.report.html import render_html
+
+        return render_html(result)
+    return report.render_text(result, style=_style if colour else None)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def parse(text, fmt):
+    """Parse one criterion's rule and print it in canonical form (or as JSON)."""
+    from elig import canonical, parser
+    from elig.treejson import tree_to_json
+
+    node = parser.parse_rule(text, file="<argument>")
+    if fmt == "json":
+        click.echo(json.dumps(tree_to_json(node), ensure_ascii=False, indent=2))
+    else:
+        click.echo(canonical.rule(node))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

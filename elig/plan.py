@@ -1,0 +1,166 @@
+"""The checked protocol: what the evaluator runs.
+
+The checker (``elig.checker``) resolves every name of the tree to a vocabulary
+concept or derivation and every threshold to a plain float in its concept's
+canonical unit, so that evaluating a patient compares floats: pint is done
+with by the time a plan exists. Plan nodes keep the tree node they came from
+(for spans and canonical text) but never need it to evaluate.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import attrs
+import pint
+
+from elig import tree as t
+from elig.derivations import Derivation
+from elig.units import UnitResolver
+from elig.vocabulary import Concept, Vocabulary
+
+
+@attrs.frozen
+class Duration:
+    amount: float
+    unit: str  # day | week | month | year | hour
+    text: str  # as written: "7 days"
+
+
+@attrs.frozen
+class Bound:
+    """A threshold in canonical units, or a multiple of the ULN."""
+
+    text: str  # as written: "1.5 x 10^9/L", "2.5 x ULN"
+    value: float | None = None  # canonical unit; None for ULN multiples
+    uln_factor: float | None = None
+    quantity: pint.Quantity | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class MeasureRef:
+    concept: Concept
+    label: str  # as the protocol wrote it
+
+
+@attrs.frozen
+class DerivedRef:
+    concept: Concept
+    derivation: Derivation
+    label: str
+    params: tuple[tuple[str, float], ...] = ()  # overridden constants, in the param's unit
+
+
+@attrs.frozen
+class RatioRef:
+    numerator: MeasureRef
+    denominator: MeasureRef
+    label: str
+    unit: str  # the ratio's canonical unit (numerator unit / denominator unit)
+
+
+SubjectRef = Union[MeasureRef, DerivedRef, RatioRef]
+
+
+@attrs.frozen
+class CompareTest:
+    op: str
+    bound: Bound
+
+
+@attrs.frozen
+class RangeTest:
+    low: Bound
+    high: Bound
+    low_inclusive: bool
+    high_inclusive: bool
+
+
+@attrs.frozen
+class SexTest:
+    branches: tuple[tuple[str, CompareTest], ...]
+
+
+@attrs.frozen
+class ComparisonPlan:
+    subject: SubjectRef
+    test: Union[CompareTest, RangeTest, SexTest]
+    window: Duration | None
+    node: t.Comparison = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class EventPlan:
+    concept: Concept
+    prefix: str | None
+    grade: tuple[int, int, str] | None
+    timing_kind: str | None  # within | onset_within | lasting
+    duration: Duration | None
+    timing_op: str | None
+    node: t.Event = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class FactPlan:
+    """Pregnancy, lactation (``concept``) or sex (``sex``)."""
+
+    concept: Concept | None
+    sex: str | None
+    node: object = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class RatePlan:
+    concept: Concept
+    op: str
+    bound: Bound  # per day, canonical unit
+    window: Duration
+    node: t.Rate = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class AttestationPlan:
+    key: str
+    text: str
+    node: t.Attestation = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class LogicPlan:
+    op: str  # and | or | not | any | all | none | unless
+    children: tuple["RulePlan", ...]
+    node: object = attrs.field(eq=False, repr=False)
+
+
+RulePlan = Union[ComparisonPlan, EventPlan, FactPlan, RatePlan, AttestationPlan, LogicPlan]
+
+
+@attrs.frozen
+class CriterionPlan:
+    id: str
+    section: str
+    sentence: str | None
+    notes: tuple[str, ...]
+    rule_text: str
+    plan: RulePlan
+    node: t.Criterion = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class CheckedProtocol:
+    """A protocol ready to evaluate many patients. Immutable except its unit cache."""
+
+    tree: t.Protocol
+    criteria: tuple[CriterionPlan, ...]
+    vocabulary: Vocabulary = attrs.field(repr=False)
+    checksum: str
+    resolver: UnitResolver = attrs.field(factory=UnitResolver, eq=False, repr=False)
+    warnings: tuple = ()
+
+    @property
+    def id(self) -> str:
+        return self.tree.id
+
+    @property
+    def title(self) -> str | None:
+        return self.tree.title

@@ -1,0 +1,191 @@
+"""Results of an evaluation, and the explanation of every verdict, as data.
+
+The evaluator builds these immutable objects; renderers (``elig.report``) only
+read them. ``to_json_dict`` gives the documented, versioned JSON form
+(schema: ``elig/data/result.schema.json``); serialising the same result twice
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+SCHEMA_VERSION = "1.0"
+
+
+class Outcome(enum.Enum):
+    """Three-valued (Kleene) outcome of a rule."""
+
+    MET = "met"
+    NOT_MET = "not met"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @staticmethod
+    def of(value: bool | None) -> "Outcome":
+        if value is None:
+            return Outcome.UNKNOWN
+        return Outcome.MET if value else Outcome.NOT_MET
+
+    def negate(self) -> "Outcome":
+        return {Outcome.MET: Outcome.NOT_MET, Outcome.NOT_MET: Outcome.MET}.get(self, Outcome.UNKNOWN)
+
+
+def kleene_and(outcomes) -> Outcome:
+    """False wins, then unknown: ``unknown and false`` is false."""
+    outcomes = list(outcomes)
+    if any(o is Outcome.NOT_MET for o in outcomes):
+        return Outcome.NOT_MET
+    if any(o is Outcome.UNKNOWN for o in outcomes):
+        return Outcome.UNKNOWN
+    return Outcome.MET
+
+
+def kleene_or(outcomes) -> Outcome:
+    """True wins, then unknown: ``unknown or true`` is true."""
+    outcomes = list(outcomes)
+    if any(o is Outcome.MET for o in outcomes):
+        return Outcome.MET
+    if any(o is Outcome.UNKNOWN for o in outcomes):
+        return Outcome.UNKNOWN
+    return Outcome.NOT_MET
+
+
+class Verdict(enum.Enum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    UNDETERMINED = "undetermined"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class ValueUsed:
+    """One recorded value the evaluator used, with where it came from."""
+
+    concept: str
+    value: float | None  # as recorded
+    unit: str | None  # as recorded
+    canonical_value: float | None = None
+    canonical_unit: str | None = None
+    conversion: str | None = None  # "97.2 µmol/L = 1.10 mg/dL"
+    date: str | None = None
+    source: str | None = None
+    text: str | None = None  # for qualitative values and events: what the record says
+
+
+@attrs.frozen
+class ThresholdUsed:
+    text: str  # as the protocol wrote it: "≥ 60 mL/min", "≤ 2.5 x ULN"
+    value: float | None  # canonical value compared against
+    unit: str | None
+    uln: float | None = None
+    uln_source: str | None = None  # "reference range of Observation/abc" or "vocabulary default"
+
+
+@attrs.frozen
+class Derived:
+    """How a derived value was computed: method, formula, the numbers substituted."""
+
+    concept: str
+    method: str
+    formula: str
+    substituted: str
+    value: float
+    unit: str
+    inputs: tuple[ValueUsed, ...] = ()
+    reference: str = ""
+    pairing: str | None = None
+    parameters: tuple[str, ...] = ()  # "Patm = 760 mmHg (default)"
+
+
+@attrs.frozen
+class Explanation:
+    """Why a rule came out as it did. One class for every rule kind keeps renderers simple."""
+
+    kind: str  # comparison | event | fact | attestation | rate | and | or | not | any | all | none | unless
+    rule: str  # canonical text of this (sub)rule
+    outcome: Outcome
+    summary: str  # one line a person reads
+    values: tuple[ValueUsed, ...] = ()
+    threshold: ThresholdUsed | None = None
+    derived: Derived | None = None
+    reason: str | None = None  # for unknown: why
+    missing: tuple[str, ...] = ()  # data to collect to decide
+    searched: tuple[str, ...] = ()  # codes searched for events
+    distance: str | None = None  # what would change the outcome
+    children: tuple["Explanation", ...] = ()
+
+
+@attrs.frozen
+class CriterionResult:
+    id: str
+    section: str  # inclusion | exclusion
+    sentence: str | None
+    rule: str
+    notes: tuple[str, ...]
+    outcome: Outcome
+    explanation: Explanation
+    attested: bool = False  # decided (or awaiting) a person's attestation only
+
+    @property
+    def excludes(self) -> bool:
+        """Whether this criterion makes the patient ineligible."""
+        return (self.section == "inclusion" and self.outcome is Outcome.NOT_MET) or (
+            self.section == "exclusion" and self.outcome is Outcome.MET)
+
+
+@attrs.frozen
+class CollectItem:
+    """A datum to collect, and the criteria it would help decide."""
+
+    item: str
+    criteria: tuple[str, ...]
+
+
+@attrs.frozen
+class EvaluationResult:
+    protocol_id: str
+    protocol_title: str | None
+    protocol_checksum: str
+    patient_id: str
+    patient_source: str
+    as_of: str
+    elig_version: str
+    verdict: Verdict
+    criteria: tuple[CriterionResult, ...]
+    to_collect: tuple[CollectItem, ...] = ()
+    data_issues: tuple[str, ...] = ()
+    patient_name: str | None = None
+
+    @property
+    def inclusions(self) -> tuple[CriterionResult, ...]:
+        return tuple(c for c in self.criteria if c.section == "inclusion")
+
+    @property
+    def exclusions(self) -> tuple[CriterionResult, ...]:
+        return tuple(c for c in self.criteria if c.section == "exclusion")
+
+    def criterion(self, cid: str) -> CriterionResult:
+        for c in self.criteria:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out = attrs.asdict(self, value_serializer=_serialise)
+        return {"schema_version": SCHEMA_VERSION, **out}
+
+
+def _serialise(inst, field, value):
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
