@@ -208,6 +208,8 @@ class _Checker:
                            th.span, f"write {th.number}% (a bare number is ambiguous: 0.5 or 50%?)")
                 return None
             example = unit_text or "a unit"
+            if example.startswith("10^"):
+                example = "x " + example
             self.error("E104", f"a bare number where a unit is needed: '{subject_label}' is a "
                                f"{describe_dimension(unit_q)}", th.span,
                        f"write the unit, e.g. '{th.number} {example}'")

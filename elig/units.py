@@ -149,7 +149,6 @@ def describe_dimension(q: pint.Quantity) -> str:
         ureg.parse_expression("1/min").dimensionality: "rate per time (e.g. /min)",
         ureg.parse_expression("cm").dimensionality: "length (e.g. cm)",
         ureg.parse_expression("m**2").dimensionality: "area (e.g. m²)",
-        ureg.parse_expression("g/L").dimensionality: "mass concentration (e.g. g/L)",
     }
     if not d:
         return "dimensionless (a ratio, score, count or percentage)"

@@ -1,0 +1,35 @@
+"""Shared fixtures. Golden files are rewritten on purpose with ELIG_UPDATE_GOLDEN=1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+UPDATE_GOLDEN = bool(os.environ.get("ELIG_UPDATE_GOLDEN"))
+
+
+def assert_golden(path: Path, actual: str) -> None:
+    """Compare with a golden file; with ELIG_UPDATE_GOLDEN=1, rewrite it instead."""
+    if UPDATE_GOLDEN or not path.exists():
+        if not UPDATE_GOLDEN:
+            pytest.fail(f"golden file {path} is missing; run with ELIG_UPDATE_GOLDEN=1 to create it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"output differs from {path} (ELIG_UPDATE_GOLDEN=1 regenerates it)"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def nct06021067():
+    import elig
+
+    return elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")

@@ -1,0 +1,91 @@
+"""The command line as a user meets it: exit codes, output, and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from elig.cli import main
+
+from conftest import ROOT
+
+PROTOCOL = str(ROOT / "protocols" / "NCT06021067.elig")
+DEMO = str(ROOT / "examples" / "patients" / "demo_patient.yaml")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_check_clean_protocols():
+    r = invoke("check", str(ROOT / "protocols"))
+    assert r.exit_code == 0
+    assert "no problems" in r.output
+
+
+def test_check_reports_every_problem(tmp_path):
+    bad = tmp_path / "bad.elig"
+    bad.write_text("protocol B\ninclusion\n  I1\n    serum creatinine > 1.5 mL/min\n  I2\n    ANC ≥ 1.5\n"
+                   "  I3\n    Creatinin clearance ≥ 60 mL/min\n", encoding="utf-8")
+    r = invoke("check", str(bad))
+    assert r.exit_code == 1
+    assert f"{bad}:4:24: error[E103]" in r.output
+    assert f"{bad}:6:11: error[E104]" in r.output
+    assert f"{bad}:8:5: error[E101]" in r.output
+    assert "did you mean 'Creatinine clearance'?" in r.output
+    j = invoke("check", str(bad), "--format", "json")
+    assert [d["code"] for d in json.loads(j.output)["diagnostics"]] == ["E103", "E104", "E101"]
+
+
+def test_explain_text_shows_cockcroft_gault():
+    r = invoke("explain", PROTOCOL, DEMO, "--as-of", "2024-03-15")
+    assert r.exit_code == 0
+    assert "VERDICT: ELIGIBLE" in r.output
+    assert "(140 − 63) × 72.0 kg / (72 × 1.10 mg/dL)" in r.output
+    assert "97.2 µmol/L = 1.10 mg/dL" in r.output
+
+
+def test_explain_json():
+    r = invoke("explain", PROTOCOL, DEMO, "--as-of", "2024-03-15", "--format", "json")
+    data = json.loads(r.output)
+    assert data["verdict"] == "eligible" and data["as_of"] == "2024-03-15"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("explain", PROTOCOL, "nope.yaml", "--as-of", "2024-03-15"), "nope.yaml: no such file"),
+    (("explain", PROTOCOL, DEMO, "--as-of", "2024-13-01"), "Invalid value for --as-of: cannot read date '2024-13-01'"),
+    (("check", "missing.elig"), "missing.elig: no such file"),
+])
+def test_bad_input_is_a_message_not_a_traceback(args, message):
+    r = CliRunner().invoke(main, list(args))
+    assert r.exit_code in (1, 2)
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_bad_patient_file(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text("{not json", encoding="utf-8")
+    r = CliRunner().invoke(main, ["explain", PROTOCOL, str(f), "--as-of", "2024-03-15"])
+    assert r.exit_code == 1 and "not valid JSON" in r.output and "line 1" in r.output
+
+
+def test_parse_round_trips():
+    r = invoke("parse", "ALT =< 2.5xULN and AST no more than 2.5 times ULN")
+    assert r.output.strip() == "ALT ≤ 2.5 x ULN and AST ≤ 2.5 x ULN"
+    again = invoke("parse", r.output.strip())
+    assert again.output == r.output
+
+
+def test_parse_error_has_a_caret():
+    r = invoke("parse", "ANC ≥ ≥ 1")
+    assert r.exit_code == 1 and "^" in r.output and "expected a number" in r.output
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "elig.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "elig" in out.stdout
