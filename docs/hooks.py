@@ -1,0 +1,75 @@
+"""mkdocs hook: generate reference tables from their declarations at build time.
+
+A page containing ``<!-- elig:vocabulary -->`` gets the vocabulary table from
+``elig/data/vocabulary.yaml``; ``<!-- elig:derivations -->`` gets the derivation
+catalogue from ``elig/derivations.py``. Nothing is copied by hand, so the docs
+cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+
+def _vocabulary() -> str:
+    from elig.patient import short_system
+    from elig.vocabulary import default_vocabulary
+
+    vocab = default_vocabulary()
+    lines = []
+    kinds = ["measurement", "derived", "demographic", "fact", "condition", "procedure", "medication", "test"]
+    for kind in kinds:
+        concepts = sorted((c for c in vocab.concepts if c.kind == kind), key=lambda c: c.name.lower())
+        if not concepts:
+            continue
+        lines.append(f"\n### {kind.capitalize()}s ({len(concepts)})\n")
+        if kind in ("measurement", "derived", "demographic"):
+            lines.append("| concept | aliases | unit | plausible | molar mass | default ULN | codes |")
+            lines.append("|---|---|---|---|---|---|---|")
+        else:
+            lines.append("| concept | aliases | codes |")
+            lines.append("|---|---|---|")
+        for c in concepts:
+            codes = ", ".join(f"{short_system(s.system)} `{s.code}{'*' if s.match == 'prefix' else ''}`"
+                              for s in c.codes) or "—"
+            aliases = ", ".join(c.aliases) or "—"
+            if kind in ("measurement", "derived", "demographic"):
+                plaus = f"{c.plausible[0]:g}–{c.plausible[1]:g}" if c.plausible else "—"
+                uln = "—"
+                if c.uln:
+                    u = c.uln
+                    uln = (f"{u.value:g} {u.unit}" if u.value is not None else
+                           f"M {u.male:g} / F {u.female:g} {u.unit}")
+                mm = f"{c.molar_mass:g} g/mol" if c.molar_mass else "—"
+                lines.append(f"| {c.name} | {aliases} | `{c.unit}` | {plaus} | {mm} | {uln} | {codes} |")
+            else:
+                lines.append(f"| {c.name} | {aliases} | {codes} |")
+    return "\n".join(lines) + "\n"
+
+
+def _derivations() -> str:
+    from elig.derivations import CATALOGUE
+
+    out = []
+    for d in CATALOGUE.by_key.values():
+        out.append(f"\n### {d.title}\n")
+        out.append(f"- **computes**: {d.concept} in `{d.unit}`; key `{d.key}`")
+        names = d.method_names[0] + (f", {d.variant_names[0]}" if d.variant_names else "")
+        out.append(f"- **in a protocol**: `({names})`")
+        out.append(f"- **formula**: `{d.formula}`")
+        inputs = ", ".join(f"{i.concept} ({i.unit})" for i in d.inputs)
+        extra = [x for x, need in (("age", d.needs_age), ("sex", d.needs_sex)) if need]
+        out.append(f"- **inputs**: {', '.join([inputs] + extra) if inputs else ', '.join(extra)}"
+                   + (" — measured together (paired by time)" if d.paired else ""))
+        for prm in d.params:
+            out.append(f"- **parameter** `{prm.names[0]}`: {prm.meaning}; default {prm.default:g} {prm.unit}")
+        if d.notes:
+            out.append(f"- **notes**: {d.notes}")
+        out.append(f"- **reference**: {d.reference}")
+    return "\n".join(out) + "\n"
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if "<!-- elig:vocabulary -->" in markdown:
+        markdown = markdown.replace("<!-- elig:vocabulary -->", _vocabulary())
+    if "<!-- elig:derivations -->" in markdown:
+        markdown = markdown.replace("<!-- elig:derivations -->", _derivations())
+    return markdown
