@@ -21,7 +21,7 @@ import pint
 from elig import canonical, plan as p, tree as t
 from elig.derivations import CATALOGUE, Catalogue
 from elig.diagnostics import Diagnostic, ProtocolError, Span
-from elig.units import Q_, conversion_factor_q, describe_dimension, parse_unit, ureg
+from elig.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
 from elig.vocabulary import EVENT_KINDS, Concept, Vocabulary, default_vocabulary
 
 _TIME_UNITS = (("year", ureg.year), ("month", ureg.month), ("week", ureg.week),
@@ -182,6 +182,12 @@ class _Checker:
                 self.error("E103", f"{match.key} is a {describe_dimension(parse_unit(match.unit))}, "
                                    f"not {describe_dimension(given.value.value)}", given.value.span,
                            f"give it in {match.unit}")
+                continue
+            if (match.low is not None and value < match.low) or (match.high is not None and value > match.high):
+                unit = "" if match.unit == "1" else f" {match.unit}"
+                self.error("E113", f"{match.names[0]} = {format_number(value)}{unit} is outside the range "
+                                   f"{derivation.title} accepts", given.value.span,
+                           f"give {match.names[0]} from {format_number(match.low)} to {format_number(match.high)}{unit}")
                 continue
             out.append((match.key, value))
         return tuple(out)

@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 
 import attrs
 
-from elig.units import format_converted as fmt
+from elig.units import format_converted as fmt, format_number as num
 
 
 @attrs.frozen
@@ -40,6 +40,9 @@ class Param:
     default: float
     unit: str
     meaning: str
+    # Accepted range (inclusive, in ``unit``) for a protocol's override; None: unbounded.
+    low: float | None = None
+    high: float | None = None
 
 
 @attrs.frozen
@@ -161,6 +164,205 @@ def cockcroft_gault_adjusted(v: Inputs) -> tuple[float, str]:
     text = (f"IBW = {fmt(ibw)} kg; AdjBW = {fmt(ibw)} + 0.4 × ({fmt(v.weight)} − {fmt(ibw)}) = {fmt(adj)} kg; "
             + _cg_text(v.age, adj, "adjusted body weight", v.scr, female))
     return _cg(v.age, adj, v.scr, female), text
+
+
+def _fraction(x: float) -> str:
+    """A fraction such as FiO2 with at least two decimals: 0.40, 0.21, 0.355."""
+    text = num(x)
+    if 0 < abs(x) < 1 and len(text.split(".")[-1]) < 2:
+        return f"{x:.2f}"
+    return text
+
+
+# ---------------------------------------------------------------- renal: eGFR
+@derivation(
+    key="ckd-epi-2021", concept="CKD-EPI eGFR", title="CKD-EPI 2021 creatinine equation (race-free)",
+    # "CKD-EPI-2021" matches "CKD-EPI 2021" too (names match ignoring hyphens) and needs no backticks.
+    method_names=("CKD-EPI-2021", "CKD-EPI", "CKD-EPI creatinine 2021", "2021 CKD-EPI", "CKD-EPI 2021 creatinine"),
+    inputs={"scr": ("serum creatinine", "mg/dL")},
+    needs_age=True, needs_sex=True, unit="mL/min",
+    formula="eGFR = 142 × min(SCr/κ, 1)^α × max(SCr/κ, 1)^−1.200 × 0.9938^age × 1.012 (if female); "
+            "κ = 0.7 (female) or 0.9 (male); α = −0.241 (female) or −0.302 (male)",
+    reference=("Inker LA, Eneanya ND, Coresh J, et al. New creatinine- and cystatin C-based equations to "
+               "estimate GFR without race. N Engl J Med 2021;385(19):1737-49."),
+    notes="Result in mL/min per 1.73 m² of body surface area (written mL/min: the unit parser cannot read "
+          "the per-1.73 m² annotation); not creatinine clearance. SCr in mg/dL, standardised (IDMS-traceable) "
+          "assay; µmol/L is converted with creatinine's molar mass, 113.12 g/mol. Validated for adults (≥ 18 years). "
+          "No race coefficient.",
+)
+def ckd_epi_2021(v: Inputs) -> tuple[float, str]:
+    female = v.sex == "female"
+    kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
+    ratio = v.scr / kappa
+    value = (142 * min(ratio, 1.0) ** alpha * max(ratio, 1.0) ** -1.200 * 0.9938 ** v.age
+             * (1.012 if female else 1.0))
+    scr = f"{fmt(v.scr)} mg/dL"
+    text = (f"142 × min({scr} / {num(kappa)}, 1)^{num(alpha)} × max({scr} / {num(kappa)}, 1)^−1.200"
+            f" × 0.9938^{v.age}" + (" × 1.012" if female else ""))
+    return value, text.replace("^-", "^−")
+
+
+# ---------------------------------------------------------------- respiratory
+@derivation(
+    key="pf-ratio", concept="PaO2/FiO2 ratio", title="PaO2/FiO2 ratio",
+    # Names with '/' must be written in backticks in a protocol, so the first name is one that needs none.
+    method_names=("PF ratio", "PaO2/FiO2", "P/F", "P/F ratio", "Horovitz index", "Horowitz index",
+                  "oxygenation index"),
+    inputs={"pao2": ("PaO2", "mmHg"), "fio2": ("FiO2", "1")},
+    unit="mmHg", paired=True,
+    formula="P/F = PaO2 / FiO2  (PaO2 in mmHg, FiO2 as a fraction: 40 % = 0.40)",
+    reference=("Horovitz JH, Carrico CJ, Shires GT. Pulmonary response to major injury. Arch Surg "
+               "1974;108(3):349-55. ARDS Definition Task Force. Acute respiratory distress syndrome: the "
+               "Berlin Definition. JAMA 2012;307(23):2526-33."),
+    notes="PaO2 and FiO2 must come from the same moment: FiO2 is paired with the PaO2 (within 1 hour, or the "
+          "same day when no times are recorded). FiO2 recorded in % is converted to a fraction. "
+          "'Oxygenation index' is accepted because protocols (notably translated ones) use it for PaO2/FiO2; "
+          "the paediatric oxygenation index (FiO2 × mean airway pressure × 100 / PaO2) is a different quantity.",
+)
+def pf_ratio(v: Inputs) -> tuple[float, str]:
+    return v.pao2 / v.fio2, f"{num(v.pao2)} mmHg / {_fraction(v.fio2)}"
+
+
+@derivation(
+    key="alveolar-gas-equation", concept="alveolar-arterial oxygen gradient",
+    title="A-a gradient by the alveolar gas equation",
+    method_names=("alveolar gas equation", "alveolar air equation", "A-a gradient", "alveolar-arterial gradient"),
+    inputs={"pao2": ("PaO2", "mmHg"), "fio2": ("FiO2", "1"), "paco2": ("PaCO2", "mmHg")},
+    params=(
+        Param("patm", ("Patm", "barometric pressure", "atmospheric pressure", "PB"), 760.0, "mmHg",
+              "barometric pressure (760 mmHg at sea level; lower at altitude)", low=200.0, high=1000.0),
+        Param("ph2o", ("PH2O", "water vapour pressure", "water vapor pressure"), 47.0, "mmHg",
+              "saturated water vapour pressure at 37 °C", low=0.0, high=100.0),
+        Param("rq", ("RQ", "respiratory quotient", "R"), 0.8, "1", "respiratory quotient", low=0.5, high=1.5),
+    ),
+    unit="mmHg", paired=True,
+    formula="P(A-a)O2 = PAO2 − PaO2; PAO2 = FiO2 × (Patm − PH2O) − PaCO2 / RQ",
+    reference=("Fenn WO, Rahn H, Otis AB. A theoretical study of the composition of the alveolar air at "
+               "altitude. Am J Physiol 1946;146(5):637-53. Curran-Everett D. A classic learning opportunity "
+               "from Fenn, Rahn, and Otis (1946): the alveolar gas equation. Adv Physiol Educ 2006;30(2):58-62."),
+    notes="The simplified alveolar gas equation (without the small FiO2 × PaCO2 × (1 − RQ) / RQ term). "
+          "PaO2, FiO2 and PaCO2 come from the same blood gas: FiO2 and PaCO2 are paired with the PaO2 "
+          "(within 1 hour, or the same day when no times are recorded). Patm, PH2O and RQ may be overridden, "
+          "e.g. (alveolar gas equation, Patm: 700 mmHg).",
+)
+def alveolar_gas_equation(v: Inputs) -> tuple[float, str]:
+    alveolar = v.fio2 * (v.patm - v.ph2o) - v.paco2 / v.rq
+    text = (f"PAO2 = {_fraction(v.fio2)} × ({num(v.patm)} − {num(v.ph2o)}) − {num(v.paco2)} / {num(v.rq)} "
+            f"= {num(alveolar)} mmHg; PAO2 − PaO2 = {num(alveolar)} − {num(v.pao2)}")
+    return alveolar - v.pao2, text
+
+
+# ---------------------------------------------------------------- body size
+@derivation(
+    key="bmi", concept="body mass index", title="Body mass index (Quetelet)",
+    method_names=("BMI", "Quetelet", "Quetelet index", "body mass index"),
+    inputs={"weight": ("body weight", "kg"), "height": ("body height", "cm")},
+    unit="kg/m^2",
+    formula="BMI = weight (kg) / height (m)²",
+    reference=("Keys A, Fidanza F, Karvonen MJ, Kimura N, Taylor HL. Indices of relative weight and obesity. "
+               "J Chronic Dis 1972;25(6):329-43. WHO. Obesity: preventing and managing the global epidemic. "
+               "WHO Technical Report Series 894, 2000."),
+    notes="Height recorded in cm is divided by 100. Weight and height are taken independently (the newest "
+          "of each in the window).",
+)
+def bmi(v: Inputs) -> tuple[float, str]:
+    metres = v.height / 100
+    return v.weight / metres ** 2, f"{num(v.weight)} kg / ({num(v.height)} cm / 100)²"
+
+
+@derivation(
+    key="mosteller", concept="body surface area", title="Body surface area (Mosteller)",
+    method_names=("Mosteller", "Mosteller formula"),
+    inputs={"weight": ("body weight", "kg"), "height": ("body height", "cm")},
+    unit="m^2",
+    formula="BSA = √(height (cm) × weight (kg) / 3600)",
+    reference="Mosteller RD. Simplified calculation of body-surface area. N Engl J Med 1987;317(17):1098.",
+    notes="The default method for body surface area.",
+)
+def mosteller(v: Inputs) -> tuple[float, str]:
+    return math.sqrt(v.height * v.weight / 3600), f"√({num(v.height)} cm × {num(v.weight)} kg / 3600)"
+
+
+@derivation(
+    key="dubois", concept="body surface area", title="Body surface area (DuBois and DuBois)",
+    method_names=("DuBois", "Du Bois", "DuBois and DuBois", "Du Bois and Du Bois", "DuBois formula"),
+    inputs={"weight": ("body weight", "kg"), "height": ("body height", "cm")},
+    unit="m^2",
+    formula="BSA = 0.007184 × weight (kg)^0.425 × height (cm)^0.725",
+    reference=("Du Bois D, Du Bois EF. A formula to estimate the approximate surface area if height and "
+               "weight be known. Arch Intern Med 1916;17(6):863-71."),
+)
+def dubois(v: Inputs) -> tuple[float, str]:
+    value = 0.007184 * v.weight ** 0.425 * v.height ** 0.725
+    return value, f"0.007184 × {num(v.weight)} kg^0.425 × {num(v.height)} cm^0.725"
+
+
+# ---------------------------------------------------------------- cardiac: corrected QT
+_BAZETT_REF = ("Bazett HC. An analysis of the time-relations of electrocardiograms. Heart 1920;7:353-70.")
+_FRIDERICIA_REF = ("Fridericia LS. Die Systolendauer im Elektrokardiogramm bei normalen Menschen und bei "
+                   "Herzkranken. Acta Med Scand 1920;53:469-86.")
+_QTC_NOTES = ("QT and RR come from the same ECG: the RR interval is paired with the QT interval (within 1 hour, "
+              "or the same day when no times are recorded).")
+_QTC_HR_NOTES = ("For records with a heart rate but no RR interval: RR = 60 / heart rate (s). The heart rate is "
+                 "paired with the QT interval (within 1 hour, or the same day); use the ECG's ventricular rate.")
+
+
+def _rr_from_hr(hr: float) -> float:
+    return 60.0 / hr
+
+
+@derivation(
+    key="bazett", concept="corrected QT interval", title="QTc (Bazett)",
+    method_names=("Bazett", "Bazett formula", "QTcB"),
+    inputs={"qt": ("QT interval", "ms"), "rr": ("RR interval", "ms")},
+    unit="ms", paired=True,
+    formula="QTc = QT / √(RR in s)",
+    reference=_BAZETT_REF, notes=_QTC_NOTES,
+)
+def bazett(v: Inputs) -> tuple[float, str]:
+    rr_s = v.rr / 1000
+    return v.qt / math.sqrt(rr_s), f"{num(v.qt)} ms / √({num(v.rr)} ms / 1000)"
+
+
+@derivation(
+    key="fridericia", concept="corrected QT interval", title="QTc (Fridericia)",
+    method_names=("Fridericia", "Fridericia formula", "QTcF"),
+    inputs={"qt": ("QT interval", "ms"), "rr": ("RR interval", "ms")},
+    unit="ms", paired=True,
+    formula="QTc = QT / ∛(RR in s)",
+    reference=_FRIDERICIA_REF, notes=_QTC_NOTES,
+)
+def fridericia(v: Inputs) -> tuple[float, str]:
+    rr_s = v.rr / 1000
+    return v.qt / rr_s ** (1 / 3), f"{num(v.qt)} ms / ∛({num(v.rr)} ms / 1000)"
+
+
+@derivation(
+    key="bazett-hr", concept="corrected QT interval", title="QTc (Bazett, RR from heart rate)",
+    method_names=("Bazett", "Bazett formula", "QTcB"),
+    variant_names=("heart rate", "HR"),
+    inputs={"qt": ("QT interval", "ms"), "hr": ("heart rate", "/min")},
+    unit="ms", paired=True,
+    formula="QTc = QT / √(RR in s); RR = 60 / heart rate",
+    reference=_BAZETT_REF, notes=_QTC_HR_NOTES,
+)
+def bazett_hr(v: Inputs) -> tuple[float, str]:
+    rr_s = _rr_from_hr(v.hr)
+    return v.qt / math.sqrt(rr_s), f"RR = 60 / {num(v.hr)} = {num(rr_s)} s; {num(v.qt)} ms / √{num(rr_s)}"
+
+
+@derivation(
+    key="fridericia-hr", concept="corrected QT interval", title="QTc (Fridericia, RR from heart rate)",
+    method_names=("Fridericia", "Fridericia formula", "QTcF"),
+    variant_names=("heart rate", "HR"),
+    inputs={"qt": ("QT interval", "ms"), "hr": ("heart rate", "/min")},
+    unit="ms", paired=True,
+    formula="QTc = QT / ∛(RR in s); RR = 60 / heart rate",
+    reference=_FRIDERICIA_REF, notes=_QTC_HR_NOTES,
+)
+def fridericia_hr(v: Inputs) -> tuple[float, str]:
+    rr_s = _rr_from_hr(v.hr)
+    return v.qt / rr_s ** (1 / 3), f"RR = 60 / {num(v.hr)} = {num(rr_s)} s; {num(v.qt)} ms / ∛{num(rr_s)}"
 
 
 # ---------------------------------------------------------------- the catalogue

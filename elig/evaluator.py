@@ -422,7 +422,7 @@ class _Evaluation:
         overridden = dict(subject.params)
         params.update(overridden)
         value, substituted = d.compute(Inputs(values={**values, **params}, age=age, sex=sex))
-        param_text = tuple(f"{prm.key} = {fmt(params[prm.key])} {prm.unit}" +
+        param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
                            ("" if prm.key in overridden else " (default)") for prm in d.params)
         derived = Derived(concept=subject.concept.name, method=d.title, formula=d.formula,
                           substituted=f"{substituted} = {fmt(value)} {d.unit}", value=value, unit=d.unit,
