@@ -228,7 +228,18 @@ class _Evaluation:
         if not in_window:
             return _Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
                              f"before {self.as_of}", (want,), (self.raw_value(concept, newest),))
-        return self.read_value(concept, label, newest, want)
+        picked = self.read_value(concept, label, newest, want)
+        if isinstance(picked, _Picked):
+            # Two results at the same instant that disagree: neither may silently win.
+            for twin in not_future[1:]:
+                if twin.date != newest.date:
+                    break
+                other = self.read_value(concept, label, twin, want)
+                if isinstance(other, _Picked) and not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
+                    return _Unusable(f"conflicting {label} results at the same time ({newest.date}): "
+                                     f"{fmt(picked.value)} and {fmt(other.value)} {concept.unit}",
+                                     (f"{want} (confirmed result)",), (picked.used, other.used))
+        return picked
 
     def raw_value(self, concept: Concept, obs: Observation) -> ValueUsed:
         return ValueUsed(concept=concept.name, value=obs.value, unit=obs.unit, date=_date(obs.date),

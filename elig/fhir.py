@@ -165,6 +165,18 @@ def _grade(text: str | None) -> int | None:
     return _ROMAN.get(g.upper())
 
 
+def _has_value(element: dict) -> bool:
+    return "valueQuantity" in element or "dataAbsentReason" in element or any(k.startswith("value") for k in element)
+
+
+_ENTRY_INDEX = re.compile(r"^entry\[(\d+)\]")
+
+
+def _entry_order(issue: DataIssue) -> int:
+    m = _ENTRY_INDEX.match(issue.location)
+    return int(m.group(1)) if m else -1
+
+
 def _uuid_of(full_url: str | None) -> str | None:
     if full_url and full_url.startswith("urn:uuid:"):
         return full_url[len("urn:uuid:"):]
@@ -249,7 +261,7 @@ class _Reader:
         btype = data.get("type")
         if btype is None:
             self.issue("type", "the Bundle has no type; its entries are read as a collection")
-        elif btype not in _BUNDLE_TYPES:
+        elif not isinstance(btype, str) or btype not in _BUNDLE_TYPES:
             self.issue("type", f"unknown Bundle type {btype!r}; its entries are read as a collection",
                        "FHIR R4 Bundle types: " + ", ".join(sorted(_BUNDLE_TYPES)))
         entries = data.get("entry")
@@ -350,17 +362,43 @@ class _Reader:
                 self.issue(rloc, f"{ref}: could not be read ({type(exc).__name__}: {exc}); it is ignored")
                 continue
             self.read_counts[rtype] += 1
+        self.simultaneous_conflicts(observations, clinical)
         for subject, n in sorted(about_others.items()):
             self.issue("entry", f"{n} resource(s) about another patient ({subject}) were ignored")
 
         patient = self.patient(presource, ploc, pref, bundle_id=_text(data.get("id")))
         if presource:
             self.read_counts["Patient"] += 1
+        # Issues in the order of the entries they name (bundle-wide issues first); stable within an entry.
+        issues = sorted(self.issues, key=_entry_order)
         patient = attrs.evolve(
             patient, observations=tuple(observations), conditions=tuple(conditions),
-            procedures=tuple(procedures), medications=tuple(medications), issues=tuple(self.issues),
+            procedures=tuple(procedures), medications=tuple(medications), issues=tuple(issues),
         )
         return FhirReading(patient, len(entries), dict(self.read_counts), dict(self.skipped))
+
+    def simultaneous_conflicts(self, observations: list[Observation], clinical) -> None:
+        """Flag results of one code, at one instant, in one unit, that disagree (the record contradicts itself).
+
+        Both are kept; the issue makes the contradiction visible in the explanation.
+        """
+        loc_of = {ref: rloc for rloc, _, ref in clinical}
+        first: dict[tuple, Observation] = {}
+        reported: set[tuple] = set()
+        for o in observations:
+            if o.value is None or o.date is None or o.date.time is None:
+                continue
+            for c in o.codes:
+                key = (c.system, c.code, o.date, o.unit)
+                seen = first.setdefault(key, o)
+                if seen is o or seen.value == o.value or key in reported:
+                    continue
+                reported.add(key)
+                unit = f" {o.unit}" if o.unit else ""
+                self.issue(loc_of.get(o.source.record.split(".component[")[0], "entry"),
+                           f"{seen.source.record} and {o.source.record} give {c} at the same time "
+                           f"({o.date}) with different values ({seen.value:g}{unit} and {o.value:g}{unit})",
+                           "both are kept; check which result is right")
 
     # ------------------------------------------------------------ Patient
     def patient(self, r: dict, loc: str, ref: str | None, bundle_id: str | None = None) -> Patient:
@@ -417,8 +455,7 @@ class _Reader:
             self.issue(f"{loc}.component", f"{ref}: 'component' must be a list")
             components = []
         components = components or []
-        has_value = any(k.startswith("value") for k in r) or "dataAbsentReason" in r
-        if has_value or not components:
+        if not components or _has_value(r):
             if not codes:
                 self.no_code_issue(r.get("code"), f"{loc}.code", ref)
             out.append(self.observation_value(r, loc, ref, Source(self.file, ref), codes, date, status))
@@ -428,7 +465,7 @@ class _Reader:
             if not isinstance(comp, dict):
                 self.issue(cloc, f"{cref}: a component must be an object")
                 continue
-            if not (any(key.startswith("value") for key in comp) or "dataAbsentReason" in comp):
+            if not _has_value(comp):
                 continue  # a component without a value carries nothing to read
             ccodes = self.codes(comp.get("code"), f"{cloc}.code", cref)
             if not ccodes:

@@ -14,7 +14,7 @@ Decisions, all deliberate:
   ``_ATOMS`` with the pint expression it means; an atom that is valid UCUM but
   not listed (``[HPF]``, ``[arb'U]``, ``B[SPL]``...) raises ``UnitSyntaxError``
   rather than being handed to pint, whose spelling of the same letters may mean
-  something else (``st`` is a stone in pint and a stere in UCUM).
+  something else (pint reads ``[pH]`` as a pico-henry).
 * **Annotations are dimensionless** (``{INR}``, ``{cells}``, ``{score}``,
   ``{RBC}`` mean "1"), as UCUM says, **except** the body-surface-area
   normalisation ``{1.73_m2}``: ``mL/min/{1.73_m2}`` (eGFR) is a different
@@ -31,7 +31,9 @@ Decisions, all deliberate:
   ``U`` as µmol/min would make the two spellings of one result incomparable.
 * ``a``/``mo``/``wk``/``d`` are pint's Julian year (365.25 d), mean month
   (year/12), week and day, as UCUM defines ``a_j``/``mo_j``.
-* ``eq`` and ``osm`` are moles, as UCUM defines them (``mEq/L`` of sodium is mmol/L).
+* ``eq`` and ``osm`` are moles, as UCUM defines them (``meq/L`` of sodium is mmol/L).
+* ``u`` (unified atomic mass unit) is deliberately not read: no laboratory sends
+  daltons per litre, and a clinician's ``u/l`` means units per litre.
 
 Parsing a code costs about a millisecond; results are cached per string (the
 cache holds immutable answers only, so it is not state that changes results).
@@ -63,7 +65,7 @@ _ATOMS: dict[str, str] = {
     "rad": "radian", "sr": "steradian", "Hz": "hertz", "N": "newton", "Pa": "pascal", "J": "joule", "W": "watt",
     "C": "coulomb", "V": "volt", "F": "farad", "Ohm": "ohm", "S": "siemens", "Wb": "weber", "T": "tesla",
     "H": "henry", "lm": "lumen", "lx": "lux", "Bq": "becquerel", "Gy": "gray", "Sv": "sievert",
-    "kat": "katal", "Ci": "curie", "eV": "electron_volt", "u": "dalton",
+    "kat": "katal", "Ci": "curie", "eV": "electron_volt",
     "l": "liter", "L": "liter", "ar": "are", "t": "metric_ton", "bar": "bar",
     "Cel": "degree_Celsius",
     "eq": "mole", "osm": "mole",

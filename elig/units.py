@@ -33,6 +33,8 @@ for _definition in (
     "international_unit = [] = IU",
     "unit_count = [] ",
     "mmHg_alias = millimeter_Hg = mm_Hg",
+    # UCUM's {1.73_m2}: an eGFR normalised to body surface area is not a clearance.
+    "bsa_1_73 = [body_surface_area_normalised]",
 ):
     ureg.define(_definition)
 Q_ = ureg.Quantity
@@ -114,10 +116,20 @@ def parse_unit(text: str) -> pint.Quantity:
     Raises ``UnitSyntaxError`` with a readable reason.
     """
     expr = normalise_unit_text(text)
+    from elig.ucum import is_ucum_like, parse_ucum  # imported late: elig.ucum imports this module
+
+    if is_ucum_like(text):  # UCUM as FHIR sends it (10*3/uL, mm[Hg], {INR}, mL/min/{1.73_m2})
+        try:
+            return parse_ucum(text)
+        except UnitSyntaxError:
+            pass  # valid UCUM syntax with an atom elig does not read: try the clinician's spelling
     try:
         q = ureg.parse_expression(expr)
     except Exception as exc:  # pint raises several types; all mean "cannot read"
-        raise UnitSyntaxError(f"cannot read unit {text!r}") from exc
+        try:
+            return parse_ucum(text)  # non-UCUM spellings parse_ucum still reads (mL/min/1.73 m²)
+        except UnitSyntaxError:
+            raise UnitSyntaxError(f"cannot read unit {text!r}") from exc
     if not isinstance(q, pint.Quantity):
         q = Q_(float(q), "dimensionless")
     return q
