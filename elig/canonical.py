@@ -87,6 +87,10 @@ def comparison(c: t.Comparison) -> str:
     return " ".join(parts)
 
 
+def _roman(n: int) -> str:
+    return {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V"}.get(n, str(n))
+
+
 def event(e: t.Event) -> str:
     parts = []
     if e.prefix == "history":
@@ -96,7 +100,8 @@ def event(e: t.Event) -> str:
     parts.append(name(e.name))
     if e.grade is not None:
         g = e.grade
-        parts.append(f"{g.word} {g.low}" + (f" to {g.high}" if g.high != g.low else ""))
+        show = _roman if g.roman else str
+        parts.append(f"{g.word} {show(g.low)}" + (f" to {show(g.high)}" if g.high != g.low else ""))
     if e.timing is not None:
         tm = e.timing
         if tm.kind == "within":

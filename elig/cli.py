@@ -174,5 +174,12 @@ def parse(text, fmt):
         click.echo(canonical.rule(node))
 
 
+# Commands that live with their stage of the pipeline.
+from elig.formatter import command as _fmt_command  # noqa: E402
+from elig.lint import command as _lint_command  # noqa: E402
+
+main.add_command(_lint_command, "lint")
+main.add_command(_fmt_command, "fmt")
+
 if __name__ == "__main__":  # pragma: no cover
     main()

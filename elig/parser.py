@@ -329,7 +329,8 @@ class _Builder(lark.Transformer):
         values = [self._grade_value(v) for v in items[1:]]
         low = values[0]
         high = values[-1]
-        return t.GradeRange(word=word, low=low, high=high, span=self._span(meta))
+        roman = str(items[1]) in _ROMAN
+        return t.GradeRange(word=word, low=low, high=high, roman=roman, span=self._span(meta))
 
     @staticmethod
     def _grade_value(tok) -> int:

@@ -146,6 +146,7 @@ class GradeRange:
     word: str  # "grade", "stage", "class", "NYHA class"
     low: int
     high: int
+    roman: bool = attrs.field(default=False, eq=False)  # written III to IV: printed the same way
     span: Span | None = _span
 
 
