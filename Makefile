@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/elig check protocols/
+	$(BIN)/elig lint protocols/
+	$(BIN)/elig fmt --check protocols/
+	$(BIN)/elig test protocols/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 docs: $(STAMP)

@@ -175,11 +175,13 @@ def parse(text, fmt):
 
 
 # Commands that live with their stage of the pipeline.
+from elig.casefile import command as _test_command  # noqa: E402
 from elig.formatter import command as _fmt_command  # noqa: E402
 from elig.lint import command as _lint_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")
+main.add_command(_test_command, "test")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -650,6 +650,9 @@ class _Evaluation:
         start_date, end_date = _period(r)
         if start_date is not None and start_date.earliest() > as_of:
             return False, f"dated {start_date}, after the evaluation date"
+        if start_date is not None and start_date.latest() > as_of:
+            # Known only to the month (or year) of the evaluation date: it may begin after it.
+            return None, f"dated only to {start_date}, which may be after the evaluation date"
         checks: list[tuple[bool | None, str]] = []
         if node.prefix in ("active", "taking"):
             checks.append(self.active_at(r, as_of))
