@@ -32,7 +32,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python bench/bench_fhir.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
