@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv docs bench clean
+.PHONY: demo test venv docs bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/elig check protocols/
 	$(BIN)/elig explain protocols/NCT06021067.elig examples/patients/demo_patient.yaml --as-of 2024-03-15
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 	$(BIN)/elig check protocols/
 	$(BIN)/elig lint protocols/
@@ -36,3 +36,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# The HTML report is tested in a real browser: Debian's chromium, installed where missing
+# (CI runs as root on a fresh machine). Without it the browser tests skip with a reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium could not be installed: the browser tests will be skipped"

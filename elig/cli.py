@@ -25,6 +25,11 @@ def _handle_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except OSError as exc:  # cannot read or write a file the user named
+            where = getattr(exc, "filename", None)
+            click.echo(f"error: {where + ': ' if where else ''}{exc.strerror or exc}", err=True)
+            click.echo("  = help: check the path and that its folder exists and is writable", err=True)
+            sys.exit(1)
         except ProtocolError as exc:
             click.echo(render_all(exc.diagnostics, exc.sources), err=True)
             n = len(exc.diagnostics)
@@ -71,7 +76,14 @@ def _style(text: str, kind) -> str:
     return click.style(text, fg=colour, bold=str(kind) in ("eligible", "ineligible", "undetermined"))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Every subcommand, including those defined in other modules, reports errors without a traceback."""
+
+    def invoke(self, ctx):
+        return _handle_errors(super().invoke)(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="elig")
 def main():
     """elig: clinical-trial eligibility rules as code.
@@ -177,11 +189,13 @@ def parse(text, fmt):
 # Commands that live with their stage of the pipeline.
 from elig.casefile import command as _test_command  # noqa: E402
 from elig.formatter import command as _fmt_command  # noqa: E402
+from elig.screen import command as _screen_command  # noqa: E402
 from elig.lint import command as _lint_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
+main.add_command(_screen_command, "screen")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,7 +19,13 @@ from elig.report.markdown import LOGIC_KINDS, MARK, VERDICT_MARK, counts, outcom
 from elig.results import EvaluationResult, Outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
-_CLASS = {Outcome.MET: "met", Outcome.NOT_MET: "not-met", Outcome.UNKNOWN: "unknown"}
+
+
+def effect(c) -> str:
+    """CSS class of a criterion's effect on eligibility: favourable, excluding or undecided."""
+    if c.outcome is Outcome.UNKNOWN:
+        return "unk"
+    return "excl" if c.excludes else "fav"
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +53,7 @@ def render_html(result: EvaluationResult) -> str:
         changes=outcome_changes(result),
         logic_kinds=LOGIC_KINDS,
         mark=MARK.__getitem__,
-        cls=_CLASS.__getitem__,
-        value_row=value_row,
+        effect=effect,
+        value_rows=lambda values: [value_row(v) for v in values],
         uln_text=uln_text,
     )

@@ -1,0 +1,507 @@
+"""Batch screening: many patients against one protocol, one row per patient.
+
+Inputs are files, folders (searched recursively for ``*.json``, ``*.yaml``,
+``*.yml``, ``*.ndjson``, ``*.jsonl``) and newline-delimited JSON (one native
+record or FHIR Bundle per line). FHIR is detected per record by
+``elig.patient.patient_from_data``.
+
+Rows stream out in input order as they are decided: nothing accumulates, so
+memory stays constant in the number of patients (the HTML summary keeps only
+per-criterion counts; its patient table is spooled to a temporary file). A
+record that cannot be read (missing file, malformed JSON line, not a patient
+record) becomes an error row naming its file, line and reason, and the batch
+goes on; ``Summary.failed`` tells the caller whether any record failed.
+
+With ``jobs > 1`` a process pool evaluates records; each worker rebuilds the
+``CheckedProtocol`` once, in its initializer, from the protocol's path (or its
+text, for a protocol built in memory) -- the object itself is never pickled.
+
+Command line (registered as ``elig screen``)::
+
+    elig screen PROTOCOL PATIENTS... [--as-of DATE] [--jobs N] [--csv FILE]
+                [--jsonl FILE] [--html-dir DIR] [--quiet]
+"""
+
+from __future__ import annotations
+
+import csv
+import html as _html
+import json
+import multiprocessing
+import re
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import attrs
+import click
+
+from elig.diagnostics import DataError, EligError
+from elig.plan import CheckedProtocol
+
+PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+VERDICTS = ("eligible", "ineligible", "undetermined")
+
+
+# ---------------------------------------------------------------- rows
+@attrs.frozen
+class Row:
+    """One patient's screening outcome, or one record that could not be read (``error`` set)."""
+
+    index: int  # position in the input order, from 0
+    source: str  # the file
+    line: int | None = None  # the line, for newline-delimited JSON
+    patient_id: str | None = None
+    verdict: str | None = None  # eligible | ineligible | undetermined; None when the record failed
+    outcomes: tuple[tuple[str, str], ...] = ()  # (criterion id, met | not met | unknown), protocol order
+    excluded_by: tuple[str, ...] = ()
+    data_issues: int = 0
+    report: str | None = None  # file name of the per-patient HTML report, relative to the HTML folder
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "patient_id": self.patient_id, "source": self.source, "line": self.line,
+            "verdict": self.verdict, "criteria": dict(self.outcomes), "excluded_by": list(self.excluded_by),
+            "data_issues": self.data_issues, "report": self.report, "error": self.error,
+        }
+
+
+@attrs.frozen
+class _Task:
+    index: int
+    file: str
+    line: int | None = None
+    text: str | None = None  # the line's text, for NDJSON; None: read the file in the worker
+    error: str | None = None  # a problem found while listing the inputs
+
+
+# ---------------------------------------------------------------- listing the inputs
+def iter_tasks(inputs: Iterable[str | Path]) -> Iterator[_Task]:
+    """Each record of the inputs, lazily: files in the order given, folders sorted, NDJSON line by line."""
+    index = 0
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PATIENT_SUFFIXES)
+            if not files:
+                yield _Task(index, str(path), error="no patient files (*.json, *.yaml, *.yml, *.ndjson, *.jsonl) "
+                                                    "in this folder")
+                index += 1
+        elif path.exists():
+            files = [path]
+        else:
+            yield _Task(index, str(path), error="no such file or directory")
+            index += 1
+            continue
+        for f in files:
+            if f.suffix.lower() in NDJSON_SUFFIXES:
+                for task in _ndjson_tasks(f, index):
+                    yield task
+                    index += 1
+            else:
+                yield _Task(index, str(f))
+                index += 1
+
+
+def _ndjson_tasks(path: Path, start: int) -> Iterator[_Task]:
+    index = start
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, text in enumerate(fh, 1):
+                if not text.strip():
+                    continue
+                yield _Task(index, str(path), number, text)
+                index += 1
+    except (OSError, UnicodeDecodeError) as exc:
+        yield _Task(index, str(path), error=f"cannot read the file: {exc}")
+
+
+# ---------------------------------------------------------------- evaluating one record
+class _Screener:
+    """Evaluates tasks into rows; one per process (built by the pool initializer in workers)."""
+
+    def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None):
+        from elig.evaluator import as_date
+
+        self.protocol = protocol
+        self.as_of = as_date(as_of) if as_of is not None else None
+        self.explain = explain
+        self.html_dir = Path(html_dir) if html_dir else None
+
+    def __call__(self, task: _Task) -> Row:
+        if task.error is not None:
+            return Row(task.index, task.file, task.line, error=task.error)
+        try:
+            record = self._read(task)
+            from elig.evaluator import evaluate
+
+            result = evaluate(self.protocol, record, self.as_of)
+        except EligError as exc:
+            return Row(task.index, task.file, task.line, error=_one_line(exc))
+        except Exception as exc:  # a bug must not stop the batch; the row says what happened
+            return Row(task.index, task.file, task.line,
+                       error=f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)")
+        report = None
+        if self.explain:
+            from elig.report.html import render_html
+
+            page = render_html(result)
+            if self.html_dir is not None:
+                report = report_name(task.index, result.patient_id)
+                (self.html_dir / report).write_text(page, encoding="utf-8")
+        return Row(
+            task.index, task.file, task.line, patient_id=result.patient_id, verdict=str(result.verdict),
+            outcomes=tuple((c.id, str(c.outcome)) for c in result.criteria),
+            excluded_by=tuple(c.id for c in result.criteria if c.excludes),
+            data_issues=len(result.data_issues), report=report,
+        )
+
+    def _read(self, task: _Task):
+        from elig.patient import load_patient, patient_from_data
+
+        if task.text is None:
+            return load_patient(task.file)
+        try:
+            data = json.loads(task.text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=task.file,
+                            location=f"line {task.line}",
+                            hint="each line must hold one complete JSON record") from None
+        try:
+            return patient_from_data(data, f"{task.file}:{task.line}")
+        except DataError as exc:
+            raise DataError(exc.message, file=task.file, location=f"line {task.line}", hint=exc.hint) from None
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, DataError):
+        text = exc.message
+        if exc.location:
+            text = f"{exc.location}: {text}"
+        if exc.hint:
+            text += f" ({exc.hint})"
+        return " ".join(text.split())
+    return " ".join(str(exc).split())
+
+
+def report_name(index: int, patient_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", patient_id).strip("._")[:60] or "patient"
+    return f"{index + 1:06d}-{safe}.html"
+
+
+_WORKER: _Screener | None = None  # set once per worker process by the pool initializer
+
+
+def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_file: str, as_of, explain: bool,
+                 html_dir: str | None) -> None:
+    global _WORKER
+    from elig import api
+
+    if protocol_path is not None:
+        checked = api.load_protocol(protocol_path)
+    else:
+        checked = api.parse_protocol_text(protocol_text or "", file=protocol_file)
+    _WORKER = _Screener(checked, as_of, explain, html_dir)
+
+
+def _work(task: _Task) -> Row:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER(task)
+
+
+def _protocol_origin(protocol: CheckedProtocol) -> tuple[str | None, str | None, str]:
+    """How a worker rebuilds the protocol: from its path when the file still holds the same text."""
+    file, text = protocol.tree.file, protocol.tree.source
+    try:
+        if file and Path(file).is_file() and Path(file).read_text(encoding="utf-8") == text:
+            return file, None, file
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None, text, file
+
+
+# ---------------------------------------------------------------- the batch
+def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path], as_of=None, jobs: int = 1,
+           explain: bool = False, html_dir: str | Path | None = None, chunksize: int = 16) -> Iterator[Row]:
+    """Screen every record of ``inputs``; yield one ``Row`` per record, in input order.
+
+    ``protocol`` is a ``CheckedProtocol`` or a path to a protocol file. With
+    ``explain`` each patient's HTML report is rendered (and written into
+    ``html_dir`` when given, the file name kept in ``Row.report``). Records that
+    cannot be read give rows with ``error`` set; the batch goes on.
+    """
+    from elig import api
+
+    if not isinstance(protocol, CheckedProtocol):
+        protocol = api.load_protocol(protocol)
+    if html_dir is not None:
+        Path(html_dir).mkdir(parents=True, exist_ok=True)
+        explain = True
+    html_dir = str(html_dir) if html_dir is not None else None
+    tasks = iter_tasks(inputs)
+    if jobs <= 1:
+        screener = _Screener(protocol, as_of, explain, html_dir)
+        for task in tasks:
+            yield screener(task)
+        return
+    path, text, file = _protocol_origin(protocol)
+    # The pool's feeder thread would read the whole input ahead; a semaphore bounds
+    # the records in flight, so memory stays constant however many patients there are.
+    window = threading.BoundedSemaphore(max(jobs * chunksize * 4, 64))
+
+    def bounded(it: Iterator[_Task]) -> Iterator[_Task]:
+        for task in it:
+            window.acquire()
+            yield task
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir)) as pool:
+        for row in pool.imap(_work, bounded(tasks), chunksize=chunksize):
+            window.release()
+            yield row
+
+
+# ---------------------------------------------------------------- writers
+class CsvWriter:
+    """One line per row: index, patient, source, line, verdict, excluded_by, data issues, report, error, criteria."""
+
+    def __init__(self, fh, criteria: list[str]):
+        self.criteria = criteria
+        self.writer = csv.writer(fh, lineterminator="\n")
+        self.writer.writerow(["index", "patient_id", "source", "line", "verdict", "excluded_by", "data_issues",
+                              "report", "error", *criteria])
+
+    def write(self, row: Row) -> None:
+        outcomes = dict(row.outcomes)
+        self.writer.writerow([row.index, row.patient_id or "", row.source, "" if row.line is None else row.line,
+                              row.verdict or "error", " ".join(row.excluded_by), row.data_issues, row.report or "",
+                              row.error or "", *(outcomes.get(c, "") for c in self.criteria)])
+
+
+class JsonlWriter:
+    def __init__(self, fh):
+        self.fh = fh
+
+    def write(self, row: Row) -> None:
+        self.fh.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
+
+
+class Summary:
+    """Counts per verdict and per criterion; the HTML summary. Constant memory in the number of patients."""
+
+    def __init__(self, protocol: CheckedProtocol, as_of: str | None = None):
+        self.protocol = protocol
+        self.as_of = as_of
+        self.criteria = [(c.id, c.section, c.sentence or "", c.rule_text) for c in protocol.criteria]
+        self.total = 0
+        self.failed = 0
+        self.verdicts = {v: 0 for v in VERDICTS}
+        self.excludes = {c[0]: 0 for c in self.criteria}
+        self.unknown = {c[0]: 0 for c in self.criteria}
+        self.first = {c[0]: 0 for c in self.criteria}  # excluded first by this criterion, in protocol order
+        self._table = None  # spooled HTML rows of the patient table
+
+    def add(self, row: Row, html_rows: bool = False) -> None:
+        self.total += 1
+        if row.failed:
+            self.failed += 1
+        else:
+            self.verdicts[row.verdict] = self.verdicts.get(row.verdict, 0) + 1
+            for cid in row.excluded_by:
+                self.excludes[cid] = self.excludes.get(cid, 0) + 1
+            if row.excluded_by:
+                first = min(row.excluded_by, key=[c[0] for c in self.criteria].index)
+                self.first[first] += 1
+            for cid, outcome in row.outcomes:
+                if outcome == "unknown":
+                    self.unknown[cid] = self.unknown.get(cid, 0) + 1
+        if html_rows:
+            if self._table is None:
+                self._table = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", encoding="utf-8")
+            self._table.write(_summary_row(row))
+
+    @property
+    def evaluated(self) -> int:
+        return self.total - self.failed
+
+    def attrition(self) -> list[dict[str, Any]]:
+        """Criteria ordered by how many patients they exclude (most first; protocol order on ties)."""
+        out = []
+        for pos, (cid, section, sentence, rule) in enumerate(self.criteria):
+            out.append({"id": cid, "section": section, "sentence": sentence, "rule": rule,
+                        "excludes": self.excludes[cid], "unknown": self.unknown[cid], "pos": pos})
+        out.sort(key=lambda r: (-r["excludes"], r["pos"]))
+        return out
+
+    def sequential(self) -> list[dict[str, Any]]:
+        """Classic attrition: criteria applied in protocol order, patients remaining after each."""
+        remaining = self.evaluated
+        out = []
+        for cid, section, sentence, rule in self.criteria:
+            remaining -= self.first[cid]
+            out.append({"id": cid, "section": section, "removed": self.first[cid], "remaining": remaining})
+        return out
+
+    def render_html(self, title: str = "Screening summary") -> str:
+        from elig.report.html import environment
+
+        if self._table is not None:
+            self._table.seek(0)
+            table = self._table.read()
+        else:
+            table = ""
+        return environment().get_template("summary.html.j2").render(
+            s=self, protocol=self.protocol, title=title, attrition=self.attrition(),
+            sequential=self.sequential(), table=_Markup(table), pct=_pct,
+        )
+
+    def close(self) -> None:
+        if self._table is not None:
+            self._table.close()
+            self._table = None
+
+
+def _Markup(text: str):
+    from markupsafe import Markup
+
+    return Markup(text)  # rows were escaped one by one by _summary_row
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{100 * n / d:.1f}%" if d else "—"
+
+
+_MARK = {"met": "✔", "not met": "✘", "unknown": "?"}
+_VMARK = {"eligible": "✔", "ineligible": "✘", "undetermined": "?"}
+
+
+def _summary_row(row: Row) -> str:
+    e = _html.escape
+    if row.failed:
+        return (f'<tr class="error"><td>{row.index + 1}</td><td>—</td><td>{e(row.where)}</td>'
+                f'<td class="excl">✘ error</td><td colspan="2">{e(row.error or "")}</td></tr>\n')
+    pid = e(row.patient_id or "")
+    if row.report:
+        pid = f'<a href="{e(row.report)}">{pid}</a>'
+    cls = {"eligible": "fav", "ineligible": "excl"}.get(row.verdict or "", "unk")
+    return (f'<tr><td>{row.index + 1}</td><td>{pid}</td><td>{e(row.where)}</td>'
+            f'<td class="{cls}">{_VMARK.get(row.verdict or "", "")} {e(row.verdict or "")}</td>'
+            f'<td>{e(" ".join(row.excluded_by))}</td><td>{row.data_issues or ""}</td></tr>\n')
+
+
+# ---------------------------------------------------------------- command
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("protocol", type=click.Path())
+@click.argument("patients", nargs=-1, required=True, type=click.Path())
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Evaluation date (default: today).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (use the number of cores).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per patient as CSV.")
+@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False), help="Write one row per patient as JSON Lines.")
+@click.option("--html-dir", type=click.Path(file_okay=False),
+              help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet):
+    """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
+
+    One row per patient: the verdict and every criterion's outcome. Without
+    --csv or --jsonl the table is printed as CSV on standard output. A record
+    that cannot be read is reported on standard error with its file (and
+    line) and the batch goes on. Exit status: 0 when every record was read,
+    1 when any failed.
+    """
+    from elig import api
+    from elig.diagnostics import ProtocolError, render_all
+    from elig.evaluator import as_date
+
+    try:
+        as_of_date = as_date(as_of)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    try:
+        checked = api.load_protocol(protocol)
+    except ProtocolError as exc:
+        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
+        sys.exit(1)
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"error: {protocol}: cannot read the protocol: {exc}", err=True)
+        sys.exit(1)
+    except EligError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+    criteria = [c.id for c in checked.criteria]
+    summary = Summary(checked, as_of_date.isoformat() if as_of_date else None)
+    handles = []
+    writers = []
+    stdout_table = not csv_path and not jsonl_path and not html_dir
+    for out_path in (csv_path, jsonl_path):
+        if out_path:
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    if csv_path:
+        fh = open(csv_path, "w", encoding="utf-8", newline="")
+        handles.append(fh)
+        writers.append(CsvWriter(fh, criteria))
+    if jsonl_path:
+        fh = open(jsonl_path, "w", encoding="utf-8")
+        handles.append(fh)
+        writers.append(JsonlWriter(fh))
+    if stdout_table and not quiet:
+        writers.append(CsvWriter(sys.stdout, criteria))
+
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    try:
+        if progress is not None:
+            progress.start()
+            bar = progress.add_task("screening", total=None)
+        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir):
+            summary.add(row, html_rows=bool(html_dir))
+            for w in writers:
+                w.write(row)
+            if row.failed:
+                message = f"error: {row.where}: {row.error}"
+                if progress is not None:
+                    progress.console.print(message, markup=False, highlight=False)
+                else:
+                    click.echo(message, err=True)
+            if progress is not None:
+                progress.advance(bar)
+        if html_dir:
+            Path(html_dir, "index.html").write_text(summary.render_html(), encoding="utf-8")
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    finally:
+        if progress is not None:
+            progress.stop()
+        for fh in handles:
+            fh.close()
+        summary.close()
+
+    counts = ", ".join(f"{summary.verdicts[v]} {v}" for v in VERDICTS)
+    tail = f"; {summary.failed} record{'s' if summary.failed != 1 else ''} failed" if summary.failed else ""
+    if not quiet or summary.failed:
+        click.echo(f"screened {summary.evaluated} patient{'s' if summary.evaluated != 1 else ''}: {counts}{tail}",
+                   err=True)
+        for path in (csv_path, jsonl_path, html_dir and str(Path(html_dir, "index.html"))):
+            if path and not quiet:
+                click.echo(f"wrote {path}", err=True)
+    sys.exit(1 if summary.failed else 0)
