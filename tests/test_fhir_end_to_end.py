@@ -1,0 +1,82 @@
+"""FHIR bundles through the whole pipeline: Synthea data against the seed trials, and format twins."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+import pytest
+
+import elig
+
+from conftest import ROOT
+
+SYNTHEA = Path(os.environ.get("ELIG_SYNTHEA_DIR", ROOT.parent / "shared" / "data" / "fhir"))
+BUNDLES = sorted(SYNTHEA.glob("*.json")) if SYNTHEA.is_dir() else []
+PROTOCOLS = sorted((ROOT / "protocols").glob("*.elig"))
+
+
+@pytest.fixture(scope="module")
+def protocols():
+    return {p.stem: elig.load_protocol(p) for p in PROTOCOLS}
+
+
+def _sources(e):
+    out = [v.source for v in e.values if v.source]
+    if e.derived:
+        out += [v.source for v in e.derived.inputs if v.source]
+    for c in e.children:
+        out += _sources(c)
+    return out
+
+
+@pytest.mark.skipif(not BUNDLES, reason=f"Synthea bundles not found in {SYNTHEA}")
+@pytest.mark.parametrize("bundle", BUNDLES, ids=lambda p: p.name.split("_")[0])
+def test_synthea_bundles_evaluate_against_every_seed_trial(protocols, bundle):
+    patient = elig.load_patient(bundle)
+    assert patient.format == "fhir"
+    # Evaluate the day after the newest observation, so look-back windows find the data.
+    newest = max(o.date.earliest() for o in patient.observations if o.date)
+    as_of = newest.fromordinal(newest.toordinal() + 1)
+    for name, protocol in protocols.items():
+        result = elig.evaluate(protocol, patient, as_of=as_of)
+        assert result.verdict in set(elig.Verdict), name
+        assert len(result.criteria) == len(protocol.criteria)
+        if name == "NCT06021067":
+            cited = [s for c in result.criteria for s in _sources(c.explanation)]
+            assert any(s.startswith("Observation/") for s in cited)
+            assert all(s.startswith(("Observation/", "Condition/", "Procedure/", "Medication", "birth date",
+                                     "patient record")) for s in cited), cited
+
+
+@pytest.mark.skipif(not BUNDLES, reason=f"Synthea bundles not found in {SYNTHEA}")
+def test_alfreda_wyman_clearance_is_pinned(protocols):
+    bundle = next(b for b in BUNDLES if b.name.startswith("Alfreda_Wyman"))
+    result = elig.evaluate(protocols["NCT06021067"], bundle, as_of="2020-12-03")
+    crcl = result.criterion("I4.6").explanation.derived
+    values = {v.concept: v for v in crcl.inputs}
+    assert values["serum creatinine"].value == 0.9396542541203411
+    assert values["serum creatinine"].unit == "mg/dL"
+    assert values["serum creatinine"].date == "2020-12-01T20:43"
+    assert values["serum creatinine"].source.startswith("Observation/")
+    assert values["body weight"].value == 79.62835971208244
+    assert values["age"].value == 40  # born 1980-10-28
+    assert values["sex"].text == "female"
+    expected = (140 - 40) * 79.62835971208244 / (72 * 0.9396542541203411) * 0.85
+    assert crcl.value == pytest.approx(expected, rel=1e-12)
+    assert crcl.value == pytest.approx(100.04, abs=0.01)
+    assert result.criterion("I4.6").outcome is elig.Outcome.MET
+
+
+def test_fhir_twins_match_the_native_record(protocols):
+    native = elig.load_patient(ROOT / "examples" / "patients" / "demo_patient.yaml")
+    native = attrs.evolve(native, attestations=())  # a FHIR bundle carries no attestations
+    protocol = protocols["NCT06021067"]
+    expected = [(c.id, c.outcome) for c in elig.evaluate(protocol, native, "2024-03-15").criteria]
+    for kind in ("umol", "mgdl"):
+        twin = ROOT / "examples" / "fhir" / f"demo_patient_creatinine_{kind}.json"
+        result = elig.evaluate(protocol, twin, "2024-03-15")
+        assert [(c.id, c.outcome) for c in result.criteria] == expected, kind
+        crcl = result.criterion("I4.6").explanation.derived
+        assert crcl.value == pytest.approx(70.03, abs=0.1)
