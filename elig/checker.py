@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
+import attrs
+
 import pint
 
 from elig import canonical, plan as p, tree as t
@@ -78,7 +80,8 @@ class _Checker:
             seen[c.id] = c
             rule = c.rule
             if isinstance(rule, t.Unless):
-                plan = p.LogicPlan("unless", (self.rule(rule.rule), self.rule(rule.exception)), rule)
+                plan = p.LogicPlan("unless", (self.rule(rule.rule), self.rule(rule.exception)), rule,
+                                   text=canonical.rule(rule))
             else:
                 plan = self.rule(rule)
             out.append(p.CriterionPlan(id=c.id, section=c.section, sentence=c.sentence, notes=c.notes,
@@ -87,6 +90,10 @@ class _Checker:
 
     # ------------------------------------------------------------ rules
     def rule(self, node) -> p.RulePlan:
+        plan = self._rule(node)
+        return attrs.evolve(plan, text=canonical.rule(node)) if plan is not None else None
+
+    def _rule(self, node) -> p.RulePlan:
         if isinstance(node, t.Comparison):
             return self.comparison(node)
         if isinstance(node, t.Event):
@@ -98,7 +105,7 @@ class _Checker:
         if isinstance(node, t.Attestation):
             from elig.patient import normalise_key
 
-            return p.AttestationPlan(key=normalise_key(node.text), text=node.text, node=node)
+            return p.AttestationPlan(key=normalise_key(node.text), statement=node.text, node=node)
         if isinstance(node, t.Not):
             return p.LogicPlan("not", (self.rule(node.operand),), node)
         if isinstance(node, t.And):
@@ -323,7 +330,8 @@ class _Checker:
                 self.error("E106", f"'{node.name.text}' is a {concept.kind}: onset and duration apply to conditions",
                            node.timing.span, "use 'within' for procedures, medications and tests")
         return p.EventPlan(concept=concept, prefix=node.prefix, grade=grade, timing_kind=timing_kind,
-                           duration=duration, timing_op=op, node=node)
+                           duration=duration, timing_op=op, node=node,
+                           searched=tuple(str(c) for c in concept.codes) + (f"name '{concept.name}'",))
 
     def rate(self, node: t.Rate) -> p.RulePlan | None:
         concept = self.concept(node.name, ("measurement",), "a measurement")

@@ -33,7 +33,7 @@ from elig.results import (
     CollectItem, CriterionResult, Derived, EvaluationResult, Explanation, Outcome, ThresholdUsed,
     ValueUsed, Verdict, kleene_and, kleene_or,
 )
-from elig.units import format_converted as fmt3, format_number as fmt, normalise_unit_text, UnitSyntaxError
+from elig.units import format_converted as fmt3, format_number as fmt, UnitSyntaxError
 from elig.vocabulary import Concept
 
 REL_TOL = 1e-9
@@ -169,9 +169,7 @@ class _Evaluation:
 
     # ------------------------------------------------------------ logic
     def logic(self, node: p.LogicPlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node) if not isinstance(node.node, tuple) else ""
+        text = node.text
         if node.op == "unless":
             main = self.rule(node.children[0])
             exception = self.rule(node.children[1])
@@ -262,7 +260,7 @@ class _Evaluation:
             return _Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw,))
         value = obs.value * factor
         conversion = None
-        if _unit_key(unit) != _unit_key(concept.unit or "1"):
+        if self.resolver.unit_key(unit) != self.resolver.unit_key(concept.unit or "1"):
             conversion = f"{fmt(obs.value)} {unit} = {fmt3(value)} {concept.unit}"
         used = attrs.evolve(raw, canonical_value=value, canonical_unit=concept.unit, conversion=conversion)
         if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
@@ -444,9 +442,7 @@ class _Evaluation:
 
     # ------------------------------------------------------------ comparisons
     def comparison(self, node: p.ComparisonPlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node)
+        text = node.text
         label = node.subject.label
         got = self.subject_value(node.subject, node.window)
         if isinstance(got, _Unusable):
@@ -565,9 +561,7 @@ class _Evaluation:
 
     # ------------------------------------------------------------ rates
     def rate(self, node: p.RatePlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node)
+        text = node.text
         concept = node.concept
         label = node.node.name.text
         want = (f"two {label} results{self.window_text(node.window)}",)
@@ -609,11 +603,9 @@ class _Evaluation:
 
     # ------------------------------------------------------------ events
     def event(self, node: p.EventPlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node)
+        text = node.text
         concept = node.concept
-        searched = tuple(str(c) for c in concept.codes) + (f"name '{concept.name}'",)
+        searched = node.searched
         if concept.kind == "test":
             return self.test_event(node, text, searched)
         kind = concept.kind
@@ -760,9 +752,7 @@ class _Evaluation:
 
     # ------------------------------------------------------------ facts and attestations
     def fact(self, node: p.FactPlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node)
+        text = node.text
         sex = self.patient.sex
         if node.sex is not None:
             if sex is None:
@@ -781,19 +771,17 @@ class _Evaluation:
                            summary=f"{name}: {'yes' if value else 'no'} (patient record)")
 
     def attestation(self, node: p.AttestationPlan) -> Explanation:
-        from elig.canonical import rule as rule_text
-
-        text = rule_text(node.node)
+        text = node.text
         found = next((a for a in self.patient.attestations if a.key == node.key), None)
         if found is None or found.value is None:
             return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN,
-                               summary=f"awaiting attestation: {node.text}", reason="not attested yet",
-                               missing=(f"attestation: {node.text}",))
+                               summary=f"awaiting attestation: {node.statement}", reason="not attested yet",
+                               missing=(f"attestation: {node.statement}",))
         by = f" by {found.by}" if found.by else ""
         on = f" on {found.date}" if found.date else ""
         return Explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value),
-                           summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.text}",
-                           values=(ValueUsed(concept=node.text, value=None, unit=None, source=str(found.source),
+                           summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.statement}",
+                           values=(ValueUsed(concept=node.statement, value=None, unit=None, source=str(found.source),
                                              text="yes" if found.value else "no", date=_date(found.date)),))
 
 
@@ -866,13 +854,6 @@ def _limit_text(bound: p.Bound, limit: float, unit: str) -> str:
 def _distance(value: float, op: str, limit: float, unit: str) -> str:
     gap = abs(value - limit)
     return f"{fmt(value)} {unit}; needs {SYMBOLS[op]} {fmt(limit)} {unit} ({fmt(gap)} {unit} away)"
-
-
-def _unit_key(unit: str) -> str:
-    try:
-        return normalise_unit_text(unit)
-    except UnitSyntaxError:
-        return unit
 
 
 def _date(d: PartialDate | None) -> str | None:

@@ -87,6 +87,8 @@ class ComparisonPlan:
     test: Union[CompareTest, RangeTest, SexTest]
     window: Duration | None
     node: t.Comparison = attrs.field(eq=False, repr=False)
+    # Canonical text of the rule, printed once by the checker (reports show it for every patient).
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -97,7 +99,10 @@ class EventPlan:
     timing_kind: str | None  # within | onset_within | lasting
     duration: Duration | None
     timing_op: str | None
+    searched: tuple[str, ...]  # the codes a record is matched against, for "no matching record"
     node: t.Event = attrs.field(eq=False, repr=False)
+    # Canonical text of the rule, printed once by the checker (reports show it for every patient).
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -107,6 +112,7 @@ class FactPlan:
     concept: Concept | None
     sex: str | None
     node: object = attrs.field(eq=False, repr=False)
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -116,13 +122,17 @@ class RatePlan:
     bound: Bound  # per day, canonical unit
     window: Duration
     node: t.Rate = attrs.field(eq=False, repr=False)
+    # Canonical text of the rule, printed once by the checker (reports show it for every patient).
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
 class AttestationPlan:
     key: str
-    text: str
+    statement: str  # what is attested, as the protocol says it
     node: t.Attestation = attrs.field(eq=False, repr=False)
+    # Canonical text of the rule, printed once by the checker (reports show it for every patient).
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 @attrs.frozen
@@ -130,6 +140,7 @@ class LogicPlan:
     op: str  # and | or | not | any | all | none | unless
     children: tuple["RulePlan", ...]
     node: object = attrs.field(eq=False, repr=False)
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
 RulePlan = Union[ComparisonPlan, EventPlan, FactPlan, RatePlan, AttestationPlan, LogicPlan]

@@ -216,6 +216,19 @@ class UnitResolver:
     _cache: dict = attrs.field(factory=dict)
     _parse: Callable[[str], pint.Quantity] = parse_unit
 
+    _keys: dict = attrs.field(factory=dict)
+
+    def unit_key(self, unit: str) -> str:
+        """A spelling-independent key: 'mg/dl' and 'mg/dL' share one, so no conversion is shown."""
+        key = self._keys.get(unit)
+        if key is None:
+            try:
+                key = normalise_unit_text(unit)
+            except UnitSyntaxError:
+                key = unit
+            self._keys[unit] = key
+        return key
+
     def factor(self, from_unit: str, to_unit: str, molar_mass: float | None = None) -> float | str:
         """The factor, or a reason string when the unit cannot be converted."""
         key = (from_unit, to_unit, molar_mass)
