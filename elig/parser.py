@@ -9,10 +9,13 @@ what was expected and a suggestion.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
+import re
 from pathlib import Path
 
+import attrs
 import lark
 from lark.indenter import Indenter
 
@@ -28,6 +31,33 @@ class _ProtocolIndenter(Indenter):
     INDENT_type = "_INDENT"
     DEDENT_type = "_DEDENT"
     tab_len = 4
+
+    def handle_NL(self, token: lark.Token):
+        """As Lark's, but a tab or a dedent to no outer level is an E005 at its own line."""
+        if self.paren_level > 0:
+            return
+        yield token
+        indent_str = token.rsplit("\n", 1)[1]
+        line = (token.end_line or token.line) if "\n" in token else token.line
+        if "\t" in indent_str:
+            raise _IndentationError(
+                "a tab is used for indentation", line, len(indent_str) + 1,
+                "indent with spaces only: two spaces for a criterion, four for its rule")
+        indent = len(indent_str)
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            yield lark.Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+            return
+        while indent < self.indent_level[-1]:
+            self.indent_level.pop()
+            yield lark.Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+        if indent != self.indent_level[-1]:
+            outer = " or ".join(str(n) for n in sorted(set(self.indent_level)))
+            raise _IndentationError(
+                f"indentation does not match any outer level: this line is indented {indent} "
+                f"spaces, the lines it could belong to are indented {outer}",
+                line, indent + 1,
+                "indent every criterion of a section the same amount, and its rule one step further")
 
 
 def grammar_text() -> str:
@@ -129,7 +159,7 @@ class _Builder(lark.Transformer):
         return ("lookback", items[0])
 
     def section(self, items):
-        kind = str(items[0])
+        kind = str(items[0]).lower()
         return [c(kind) for c in items[1:]]
 
     @lark.v_args(meta=True)
@@ -151,11 +181,11 @@ class _Builder(lark.Transformer):
     # -- logic
     @lark.v_args(meta=True)
     def block_list(self, meta, items):
-        return t.ListOf(kind=str(items[0]), items=tuple(items[1:]), block=True, span=self._span(meta))
+        return t.ListOf(kind=str(items[0]).lower(), items=tuple(items[1:]), block=True, span=self._span(meta))
 
     @lark.v_args(meta=True)
     def inline_list(self, meta, items):
-        return t.ListOf(kind=str(items[0]), items=tuple(items[1:]), span=self._span(meta))
+        return t.ListOf(kind=str(items[0]).lower(), items=tuple(items[1:]), span=self._span(meta))
 
     @lark.v_args(meta=True)
     def unless(self, meta, items):
@@ -174,7 +204,7 @@ class _Builder(lark.Transformer):
         return t.Not(operand=items[0], span=self._span(meta))
 
     def sex_fact(self, items):
-        return t.SexFact(sex=str(items[0]), span=self._span(items[0]))
+        return t.SexFact(sex=str(items[0]).lower(), span=self._span(items[0]))
 
     # -- comparisons
     @lark.v_args(meta=True)
@@ -244,7 +274,7 @@ class _Builder(lark.Transformer):
     def branch(self, meta, items):
         cmp_tok, threshold, sex = items
         span = self._span(meta)
-        return t.SexBranch(sex=str(sex), test=t.Compare(normalise_comparator(cmp_tok), threshold, span=span),
+        return t.SexBranch(sex=str(sex).lower(), test=t.Compare(normalise_comparator(cmp_tok), threshold, span=span),
                            span=span)
 
     @lark.v_args(meta=True)
@@ -325,7 +355,9 @@ class _Builder(lark.Transformer):
 
     @lark.v_args(meta=True)
     def grade(self, meta, items):
-        word = " ".join(str(items[0]).split())
+        word = " ".join(str(items[0]).split()).lower()
+        if word.startswith("nyha"):
+            word = "NYHA class"
         values = [self._grade_value(v) for v in items[1:]]
         low = values[0]
         high = values[-1]
@@ -370,6 +402,7 @@ class _Builder(lark.Transformer):
 
 
 # ---------------------------------------------------------------- errors
+# Every terminal of the grammar, in words: a message never shows a terminal's name.
 _TOKEN_DESCRIPTIONS = {
     "COMPARATOR": "a comparator (≥ ≤ > < = ≠, or words such as 'at least')",
     "NUMBER": "a number",
@@ -377,6 +410,7 @@ _TOKEN_DESCRIPTIONS = {
     "ULN_FACTOR": "'x ULN'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
+    "GAS_NAME": "a concept name",
     "STRING": 'a quoted sentence "..."',
     "CRITERION_ID": "a criterion id such as I1 or E4.2",
     "_NL": "the end of the line",
@@ -386,21 +420,88 @@ _TOKEN_DESCRIPTIONS = {
     "SECTION": "'inclusion' or 'exclusion'",
     "LIST_KIND": "'any of', 'all of' or 'none of'",
     "SEX": "'male' or 'female'",
+    "GRADE_WORD": "'grade', 'stage' or 'class'",
+    "ROMAN": "a roman numeral (I to V)",
+    "HISTORY": "'history of'",
+    "ACTIVE": "'active'", "CURRENT": "'current'", "TAKING": "'taking'", "POSITIVE": "'positive'",
+    "AND": "'and'", "OR": "'or'", "NOT": "'not'", "OF": "'of'", "TO": "'to'", "IF": "'if'", "IN": "'in'",
+    "WITHIN": "'within'", "UNLESS": "'unless'", "BETWEEN": "'between'", "ONSET": "'onset within'",
+    "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
+    "ATTESTED": "'attested'", "NOTE": "'note'",
+    "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
+    "COMMENT": "a comment",
+    "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
 }
+
+# The words of the language, for "did you mean ...?" on a misspelt keyword.
+KEYWORDS = (
+    "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
+    "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
+    "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
+    "version", "lookback", "grade", "stage", "class",
+)
+
+_NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
 
 
 def _describe_expected(expected: set[str]) -> str:
     words = []
     for name in sorted(expected):
         desc = _TOKEN_DESCRIPTIONS.get(name)
-        if desc is None:
-            desc = f"'{name.lower()}'" if name.isupper() and name.isalpha() else name
+        if desc is None:  # an anonymous keyword of a future grammar: show the word, never the name
+            desc = f"'{name.lower()}'" if name.isupper() and name.isalpha() else "another token"
         if desc not in words:
             words.append(desc)
     if len(words) > 6:
         words = words[:6] + ["..."]
     return ", ".join(words)
+
+
+def _close_keyword(word: str, *, after_factor: bool = False) -> str | None:
+    """The keyword ``word`` is probably a misspelling of, if any."""
+    w = word.strip("`").lower()
+    if after_factor and w != "uln" and len(w) == 3 and difflib.get_close_matches(w, ["uln"], 1, 0.6):
+        return "ULN"
+    if len(w) < 4 or w in KEYWORDS or not w.isalpha():
+        return None
+    found = difflib.get_close_matches(w, KEYWORDS, 1, 0.8)
+    return found[0] if found else None
+
+
+_WORD_BEFORE = re.compile(r"([A-Za-zµμ_×`][A-Za-z0-9µμ_'\-`]*|\*)\s*$")
+
+
+def _misspelt_keyword(tok: lark.Token, line_text: str) -> tuple[str, str] | None:
+    """(word, keyword) when the token, or the word just before it, looks like a misspelt keyword."""
+    before = line_text[: max(0, tok.column - 1)]
+    prev = _WORD_BEFORE.search(before)
+    prev_word = prev.group(1) if prev else ""
+    after_factor = prev_word.lower() in ("x", "×", "*", "times")
+    value = str(tok.value)
+    if tok.type in _NAME_TOKENS and re.fullmatch(r"[A-Za-z]+", value):
+        kw = _close_keyword(value, after_factor=after_factor)
+        if kw:
+            return value, kw
+    if prev_word and not after_factor:
+        kw = _close_keyword(prev_word)
+        if kw:
+            return prev_word, kw
+    return None
+
+
+def _previous_content_line(lines: list[str], line: int) -> str:
+    for i in range(line - 2, -1, -1):
+        stripped = lines[i].split("#", 1)[0].strip()
+        if stripped:
+            return lines[i]
+    return ""
+
+
+def _indent_of(line_text: str) -> int:
+    """Columns of indentation, a tab counting as the indenter counts it."""
+    lead = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
+    return lead.count(" ") + lead.count("\t") * _ProtocolIndenter.tab_len
 
 
 def _hint_for(token_value: str, expected: set[str]) -> str:
@@ -422,33 +523,70 @@ def _hint_for(token_value: str, expected: set[str]) -> str:
     return "check the spelling and the layout against the language reference (docs/language.md)"
 
 
+_SECTIONS = ("inclusion", "exclusion")
+
+
+def _unexpected_token(exc: lark.exceptions.UnexpectedToken, file: str, text: str) -> Diagnostic:
+    tok = exc.token
+    expected = set(exc.expected) | set(getattr(exc, "accepts", ()) or ())
+    lines = text.splitlines()
+    if tok.type == "$END":
+        line = text.count("\n") + 1
+        col = len(text.rsplit("\n", 1)[-1]) + 1
+        span = Span(file, line, col, line, col + 1)
+        return Diagnostic("E001", f"unexpected the end of the text; expected {_describe_expected(expected)}",
+                          span=span, hint=_hint_for("", expected))
+    line, col = tok.line, tok.column
+    end_line = getattr(tok, "end_line", None) or line
+    end_col = getattr(tok, "end_column", None) or col + max(1, len(tok.value))
+    line_text = lines[line - 1] if 0 < line <= len(lines) else ""
+    if tok.type in ("_NL", "_INDENT", "_DEDENT"):
+        found = {"_NL": "the end of the line", "_INDENT": "an indented line",
+                 "_DEDENT": "the end of an indented block"}[tok.type]
+        if tok.type == "_NL":
+            col = len(line_text.rstrip()) + 1
+        end_line, end_col = line, col + 1
+    else:
+        found = f"'{tok.value}'"
+    span = Span(file, line, col, end_line, end_col)
+    message = f"unexpected {found}; expected {_describe_expected(expected)}"
+    hint = _hint_for(tok.value, expected)
+
+    starts_line = tok.type not in ("_NL", "_INDENT", "_DEDENT") and not line_text[: col - 1].strip()
+    previous = _previous_content_line(lines, line) if starts_line else ""
+    section = previous.split("#", 1)[0].strip()
+    misspelt = _misspelt_keyword(tok, line_text) if tok.type not in ("_NL", "_INDENT", "_DEDENT") else None
+    if starts_line and "_INDENT" in expected and section.lower() in _SECTIONS and _indent_of(previous) == 0:
+        message = (f"the criterion {found} is not indented under '{section.lower()}'; "
+                   f"expected {_describe_expected(expected)}")
+        hint = (f"indent the criterion id under '{section.lower()}' (two spaces), "
+                f"and its rule one step further")
+    elif misspelt is not None:
+        word, keyword = misspelt
+        if word == str(tok.value):
+            message += f"; did you mean '{keyword}'?"
+        else:
+            message += f"; did you mean '{keyword}' instead of '{word}'?"
+        hint = (f"'{word}' looks like the keyword '{keyword}' misspelt; correct the spelling, or write a "
+                f"concept name that really contains '{word}' in backticks")
+    elif (starts_line and "_DEDENT" in expected and tok.type in ("CRITERION_ID", "WORD")
+          and re.fullmatch(r"[A-Za-z][A-Za-z0-9]*(?:[.\-][A-Za-z0-9]+)*", str(tok.value))):
+        hint = (f"if '{tok.value}' starts a new criterion, indent it exactly as much as the criterion "
+                f"above it; a rule holds one statement (combine several with 'and', or 'all of')")
+    return Diagnostic("E001", message, span=span, hint=hint)
+
+
+class _IndentationError(lark.exceptions.LarkError):
+    """Raised by the indenter, with the line it is about."""
+
+    def __init__(self, message: str, line: int, column: int, hint: str):
+        super().__init__(message)
+        self.message, self.line, self.column, self.hint = message, line, column, hint
+
+
 def _syntax_diagnostic(exc: lark.exceptions.LarkError, file: str, text: str) -> Diagnostic:
     if isinstance(exc, lark.exceptions.UnexpectedToken):
-        tok = exc.token
-        expected = set(exc.expected) | set(getattr(exc, "accepts", ()) or ())
-        if tok.type == "$END":
-            line = text.count("\n") + 1
-            col = len(text.rsplit("\n", 1)[-1]) + 1
-            span = Span(file, line, col, line, col + 1)
-            found = "the end of the text"
-        else:
-            line, col = tok.line, tok.column
-            end_line = getattr(tok, "end_line", None) or line
-            end_col = getattr(tok, "end_column", None) or col + max(1, len(tok.value))
-            if tok.type in ("_NL", "_INDENT", "_DEDENT"):
-                found = {"_NL": "the end of the line", "_INDENT": "an indented line",
-                         "_DEDENT": "the end of an indented block"}[tok.type]
-                line_text = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
-                if tok.type == "_NL":
-                    col = len(line_text.rstrip()) + 1
-                    end_line, end_col = line, col + 1
-                else:
-                    end_line, end_col = line, col + 1
-            else:
-                found = f"'{tok.value}'"
-            span = Span(file, line, col, end_line, end_col)
-        return Diagnostic("E001", f"unexpected {found}; expected {_describe_expected(expected)}",
-                          span=span, hint=_hint_for(tok.value if tok.type != "$END" else "", expected))
+        return _unexpected_token(exc, file, text)
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
         span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
@@ -462,9 +600,108 @@ def _syntax_diagnostic(exc: lark.exceptions.LarkError, file: str, text: str) -> 
         line = text.count("\n") + 1
         return Diagnostic("E001", "the text ends too early", span=Span(file, line, 1, line, 2),
                           hint="finish the rule, or close an open parenthesis")
+    if isinstance(exc, _IndentationError):
+        return Diagnostic("E005", exc.message, span=Span(file, exc.line, 1, exc.line, max(2, exc.column)),
+                          hint=exc.hint)
     # DedentError and friends: inconsistent indentation.
     return Diagnostic("E005", f"inconsistent indentation: {exc}", span=None,
                       hint="indent every criterion the same amount, and its rule one step further")
+
+
+# ---------------------------------------------------------------- recovery
+def _blocks(lines: list[str]) -> list[tuple[int, int, int]]:
+    """Split a protocol into independently parsable pieces.
+
+    Returns (section_line, first, last) 0-based line indices: the header (section_line -1)
+    and every criterion block (a line at the criterion indentation under a section keyword,
+    with its more-indented lines). Blank and comment-only lines join the block before them.
+    """
+    def content(i: int) -> str:
+        return lines[i].split("#", 1)[0].strip()
+
+    out: list[tuple[int, int, int]] = []
+    section = -1
+    first_section = next((i for i, ln in enumerate(lines)
+                          if _indent_of(ln) == 0 and content(i).lower() in _SECTIONS), len(lines))
+    if first_section > 0:
+        out.append((-1, 0, first_section - 1))
+    i = first_section
+    criterion_indent: int | None = None
+    while i < len(lines):
+        if not content(i):
+            i += 1
+            continue
+        indent = _indent_of(lines[i])
+        if indent == 0 and content(i).lower() in _SECTIONS:
+            section, criterion_indent = i, None
+            i += 1
+            continue
+        if criterion_indent is None:
+            criterion_indent = indent
+        start = i
+        i += 1
+        while i < len(lines) and (not content(i) or _indent_of(lines[i]) > min(indent, criterion_indent)):
+            i += 1
+        out.append((section, start, i - 1))
+    return out
+
+
+def _recover(source: str, file: str, original: str) -> list[Diagnostic]:
+    """Parse each criterion block on its own and collect its diagnostics."""
+    lines = source.split("\n")
+    found: list[Diagnostic] = []
+    for section, first, last in _blocks(lines):
+        kept = [""] * len(lines)
+        if section >= 0:
+            kept[section] = lines[section]
+        kept[first:last + 1] = lines[first:last + 1]
+        # A stand-in header on an extra first line keeps every other line where it was.
+        header = "" if section < 0 else "protocol RECOVERY\n"
+        shift = 1 if header else 0
+        text = header + "\n".join(kept)
+        try:
+            _parse(text, file, "start", original=original, recover=False)
+        except ProtocolError as exc:
+            for d in exc.diagnostics:
+                if d.span is None:
+                    continue
+                line = d.span.line - shift
+                if not first <= line - 1 <= last:
+                    continue
+                span = attrs.evolve(d.span, line=line, end_line=max(line, d.span.end_line - shift))
+                found.append(attrs.evolve(d, span=span))
+    return found
+
+
+def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -> list[Diagnostic]:
+    try:
+        recovered = _recover(source, file, original)
+    except Exception:  # recovery is a courtesy: never let it hide the first error
+        return [first]
+    if first.span is None:
+        return [first]
+    blocks = _blocks(source.split("\n"))
+
+    def block_of(d: Diagnostic):
+        line = d.span.line - 1
+        return next(((f, la) for _, f, la in blocks if f <= line <= la), None)
+
+    first_block = block_of(first)
+    out = [first]
+    seen = {(first.span.line, first.span.column)}
+    for d in recovered:
+        key = (d.span.line, d.span.column)
+        if key in seen:
+            continue
+        b = block_of(d)
+        if first_block is not None and b == first_block:
+            continue  # the first error already speaks for its criterion
+        if first_block is None and b is not None and b[0] <= first.span.line - 1 <= b[1]:
+            continue
+        seen.add(key)
+        out.append(d)
+    out.sort(key=lambda d: (d.span.line, d.span.column))
+    return out
 
 
 def _ensure_newline(text: str) -> str:
@@ -483,11 +720,15 @@ def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
     return _parse(source, file, "single_rule", original=text)
 
 
-def _parse(source: str, file: str, start: str, original: str):
+def _parse(source: str, file: str, start: str, original: str, recover: bool = True):
     try:
         lark_tree = get_parser().parse(source, start=start)
     except lark.exceptions.LarkError as exc:
-        raise ProtocolError([_syntax_diagnostic(exc, file, source)], {file: original}) from None
+        first = _syntax_diagnostic(exc, file, source)
+        diagnostics = [first]
+        if recover and start == "start":
+            diagnostics = _all_diagnostics(first, source, file, original)
+        raise ProtocolError(diagnostics, {file: original}) from None
     builder = _Builder(file)
     try:
         node = builder.transform(lark_tree)
@@ -501,8 +742,6 @@ def _parse(source: str, file: str, start: str, original: str):
 
 
 def _with_source(protocol: t.Protocol, source: str) -> t.Protocol:
-    import attrs
-
     return attrs.evolve(protocol, source=source)
 
 
