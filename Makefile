@@ -33,6 +33,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fhir.py
+	$(BIN)/python bench/bench_screen.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -45,6 +45,8 @@ import attrs
 import click
 import yaml
 
+from elig.patient import load_yaml
+
 from elig import plan as p
 from elig.diagnostics import DataError
 from elig.results import EvaluationResult, Explanation, Outcome, Verdict
@@ -96,7 +98,7 @@ def load_cases(path: str | Path) -> list[Case]:
     path = Path(path)
     file = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CaseError("no such case file", file=file, hint="check the path") from None
     except yaml.YAMLError as exc:
@@ -142,7 +144,7 @@ def load_cases_lenient(path: str | Path) -> tuple[list[Case], list[CaseError]]:
     except CaseError as exc:
         if exc.case is None:  # the file itself is unreadable
             return [], [exc]
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    data = load_yaml(Path(path).read_text(encoding="utf-8"))
     return _read_cases(data, Path(path))
 
 
@@ -231,7 +233,7 @@ def _read_patient(raw: dict, path: Path, err) -> dict:
     else:
         target = (path.parent / str(ref)).resolve()
         try:
-            record = yaml.safe_load(target.read_text(encoding="utf-8"))
+            record = load_yaml(target.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise err(f"no such patient file {ref}", "patient_file", f"paths are relative to {path.parent}") from None
         except yaml.YAMLError as exc:

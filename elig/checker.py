@@ -54,6 +54,14 @@ def diagnose(protocol: t.Protocol, vocabulary: Vocabulary | None = None) -> list
     return checker.errors
 
 
+def diagnose_rule(rule, vocabulary: Vocabulary | None = None, file: str = "<rule>") -> list[Diagnostic]:
+    """The diagnostics of one rule (``elig parse`` checks names and units, not only syntax)."""
+    checker = _Checker(vocabulary or default_vocabulary(), CATALOGUE, t.Protocol(id="rule", title=None, criteria=(),
+                                                                                file=file))
+    checker.rule(rule)
+    return checker.errors
+
+
 class _Checker:
     def __init__(self, vocabulary: Vocabulary, catalogue: Catalogue, protocol: t.Protocol):
         self.vocabulary = vocabulary
@@ -129,6 +137,10 @@ class _Checker:
                 suggestion = suggestion[:1].upper() + suggestion[1:]
             hint = (f"did you mean '{suggestion}'?" if suggestion else
                     "add the concept to the vocabulary, or use a known name (see docs/vocabulary.md)")
+            words = name.text.split(None, 1)
+            if len(words) == 2 and words[0].lower() in ("no", "non", "without") and self.vocabulary.lookup(words[1]):
+                # "No myocardial infarction": the negation belongs to the rule, not the name.
+                hint = f"write the negation as a keyword: 'not {words[1]}'"
             self.error("E101", f"unknown concept '{name.text}'", name.span, hint)
             return None
         if concept.kind not in kinds:
@@ -205,8 +217,12 @@ class _Checker:
         if isinstance(th, t.UlnMultiple):
             text = f"{th.number} x ULN"
             if not allow_uln:
-                self.error("E108", f"'{subject_label}' has no upper limit of normal", th.span,
-                           "x ULN applies to laboratory measurements; give a value with a unit instead")
+                hint = "x ULN applies to laboratory measurements; give a value with a unit instead"
+                if "/" in subject_label:
+                    a, b = subject_label.split("/", 1)
+                    hint = (f"'{subject_label}' divides {a} by {b}; for both enzymes write "
+                            f"'{a} ≤ {th.number} x ULN and {b} ≤ {th.number} x ULN'")
+                self.error("E108", f"'{subject_label}' has no upper limit of normal", th.span, hint)
                 return None
             return p.Bound(text=text, uln_factor=th.factor)
         text = canonical.quantity(th)
@@ -226,6 +242,13 @@ class _Checker:
             self.error("E104", f"a bare number where a unit is needed: '{subject_label}' is a "
                                f"{describe_dimension(unit_q)}", th.span,
                        f"write the unit, e.g. '{th.number} {example}'")
+            return None
+        if (dimensionless_subject and (unit_text or "1") not in ("%", "percent") and str(q.units) == "percent"
+                and concept is not None and concept.plausible and concept.plausible[1] > 1):
+            # '%' makes 1 % = 0.01: right for a fraction such as FiO2, a mistake for a score or ratio.
+            self.error("E105", f"'{subject_label}' is a score or ratio, not a percentage: {text} would mean "
+                               f"{float(q.to('dimensionless').magnitude):g}", th.span,
+                       f"write the bare number, e.g. '{th.number}'")
             return None
         try:
             value = conversion_factor_q(q, unit_q, concept.molar_mass if concept else None)

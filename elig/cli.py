@@ -173,10 +173,15 @@ def render(result, fmt: str, colour: bool = False) -> str:
 @main.command()
 @click.argument("text")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--no-check", is_flag=True, help="Only parse: do not check names, units and methods.")
 @_handle_errors
-def parse(text, fmt):
-    """Parse one criterion's rule and print it in canonical form (or as JSON)."""
-    from elig import canonical, parser
+def parse(text, fmt, no_check):
+    """Parse one criterion's rule and print it in canonical form (or as JSON).
+
+    The rule is also checked against the vocabulary (unknown concepts, units,
+    methods): problems are printed after it and the exit status is 1.
+    """
+    from elig import canonical, checker, parser
     from elig.treejson import tree_to_json
 
     node = parser.parse_rule(text, file="<argument>")
@@ -184,6 +189,11 @@ def parse(text, fmt):
         click.echo(json.dumps(tree_to_json(node), ensure_ascii=False, indent=2))
     else:
         click.echo(canonical.rule(node))
+    if not no_check:
+        problems = checker.diagnose_rule(node, file="<argument>")
+        if problems:
+            click.echo(render_all(problems, {"<argument>": text}), err=True)
+            sys.exit(1)
 
 
 # Commands that live with their stage of the pipeline.

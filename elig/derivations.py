@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 
 import attrs
 
-from elig.units import format_converted as fmt, format_number as num
+from elig.units import format_converted as fmt, format_input as exact, format_number as num
 
 
 @attrs.frozen
@@ -105,7 +105,7 @@ def _cg(age: int, weight: float, scr: float, female: bool) -> float:
 
 
 def _cg_text(age: int, weight: float, weight_label: str, scr: float, female: bool) -> str:
-    text = f"(140 − {age}) × {fmt(weight)} kg / (72 × {fmt(scr)} mg/dL)"
+    text = f"(140 − {age}) × {exact(weight)} kg / (72 × {exact(scr)} mg/dL)"
     return text + (" × 0.85" if female else "") + (f"  [{weight_label}]" if weight_label else "")
 
 

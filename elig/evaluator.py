@@ -179,9 +179,10 @@ class _Evaluation:
                 outcome = kleene_and([main.outcome, exception.outcome.negate()])
             if exception.outcome is Outcome.MET:
                 summary = f"waived: {exception.summary}"
+            elif exception.outcome is Outcome.NOT_MET:
+                summary = f"{main.summary}; the exception does not apply ({exception.summary})"
             else:
-                summary = main.summary if exception.outcome is Outcome.NOT_MET else (
-                    f"{main.summary}; exception undetermined: {exception.summary}")
+                summary = f"{main.summary}; exception undetermined: {exception.summary}"
             return Explanation(kind="unless", rule=text, outcome=outcome, summary=summary,
                                children=(main, exception))
         children = tuple(self.rule(c) for c in node.children)
@@ -681,7 +682,10 @@ class _Evaluation:
                 return False, f"status {status}"
             return True, f"{status or 'no status'}, started {start or 'on an unknown date'}, no end date"
         if status in ("completed",) and start is not None:
-            return (start.latest() >= as_of) or None, f"performed {start}"
+            # A completed procedure without an end date happened on its start date.
+            if start.latest() < as_of:
+                return False, f"completed {start}"
+            return (True if start.earliest() >= as_of else None), f"performed {start}"
         return True, f"in progress since {start or 'an unknown date'}"
 
     def timing(self, node: p.EventPlan, start: PartialDate | None, end: PartialDate | None, r) -> tuple[bool | None, str]:
@@ -712,6 +716,11 @@ class _Evaluation:
         began_in = within(start, window_start, self.as_of)
         if began_in:
             return True, f"from {start}, within {dur.text}"
+        if node.concept.acute:
+            # An acute event (infarction, stroke) is counted when it happens in the window,
+            # not because an old record was never closed.
+            return began_in, (f"onset {start}, before the {dur.text} window" if began_in is False
+                              else f"onset {start}, which may fall outside the {dur.text} window")
         active, why = self.active_at(r, window_start) if not isinstance(r, Procedure) or end else (None, "")
         if isinstance(r, Procedure) and end is None:
             return (False if start.latest() < window_start else None), f"performed {start}, before the {dur.text} window"
@@ -831,10 +840,10 @@ def _only_attestations(node) -> bool:
 def _logic_summary(op: str, children, outcome: Outcome) -> str:
     counts = {o: sum(1 for c in children if c.outcome is o) for o in Outcome}
     parts = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-    names = {"and": "all parts", "all": "all of", "or": "either part", "any": "any of", "none": "none of",
+    names = {"and": "all required", "all": "all of", "or": "one suffices", "any": "any of", "none": "none of",
              "not": "not"}
     if op == "not":
-        return f"not ({children[0].summary})"
+        return f"not: {children[0].summary}"
     return f"{names[op]}: {parts} → {outcome}"
 
 
@@ -877,8 +886,8 @@ def _period(r) -> tuple[PartialDate | None, PartialDate | None]:
 
 def _record_value(concept: Concept, r, why: str) -> ValueUsed:
     start, end = _period(r)
-    codes = ", ".join(str(c) for c in r.codes) or (f"'{r.concept}'" if r.concept else "")
-    extra = f" [{codes}]" if codes else ""
+    codes = ", ".join(str(c) for c in r.codes)
+    extra = f" (coded {codes})" if codes else (f" (recorded as '{r.concept}')" if r.concept else "")
     return ValueUsed(concept=concept.name, value=None, unit=None, date=_date(start), source=str(r.source),
                      text=f"{why}{extra}")
 

@@ -41,6 +41,7 @@ import attrs
 
 from elig.dates import DateSyntaxError, PartialDate
 from elig.diagnostics import DataError
+from elig.units import unit_problem
 from elig.patient import (
     Coding,
     Condition,
@@ -192,6 +193,7 @@ class _Reader:
     def __init__(self, file: str):
         self.file = file
         self.issues: list[DataIssue] = []
+        self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
         self.by_url: dict[str, dict] = {}
         self.read_counts: Counter = Counter()
         self.skipped: Counter = Counter()
@@ -515,6 +517,10 @@ class _Reader:
                     problem = f"value {raw!r} is not a number" if raw is not None else "the quantity has no value"
                     self.issue(f"{loc}.valueQuantity.value", f"{ref}: {problem}",
                                "a FHIR Quantity value is a JSON number")
+                elif unit and (reason := unit_problem(unit, self.unit_reasons)):
+                    problem = reason
+                    self.issue(f"{loc}.valueQuantity.code", f"{ref}: {reason}; the observation cannot be used",
+                               "send a UCUM unit such as mg/dL, umol/L, 10*9/L, %")
                 elif comparator is not None:
                     value_text = f"{comparator}{raw}"
                     problem = (f"the value is censored ({comparator} {raw}{' ' + unit if unit else ''}): "

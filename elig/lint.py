@@ -340,6 +340,13 @@ class _Linter:
         for e in self.protocol.exclusions:
             for i in inclusions:
                 how = self.same_or_negated(e.rule, i.rule)
+                if how == "repeats":
+                    # The same rule to include and to exclude: whoever meets it is excluded, whoever
+                    # does not is not included. No patient can ever be eligible.
+                    self.warn("W207", f"exclusion {e.id} repeats inclusion {i.id}: no patient can be eligible",
+                              _id_span(e), f"an exclusion usually states the opposite of an inclusion; check "
+                              f"the sponsor's text and write {e.id} as what excludes (perhaps 'not ...')")
+                    break
                 if how and not any(re.search(rf"(?<![\w.]){re.escape(i.id)}(?![\w]|\.\d)", n) for n in e.notes):
                     self.warn("W207", f"exclusion {e.id} {how} inclusion {i.id}", _id_span(e),
                               f"one of them is enough: a patient failing {i.id} is already ineligible; "

@@ -40,6 +40,7 @@ _SYSTEMS = {
     "http://hl7.org/fhir/sid/icd-10": "ICD-10",
     "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
     "http://www.whocc.no/atc": "ATC",
+    "http://www.cms.gov/Medicare/Coding/ICD10": "ICD-10-PCS",
 }
 SYSTEM_ALIASES = {v.lower(): k for k, v in _SYSTEMS.items()} | {
     "loinc": "http://loinc.org", "snomed": "http://snomed.info/sct", "sct": "http://snomed.info/sct",
@@ -181,10 +182,26 @@ def load_patient(path: str | Path) -> Patient:
     return patient_from_data(data, str(path))
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML that leaves dates as text, so elig's own date reader reports a bad one
+    (2024-02-30) at its record and field instead of PyYAML raising for the whole file."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML as elig reads every YAML input: safe, with dates kept as text."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _parse_text(text: str, file: str) -> Any:
     if file.endswith((".yaml", ".yml")):
         try:
-            return yaml.safe_load(text)
+            return load_yaml(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
@@ -194,7 +211,7 @@ def _parse_text(text: str, file: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         try:  # a .json that is really YAML, or a file without extension
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
             if isinstance(data, dict):
                 return data
         except yaml.YAMLError:
@@ -219,6 +236,7 @@ class _NativeReader:
     def __init__(self, file: str):
         self.file = file
         self.issues: list[DataIssue] = []
+        self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
 
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
         self.issues.append(DataIssue(location, message, hint, self.file))
@@ -342,6 +360,14 @@ class _NativeReader:
                     problem = f"value {value_text!r} is not a number"
                     self.issue(f"{loc}.value", problem, "write the number alone and the unit in 'unit'")
         unit = e.get("unit")
+        if unit not in (None, "") and problem is None and value is not None:
+            from elig.units import unit_problem  # late: elig.units has no business importing records
+
+            reason = unit_problem(str(unit), self.unit_reasons)
+            if reason:
+                problem = reason
+                self.issue(f"{loc}.unit", f"{reason}; the observation cannot be used",
+                           "write units as labs do: mg/dL, µmol/L, 10^9/L, g/L, U/L, %")
         ref = e.get("reference_range") or e.get("reference") or {}
         ref_low = ref_high = None
         if ref and not isinstance(ref, dict):

@@ -16,7 +16,7 @@ import attrs
 SCHEMA_VERSION = "1.0"
 
 
-class Outcome(enum.Enum):
+class Outcome(str, enum.Enum):
     """Three-valued (Kleene) outcome of a rule."""
 
     MET = "met"
@@ -56,7 +56,7 @@ def kleene_or(outcomes) -> Outcome:
     return Outcome.NOT_MET
 
 
-class Verdict(enum.Enum):
+class Verdict(str, enum.Enum):
     ELIGIBLE = "eligible"
     INELIGIBLE = "ineligible"
     UNDETERMINED = "undetermined"
@@ -186,6 +186,9 @@ class EvaluationResult:
 def _serialise(inst, field, value):
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        # Twelve significant digits: binary noise (1.7999999999999998) never reaches the JSON.
+        return float(f"{value:.12g}")
     return value

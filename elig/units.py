@@ -62,6 +62,15 @@ _ALIASES = {
 }
 
 
+# Whole units that mean something else to pint: G/L is giga (10^9) per litre on European
+# lab reports, not grams; K/µL is thousands per microlitre, not kelvin.
+_WHOLE = {
+    "G/L": "1e9 / L", "T/L": "1e12 / L", "K/uL": "1e3 / uL", "K/mm3": "1e3 / mm**3", "K/cumm": "1e3 / mm**3",
+    "M/uL": "1e6 / uL", "gm/dL": "g / dL", "gm/dl": "g / dL", "gm/L": "g / L", "mEq/L": "mmol / L",
+    "meq/L": "mmol / L",
+}
+
+
 class UnitSyntaxError(ValueError):
     """A unit string that neither the clinician spellings nor pint can read."""
 
@@ -77,6 +86,8 @@ def normalise_unit_text(text: str) -> str:
     s = re.sub(r"\s+", "", s)
     if not s:
         raise UnitSyntaxError("empty unit")
+    if s in _WHOLE:
+        return _WHOLE[s]
     # A leading scale: x10^9, ×10^9, 10^9, 10*9 (UCUM), 10**9, 10E9.
     scale = ""
     m = re.match(r"^[x×*]?10(?:\^|\*\*|\*|e|E)?(-?\d+)(.*)$", s)
@@ -118,7 +129,8 @@ def parse_unit(text: str) -> pint.Quantity:
     expr = normalise_unit_text(text)
     from elig.ucum import is_ucum_like, parse_ucum  # imported late: elig.ucum imports this module
 
-    if is_ucum_like(text):  # UCUM as FHIR sends it (10*3/uL, mm[Hg], {INR}, mL/min/{1.73_m2})
+    if is_ucum_like(text) and re.sub(r"\s+", "", text).replace("µ", "u").replace("μ", "u") not in _WHOLE:
+        # UCUM as FHIR sends it (10*3/uL, mm[Hg], {INR}, mL/min/{1.73_m2})
         try:
             return parse_ucum(text)
         except UnitSyntaxError:
@@ -272,3 +284,28 @@ def format_converted(x: float) -> str:
         return f"{x:.1f}".rstrip("0").rstrip(".") if not float(x).is_integer() else f"{x:.0f}"
     digits = 2 - int(__import__("math").floor(__import__("math").log10(ax)))
     return f"{x:.{max(digits, 0)}f}"
+
+
+def format_input(x: float) -> str:
+    """A formula input as used: five significant figures, so the printed formula recomputes to
+    the printed result (1.0995 mg/dL, not a rounded 1.10 that would give another clearance)."""
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{x:.0f}"
+    text = f"{x:.5g}"
+    if "e" in text:
+        text = f"{x:.5f}".rstrip("0").rstrip(".")
+    return text
+
+
+def unit_problem(text: str, cache: dict | None = None) -> str | None:
+    """Why a recorded unit cannot be read, or None when it can (readers flag it on the record)."""
+    if cache is not None and text in cache:
+        return cache[text]
+    try:
+        parse_unit(text)
+        reason = None
+    except UnitSyntaxError:
+        reason = f"unreadable unit {text!r}"
+    if cache is not None:
+        cache[text] = reason
+    return reason

@@ -85,6 +85,9 @@ class Concept:
     field: str | None = None  # fact: the Patient attribute
     description: str | None = None
     qualitative: bool = False  # test: judged by a positive/negative result
+    # condition: an acute event (infarction, stroke): "within 6 months" means it happened in
+    # the window, however its record's status was left.
+    acute: bool = False
 
     @functools.cached_property
     def unit_quantity(self) -> pint.Quantity | None:
@@ -207,4 +210,5 @@ def _concept(e: dict, path: Path) -> Concept:
         codes=tuple(codes), unit=str(unit) if unit is not None else None, molar_mass=e.get("molar_mass"),
         plausible=plausible, uln=uln, unitless=e.get("unitless"), methods=tuple(e.get("methods", []) or []),
         field=e.get("field"), description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
+        acute=bool(e.get("acute", False)),
     )

@@ -67,3 +67,33 @@ def test_thresholds_become_canonical_floats(nct06021067):
     assert i41.plan.test.bound.value == pytest.approx(1.5)  # 10^9/L is ANC's canonical unit
     i43 = next(c for c in nct06021067.criteria if c.id == "I4.3")
     assert i43.plan.test.bound.value == pytest.approx(80)
+
+
+def _rule_problems(text):
+    return checker.diagnose_rule(parser.parse_rule(text))
+
+
+def test_percent_on_a_score_is_rejected_but_allowed_on_a_fraction():
+    (d,) = _rule_problems("ECOG ≤ 1 %")
+    assert d.code == "E105" and "would mean 0.01" in d.message
+    assert _rule_problems("FiO2 ≥ 50%") == []
+
+
+def test_sponsor_negation_inside_a_name_gets_a_keyword_hint():
+    (d,) = _rule_problems("No myocardial infarction within 6 months")
+    assert d.code == "E101" and d.hint == "write the negation as a keyword: 'not myocardial infarction'"
+
+
+def test_enzyme_pair_written_as_a_ratio():
+    (d,) = _rule_problems("AST/ALT ≤ 3 x ULN")
+    assert d.code == "E108" and "'AST ≤ 3 x ULN and ALT ≤ 3 x ULN'" in d.hint
+
+
+def test_identical_inclusion_and_exclusion_is_a_contradiction():
+    from elig.lint import lint
+    from elig.vocabulary import default_vocabulary
+
+    tree = parser.parse_protocol('protocol C\ninclusion\n  I1 "Hb"\n    HGB ≥ 80 g/L within 7 days\n'
+                                 'exclusion\n  E1 "Hb"\n    HGB ≥ 80 g/L within 7 days\n')
+    (w,) = [d for d in lint(tree, default_vocabulary()) if d.code == "W207"]
+    assert "no patient can be eligible" in w.message

@@ -45,7 +45,7 @@ def test_explain_text_shows_cockcroft_gault():
     r = invoke("explain", PROTOCOL, DEMO, "--as-of", "2024-03-15")
     assert r.exit_code == 0
     assert "VERDICT: ELIGIBLE" in r.output
-    assert "(140 − 63) × 72.0 kg / (72 × 1.10 mg/dL)" in r.output
+    assert "(140 − 63) × 72 kg / (72 × 1.0995 mg/dL)" in r.output
     assert "97.2 µmol/L = 1.10 mg/dL" in r.output
 
 

@@ -26,7 +26,7 @@ def test_demo_patient_is_eligible_with_cockcroft_gault_substituted(nct06021067):
     assert r.verdict is elig.Verdict.ELIGIBLE
     crcl = r.criterion("I4.6").explanation.derived
     assert crcl.method == "Cockcroft-Gault (actual body weight)"
-    assert crcl.substituted == "(140 − 63) × 72.0 kg / (72 × 1.10 mg/dL) = 70.03 mL/min"
+    assert crcl.substituted == "(140 − 63) × 72 kg / (72 × 1.0995 mg/dL) = 70.03 mL/min"
     scr = next(v for v in crcl.inputs if v.concept == "serum creatinine")
     assert scr.conversion == "97.2 µmol/L = 1.10 mg/dL"
 
@@ -129,3 +129,59 @@ def test_x_and_not_x_is_not_simplified():
 def test_equal_after_conversion_noise_is_equal(x, k):
     noisy = (x * k / 10) * (10 / k)
     assert compare(noisy, ">=", x) and compare(noisy, "<=", x)
+
+
+def _one(rule: str, record: dict, section: str = "exclusion"):
+    protocol = elig.parse_protocol_text(f"protocol T\n{section}\n  X1\n    {rule}\n")
+    return elig.evaluate(protocol, elig.patient_from_data({"id": "t", **record}), AS_OF).criterion("X1")
+
+
+def test_completed_procedure_in_the_past_is_not_active():
+    c = _one("active dialysis", {"procedures": [{"concept": "dialysis", "start": "2019-01-01", "status": "completed"}]})
+    assert c.outcome is Outcome.NOT_MET
+
+
+def test_acute_event_counts_only_when_it_happened_in_the_window():
+    old = _one("myocardial infarction within 6 months", {"conditions": [{"concept": "myocardial infarction",
+                                                                          "onset": "2019-01-10"}]})
+    assert old.outcome is Outcome.NOT_MET
+    recent = _one("myocardial infarction within 6 months", {"conditions": [{"concept": "myocardial infarction",
+                                                                             "onset": "2024-01-10"}]})
+    assert recent.outcome is Outcome.MET
+    # A chronic condition still open at the start of the window is present in it.
+    chronic = _one("heart failure within 6 months", {"conditions": [{"concept": "heart failure", "onset": "2019-01-10"}]})
+    assert chronic.outcome is Outcome.MET
+
+
+def test_impossible_yaml_date_is_a_located_data_issue(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("id: x\nbirth_date: 1960-02-30\n", encoding="utf-8")
+    patient = elig.load_patient(f)
+    assert patient.birth_date is None
+    assert any(i.location == "birth_date" and "1960-02-30" in i.message for i in patient.issues)
+
+
+def test_outcomes_and_verdicts_compare_with_their_text(nct06021067):
+    r = run(nct06021067, "demo_patient.yaml")
+    assert r.verdict == "eligible" and r.criterion("I4.1").outcome == "met"
+
+
+def test_json_has_no_binary_noise():
+    protocol = elig.parse_protocol_text('protocol B\ninclusion\n  I1\n    TBil ≤ 1.5 x ULN\n')
+    patient = elig.patient_from_data({"id": "b", "observations": [
+        {"concept": "TBil", "value": 1.8, "unit": "mg/dL", "date": "2024-03-14",
+         "reference_range": {"high": 1.2, "unit": "mg/dL"}}]})
+    text = json.dumps(elig.evaluate(protocol, patient, AS_OF).to_json_dict())
+    assert "1.7999999999999998" not in text and '"value": 1.8' in text
+
+
+def test_unreadable_unit_is_a_data_issue_and_the_rest_is_used():
+    patient = elig.patient_from_data({"id": "u", "observations": [
+        {"concept": "HGB", "value": 12, "unit": "g/dL/zzz", "date": "2024-03-14"},
+        {"concept": "ANC", "value": 2.0, "unit": "10^9/L", "date": "2024-03-14"}]}, "u.yaml")
+    (issue,) = patient.issues
+    assert issue.location == "observations[0].unit" and "unreadable unit 'g/dL/zzz'" in issue.message
+    protocol = elig.parse_protocol_text("protocol U\ninclusion\n  I1\n    HGB ≥ 80 g/L\n  I2\n    ANC ≥ 1.5 x 10^9/L\n")
+    r = elig.evaluate(protocol, patient, AS_OF)
+    assert r.criterion("I1").outcome is Outcome.UNKNOWN and "unreadable unit" in r.criterion("I1").explanation.reason
+    assert r.criterion("I2").outcome is Outcome.MET

@@ -80,3 +80,24 @@ def test_fhir_twins_match_the_native_record(protocols):
         assert [(c.id, c.outcome) for c in result.criteria] == expected, kind
         crcl = result.criterion("I4.6").explanation.derived
         assert crcl.value == pytest.approx(70.03, abs=0.1)
+
+
+def test_fhir_observation_with_an_unreadable_unit_is_flagged_and_the_rest_used():
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "gender": "female"}},
+        {"fullUrl": "urn:uuid:o1", "resource": {
+            "resourceType": "Observation", "id": "o1", "status": "final", "effectiveDateTime": "2024-03-14",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+            "valueQuantity": {"value": 12, "system": "http://unitsofmeasure.org", "code": "g/dL/zz[z]"}}},
+        {"fullUrl": "urn:uuid:o2", "resource": {
+            "resourceType": "Observation", "id": "o2", "status": "final", "effectiveDateTime": "2024-03-14",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]},
+            "valueQuantity": {"value": 2.0, "system": "http://unitsofmeasure.org", "code": "10*9/L"}}},
+    ]}
+    patient = elig.patient_from_data(bundle, "b.json")
+    assert any("unreadable unit" in i.message and i.location.endswith("valueQuantity.code") for i in patient.issues)
+    protocol = elig.parse_protocol_text("protocol U\ninclusion\n  I1\n    HGB ≥ 80 g/L\n  I2\n    ANC ≥ 1.5 x 10^9/L\n")
+    r = elig.evaluate(protocol, patient, "2024-03-15")
+    assert r.criterion("I1").outcome is elig.Outcome.UNKNOWN
+    assert r.criterion("I2").outcome is elig.Outcome.MET
+    assert any("Observation/o1" in i for i in r.data_issues)

@@ -72,3 +72,10 @@ def test_creatinine_round_trip(value):
 @given(st.sampled_from(["mg/dL", "g/L", "g/dL", "mg/L", "ug/mL"]), st.sampled_from(["mg/dL", "g/L", "g/dL", "mg/L"]))
 def test_mass_concentration_factors_are_inverse(a, b):
     assert conversion_factor(a, b) * conversion_factor(b, a) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("unit, canonical, factor", [
+    ("G/L", "10^9/L", 1.0), ("K/µL", "10^9/L", 1.0), ("K/uL", "10^9/L", 1.0), ("gm/dL", "g/L", 10.0),
+])
+def test_lab_report_spellings_pint_would_misread(unit, canonical, factor):
+    assert conversion_factor(unit, canonical) == pytest.approx(factor)
