@@ -67,7 +67,34 @@ def _derivations() -> str:
     return "\n".join(out) + "\n"
 
 
+_GALLERY = (
+    ("Eligible", "demo_patient.yaml", "every inclusion met and no exclusion met; creatinine in µmol/L"),
+    ("Ineligible", "organ_failure.yaml", "organ function fails; the distances to each threshold are shown"),
+    ("Undetermined", "organ_unknown.yaml", "values stale, unit-less, implausible or missing; the data to collect"),
+)
+
+
+def _gallery() -> str:
+    import re
+    from pathlib import Path
+
+    import elig
+    from elig.report.markdown import render_markdown
+
+    root = Path(__file__).resolve().parent.parent
+    protocol = elig.load_protocol(root / "protocols" / "NCT06021067.elig")
+    out = []
+    for title, name, what in _GALLERY:
+        result = elig.evaluate(protocol, root / "examples" / "patients" / name, as_of="2024-03-15")
+        report = render_markdown(result).replace(str(root) + "/", "")
+        report = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 3, 6) + " ", report, flags=re.M)
+        out.append(f"\n### {title}: `{name}`\n\n{what}.\n\n{report}")
+    return "\n".join(out)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    if "<!-- elig:gallery -->" in markdown:
+        markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:vocabulary -->" in markdown:
         markdown = markdown.replace("<!-- elig:vocabulary -->", _vocabulary())
     if "<!-- elig:derivations -->" in markdown:

@@ -33,7 +33,7 @@ from elig.results import (
     CollectItem, CriterionResult, Derived, EvaluationResult, Explanation, Outcome, ThresholdUsed,
     ValueUsed, Verdict, kleene_and, kleene_or,
 )
-from elig.units import format_converted as fmt3, format_number as fmt, UnitSyntaxError
+from elig.units import format_converted as fmt3, format_number as fmt, with_unit
 from elig.vocabulary import Concept
 
 REL_TOL = 1e-9
@@ -236,7 +236,7 @@ class _Evaluation:
                 other = self.read_value(concept, label, twin, want)
                 if isinstance(other, _Picked) and not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
                     return _Unusable(f"conflicting {label} results at the same time ({newest.date}): "
-                                     f"{fmt(picked.value)} and {fmt(other.value)} {concept.unit}",
+                                     f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
                                      (f"{want} (confirmed result)",), (picked.used, other.used))
         return picked
 
@@ -262,12 +262,12 @@ class _Evaluation:
         value = obs.value * factor
         conversion = None
         if self.resolver.unit_key(unit) != self.resolver.unit_key(concept.unit or "1"):
-            conversion = f"{fmt(obs.value)} {unit} = {fmt3(value)} {concept.unit}"
+            conversion = f"{with_unit(fmt(obs.value), unit)} = {with_unit(fmt3(value), concept.unit)}"
         used = attrs.evolve(raw, canonical_value=value, canonical_unit=concept.unit, conversion=conversion)
         if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
             lo, hi = concept.plausible
-            return _Unusable(f"implausible {label} {fmt(value)} {concept.unit} on {obs.date} (plausible range "
-                             f"{fmt(lo)}–{fmt(hi)} {concept.unit}); check the value and its unit", (want,), (used,))
+            return _Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
+                             f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit", (want,), (used,))
         return _Picked(obs, value, used)
 
     def age(self) -> int | None:
@@ -315,7 +315,7 @@ class _Evaluation:
         derived = Derived(
             concept=subject.label, method="ratio of paired measurements",
             formula=f"{subject.label} = {subject.numerator.label} / {subject.denominator.label}",
-            substituted=f"{fmt(num.value)} {subject.numerator.concept.unit} / {fmt(den.value)} = {fmt(value)} {unit}",
+            substituted=f"{with_unit(fmt(num.value), subject.numerator.concept.unit)} / {fmt(den.value)} = {with_unit(fmt(value), unit)}",
             value=value, unit=unit, inputs=(num.used, den.used), pairing=pairing,
         )
         return value, (num.used, den.used), derived, None
@@ -435,7 +435,7 @@ class _Evaluation:
         param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
                            ("" if prm.key in overridden else " (default)") for prm in d.params)
         derived = Derived(concept=subject.concept.name, method=d.title, formula=d.formula,
-                          substituted=f"{substituted} = {fmt(value)} {d.unit}", value=value, unit=d.unit,
+                          substituted=f"{substituted} = {with_unit(fmt(value), d.unit)}", value=value, unit=d.unit,
                           inputs=tuple(used), reference=d.reference, pairing=pairing, parameters=param_text)
         factor = self.resolver.factor(d.unit, subject.concept.unit or d.unit)
         canonical = value * factor if isinstance(factor, float) else value
@@ -465,7 +465,7 @@ class _Evaluation:
             limit, threshold = bound
             threshold = attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text}")
             outcome = Outcome.of(compare(value, test.op, limit))
-            summary = (f"{label} {fmt(value)} {unit} {'meets' if outcome is Outcome.MET else 'does not meet'} "
+            summary = (f"{label} {with_unit(fmt(value), unit)} {'meets' if outcome is Outcome.MET else 'does not meet'} "
                        f"{SYMBOLS[test.op]} {_limit_text(test.bound, limit, unit)}")
             distance = _distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None
             return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
@@ -484,7 +484,7 @@ class _Evaluation:
         outcome = Outcome.of(ok_lo and ok_hi)
         range_text = (f"{'[' if test.low_inclusive else '('}{_limit_text(test.low, lo_v, unit)}, "
                       f"{_limit_text(test.high, hi_v, unit)}{']' if test.high_inclusive else ')'}")
-        summary = f"{label} {fmt(value)} {unit} is {'within' if outcome is Outcome.MET else 'outside'} {range_text}"
+        summary = f"{label} {with_unit(fmt(value), unit)} is {'within' if outcome is Outcome.MET else 'outside'} {range_text}"
         threshold = ThresholdUsed(text=f"{'' if test.low_inclusive else 'more than '}{lo_t.text} to "
                                        f"{hi_t.text}{'' if test.high_inclusive else ' (exclusive)'}",
                                   value=None, unit=unit, uln=lo_t.uln or hi_t.uln,
@@ -515,7 +515,7 @@ class _Evaluation:
                 return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                    summary=f"unknown: no threshold could be set for {sex}", values=used,
                                    derived=derived, reason="threshold unavailable")
-            summary = (f"{label} {fmt(value)} {unit} {'meets' if outcome is Outcome.MET else 'does not meet'} "
+            summary = (f"{label} {with_unit(fmt(value), unit)} {'meets' if outcome is Outcome.MET else 'does not meet'} "
                        f"{SYMBOLS[test.op]} {_limit_text(test.bound, limit, unit)} (threshold for {sex})")
             return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                                threshold=attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text} if {sex}"),
@@ -525,7 +525,7 @@ class _Evaluation:
         if len(distinct) == 1 and Outcome.UNKNOWN not in distinct:
             outcome = distinct.pop()
             return Explanation(kind="comparison", rule=text, outcome=outcome,
-                               summary=f"{label} {fmt(value)} {unit} gives '{outcome}' whatever the sex "
+                               summary=f"{label} {with_unit(fmt(value), unit)} gives '{outcome}' whatever the sex "
                                        f"(sex not recorded)", values=used, derived=derived)
         reason = "the sex is not recorded, and the threshold depends on it"
         return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
@@ -543,7 +543,7 @@ class _Evaluation:
             factor = self.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
             if isinstance(factor, float):
                 uln = obs.reference_high * factor
-                source = f"reference range of {obs.source.record} (upper limit {fmt(obs.reference_high)} {ref_unit})"
+                source = f"reference range of {obs.source.record} (upper limit {with_unit(fmt(obs.reference_high), ref_unit)})"
         if uln is None and concept.uln is not None:
             sex_for_uln = sex or self.patient.sex
             default = concept.uln.for_sex(sex_for_uln)
@@ -594,9 +594,9 @@ class _Evaluation:
         derived = Derived(concept=f"daily increase in {label}", method="difference of the two newest results per day",
                           formula="increase per day = (newer − older) / days between",
                           substituted=f"({fmt(newer.value)} − {fmt(older.value)}) {unit} / {fmt(days)} d = "
-                                      f"{fmt(per_day)} {unit} per day",
+                                      f"{with_unit(fmt(per_day), unit)} per day",
                           value=per_day, unit=f"{unit}/day", inputs=(older.used, newer.used))
-        summary = (f"{label} rose {fmt(per_day)} {unit} per day; {'meets' if outcome is Outcome.MET else 'does not meet'} "
+        summary = (f"{label} rose {with_unit(fmt(per_day), unit)} per day; {'meets' if outcome is Outcome.MET else 'does not meet'} "
                    f"{SYMBOLS[node.op]} {_limit_text(node.bound, node.bound.value, unit)}")
         return Explanation(kind="rate", rule=text, outcome=outcome, summary=summary, values=(older.used, newer.used),
                            threshold=ThresholdUsed(text=f"{SYMBOLS[node.op]} {node.bound.text} per day",
@@ -618,21 +618,23 @@ class _Evaluation:
                                summary=f"no matching record of {concept.name}", searched=searched)
         verdicts = []
         values = []
+        whys = []
         for r in records:
             ok, why = self.record_matches(node, r)
             verdicts.append(Outcome.of(ok))
+            whys.append(why)
             values.append(_record_value(concept, r, why))
         outcome = kleene_or(verdicts)
         if outcome is Outcome.MET:
-            summary = f"{concept.name}: " + next(v.text for v, o in zip(values, verdicts) if o is Outcome.MET)
+            summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is Outcome.MET)
         elif outcome is Outcome.UNKNOWN:
-            summary = f"{concept.name}: " + next(v.text for v, o in zip(values, verdicts) if o is Outcome.UNKNOWN)
+            summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is Outcome.UNKNOWN)
         else:
-            summary = f"{concept.name} recorded, but not as the rule requires: {values[0].text}"
+            summary = f"{concept.name} recorded, but not as the rule requires: {whys[0]}"
         missing = ()
         reason = None
         if outcome is Outcome.UNKNOWN:
-            reason = next(v.text for v, o in zip(values, verdicts) if o is Outcome.UNKNOWN)
+            reason = next(w for w, o in zip(whys, verdicts) if o is Outcome.UNKNOWN)
             missing = (f"{concept.name}: {reason}",)
         return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
                            searched=searched, reason=reason, missing=missing)
@@ -856,13 +858,13 @@ def _subject_unit(subject) -> str:
 
 def _limit_text(bound: p.Bound, limit: float, unit: str) -> str:
     if bound.uln_factor is not None:
-        return f"{bound.text} = {fmt(limit)} {unit}"
+        return f"{bound.text} = {with_unit(fmt(limit), unit)}"
     return f"{bound.text}"
 
 
 def _distance(value: float, op: str, limit: float, unit: str) -> str:
     gap = abs(value - limit)
-    return f"{fmt(value)} {unit}; needs {SYMBOLS[op]} {fmt(limit)} {unit} ({fmt(gap)} {unit} away)"
+    return f"{with_unit(fmt(value), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)} ({with_unit(fmt(gap), unit)} away)"
 
 
 def _date(d: PartialDate | None) -> str | None:

@@ -309,3 +309,16 @@ def unit_problem(text: str, cache: dict | None = None) -> str | None:
     if cache is not None:
         cache[text] = reason
     return reason
+
+
+NO_UNIT = ("", "1", "dimensionless")
+
+
+def with_unit(text: str, unit: str | None) -> str:
+    """A formatted number and its unit as people write them: '60%', '2' (no stray '1'), '1.2 mg/dL'."""
+    unit = (unit or "").strip()
+    if unit in NO_UNIT:
+        return text
+    if unit == "%":
+        return f"{text}%"
+    return f"{text} {unit}"

@@ -47,3 +47,11 @@ def test_generated_reference_pages_are_complete(site):
 def test_site_needs_no_network(site):
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "fonts.googleapis.com" not in index and "fonts.gstatic.com" not in index
+
+
+def test_report_gallery_is_rendered_from_the_bundled_examples(site):
+    html = (site / "reports" / "index.html").read_text(encoding="utf-8")
+    for verdict, patient in (("ELIGIBLE", "demo-001"), ("INELIGIBLE", "organ-failure-002"),
+                             ("UNDETERMINED", "organ-unknown-003")):
+        assert verdict in html and patient in html
+    assert "(140 − 63) × 72 kg / (72 × 1.0995 mg/dL)" in html

@@ -6,6 +6,12 @@ have a colour and a symbol (✔ ✘ ?), so the report reads without colour too.
 Jinja2 autoescaping is on: anything from the patient record or the protocol
 (a name or note containing ``<script>``) shows as text. Deterministic: no clock
 is read, the only date is the result's ``as_of``.
+
+Rules are syntax-highlighted with the elig Pygments lexer
+(:class:`elig.highlight.EligLexer`): Pygments escapes the text and emits
+``<span class="…">`` tokens whose colours come from a small CSS block embedded
+in the page's inline ``<style>`` (:data:`HIGHLIGHT_CSS`). The palette avoids the
+green, red and amber that mean met, excluding and undecided.
 """
 
 from __future__ import annotations
@@ -14,11 +20,48 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.style import Style
+from pygments.token import Comment, Keyword, Name, Number, Operator, String
 
+from elig.highlight import EligLexer
 from elig.report.markdown import LOGIC_KINDS, MARK, VERDICT_MARK, counts, outcome_changes, uln_text, value_row
 from elig.results import EvaluationResult, Outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+class RuleStyle(Style):
+    """Colours of highlighted rules: purple words of the language, blue quantities, plain concepts."""
+
+    background_color = "#f3f5f7"  # the page's code background (--code-bg)
+    styles = {
+        Keyword: "bold #6a3d9a",
+        Operator.Word: "bold #6a3d9a",
+        Keyword.Constant: "nobold #6a3d9a",  # male, female
+        Operator: "bold #1d232b",
+        Number: "#0550ae",
+        Keyword.Type: "nobold #0550ae",  # units, grade, class
+        Name.Builtin: "#0550ae",  # x ULN
+        String: "italic #3f4a56",  # an attestation's wording
+        Comment: "italic #5b6570",
+    }
+
+
+_FORMATTER = HtmlFormatter(style=RuleStyle, nowrap=True)
+HIGHLIGHT_CSS = Markup("\n".join(_FORMATTER.get_token_style_defs(".hl")))  # generated here, never from data
+
+
+@lru_cache(maxsize=4096)
+def highlight_rule(rule: str) -> Markup:
+    """A rule as escaped HTML with Pygments token spans, for ``<code class="hl">``.
+
+    Cached: a protocol's rules are the same for every patient screened.
+    """
+    html = highlight(rule, EligLexer(stripnl=False, ensurenl=False), _FORMATTER)
+    return Markup(html.rstrip("\n"))
 
 
 def effect(c) -> str:
@@ -56,4 +99,6 @@ def render_html(result: EvaluationResult) -> str:
         effect=effect,
         value_rows=lambda values: [value_row(v) for v in values],
         uln_text=uln_text,
+        hl=highlight_rule,
+        highlight_css=HIGHLIGHT_CSS,
     )

@@ -11,8 +11,8 @@ for Markdown (``*``, ``_``, ``|`` ...) and for the HTML a Markdown renderer lets
 through (``<script>`` shows as text). The output is deterministic: no clock is
 read, the only date is the result's ``as_of``.
 
-The helpers ``outcome_changes``, ``value_row`` and ``counts`` are shared with
-the HTML renderer.
+The helpers ``format_value``, ``outcome_changes``, ``value_row`` and ``counts``
+are shared with the text and HTML renderers.
 """
 
 from __future__ import annotations
@@ -42,6 +42,31 @@ class Change:
     distance: str
 
 
+NO_UNIT = (None, "", "1")  # "1" is UCUM's unit of a dimensionless number (INR, a score)
+
+
+def format_value(value: object, unit: str | None) -> str:
+    """A value and its unit for people: ``1.2 10^9/L``, ``60%``, and a unitless ``2`` without a stray unit.
+
+    ``unit`` None, empty or ``"1"`` means no unit; a percent sign is glued to
+    the number. A number is written as :func:`recorded` writes it; any other
+    value (already formatted text) is used as it is.
+    """
+    text = recorded(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    unit = display_unit(unit)
+    if not unit:
+        return text
+    if unit == "%":
+        return f"{text}%"
+    return f"{text} {unit}"
+
+
+def display_unit(unit: str | None) -> str:
+    """A unit as shown: ``""`` for no unit (None, empty or ``"1"``), else the unit as written."""
+    unit = (unit or "").strip()
+    return "" if unit in NO_UNIT else unit
+
+
 def counts(result: EvaluationResult) -> dict[str, int]:
     out = {str(o): 0 for o in Outcome}
     for c in result.criteria:
@@ -59,13 +84,14 @@ def value_row(v: ValueUsed) -> dict[str, str]:
     if v.value is None:
         value, unit = (v.text or "—"), ""
     else:
-        value, unit = recorded(v.value), (v.unit or "(no unit)")
+        value, unit = recorded(v.value), display_unit(v.unit)
     converted = ""
     if v.conversion:
         converted = v.conversion
     elif v.canonical_value is not None and v.canonical_unit and v.canonical_value != v.value:
-        converted = f"{format_number(v.canonical_value)} {v.canonical_unit}"
-    if v.value is not None and v.text and v.text != f"{recorded(v.value)} {v.unit or ''}".strip():
+        converted = format_value(format_number(v.canonical_value), v.canonical_unit)
+    if v.value is not None and v.text and v.text not in (format_value(v.value, v.unit),
+                                                         f"{recorded(v.value)} {v.unit or ''}".strip()):
         converted = converted or v.text
     return {"concept": v.concept, "value": value, "unit": unit, "converted": converted,
             "date": v.date or "", "source": v.source or ""}
@@ -132,17 +158,17 @@ def _gap_to_other_side(e: Explanation) -> str | None:
         if len(numbers) != 1:
             return None
         value = numbers[0]
-    unit = t.unit or ""
     gap = abs(value - t.value)
-    return (f"{format_number(value)} {unit}; needs {_NEGATED[op]} {format_number(t.value)} {unit} "
-            f"not to exclude ({format_number(gap)} {unit} away)").replace("  ", " ")
+    return (f"{format_value(format_number(value), t.unit)}; needs {_NEGATED[op]} "
+            f"{format_value(format_number(t.value), t.unit)} not to exclude "
+            f"({format_value(format_number(gap), t.unit)} away)")
 
 
 def uln_text(e: Explanation) -> str | None:
     t = e.threshold
     if t is None or t.uln is None:
         return None
-    return f"ULN {format_number(t.uln)} {t.unit or ''}".rstrip() + (f", from {t.uln_source}" if t.uln_source else "")
+    return f"ULN {format_value(format_number(t.uln), t.unit)}" + (f", from {t.uln_source}" if t.uln_source else "")
 
 
 # ---------------------------------------------------------------- Markdown
@@ -189,9 +215,9 @@ def render_markdown(result: EvaluationResult) -> str:
     if deciding:
         out.append("")
         out.append("Excluded by: " + ", ".join(f"**{md(c.id)}** ({c.section} {c.outcome})" for c in deciding) + ".")
-    if result.to_collect:
+    if result.to_collect and verdict == "undetermined":  # an ineligible patient needs no more data
         out.append("")
-        out.append("## Data to collect" + (" to decide" if verdict == "undetermined" else ""))
+        out.append("## Data to collect to decide")
         out.append("")
         for item in result.to_collect:
             out.append(f"- {md(item.item)} — decides {', '.join(md(c) for c in item.criteria)}")
@@ -272,7 +298,8 @@ def _explanation(e: Explanation, depth: int) -> list[str]:
             lines.append(f"{ind}  - reference: {md(d.reference)}")
     for v in e.values:
         r = value_row(v)
-        text = f"{md(r['concept'])}: **{md(r['value'])}**" + (f" {md(r['unit'])}" if r["unit"] else "")
+        text = f"{md(r['concept'])}: **{md(r['value'])}**" + ("%" if r["unit"] == "%" else
+                                                              f" {md(r['unit'])}" if r["unit"] else "")
         if r["converted"]:
             text += f" (converted: {md(r['converted'])})"
         if r["date"]:

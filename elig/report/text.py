@@ -1,6 +1,6 @@
 """Plain-text explanation for the terminal, readable at a glance.
 
-The verdict comes first, then what to collect, then each criterion with the
+The verdict comes first, then what to collect (when undetermined), then each criterion with the
 sponsor's sentence, the rule, the verdict, the values used (as recorded, the
 conversion, source and date), the threshold and ULN, derivations with the
 numbers substituted, notes, and what would change the outcome.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 
+from elig.report.markdown import format_value
 from elig.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
@@ -31,12 +32,14 @@ def render_text(result: EvaluationResult, *, width: int = 100, style=None) -> st
                f"{counts[Outcome.UNKNOWN]} unknown")
     deciding = [c for c in result.criteria if c.excludes]
     if deciding:
-        out.append("  excluded by: " + ", ".join(f"{c.id} ({c.section} {c.outcome})" for c in deciding))
-    if result.to_collect:
+        out.extend(textwrap.wrap("excluded by: " + ", ".join(f"{c.id} ({c.section} {c.outcome})" for c in deciding),
+                                 width, initial_indent="  ", subsequent_indent="    "))
+    if result.to_collect and str(result.verdict) == "undetermined":  # an ineligible patient needs no more data
         out.append("")
-        out.append("Data to collect" + (" to decide:" if str(result.verdict) == "undetermined" else ":"))
+        out.append("Data to collect to decide:")
         for item in result.to_collect:
-            out.append(f"  • {item.item} — decides {', '.join(item.criteria)}")
+            out.extend(textwrap.wrap(f"{item.item} — decides {', '.join(item.criteria)}", width,
+                                     initial_indent="  • ", subsequent_indent="    "))
     for section, crits in (("Inclusion criteria", result.inclusions), ("Exclusion criteria", result.exclusions)):
         if not crits:
             continue
@@ -104,13 +107,14 @@ def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> lis
         t = e.threshold
         text = f"threshold: {t.text}"
         if t.uln is not None:
-            text += f" (ULN {t.uln:g} {t.unit} from {t.uln_source})"
+            text += f" (ULN {format_value(t.uln, t.unit)}" + (f" from {t.uln_source})" if t.uln_source else ")")
         lines.extend(textwrap.wrap(text, width, initial_indent=ind, subsequent_indent=ind + "  "))
     if e.outcome is Outcome.NOT_MET and e.searched and not e.values:
         lines.extend(textwrap.wrap("searched: " + ", ".join(e.searched), width, initial_indent=ind,
                                    subsequent_indent=ind + "  "))
     if e.missing and e.outcome is Outcome.UNKNOWN:
-        lines.append(f"{ind}to collect: " + "; ".join(e.missing))
+        lines.extend(textwrap.wrap("to collect: " + "; ".join(e.missing), width, initial_indent=ind,
+                                   subsequent_indent=ind + "  "))
     return lines
 
 
@@ -118,8 +122,7 @@ def describe_value(v: ValueUsed) -> str:
     if v.value is None:
         main = f"{v.concept}: {v.text}" if v.text else v.concept
     else:
-        unit = f" {v.unit}" if v.unit else " (no unit)"
-        main = f"{v.concept} {v.value:g}{unit}"
+        main = f"{v.concept} {format_value(v.value, v.unit)}"
         if v.conversion:
             main += f" ({v.conversion})"
     parts = [main]
