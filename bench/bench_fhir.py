@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/bench_fhir.py                   # Synthea bundles from $ELIG_SYNTHEA_DIR or /work/shared/data/fhir
+    python bench/bench_fhir.py                   # Synthea bundles from $ELIG_SYNTHEA_DIR or shared/ beside the checkout
     python bench/bench_fhir.py path/to/bundles   # another folder of FHIR bundles
     python bench/bench_fhir.py --entries 100000  # a bigger synthetic bundle
 
@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
 from elig import fhir  # noqa: E402
 from elig.fhir import read_fhir  # noqa: E402
 
-DEFAULT_DIR = Path(os.environ.get("ELIG_SYNTHEA_DIR", "/work/shared/data/fhir"))
+DEFAULT_DIR = Path(os.environ.get("ELIG_SYNTHEA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fhir"))
 FALLBACK_DIR = ROOT / "tests" / "data" / "fhir"
 
 

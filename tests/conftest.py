@@ -11,6 +11,19 @@ ROOT = Path(__file__).resolve().parent.parent
 UPDATE_GOLDEN = bool(os.environ.get("ELIG_UPDATE_GOLDEN"))
 
 
+def _synthea_dir() -> Path:
+    """The shared Synthea bundles: $ELIG_SYNTHEA_DIR, or shared/ beside the checkout (as in CI)."""
+    if os.environ.get("ELIG_SYNTHEA_DIR"):
+        return Path(os.environ["ELIG_SYNTHEA_DIR"])
+    for candidate in (ROOT.parent / "shared" / "data" / "fhir", Path("/work/shared/data/fhir")):
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data" / "fhir"
+
+
+SYNTHEA_DIR = _synthea_dir()
+
+
 def assert_golden(path: Path, actual: str) -> None:
     """Compare with a golden file; with ELIG_UPDATE_GOLDEN=1, rewrite it instead."""
     if UPDATE_GOLDEN or not path.exists():

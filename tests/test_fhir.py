@@ -19,7 +19,7 @@ from elig.ucum import parse_ucum
 from elig.units import conversion_factor_q
 
 DATA = Path(__file__).parent / "data" / "fhir"
-SYNTHEA = Path(os.environ.get("ELIG_SYNTHEA_DIR", "/work/shared/data/fhir"))
+from conftest import SYNTHEA_DIR as SYNTHEA  # noqa: E402
 SYNTHEA_FILES = sorted(SYNTHEA.glob("*.json")) if SYNTHEA.is_dir() else []
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"

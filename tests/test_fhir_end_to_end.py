@@ -12,7 +12,7 @@ import elig
 
 from conftest import ROOT
 
-SYNTHEA = Path(os.environ.get("ELIG_SYNTHEA_DIR", ROOT.parent / "shared" / "data" / "fhir"))
+from conftest import SYNTHEA_DIR as SYNTHEA  # noqa: E402
 BUNDLES = sorted(SYNTHEA.glob("*.json")) if SYNTHEA.is_dir() else []
 PROTOCOLS = sorted((ROOT / "protocols").glob("*.elig"))
 
