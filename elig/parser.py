@@ -98,6 +98,11 @@ COMPARATORS = {
 _ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
 
 
+def _number(text: str) -> float:
+    """A number as written: 1.5, or 100,000 with thousands separators."""
+    return float(text.replace(",", ""))
+
+
 def normalise_comparator(text: str) -> str:
     return COMPARATORS[" ".join(text.lower().split())]
 
@@ -258,7 +263,7 @@ class _Builder(lark.Transformer):
     def _borrow_unit(a, b):
         """In ``200 < PaO2/FiO2 ≤ 300 mmHg`` the bare 200 takes the unit mmHg."""
         if isinstance(a, t.Quantity) and isinstance(b, t.Quantity) and not a.has_unit and b.has_unit:
-            value = make_quantity(float(a.number), b.unit)
+            value = make_quantity(_number(a.number), b.unit)
             a = t.Quantity(value=value, number=a.number, unit=b.unit, has_unit=True, borrowed=True, span=a.span)
         return a, b
 
@@ -316,18 +321,18 @@ class _Builder(lark.Transformer):
         unit = str(items[1]) if len(items) > 1 else None
         span = self._span(meta)
         try:
-            value = make_quantity(float(number), unit)
+            value = make_quantity(_number(number), unit)
         except UnitSyntaxError:
             self.errors.append(Diagnostic(
                 "E004", f"unknown unit '{unit}'", span=self._span(items[1]),
                 hint="write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
                      "breaths/min, days, months, years"))
-            value = make_quantity(float(number), None)
+            value = make_quantity(_number(number), None)
         return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, span=span)
 
     @lark.v_args(meta=True)
     def uln_multiple(self, meta, items):
-        return t.UlnMultiple(factor=float(items[0]), number=str(items[0]), span=self._span(meta))
+        return t.UlnMultiple(factor=_number(str(items[0])), number=str(items[0]), span=self._span(meta))
 
     def window(self, items):
         return items[0]
@@ -367,7 +372,7 @@ class _Builder(lark.Transformer):
     @staticmethod
     def _grade_value(tok) -> int:
         s = str(tok)
-        return _ROMAN[s] if s in _ROMAN else int(float(s))
+        return _ROMAN[s] if s in _ROMAN else int(_number(s))
 
     @lark.v_args(meta=True)
     def within(self, meta, items):
@@ -406,6 +411,8 @@ class _Builder(lark.Transformer):
 _TOKEN_DESCRIPTIONS = {
     "COMPARATOR": "a comparator (≥ ≤ > < = ≠, or words such as 'at least')",
     "NUMBER": "a number",
+    "BY": "'by' (a derivation method)",
+    "_RANGE_DASH": "'-' (a range such as 0-1)",
     "UNIT": "a unit (mg/dL, 10^9/L, %, ...)",
     "ULN_FACTOR": "'x ULN'",
     "WORD": "a concept name",

@@ -150,3 +150,22 @@ def test_parser_raises_only_its_own_errors(text):
         parse_rule(text)
     except ProtocolError as exc:
         assert exc.diagnostics and all(d.code.startswith("E") for d in exc.diagnostics)
+
+
+@pytest.mark.parametrize("text, canonical_text", [
+    ("PLT ≥ 100,000 /mm3", "PLT ≥ 100,000 /mm3"),
+    ("ECOG 0-1", "ECOG 0 to 1"),
+    ("age 18–75 years", "age 18 to 75 years"),
+    ("creatinine clearance > 60 mL/min by Cockcroft-Gault", "creatinine clearance > 60 mL/min (Cockcroft-Gault)"),
+])
+def test_sponsor_spellings_of_numbers_ranges_and_methods(text, canonical_text):
+    node = parse_rule(text)
+    assert canonical.rule(node) == canonical_text
+    assert parse_rule(canonical_text) == node
+
+
+def test_thousands_separator_is_a_number_not_a_list():
+    node = parse_rule("PLT ≥ 100,000 /mm3")
+    assert node.test.threshold.value.magnitude == 100000
+    lst = parse_rule("any of pregnant, lactating")
+    assert isinstance(lst, t.ListOf) and len(lst.items) == 2

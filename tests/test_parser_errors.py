@@ -61,7 +61,7 @@ def test_capitalised_keywords_round_trip_through_canonical_text(text):
 
 
 @pytest.mark.parametrize("text", [
-    "Nothing by mouth", "Notable weight loss", "Anyone", "Inclusion body myositis", "Ischaemic stroke",
+    "Nothing orally", "Notable weight loss", "Anyone", "Inclusion body myositis", "Ischaemic stroke",
     "Iron deficiency", "Gleason Grade Group", "Class I antiarrhythmic", "Internal bleeding", "Toxicity",
     "Orthopnoea", "Android", "Ifosfamide", "Malena",
 ])

@@ -17,7 +17,7 @@ VOCAB_PATH = Path(__file__).resolve().parent.parent / "elig" / "data" / "vocabul
 KEYWORDS = {
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
-    "in", "attested", "note", "male", "female", "class", "stage", "grade",
+    "in", "by", "attested", "note", "male", "female", "class", "stage", "grade",
 }
 
 
