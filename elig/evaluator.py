@@ -752,8 +752,12 @@ class _Evaluation:
                                  source=str(o.source), text=f"{res} on {o.date}") for _, o, res in results)
         window = f" within {node.duration.text}" if node.duration else ""
         if not results:
-            return Explanation(kind="event", rule=text, outcome=Outcome.NOT_MET,
-                               summary=f"no {concept.name} result{window}", searched=searched)
+            # A test result is a measurement: open-world. An untested patient is not "negative",
+            # and a missing screening test must never make a patient look eligible.
+            reason = f"no {concept.name} result{window}"
+            return Explanation(kind="event", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+                               searched=searched, reason=reason,
+                               missing=(f"{concept.name} result{window} before {self.as_of}",))
         outcome = kleene_or(Outcome.of(v) for v, _, _ in results)
         first = next((r for r in results if Outcome.of(r[0]) is outcome), results[0])
         summary = f"{concept.name}: {first[2]} on {first[1].date}"
