@@ -28,7 +28,7 @@ from elig import plan as p
 from elig.canonical import SYMBOLS
 from elig.dates import PartialDate, parse_date, shift, whole_years_between, within
 from elig.derivations import Inputs
-from elig.patient import Condition, Medication, Observation, Patient, Procedure
+from elig.patient import Coding, Condition, Medication, Observation, Patient, Procedure
 from elig.results import (
     CollectItem, CriterionResult, Derived, EvaluationResult, Explanation, Outcome, ThresholdUsed,
     ValueUsed, Verdict, kleene_and, kleene_or,
@@ -132,6 +132,13 @@ class _Evaluation:
             concept = self.vocabulary.lookup(entry.concept)
             if concept is not None and concept not in found:
                 found.append(concept)
+                # A named entry carries its concept's codes, so broader value sets that hold them
+                # match too: a record of 'dialysis' is also 'organ support'.
+                for spec in concept.codes:
+                    if spec.match == "exact":
+                        for broader in self.vocabulary.by_code(Coding(spec.system, spec.code)):
+                            if broader not in found:
+                                found.append(broader)
         return found
 
     # ------------------------------------------------------------ whole protocol

@@ -185,3 +185,8 @@ def test_unreadable_unit_is_a_data_issue_and_the_rest_is_used():
     r = elig.evaluate(protocol, patient, AS_OF)
     assert r.criterion("I1").outcome is Outcome.UNKNOWN and "unreadable unit" in r.criterion("I1").explanation.reason
     assert r.criterion("I2").outcome is Outcome.MET
+
+
+def test_a_named_record_matches_broader_value_sets_holding_its_codes():
+    c = _one("active organ support", {"procedures": [{"concept": "dialysis", "start": "2024-03-01"}]})
+    assert c.outcome is Outcome.MET
