@@ -875,7 +875,11 @@ def _limit_text(bound: p.Bound, limit: float, unit: str) -> str:
 
 def _distance(value: float, op: str, limit: float, unit: str) -> str:
     gap = abs(value - limit)
-    return f"{with_unit(fmt(value), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)} ({with_unit(fmt(gap), unit)} away)"
+    needs = f"{with_unit(fmt(value), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)}"
+    if math.isclose(value, limit, rel_tol=REL_TOL, abs_tol=1e-12):
+        # A strict comparator at its own threshold: no distance to give, only the direction.
+        return f"{needs} (it equals the threshold and must be {'above' if op in ('>', '>=') else 'below'} it)"
+    return f"{needs} ({with_unit(fmt(gap), unit)} away)"
 
 
 def _date(d: PartialDate | None) -> str | None:
