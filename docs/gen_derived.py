@@ -25,7 +25,7 @@ EXAMPLE_TESTS = {
     "alveolar-arterial oxygen gradient": ("P(A-a)O2", "> 35 mmHg"),
     "body mass index": ("BMI", "< 30 kg/m^2"),
     "body surface area": ("BSA", "≥ 1.5 m^2"),
-    "CKD-EPI eGFR": ("CKD-EPI eGFR", "≥ 60 mL/min"),
+    "CKD-EPI eGFR": ("CKD-EPI eGFR", "≥ 60 mL/min/1.73m2"),
     "corrected QT interval": ("QTc", "≤ 470 ms"),
 }
 

@@ -180,13 +180,13 @@ def _fraction(x: float) -> str:
     # "CKD-EPI-2021" matches "CKD-EPI 2021" too (names match ignoring hyphens) and needs no backticks.
     method_names=("CKD-EPI-2021", "CKD-EPI", "CKD-EPI creatinine 2021", "2021 CKD-EPI", "CKD-EPI 2021 creatinine"),
     inputs={"scr": ("serum creatinine", "mg/dL")},
-    needs_age=True, needs_sex=True, unit="mL/min",
+    needs_age=True, needs_sex=True, unit="mL/min/{1.73_m2}",
     formula="eGFR = 142 × min(SCr/κ, 1)^α × max(SCr/κ, 1)^−1.200 × 0.9938^age × 1.012 (if female); "
             "κ = 0.7 (female) or 0.9 (male); α = −0.241 (female) or −0.302 (male)",
     reference=("Inker LA, Eneanya ND, Coresh J, et al. New creatinine- and cystatin C-based equations to "
                "estimate GFR without race. N Engl J Med 2021;385(19):1737-49."),
-    notes="Result in mL/min per 1.73 m² of body surface area (written mL/min: the unit parser cannot read "
-          "the per-1.73 m² annotation); not creatinine clearance. SCr in mg/dL, standardised (IDMS-traceable) "
+    notes="Result in mL/min per 1.73 m² of body surface area (UCUM mL/min/{1.73_m2}, its own dimension): "
+          "never comparable with a creatinine clearance in mL/min. SCr in mg/dL, standardised (IDMS-traceable) "
           "assay; µmol/L is converted with creatinine's molar mass, 113.12 g/mol. Validated for adults (≥ 18 years). "
           "No race coefficient.",
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Iterable
 
 import attrs
@@ -103,6 +104,7 @@ class _Evaluation:
         self.vocabulary = checked.vocabulary
         self.resolver = checked.resolver
         self._index: dict[str, dict[str, list]] | None = None
+        self.display_notes: list[str] = []
         self.section = "inclusion"
 
     # ------------------------------------------------------------ record index
@@ -113,13 +115,34 @@ class _Evaluation:
             for kind, entries in (("observation", self.patient.observations), ("condition", self.patient.conditions),
                                   ("procedure", self.patient.procedures), ("medication", self.patient.medications)):
                 for entry in entries:
-                    for concept in self._concepts_of(entry):
+                    concepts = self._concepts_of(entry)
+                    for concept in concepts:
                         idx[kind].setdefault(concept.name, []).append(entry)
+                    if not concepts and entry.codes:
+                        self._display_only(entry)
             for kind in idx:
                 for entries in idx[kind].values():
                     entries.sort(key=_newest_first_key, reverse=True)
             self._index = idx
         return self._index
+
+    def _display_only(self, entry) -> None:
+        """A coded entry whose display names a concept its code is not in: say so, never match it.
+
+        Display text never decides a match; but silently dropping a 'Myocardial infarction'
+        coded in a local system could make a patient look eligible, so the report shows it.
+        """
+        for coding in entry.codes:
+            if not coding.display:
+                continue
+            text = re.sub(r"\s*\([^)]*\)\s*$", "", coding.display)  # SNOMED semantic tags: "(disorder)"
+            concept = self.vocabulary.lookup(text)
+            if concept is not None:
+                self.display_notes.append(
+                    f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its code "
+                    f"{coding} is not in that concept's value set, so it is not counted (add the code to the "
+                    f"vocabulary if it means the same)")
+                return
 
     def _concepts_of(self, entry) -> list[Concept]:
         found: list[Concept] = []
@@ -143,6 +166,7 @@ class _Evaluation:
 
     # ------------------------------------------------------------ whole protocol
     def run(self, as_of: dt.date) -> EvaluationResult:
+        self.index()  # also collects the coded entries whose display alone names a concept
         results = []
         for c in self.checked.criteria:
             self.section = c.section
@@ -156,7 +180,8 @@ class _Evaluation:
             protocol_id=self.checked.id, protocol_title=self.checked.title, protocol_checksum=self.checked.checksum,
             patient_id=self.patient.id, patient_source=self.patient.source_file, patient_name=self.patient.name,
             as_of=as_of.isoformat(), elig_version=elig.__version__, verdict=verdict, criteria=tuple(results),
-            to_collect=collect(results), data_issues=tuple(str(i) for i in self.patient.issues),
+            to_collect=collect(results),
+            data_issues=tuple(str(i) for i in self.patient.issues) + tuple(self.display_notes),
         )
 
     def rule(self, node: p.RulePlan) -> Explanation:

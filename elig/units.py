@@ -173,6 +173,8 @@ def describe_dimension(q: pint.Quantity) -> str:
         ureg.parse_expression("1/min").dimensionality: "rate per time (e.g. /min)",
         ureg.parse_expression("cm").dimensionality: "length (e.g. cm)",
         ureg.parse_expression("m**2").dimensionality: "area (e.g. m²)",
+        ureg.parse_expression("mL/min/bsa_1_73").dimensionality:
+            "flow per 1.73 m² of body surface area (e.g. mL/min/1.73 m², an eGFR)",
     }
     if not d:
         return "dimensionless (a ratio, score, count or percentage)"

@@ -278,7 +278,7 @@ inclusion
   I4 "P(A-a)O2 > 35 mmHg at altitude"
     P(A-a)O2 > 35 mmHg (alveolar gas equation, Patm: 700 mmHg)
   I5 "eGFR ≥ 60"
-    CKD-EPI eGFR ≥ 60 mL/min
+    CKD-EPI eGFR ≥ 60 mL/min/1.73m2
   I6 "QTc ≤ 470 ms"
     QTc ≤ 470 ms (Fridericia)
   I7 "Creatinine clearance ≥ 60 mL/min (Cockcroft-Gault)"

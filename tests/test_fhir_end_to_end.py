@@ -101,3 +101,18 @@ def test_fhir_observation_with_an_unreadable_unit_is_flagged_and_the_rest_used()
     assert r.criterion("I1").outcome is elig.Outcome.UNKNOWN
     assert r.criterion("I2").outcome is elig.Outcome.MET
     assert any("Observation/o1" in i for i in r.data_issues)
+
+
+def test_a_local_code_whose_display_names_a_concept_is_reported_not_matched():
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:p", "resource": {"resourceType": "Patient", "id": "p", "gender": "male"}},
+        {"fullUrl": "urn:uuid:c", "resource": {
+            "resourceType": "Condition", "id": "c", "onsetDateTime": "2024-02-01",
+            "code": {"coding": [{"system": "http://example.org/local", "code": "X1",
+                                 "display": "Myocardial infarction (disorder)"}]}}},
+    ]}
+    protocol = elig.parse_protocol_text("protocol L\nexclusion\n  E1\n    myocardial infarction within 6 months\n")
+    r = elig.evaluate(protocol, elig.patient_from_data(bundle, "b.json"), "2024-03-15")
+    assert r.criterion("E1").outcome is elig.Outcome.NOT_MET  # display text never decides
+    (note,) = [i for i in r.data_issues if "Condition/c" in i]
+    assert "names the concept 'myocardial infarction'" in note and "not counted" in note
