@@ -12,6 +12,7 @@ the checker rejects a percentage compared with a number.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable
 
@@ -121,10 +122,13 @@ def _one_factor(token: str) -> str:
     return unit
 
 
+@functools.lru_cache(maxsize=2048)
 def parse_unit(text: str) -> pint.Quantity:
     """Parse a clinician's unit to a pint quantity of magnitude 1 × scale.
 
-    Raises ``UnitSyntaxError`` with a readable reason.
+    Raises ``UnitSyntaxError`` with a readable reason. Memoised: a unit string always
+    means the same quantity, and a batch sees the same few dozen strings thousands of
+    times (reading a UCUM string runs an Earley parser). Callers must not mutate the result.
     """
     expr = normalise_unit_text(text)
     from elig.ucum import is_ucum_like, parse_ucum  # imported late: elig.ucum imports this module

@@ -113,7 +113,7 @@ class Vocabulary:
     concepts: tuple[Concept, ...]
     _by_name: dict = attrs.field(repr=False, eq=False)
     _by_code: dict = attrs.field(repr=False, eq=False, factory=dict)
-    _by_prefix: tuple = attrs.field(repr=False, eq=False, default=())
+    _by_prefix: dict = attrs.field(repr=False, eq=False, factory=dict)
 
     @classmethod
     def from_concepts(cls, concepts: Iterable[Concept]) -> "Vocabulary":
@@ -127,15 +127,14 @@ class Vocabulary:
                     raise VocabularyError(f"name {name!r} is used by both {other.name!r} and {concept.name!r}")
                 by_name[key] = concept
         by_code: dict[tuple[str, str], list[Concept]] = {}
-        by_prefix: list[tuple[CodeSpec, Concept]] = []
+        by_prefix: dict[tuple[str, str], list[Concept]] = {}
         for concept in concepts:
             for spec in concept.codes:
-                if spec.match == "prefix":
-                    by_prefix.append((spec, concept))
-                else:
-                    by_code.setdefault((spec.system, spec.code), []).append(concept)
+                target = by_prefix if spec.match == "prefix" else by_code
+                target.setdefault((spec.system, spec.code), []).append(concept)
         frozen_codes = {k: tuple(v) for k, v in by_code.items()}
-        return cls(concepts, by_name, frozen_codes, tuple(by_prefix))
+        frozen_prefixes = {k: tuple(v) for k, v in by_prefix.items()}
+        return cls(concepts, by_name, frozen_codes, frozen_prefixes)
 
     def lookup(self, name: str) -> Concept | None:
         return self._by_name.get(normalise_name(name))
@@ -152,10 +151,16 @@ class Vocabulary:
         return candidates[match[0]] if match else None
 
     def by_code(self, coding: Coding) -> tuple[Concept, ...]:
-        """Concepts whose value set holds this code (exact codes by index, then prefixes)."""
-        exact = self._by_code.get((coding.system, coding.code), ())
-        prefixed = tuple(c for spec, c in self._by_prefix if spec.matches(coding) and c not in exact)
-        return exact + prefixed if prefixed else exact
+        """Concepts whose value set holds this code: exact codes, then every prefix of the code
+        (ICD-10 categories, ATC classes), each a dictionary look-up, so the cost does not grow
+        with the size of the vocabulary."""
+        found = self._by_code.get((coding.system, coding.code), ())
+        code = coding.code
+        for end in range(len(code), 0, -1):
+            for concept in self._by_prefix.get((coding.system, code[:end]), ()):
+                if concept not in found:
+                    found = found + (concept,)
+        return found
 
 
 # ---------------------------------------------------------------- loading
