@@ -267,3 +267,15 @@ def test_doc_examples_parse_and_check(block):
     problems = checker.diagnose(tree)
     # Examples may name concepts outside the vocabulary (to show the syntax); everything else must check.
     assert [d for d in problems if d.code != "E101"] == [], "\n".join(d.message for d in problems)
+    if not problems:
+        # Executed, not only checked: each example runs against the bundled patients and
+        # every criterion comes out as one of the three outcomes, with an explanation.
+        import elig
+        from elig.evaluator import evaluate as run
+
+        checked = checker.check(tree)
+        for name in ("demo_patient.yaml", "organ_failure.yaml", "organ_unknown.yaml"):
+            patient = elig.load_patient(DOCS.parent / "examples" / "patients" / name)
+            result = run(checked, patient, "2024-03-15")
+            for c in result.criteria:
+                assert c.outcome in set(elig.Outcome) and c.explanation.summary, (name, c.id)
