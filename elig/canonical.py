@@ -88,7 +88,9 @@ def comparison(c: t.Comparison) -> str:
 
 
 def _roman(n: int) -> str:
-    return {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V"}.get(n, str(n))
+    from elig.parser import ROMAN  # the grammar's own numerals, printed back
+
+    return next((text for text, value in ROMAN.items() if value == n), str(n))
 
 
 def event(e: t.Event) -> str:

@@ -277,7 +277,6 @@ class _Checker:
         subject, unit_q, unit_text = self.subject(node.subject)
         window = self.duration(node.window) if node.window is not None else None
         if subject is None:
-            self._check_thresholds_syntax(node.test)
             return None
         concept = subject.concept if not isinstance(subject, p.RatioRef) else None
         label = subject.label
@@ -308,16 +307,10 @@ class _Checker:
             plan_test = p.SexTest(tuple(branches)) if len(branches) == len(test.branches) else None
         if plan_test is None:
             return None
-        if window is None and not isinstance(subject, p.DerivedRef) and not (
-                isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"):
-            window = self.lookback
-        if isinstance(subject, p.DerivedRef) and window is None:
-            window = self.lookback
+        demographic = isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"
+        if window is None and not demographic:
+            window = self.lookback  # the protocol's default look-back, for measured and derived values
         return p.ComparisonPlan(subject=subject, test=plan_test, window=window, node=node)
-
-    def _check_thresholds_syntax(self, test) -> None:
-        """Even with an unknown subject, a window or unit error elsewhere is still reported."""
-        return None
 
     # ------------------------------------------------------------ events
     def event(self, node: t.Event) -> p.RulePlan | None:

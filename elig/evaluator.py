@@ -27,9 +27,9 @@ import attrs
 import elig
 from elig import plan as p
 from elig.canonical import SYMBOLS
-from elig.dates import PartialDate, parse_date, shift, whole_years_between, within
+from elig.dates import PartialDate, parse_date, whole_years_between, window_start, within
 from elig.derivations import Inputs
-from elig.patient import Coding, Condition, Medication, Observation, Patient, Procedure
+from elig.patient import Condition, Medication, Observation, Patient, Procedure
 from elig.results import (
     CollectItem, CriterionResult, Derived, EvaluationResult, Explanation, Outcome, ThresholdUsed,
     ValueUsed, Verdict, kleene_and, kleene_or,
@@ -157,11 +157,7 @@ class _Evaluation:
                 found.append(concept)
                 # A named entry carries its concept's codes, so broader value sets that hold them
                 # match too: a record of 'dialysis' is also 'organ support'.
-                for spec in concept.codes:
-                    if spec.match == "exact":
-                        for broader in self.vocabulary.by_code(Coding(spec.system, spec.code)):
-                            if broader not in found:
-                                found.append(broader)
+                found.extend(c for c in self.vocabulary.broader(concept) if c not in found)
         return found
 
     # ------------------------------------------------------------ whole protocol
@@ -244,7 +240,7 @@ class _Evaluation:
         records = [o for o in records if o.value is not None or o.problem or o.result is None]
         if not records:
             return _Unusable(f"no {label} recorded", (want,))
-        start = shift(self.as_of, -window.amount, window.unit) if window else dt.date.min
+        start = window_start(self.as_of, window.amount, window.unit) if window else dt.date.min
         dated = [o for o in records if o.date is not None]
         if not dated:
             return _Unusable(f"{label} is recorded without a date", (want,))
@@ -359,7 +355,7 @@ class _Evaluation:
         want = [f"{r.label} measured together{self.window_text(window)}" for r in refs]
         if not records:
             return _Unusable(f"no {first.label} recorded", tuple(want))
-        start = shift(self.as_of, -window.amount, window.unit) if window else dt.date.min
+        start = window_start(self.as_of, window.amount, window.unit) if window else dt.date.min
         reasons = []
         for obs in records:
             if obs.date is None or obs.date.earliest() > self.as_of:
@@ -598,7 +594,7 @@ class _Evaluation:
         concept = node.concept
         label = node.node.name.text
         want = (f"two {label} results{self.window_text(node.window)}",)
-        start = shift(self.as_of, -node.window.amount, node.window.unit)
+        start = window_start(self.as_of, node.window.amount, node.window.unit)
         picked = []
         for obs in self.index()["observation"].get(concept.name, []):
             if obs.date is None or obs.date.earliest() > self.as_of:
@@ -724,15 +720,15 @@ class _Evaluation:
 
     def timing(self, node: p.EventPlan, start: PartialDate | None, end: PartialDate | None, r) -> tuple[bool | None, str]:
         dur = node.duration
-        window_start = shift(self.as_of, -dur.amount, dur.unit)
+        opens = window_start(self.as_of, dur.amount, dur.unit)
         if node.timing_kind == "onset_within":
             if start is None:
                 return None, "onset date not recorded"
-            return within(start, window_start, self.as_of), f"onset {start}"
+            return within(start, opens, self.as_of), f"onset {start}"
         if node.timing_kind == "lasting":
             if start is None:
                 return None, "onset date not recorded"
-            boundary = window_start  # onset on this day means it has lasted exactly the duration
+            boundary = opens  # onset on this day means it has lasted exactly the duration
             op = node.timing_op
             # lasting < D  <=>  onset after as_of − D, and so on for the other comparators.
             def holds(onset: dt.date) -> bool:
@@ -742,12 +738,12 @@ class _Evaluation:
             verdict = a if a == b else None
             return verdict, f"onset {start}, {SYMBOLS[op]} {dur.text} before {self.as_of} means onset " \
                             f"{'after' if op in ('<', '<=') else 'before'} {boundary}"
-        # within: present at some time in [window_start, as_of]
+        # within: present at some time in [opens, as_of]
         if start is None:
             return None, "date not recorded"
         if start.earliest() > self.as_of:
             return False, f"from {start}, after the evaluation date"
-        began_in = within(start, window_start, self.as_of)
+        began_in = within(start, opens, self.as_of)
         if began_in:
             return True, f"from {start}, within {dur.text}"
         if node.concept.acute:
@@ -755,12 +751,12 @@ class _Evaluation:
             # not because an old record was never closed.
             return began_in, (f"onset {start}, before the {dur.text} window" if began_in is False
                               else f"onset {start}, which may fall outside the {dur.text} window")
-        active, why = self.active_at(r, window_start) if not isinstance(r, Procedure) or end else (None, "")
+        active, why = self.active_at(r, opens) if not isinstance(r, Procedure) or end else (None, "")
         if isinstance(r, Procedure) and end is None:
-            return (False if start.latest() < window_start else None), f"performed {start}, before the {dur.text} window"
+            return (False if start.latest() < opens else None), f"performed {start}, before the {dur.text} window"
         if end is not None:
-            ended_in = within(end, window_start, self.as_of)
-            if end.latest() < window_start:
+            ended_in = within(end, opens, self.as_of)
+            if end.latest() < opens:
                 return False, f"{start} to {end}, before the {dur.text} window"
             return (True if ended_in or end.earliest() > self.as_of else None), f"{start} to {end}, overlapping the window"
         return active, f"from {start}; {why}"
@@ -768,7 +764,7 @@ class _Evaluation:
     def test_event(self, node: p.EventPlan, text: str, searched) -> Explanation:
         concept = node.concept
         records = self.index()["observation"].get(concept.name, [])
-        start = shift(self.as_of, -node.duration.amount, node.duration.unit) if node.duration else dt.date.min
+        start = window_start(self.as_of, node.duration.amount, node.duration.unit) if node.duration else dt.date.min
         results = []
         for obs in records:
             if obs.date is None:
@@ -808,9 +804,9 @@ class _Evaluation:
             return Explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
         name = node.concept.field or node.concept.name
         value = getattr(self.patient, name, None)
-        if value is None and sex == "male" and name in ("pregnant", "lactating"):
+        if value is None and sex is not None and sex == node.concept.not_for_sex:
             return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
-                               summary=f"not {name}: the patient is male")
+                               summary=f"not {name}: the patient is {sex}")
         if value is None:
             return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {name} not recorded",
                                reason=f"{name} not recorded", missing=(f"{name} (yes/no)",))

@@ -52,6 +52,8 @@ from elig.patient import (
     Procedure,
     Source,
     canonical_system,
+    grade_number,
+    qualitative_result,
 )
 
 __all__ = ["patient_from_fhir", "read_fhir", "FhirReading", "READ_TYPES"]
@@ -84,16 +86,9 @@ _RESULT_CODES = {
     "10828004": "positive", "260373001": "positive", "52101004": "positive",  # Positive, Detected, Present
     "260385009": "negative", "260415000": "negative", "2667000": "negative",  # Negative, Not detected, Absent
 }
-_RESULT_TEXT = {
-    "positive": "positive", "pos": "positive", "detected": "positive", "reactive": "positive", "+": "positive",
-    "negative": "negative", "neg": "negative", "not detected": "negative", "non-reactive": "negative",
-    "nonreactive": "negative", "undetected": "negative", "-": "negative",
-}
 _SEX = {"male": "male", "female": "female", "other": None, "unknown": None}
 
-_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8, "IX": 9, "X": 10}
-_GRADE_AFTER_WORD = re.compile(r"\b(?:grade|class|stage|gr\.?)\s*([0-9]+|[IVX]+)(?:[a-c])?\b", re.IGNORECASE)
-_GRADE_ALONE = re.compile(r"^\s*([0-9]+|[IVX]+)(?:[a-cA-C])?\s*$")
+
 
 
 @attrs.frozen
@@ -152,18 +147,6 @@ def _number(value) -> float | None:
         return None
     x = float(value)
     return x if math.isfinite(x) else None
-
-
-def _grade(text: str | None) -> int | None:
-    if not text:
-        return None
-    m = _GRADE_AFTER_WORD.search(text) or _GRADE_ALONE.match(text)
-    if not m:
-        return None
-    g = m.group(1)
-    if g.isdigit():
-        return int(g)
-    return _ROMAN.get(g.upper())
 
 
 def _has_value(element: dict) -> bool:
@@ -533,7 +516,7 @@ class _Reader:
             result = next((_RESULT_CODES[c.code] for c in vcodes if c.system == SNOMED and c.code in _RESULT_CODES),
                           None)
             if result is None and value_text:
-                result = _RESULT_TEXT.get(value_text.strip().lower(), value_text.strip().lower())
+                result = qualitative_result(value_text)
             if result is None:
                 problem = "the coded value has neither a known code nor text"
         elif "valueString" in r:
@@ -542,7 +525,7 @@ class _Reader:
                 problem = f"valueString {r['valueString']!r} is empty or not text"
                 self.issue(f"{loc}.valueString", f"{ref}: {problem}")
             else:
-                result = _RESULT_TEXT.get(value_text.lower(), value_text.lower())
+                result = qualitative_result(value_text)
         elif "valueInteger" in r:
             value = _number(r["valueInteger"])
             if value is None:
@@ -647,7 +630,7 @@ class _Reader:
         severity = _obj(r.get("severity"))
         texts += [_text(severity.get("text"))] + [_text(_obj(c).get("display")) for c in _list(severity.get("coding"))]
         for t in texts:
-            grade = _grade(t)
+            grade = grade_number(t)
             if grade is not None:
                 break
         return Condition(

@@ -95,7 +95,7 @@ COMPARATORS = {
     "equal to": "==",
 }
 
-_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}
+ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}  # the grammar's ROMAN terminal
 
 
 def _number(text: str) -> float:
@@ -366,13 +366,13 @@ class _Builder(lark.Transformer):
         values = [self._grade_value(v) for v in items[1:]]
         low = values[0]
         high = values[-1]
-        roman = str(items[1]) in _ROMAN
+        roman = str(items[1]) in ROMAN
         return t.GradeRange(word=word, low=low, high=high, roman=roman, span=self._span(meta))
 
     @staticmethod
     def _grade_value(tok) -> int:
         s = str(tok)
-        return _ROMAN[s] if s in _ROMAN else int(_number(s))
+        return ROMAN[s] if s in ROMAN else int(_number(s))
 
     @lark.v_args(meta=True)
     def within(self, meta, items):

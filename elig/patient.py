@@ -13,6 +13,7 @@ and what was expected. Only a file that is not a patient record at all raises
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,7 @@ class _NativeReader:
                     self.issue(f"{loc}.reference_range.{key}", f"{ref[key]!r} is not a number")
         date = self.date(e.get("date", e.get("effective")), f"{loc}.date")
         if result is not None:
-            result = _qualitative(str(result))
+            result = qualitative_result(str(result))
         return Observation(
             source=self.source(e, loc), concept=concept, codes=codes, value=value, value_text=value_text,
             unit=str(unit) if unit not in (None, "") else None, date=date, reference_low=ref_low,
@@ -396,7 +397,7 @@ class _NativeReader:
         grade = e.get("grade", e.get("stage", e.get("class")))
         grade_value = None
         if grade is not None:
-            grade_value = _grade_number(grade)
+            grade_value = grade_number(grade)
             if grade_value is None:
                 self.issue(f"{loc}.grade", f"cannot read grade {grade!r}", "write a number (2) or a Roman numeral (III)")
         return Condition(
@@ -442,21 +443,37 @@ def normalise_key(text: str) -> str:
     return " ".join(text.lower().replace("_", " ").split())
 
 
-def _qualitative(text: str) -> str:
+# Qualitative results as labs write them; both record readers (native, FHIR) use this table.
+RESULT_WORDS = {
+    "positive": "positive", "pos": "positive", "detected": "positive", "reactive": "positive", "+": "positive",
+    "negative": "negative", "neg": "negative", "not detected": "negative", "non-reactive": "negative",
+    "nonreactive": "negative", "undetected": "negative", "-": "negative",
+}
+
+
+def qualitative_result(text: str) -> str:
+    """'Detected' → 'positive', 'non-reactive' → 'negative'; other text is kept, lower-cased."""
     t = text.strip().lower()
-    if t in ("positive", "pos", "detected", "reactive", "+"):
-        return "positive"
-    if t in ("negative", "neg", "not detected", "non-reactive", "nonreactive", "-"):
-        return "negative"
-    return t
+    return RESULT_WORDS.get(t, t)
 
 
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5}
+_ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6, "VII": 7, "VIII": 8, "IX": 9, "X": 10}
+_GRADE_AFTER_WORD = re.compile(r"\b(?:grade|class|stage|gr\.?)\s*([0-9]+|[IVX]+)(?:[a-c])?\b", re.IGNORECASE)
+_GRADE_ALONE = re.compile(r"^\s*([0-9]+|[IVX]+)(?:[a-cA-C])?\s*$", re.IGNORECASE)
 
 
-def _grade_number(value) -> int | None:
-    if isinstance(value, bool):
+def grade_number(value) -> int | None:
+    """A grade, stage or class as a number: 2, '2', 'III', 'Grade 2', 'NYHA class III', 'CTCAE grade 2'."""
+    if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value)
+    m = _GRADE_AFTER_WORD.search(text) or _GRADE_ALONE.match(text)
+    if not m:
+        return None
+    g = m.group(1)
+    return int(g) if g.isdigit() else _ROMAN.get(g.upper())
     if isinstance(value, (int, float)):
         return int(value)
     s = str(value).strip().lower()

@@ -157,12 +157,6 @@ def quantity(number: float, unit_text: str | None) -> pint.Quantity:
     return number * parse_unit(unit_text)
 
 
-def dimensionality(q_or_unit) -> str:
-    """A readable dimension such as ``[mass] / [length] ** 3``."""
-    dim = q_or_unit.dimensionality
-    return str(dim) if str(dim) else "dimensionless"
-
-
 def describe_dimension(q: pint.Quantity) -> str:
     """Name a dimension the way a clinician would, for messages."""
     d = q.dimensionality
@@ -212,14 +206,6 @@ def conversion_factor_q(src: pint.Quantity, dst: pint.Quantity,
         if src.dimensionality == _MASS_CONC and dst.dimensionality == _MOLAR:
             return float((src / mm / dst).to("dimensionless").magnitude)
     raise pint.DimensionalityError(src.units, dst.units, src.dimensionality, dst.dimensionality)
-
-
-def compatible(src: pint.Quantity, dst: pint.Quantity, molar_mass_g_per_mol: float | None = None) -> bool:
-    try:
-        conversion_factor_q(src, dst, molar_mass_g_per_mol)
-        return True
-    except pint.DimensionalityError:
-        return False
 
 
 @attrs.define

@@ -88,6 +88,9 @@ class Concept:
     # condition: an acute event (infarction, stroke): "within 6 months" means it happened in
     # the window, however its record's status was left.
     acute: bool = False
+    # fact: the sex for which the fact cannot hold (pregnancy, lactation: male), so an
+    # unrecorded value is "no" rather than unknown for that sex.
+    not_for_sex: str | None = None
 
     @functools.cached_property
     def unit_quantity(self) -> pint.Quantity | None:
@@ -114,6 +117,7 @@ class Vocabulary:
     _by_name: dict = attrs.field(repr=False, eq=False)
     _by_code: dict = attrs.field(repr=False, eq=False, factory=dict)
     _by_prefix: dict = attrs.field(repr=False, eq=False, factory=dict)
+    _broader: dict = attrs.field(repr=False, eq=False, factory=dict)
 
     @classmethod
     def from_concepts(cls, concepts: Iterable[Concept]) -> "Vocabulary":
@@ -134,7 +138,23 @@ class Vocabulary:
                 target.setdefault((spec.system, spec.code), []).append(concept)
         frozen_codes = {k: tuple(v) for k, v in by_code.items()}
         frozen_prefixes = {k: tuple(v) for k, v in by_prefix.items()}
-        return cls(concepts, by_name, frozen_codes, frozen_prefixes)
+        codes_only = cls(concepts, by_name, frozen_codes, frozen_prefixes)
+        # For each concept, the other concepts whose value sets hold one of its codes
+        # (dialysis → organ support), derived once here rather than for every record.
+        broader = {}
+        for concept in concepts:
+            found: list[Concept] = []
+            for spec in concept.codes:
+                if spec.match == "exact":
+                    for other in codes_only.by_code(Coding(spec.system, spec.code)):
+                        if other is not concept and other not in found:
+                            found.append(other)
+            broader[concept.name] = tuple(found)
+        return cls(concepts, by_name, frozen_codes, frozen_prefixes, broader)
+
+    def broader(self, concept: Concept) -> tuple[Concept, ...]:
+        """Concepts whose value sets hold one of this concept's exact codes."""
+        return self._broader.get(concept.name, ())
 
     def lookup(self, name: str) -> Concept | None:
         return self._by_name.get(normalise_name(name))
@@ -215,5 +235,5 @@ def _concept(e: dict, path: Path) -> Concept:
         codes=tuple(codes), unit=str(unit) if unit is not None else None, molar_mass=e.get("molar_mass"),
         plausible=plausible, uln=uln, unitless=e.get("unitless"), methods=tuple(e.get("methods", []) or []),
         field=e.get("field"), description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
-        acute=bool(e.get("acute", False)),
+        acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
     )

@@ -89,3 +89,44 @@ def test_parse_error_has_a_caret():
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "elig.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "elig" in out.stdout
+
+
+def test_explain_writes_reports_to_a_file(tmp_path):
+    for fmt, marker in (("markdown", "# Eligibility report"), ("html", "<!DOCTYPE html"), ("json", '"verdict"')):
+        out = tmp_path / f"report.{fmt}"
+        r = invoke("explain", PROTOCOL, DEMO, "--as-of", "2024-03-15", "--format", fmt, "-o", str(out))
+        assert r.exit_code == 0 and f"wrote {out}" in r.output
+        assert marker in out.read_text(encoding="utf-8")
+
+
+def test_explain_to_a_folder_that_does_not_exist_is_a_message(tmp_path):
+    r = CliRunner().invoke(main, ["explain", PROTOCOL, DEMO, "--as-of", "2024-03-15", "-o",
+                                  str(tmp_path / "missing" / "r.txt")])
+    assert r.exit_code == 1 and "No such file or directory" in r.output and "Traceback" not in r.output
+
+
+def test_explain_defaults_to_today():
+    r = invoke("explain", PROTOCOL, DEMO, "--format", "json")
+    import datetime as dt
+    assert json.loads(r.output)["as_of"] == dt.date.today().isoformat()
+
+
+@pytest.mark.parametrize("args", [
+    ("lint", str(ROOT / "protocols")),
+    ("fmt", "--check", str(ROOT / "protocols")),
+    ("test", str(ROOT / "protocols" / "NCT02444455.elig")),
+    ("screen", PROTOCOL, str(ROOT / "examples" / "patients"), "--as-of", "2024-03-15", "--quiet"),
+])
+def test_every_command_is_registered_on_the_elig_group(args):
+    r = CliRunner().invoke(main, list(args))
+    assert r.exit_code == 0, r.output
+
+
+def test_readme_python_example_runs(monkeypatch, capsys):
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    assert "eligible" in capsys.readouterr().out

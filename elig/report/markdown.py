@@ -22,7 +22,7 @@ import re
 import attrs
 
 from elig.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
-from elig.units import format_number
+from elig.units import NO_UNIT, format_number, with_unit
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 VERDICT_MARK = {"eligible": "✔", "ineligible": "✘", "undetermined": "?"}
@@ -42,23 +42,17 @@ class Change:
     distance: str
 
 
-NO_UNIT = (None, "", "1")  # "1" is UCUM's unit of a dimensionless number (INR, a score)
 
 
 def format_value(value: object, unit: str | None) -> str:
     """A value and its unit for people: ``1.2 10^9/L``, ``60%``, and a unitless ``2`` without a stray unit.
 
-    ``unit`` None, empty or ``"1"`` means no unit; a percent sign is glued to
-    the number. A number is written as :func:`recorded` writes it; any other
-    value (already formatted text) is used as it is.
+    A number is written as :func:`recorded` writes it; any other value (already
+    formatted text) is used as it is. The unit rules are ``elig.units.with_unit``'s,
+    the ones the evaluator's summaries use.
     """
     text = recorded(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    unit = display_unit(unit)
-    if not unit:
-        return text
-    if unit == "%":
-        return f"{text}%"
-    return f"{text} {unit}"
+    return with_unit(text, unit)
 
 
 def display_unit(unit: str | None) -> str:
