@@ -1,4 +1,4 @@
-"""Benchmark of the FHIR reader (elig.fhir): speed against json.loads, and peak memory.
+"""Benchmark of the FHIR reader (elig.records.fhir): speed against json.loads, and peak memory.
 
 Run from the repository root::
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from elig import fhir  # noqa: E402
-from elig.fhir import read_fhir  # noqa: E402
+from elig.records import fhir  # noqa: E402
+from elig.records.fhir import read_fhir  # noqa: E402
 
 DEFAULT_DIR = Path(os.environ.get("ELIG_SYNTHEA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fhir"))
 FALLBACK_DIR = ROOT / "tests" / "data" / "fhir"

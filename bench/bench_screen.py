@@ -369,7 +369,7 @@ def main(argv=None) -> int:
         print(f"{name:<34}{rate:>12,.0f}{1e6 / rate:>12,.1f}{rate_hand / rate:>16,.1f}")
 
     # the batch API over an NDJSON file, one and two processes (includes reading the file)
-    from elig import screen
+    from elig.commands import screen
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "population.ndjson"

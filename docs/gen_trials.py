@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import elig  # noqa: E402
-from elig import casefile  # noqa: E402
+from elig.commands import casefile  # noqa: E402
 
 TRIALS = ["NCT06021067", "NCT06416709", "NCT02444455"]
 

@@ -2,7 +2,7 @@
 
 A page containing ``<!-- elig:vocabulary -->`` gets the vocabulary table from
 ``elig/data/vocabulary.yaml``; ``<!-- elig:derivations -->`` gets the derivation
-catalogue from ``elig/derivations.py``. Nothing is copied by hand, so the docs
+catalogue from ``elig/terminology/derivations.py``. Nothing is copied by hand, so the docs
 cannot drift from the code.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 
 def _vocabulary() -> str:
-    from elig.patient import short_system
-    from elig.vocabulary import default_vocabulary
+    from elig.terminology.codes import short_system
+    from elig.terminology.vocabulary import default_vocabulary
 
     vocab = default_vocabulary()
     lines = []
@@ -46,7 +46,7 @@ def _vocabulary() -> str:
 
 
 def _derivations() -> str:
-    from elig.derivations import CATALOGUE
+    from elig.terminology.derivations import CATALOGUE
 
     out = []
     for d in CATALOGUE.by_key.values():

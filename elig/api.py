@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elig import checker, parser
-from elig.evaluator import evaluate as _evaluate
-from elig.patient import Patient, load_patient
-from elig.plan import CheckedProtocol
-from elig.results import EvaluationResult
-from elig.vocabulary import Vocabulary
+from elig.engine import checker
+from elig.language import parser
+from elig.engine.evaluator import evaluate as _evaluate
+from elig.records.loader import load_patient
+from elig.records.patient import Patient
+from elig.engine.plan import CheckedProtocol
+from elig.engine.results import EvaluationResult
+from elig.terminology.vocabulary import Vocabulary
 
 
 def parse_protocol_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> CheckedProtocol:

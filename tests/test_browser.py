@@ -58,7 +58,7 @@ def _explain_html(tmp_path: Path, patient: Path | None = None, data: dict | None
     """The HTML report of a patient, by the real command when it is a bundled file."""
     out = tmp_path / f"{name}.html"
     if patient is not None:
-        from elig.cli import main
+        from elig.commands.cli import main
 
         result = CliRunner().invoke(main, ["explain", str(ROOT / "protocols" / "NCT06021067.elig"), str(patient),
                                            "--as-of", AS_OF, "--format", "html", "-o", str(out)])
@@ -131,7 +131,7 @@ def test_escaped_script_does_not_run(tmp_path):
 
 
 def test_screening_summary_in_chromium(tmp_path):
-    from elig import screen
+    from elig.commands import screen
 
     examples = ROOT / "examples" / "patients"
     if not any(examples.glob("*.y*ml")):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elig import checker, parser
+from elig.engine import checker
+from elig.language import parser
 from elig.diagnostics import ProtocolError, render_all
 
 from conftest import ROOT, assert_golden
@@ -90,8 +91,8 @@ def test_enzyme_pair_written_as_a_ratio():
 
 
 def test_identical_inclusion_and_exclusion_is_a_contradiction():
-    from elig.lint import lint
-    from elig.vocabulary import default_vocabulary
+    from elig.language.lint import lint
+    from elig.terminology.vocabulary import default_vocabulary
 
     tree = parser.parse_protocol('protocol C\ninclusion\n  I1 "Hb"\n    HGB ≥ 80 g/L within 7 days\n'
                                  'exclusion\n  E1 "Hb"\n    HGB ≥ 80 g/L within 7 days\n')

@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from elig.cli import main
+from elig.commands.cli import main
 
 from conftest import ROOT
 
@@ -87,7 +87,7 @@ def test_parse_error_has_a_caret():
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "elig.cli", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "elig.commands.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "elig" in out.stdout
 
 

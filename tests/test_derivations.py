@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import elig
-from elig.derivations import CATALOGUE, Derivation, Inputs
-from elig.results import Outcome
-from elig.units import conversion_factor, parse_unit
-from elig.vocabulary import default_vocabulary
+from elig.terminology.derivations import CATALOGUE, Derivation, Inputs
+from elig.engine.results import Outcome
+from elig.terminology.units import conversion_factor, parse_unit
+from elig.terminology.vocabulary import default_vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,7 +259,7 @@ def test_vocabulary_methods_exist_in_catalogue(vocab):
         if concept.kind != "derived":
             continue
         for key in concept.methods:
-            assert key in CATALOGUE.by_key, f"{concept.name}: method '{key}' is not in elig/derivations.py"
+            assert key in CATALOGUE.by_key, f"{concept.name}: method '{key}' is not in elig/terminology/derivations.py"
             assert CATALOGUE.by_key[key].concept == concept.name
 
 

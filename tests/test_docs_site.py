@@ -33,8 +33,8 @@ def test_language_reference_is_highlighted_with_the_elig_lexer(site):
 
 
 def test_generated_reference_pages_are_complete(site):
-    from elig.derivations import CATALOGUE
-    from elig.vocabulary import default_vocabulary
+    from elig.terminology.derivations import CATALOGUE
+    from elig.terminology.vocabulary import default_vocabulary
 
     vocab = (site / "vocabulary" / "index.html").read_text(encoding="utf-8")
     for concept in default_vocabulary().concepts:

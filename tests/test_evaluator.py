@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import elig
-from elig.evaluator import compare
-from elig.results import Outcome, kleene_and, kleene_or
+from elig.engine.evaluator import compare
+from elig.engine.results import Outcome, kleene_and, kleene_or
 
 from conftest import ROOT
 

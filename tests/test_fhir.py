@@ -1,4 +1,4 @@
-"""The FHIR R4 reader (elig.fhir): Synthea bundles and small hand-made bundles."""
+"""The FHIR R4 reader (elig.records.fhir): Synthea bundles and small hand-made bundles."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from pathlib import Path
 import pint
 import pytest
 
-from elig.dates import PartialDate
+from elig.records.dates import PartialDate
 from elig.diagnostics import DataError
-from elig.fhir import patient_from_fhir, read_fhir
-from elig.patient import Coding, Patient, load_patient, patient_from_data
-from elig.ucum import parse_ucum
-from elig.units import conversion_factor_q
+from elig.records.fhir import patient_from_fhir, read_fhir
+from elig.records.loader import load_patient, patient_from_data
+from elig.records.patient import Patient
+from elig.terminology.codes import Coding
+from elig.terminology.ucum import parse_ucum
+from elig.terminology.units import conversion_factor_q
 
 DATA = Path(__file__).parent / "data" / "fhir"
 from conftest import SYNTHEA_DIR as SYNTHEA  # noqa: E402

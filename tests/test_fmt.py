@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from elig import formatter
-from elig.formatter import format_text, split_comment
-from elig.parser import parse_protocol
+from elig.commands import fmt as fmt_cmd
+from elig.language.formatter import format_text, split_comment
+from elig.language.parser import parse_protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = sorted((ROOT / "protocols").glob("*.elig")) + sorted((ROOT / "tests" / "data" / "lint").glob("*.elig"))
@@ -111,20 +111,20 @@ def test_fmt_command(tmp_path):
     messy = tmp_path / "a.elig"
     messy.write_text("protocol X\ninclusion\n    I1   # c\n        age>=18 years\n", encoding="utf-8")
     runner = CliRunner()
-    res = runner.invoke(formatter.command, ["--check", str(tmp_path)])
+    res = runner.invoke(fmt_cmd.command, ["--check", str(tmp_path)])
     assert res.exit_code == 1 and "would reformat" in res.output
     assert messy.read_text(encoding="utf-8").startswith("protocol X\ninclusion")  # --check writes nothing
-    res = runner.invoke(formatter.command, [str(messy)])
+    res = runner.invoke(fmt_cmd.command, [str(messy)])
     assert res.exit_code == 0 and "reformatted" in res.output
     assert messy.read_text(encoding="utf-8") == "protocol X\n\ninclusion\n  I1  # c\n    age ≥ 18 years\n"
-    res = runner.invoke(formatter.command, ["--check", str(messy)])
+    res = runner.invoke(fmt_cmd.command, ["--check", str(messy)])
     assert res.exit_code == 0 and "already formatted" in res.output
 
 
 def test_fmt_command_parse_error(tmp_path):
     bad = tmp_path / "bad.elig"
     bad.write_text("protocol X\ninclusion\n  I1\n    ANC ? 3\n", encoding="utf-8")
-    res = CliRunner().invoke(formatter.command, [str(bad)])
+    res = CliRunner().invoke(fmt_cmd.command, [str(bad)])
     assert res.exit_code == 1 and "E001" in res.output
     assert bad.read_text(encoding="utf-8").endswith("ANC ? 3\n")
 

@@ -9,7 +9,7 @@ import pytest
 pygments = pytest.importorskip("pygments")
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String  # noqa: E402
 
-from elig.highlight import EligLexer  # noqa: E402
+from elig.language.highlight import EligLexer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

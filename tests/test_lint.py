@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from elig import checker, lint as lint_mod, parser
-from elig import tree as t
+from elig.engine import checker
+from elig.language import parser
+from elig.language import tree as t
 from elig.diagnostics import ProtocolError
-from elig.lint import CODES, lint, lint_text, natural_key
+from elig.commands import lint as lint_cmd
+from elig.commands.lint import lint_text
+from elig.language.lint import CODES, lint, natural_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "lint"
@@ -174,27 +177,27 @@ def test_lint_is_pure_and_needs_no_checker():
 # ---------------------------------------------------------------- command
 def test_lint_command_exit_codes_and_json(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(lint_mod.command, [str(DATA / "flawed.elig"), "--format", "json"])
+    res = runner.invoke(lint_cmd.command, [str(DATA / "flawed.elig"), "--format", "json"])
     assert res.exit_code == 1
     data = json.loads(res.output)
     assert {d["code"] for d in data["diagnostics"]} == set(CODES)
     assert all(d["severity"] == "warning" for d in data["diagnostics"])
     clean = tmp_path / "clean.elig"
     clean.write_text(protocol('inclusion|I1 "Adults"|age ≥ 18 years'), encoding="utf-8")
-    res = runner.invoke(lint_mod.command, [str(clean)])
+    res = runner.invoke(lint_cmd.command, [str(clean)])
     assert res.exit_code == 0, res.output
     assert "no warnings" in res.output
-    res = runner.invoke(lint_mod.command, [str(DATA / "flawed.elig"), "--ignore", ",".join(CODES)])
+    res = runner.invoke(lint_cmd.command, [str(DATA / "flawed.elig"), "--ignore", ",".join(CODES)])
     assert res.exit_code == 0
 
 
 def test_lint_command_reports_parse_errors(tmp_path):
     bad = tmp_path / "bad.elig"
     bad.write_text("protocol X\n\ninclusion\n  I1 \"a\"\n    ANC ? 3\n", encoding="utf-8")
-    res = CliRunner().invoke(lint_mod.command, [str(bad)])
+    res = CliRunner().invoke(lint_cmd.command, [str(bad)])
     assert res.exit_code == 1
     assert "E001" in res.output
-    res = CliRunner().invoke(lint_mod.command, [str(tmp_path / "missing.elig")])
+    res = CliRunner().invoke(lint_cmd.command, [str(tmp_path / "missing.elig")])
     assert res.exit_code == 1 and "no such file" in res.output
 
 
@@ -271,7 +274,7 @@ def test_doc_examples_parse_and_check(block):
         # Executed, not only checked: each example runs against the bundled patients and
         # every criterion comes out as one of the three outcomes, with an explanation.
         import elig
-        from elig.evaluator import evaluate as run
+        from elig.engine.evaluator import evaluate as run
 
         checked = checker.check(tree)
         for name in ("demo_patient.yaml", "organ_failure.yaml", "organ_unknown.yaml"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from elig import canonical, tree as t
+from elig.language import canonical, tree as t
 from elig.diagnostics import ProtocolError
-from elig.parser import parse_protocol, parse_rule
-from elig.units import Q_
+from elig.language.parser import parse_protocol, parse_rule
+from elig.terminology.units import Q_
 
 
 def q(node):

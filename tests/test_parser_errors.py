@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from elig import canonical
+from elig.language import canonical
 from elig.diagnostics import ProtocolError
-from elig.parser import _TOKEN_DESCRIPTIONS, get_parser, parse_protocol, parse_rule
+from elig.language.parser import _TOKEN_DESCRIPTIONS, get_parser, parse_protocol, parse_rule
 
 
 def errors_of(text: str, *, rule: bool = False):
@@ -194,7 +194,7 @@ def test_other_parser_errors_of_other_criteria_are_reported_too():
 
 
 def test_recovery_never_crashes(monkeypatch):
-    import elig.parser as parser
+    import elig.language.parser as parser
 
     def boom(*args, **kwargs):
         raise RuntimeError("recovery bug")

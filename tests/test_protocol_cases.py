@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import elig
-from elig import casefile
+from elig.commands import casefile
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = ROOT / "protocols"

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 import elig
-from elig import screen as screening
+from elig.commands import screen as screening
 from test_reports import AS_OF, CASES, CRITERIA, PROTOCOL
 
 ROOT = Path(__file__).parent.parent

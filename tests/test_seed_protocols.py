@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import elig
-from elig import casefile
-from elig.cli import main
+from elig.commands import casefile
+from elig.commands.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOLS = ROOT / "protocols"

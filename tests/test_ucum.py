@@ -1,4 +1,4 @@
-"""UCUM codes as FHIR systems send them, read into elig's pint registry (elig.ucum)."""
+"""UCUM codes as FHIR systems send them, read into elig's pint registry (elig.terminology.ucum)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import importlib
 import pint
 import pytest
 
-from elig import units
-from elig.ucum import BSA_UNIT, is_ucum_like, parse_ucum
-from elig.units import UnitSyntaxError, conversion_factor_q, ureg
+from elig.terminology import units
+from elig.terminology.ucum import BSA_UNIT, is_ucum_like, parse_ucum
+from elig.terminology.units import UnitSyntaxError, conversion_factor_q, ureg
 
 # code -> (a pint expression it must equal, in elig's registry)
 REAL_WORLD = {
@@ -118,7 +118,7 @@ def test_time_units_are_julian():
 
 
 def test_enzyme_unit_reads_like_the_clinician_spelling():
-    # Decision: UCUM U is read as international_unit, as elig.units.parse_unit reads "U/L" and "IU/L".
+    # Decision: UCUM U is read as international_unit, as elig.terminology.units.parse_unit reads "U/L" and "IU/L".
     assert conversion_factor_q(parse_ucum("U/L"), units.parse_unit("U/L")) == 1.0
     assert conversion_factor_q(parse_ucum("U/L"), parse_ucum("[IU]/L")) == 1.0
 
@@ -159,7 +159,7 @@ def test_is_ucum_like(text, expected):
 
 
 def test_module_import_is_idempotent():
-    import elig.ucum as module
+    import elig.terminology.ucum as module
 
     importlib.reload(module)  # defines the BSA unit again only if absent: no error, same meaning
     assert module.parse_ucum("mL/min/{1.73_m2}").dimensionality == parse_ucum("mL/min/{1.73_m2}").dimensionality

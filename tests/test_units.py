@@ -8,7 +8,7 @@ import pint
 import pytest
 from hypothesis import given, strategies as st
 
-from elig.units import UnitResolver, UnitSyntaxError, conversion_factor, parse_unit
+from elig.terminology.units import UnitResolver, UnitSyntaxError, conversion_factor, parse_unit
 
 CREATININE = 113.12
 BILIRUBIN = 584.66

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from elig.patient import Coding, canonical_system
-from elig.units import parse_unit
-from elig.vocabulary import EVENT_KINDS, load_vocabulary
+from elig.terminology.codes import Coding, canonical_system
+from elig.terminology.units import parse_unit
+from elig.terminology.vocabulary import EVENT_KINDS, load_vocabulary
 
 VOCAB_PATH = Path(__file__).resolve().parent.parent / "elig" / "data" / "vocabulary.yaml"
 

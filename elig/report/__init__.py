@@ -1,4 +1,4 @@
-"""Renderers of evaluation results. They only read ``elig.results`` objects."""
+"""Renderers of evaluation results. They only read ``elig.engine.results`` objects."""
 
 from elig.report.json import render_json
 from elig.report.text import render_text

@@ -8,7 +8,7 @@ Jinja2 autoescaping is on: anything from the patient record or the protocol
 is read, the only date is the result's ``as_of``.
 
 Rules are syntax-highlighted with the elig Pygments lexer
-(:class:`elig.highlight.EligLexer`): Pygments escapes the text and emits
+(:class:`elig.language.highlight.EligLexer`): Pygments escapes the text and emits
 ``<span class="…">`` tokens whose colours come from a small CSS block embedded
 in the page's inline ``<style>`` (:data:`HIGHLIGHT_CSS`). The palette avoids the
 green, red and amber that mean met, excluding and undecided.
@@ -26,9 +26,9 @@ from pygments.formatters import HtmlFormatter
 from pygments.style import Style
 from pygments.token import Comment, Keyword, Name, Number, Operator, String
 
-from elig.highlight import EligLexer
+from elig.language.highlight import EligLexer
 from elig.report.markdown import LOGIC_KINDS, MARK, VERDICT_MARK, counts, outcome_changes, uln_text, value_row
-from elig.results import EvaluationResult, Outcome
+from elig.engine.results import EvaluationResult, Outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
 

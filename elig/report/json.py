@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from elig.results import EvaluationResult
+from elig.engine.results import EvaluationResult
 
 
 def render_json(result: EvaluationResult) -> str:

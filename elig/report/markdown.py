@@ -21,8 +21,8 @@ import re
 
 import attrs
 
-from elig.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
-from elig.units import NO_UNIT, format_number, with_unit
+from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
+from elig.terminology.units import NO_UNIT, format_number, with_unit
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 VERDICT_MARK = {"eligible": "✔", "ineligible": "✘", "undetermined": "?"}
@@ -48,7 +48,7 @@ def format_value(value: object, unit: str | None) -> str:
     """A value and its unit for people: ``1.2 10^9/L``, ``60%``, and a unitless ``2`` without a stray unit.
 
     A number is written as :func:`recorded` writes it; any other value (already
-    formatted text) is used as it is. The unit rules are ``elig.units.with_unit``'s,
+    formatted text) is used as it is. The unit rules are ``elig.terminology.units.with_unit``'s,
     the ones the evaluator's summaries use.
     """
     text = recorded(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)

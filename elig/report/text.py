@@ -11,8 +11,8 @@ from __future__ import annotations
 import textwrap
 
 from elig.report.markdown import format_value
-from elig.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
-from elig.units import format_number
+from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
+from elig.terminology.units import format_number
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 

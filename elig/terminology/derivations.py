@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 
 import attrs
 
-from elig.units import format_converted as fmt, format_input as exact, format_number as num
+from elig.terminology.units import format_converted as fmt, format_input as exact, format_number as num
 
 
 @attrs.frozen

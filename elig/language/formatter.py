@@ -1,6 +1,6 @@
 """Format protocol text in the canonical layout, keeping comments.
 
-The layout is ``elig.canonical``'s: two spaces per level, the header items
+The layout is ``elig.language.canonical``'s: two spaces per level, the header items
 under ``protocol``, one criterion per block (id and sponsor's sentence, the
 rule one level deeper, then its notes), one blank line before each section.
 ``parse(format_text(x)) == parse(x)`` and ``format_text`` is idempotent.
@@ -19,14 +19,12 @@ above it instead, so nothing is lost and the result is stable.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import attrs
-import click
 
-from elig import canonical, tree as t
+from elig.language import canonical, tree as t
 from elig.diagnostics import ProtocolError
+from elig.language.parser import parse_protocol
 
 STEP = "  "
 
@@ -258,56 +256,5 @@ def format_tree(p: t.Protocol, source: str) -> str:
 
 def format_text(text: str, file: str = "<protocol>") -> str:
     """The protocol text in canonical layout, comments kept; raise ``ProtocolError`` if it does not parse."""
-    from elig.parser import parse_protocol
-
     tree = parse_protocol(text, file=file)
     return format_tree(tree, text)
-
-
-# ---------------------------------------------------------------- command
-@click.command("fmt")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--check", "check_only", is_flag=True,
-              help="Rewrite nothing; list the files that would change and exit 1 if there are any (for CI).")
-def command(paths, check_only):
-    """Rewrite protocols (files or folders of *.elig) in the canonical layout, keeping comments.
-
-    Exit 0 when every file is (or now is) formatted; 1 with --check when a
-    file would change, or when a file does not parse.
-    """
-    from elig.cli import protocol_files
-    from elig.diagnostics import DataError, render_all
-
-    try:
-        files = protocol_files(paths)
-    except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    changed: list[Path] = []
-    failed = 0
-    for f in files:
-        text = f.read_text(encoding="utf-8")
-        try:
-            formatted = format_text(text, str(f))
-        except ProtocolError as exc:
-            click.echo(render_all(exc.diagnostics, exc.sources), err=True)
-            failed += 1
-            continue
-        if formatted != text:
-            changed.append(f)
-            if check_only:
-                click.echo(f"would reformat {f}")
-            else:
-                f.write_text(formatted, encoding="utf-8")
-                click.echo(f"reformatted {f}")
-    n = len(files)
-    if check_only:
-        if changed:
-            click.echo(f"{len(changed)} of {n} file(s) would be reformatted; run 'elig fmt' on them", err=True)
-        elif not failed:
-            click.echo(f"{n} file(s) already formatted")
-    elif not changed and not failed:
-        click.echo(f"{n} file(s) already formatted")
-    if failed:
-        click.echo(f"{failed} file(s) could not be parsed", err=True)
-    sys.exit(1 if failed or (check_only and changed) else 0)

@@ -5,7 +5,7 @@ FHIR ``Quantity.code`` carries UCUM (https://ucum.org): ``10*9/L``, ``mm[Hg]``,
 square brackets are stripped (``[pH]`` would become pico-henry), ``10*9`` is not
 a number, ``Cel`` and ``mo`` are unknown. ``ucumvert`` supplies a UCUM grammar
 (lark); this module walks its parse tree and builds the quantity directly in
-``elig.units.ureg`` (ucumvert's own transformer builds in pint's *application*
+``elig.terminology.units.ureg`` (ucumvert's own transformer builds in pint's *application*
 registry, and quantities of two registries cannot meet).
 
 Decisions, all deliberate:
@@ -25,7 +25,7 @@ Decisions, all deliberate:
   Spellings that are not UCUM but mean the same (``/1.73m2``, ``/1.73 m²``,
   ``/{1.73m2}``) are read the same way.
 * **``U`` (enzyme unit) is read as ``international_unit``**, as
-  ``elig.units.parse_unit`` reads ``U/L``: laboratories report ALT and AST in
+  ``elig.terminology.units.parse_unit`` reads ``U/L``: laboratories report ALT and AST in
   ``U/L`` and ``IU/L`` interchangeably (the IUB international unit of enzyme
   activity *is* 1 µmol/min), and elig's vocabulary declares ``U/L``. Reading UCUM
   ``U`` as µmol/min would make the two spellings of one result incomparable.
@@ -46,17 +46,14 @@ import re
 
 import pint
 
-from elig.units import UnitSyntaxError, ureg
+from elig.terminology.registry import UnitSyntaxError, ureg
 
 __all__ = ["parse_ucum", "is_ucum_like", "BSA_UNIT", "BSA_DIMENSION", "UnitSyntaxError"]
 
-# The body-surface-area normalisation of eGFR ({1.73_m2}) as a unit of its own
-# dimension. The definition belongs in elig/units.py's definition loop; until it
-# is there, define it here, idempotently (pint's ``in`` checks the registry).
+# The body-surface-area normalisation of eGFR ({1.73_m2}): a unit of its own
+# dimension, defined with the others in elig.terminology.registry.
 BSA_UNIT = "bsa_1_73"
 BSA_DIMENSION = "[body_surface_area_normalised]"
-if BSA_UNIT not in ureg:
-    ureg.define(f"{BSA_UNIT} = {BSA_DIMENSION}")
 
 # UCUM atom -> pint expression in elig's registry. Metric atoms may take a prefix.
 _ATOMS: dict[str, str] = {
@@ -208,11 +205,11 @@ def _parse_tree(code: str):
 
 @functools.lru_cache(maxsize=4096)
 def parse_ucum(text: str) -> pint.Quantity:
-    """Read a UCUM code into a pint quantity of ``elig.units.ureg`` (magnitude = scale).
+    """Read a UCUM code into a pint quantity of ``elig.terminology.units.ureg`` (magnitude = scale).
 
     ``parse_ucum("10*9/L")`` is 1e9 / liter; ``parse_ucum("{INR}")`` is 1
     (dimensionless); ``parse_ucum("mL/min/{1.73_m2}")`` is mL/min/bsa_1_73.
-    Raises ``elig.units.UnitSyntaxError`` when the code is not UCUM or uses a
+    Raises ``elig.terminology.units.UnitSyntaxError`` when the code is not UCUM or uses a
     UCUM unit elig does not read.
     """
     if not isinstance(text, str):

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from elig import tree as t
+from elig.language import tree as t
+from elig.language.parser import ROMAN, is_plain_name
 
 SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠"}
 
@@ -38,7 +39,6 @@ def method(m: t.Method) -> str:
 
 
 def name(n: t.Name) -> str:
-    from elig.parser import is_plain_name
 
     return n.text if is_plain_name(n.text) else "`" + n.text + "`"
 
@@ -88,7 +88,6 @@ def comparison(c: t.Comparison) -> str:
 
 
 def _roman(n: int) -> str:
-    from elig.parser import ROMAN  # the grammar's own numerals, printed back
 
     return next((text for text, value in ROMAN.items() if value == n), str(n))
 
@@ -145,7 +144,6 @@ def rule(node) -> str:
     if isinstance(node, t.Attestation):
         if node.quoted:
             return "attested " + json.dumps(node.text, ensure_ascii=False)
-        from elig.parser import is_plain_name
 
         return "attested " + (node.text if is_plain_name(node.text) else json.dumps(node.text, ensure_ascii=False))
     if isinstance(node, t.Not):

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import pint
 
-from elig import tree as t
+from elig.language import tree as t
 
 
 def tree_to_json(node: Any) -> Any:

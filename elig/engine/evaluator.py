@@ -12,7 +12,7 @@ Meaning (see docs/semantics.md):
 
 The evaluator only compares floats: thresholds were converted to canonical
 units by the checker, and recorded units are converted through the protocol's
-``UnitResolver`` cache. It returns ``elig.results`` objects and prints nothing.
+``UnitResolver`` cache. It returns ``elig.engine.results`` objects and prints nothing.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from typing import Iterable
 
 import attrs
 
-import elig
-from elig import plan as p
-from elig.canonical import SYMBOLS
-from elig.dates import PartialDate, parse_date, whole_years_between, window_start, within
-from elig.derivations import Inputs
-from elig.patient import Condition, Medication, Observation, Patient, Procedure
-from elig.results import (
+from elig import __version__
+from elig.engine import plan as p
+from elig.language.canonical import SYMBOLS
+from elig.records.dates import PartialDate, parse_date, whole_years_between, window_start, within
+from elig.terminology.derivations import Inputs
+from elig.records.patient import Condition, Medication, Observation, Patient, Procedure
+from elig.engine.results import (
     CollectItem, CriterionResult, Derived, EvaluationResult, Explanation, Outcome, ThresholdUsed,
     ValueUsed, Verdict, kleene_and, kleene_or,
 )
-from elig.units import format_converted as fmt3, format_number as fmt, with_unit
-from elig.vocabulary import Concept
+from elig.terminology.units import format_converted as fmt3, format_number as fmt, with_unit
+from elig.terminology.vocabulary import Concept
 
 REL_TOL = 1e-9
 ACTIVE_CONDITION = ("active", "recurrence", "relapse")
@@ -175,7 +175,7 @@ class _Evaluation:
         return EvaluationResult(
             protocol_id=self.checked.id, protocol_title=self.checked.title, protocol_checksum=self.checked.checksum,
             patient_id=self.patient.id, patient_source=self.patient.source_file, patient_name=self.patient.name,
-            as_of=as_of.isoformat(), elig_version=elig.__version__, verdict=verdict, criteria=tuple(results),
+            as_of=as_of.isoformat(), elig_version=__version__, verdict=verdict, criteria=tuple(results),
             to_collect=collect(results),
             data_issues=tuple(str(i) for i in self.patient.issues) + tuple(self.display_notes),
         )

@@ -3,7 +3,7 @@
 Inputs are files, folders (searched recursively for ``*.json``, ``*.yaml``,
 ``*.yml``, ``*.ndjson``, ``*.jsonl``) and newline-delimited JSON (one native
 record or FHIR Bundle per line). FHIR is detected per record by
-``elig.patient.patient_from_data``.
+``elig.records.loader.patient_from_data``.
 
 Rows stream out in input order as they are decided: nothing accumulates, so
 memory stays constant in the number of patients (the HTML summary keeps only
@@ -39,7 +39,7 @@ import attrs
 import click
 
 from elig.diagnostics import DataError, EligError
-from elig.plan import CheckedProtocol
+from elig.engine.plan import CheckedProtocol
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -133,7 +133,7 @@ class _Screener:
     """Evaluates tasks into rows; one per process (built by the pool initializer in workers)."""
 
     def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None):
-        from elig.evaluator import as_date
+        from elig.engine.evaluator import as_date
 
         self.protocol = protocol
         self.as_of = as_date(as_of) if as_of is not None else None
@@ -145,7 +145,7 @@ class _Screener:
             return Row(task.index, task.file, task.line, error=task.error)
         try:
             record = self._read(task)
-            from elig.evaluator import evaluate
+            from elig.engine.evaluator import evaluate
 
             result = evaluate(self.protocol, record, self.as_of)
         except EligError as exc:
@@ -169,7 +169,7 @@ class _Screener:
         )
 
     def _read(self, task: _Task):
-        from elig.patient import load_patient, patient_from_data
+        from elig.records.loader import load_patient, patient_from_data
 
         if task.text is None:
             return load_patient(task.file)
@@ -424,7 +424,7 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
     """
     from elig import api
     from elig.diagnostics import ProtocolError, render_all
-    from elig.evaluator import as_date
+    from elig.engine.evaluator import as_date
 
     try:
         as_of_date = as_date(as_of)

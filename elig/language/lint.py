@@ -1,6 +1,6 @@
 """Lint a parsed protocol: the questions a careful reviewer asks.
 
-The checker (``elig.checker``) rejects protocols that cannot be evaluated;
+The checker (``elig.engine.checker``) rejects protocols that cannot be evaluated;
 the linter looks at protocols that can, and warns where the encoding is
 probably not what the author meant. Every warning has a stable code
 (documented with a wrong and a right example in docs/diagnostics.md), a span
@@ -17,17 +17,14 @@ W209 restored comparator without a note
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 
-import click
 import pint
 
-from elig import canonical, tree as t
-from elig.diagnostics import Diagnostic, ProtocolError, Span, render_all
-from elig.units import conversion_factor_q, parse_unit
-from elig.vocabulary import Concept, Vocabulary, default_vocabulary
+from elig.language import canonical, tree as t
+from elig.diagnostics import Diagnostic, ProtocolError, Span
+from elig.terminology.units import conversion_factor_q, parse_unit
+from elig.terminology.vocabulary import Concept, Vocabulary, default_vocabulary
 
 CODES = {
     "W201": "criterion without the sponsor's sentence",
@@ -425,56 +422,3 @@ def _uses_inclusive(node) -> bool:
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
-
-
-# ---------------------------------------------------------------- whole files
-def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """Parse errors, or checker errors and lint warnings, for one protocol text."""
-    from elig import checker, parser
-
-    try:
-        tree = parser.parse_protocol(text, file=file)
-    except ProtocolError as exc:
-        return list(exc.diagnostics)
-    vocabulary = vocabulary or default_vocabulary()
-    return list(checker.diagnose(tree, vocabulary)) + lint(tree, vocabulary)
-
-
-@click.command("lint")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--ignore", "ignore", metavar="CODES", default="",
-              help="Comma-separated warning codes to leave out, e.g. W206,W208.")
-def command(paths, fmt, ignore):
-    """Ask a reviewer's questions of protocols (files or folders of *.elig).
-
-    Reports checker errors and lint warnings (W201-W209, see docs/diagnostics.md).
-    Exit 0 when there is nothing to report, 1 when there is any warning or error.
-    """
-    from elig.cli import protocol_files
-    from elig.diagnostics import DataError
-
-    try:
-        files = protocol_files(paths)
-    except DataError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    skip = {c.strip().upper() for c in ignore.split(",") if c.strip()}
-    problems: list[Diagnostic] = []
-    sources: dict[str, str] = {}
-    for f in files:
-        text = f.read_text(encoding="utf-8")
-        sources[str(f)] = text
-        problems.extend(d for d in lint_text(text, str(f)) if d.code not in skip)
-    if fmt == "json":
-        click.echo(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.as_dict() for d in problems]},
-                              ensure_ascii=False, indent=2))
-    elif problems:
-        click.echo(render_all(problems, sources), err=True)
-        n_err = sum(d.severity == "error" for d in problems)
-        n_warn = len(problems) - n_err
-        click.echo(f"\n{n_warn} warning{'s' if n_warn != 1 else ''}, {n_err} error{'s' if n_err != 1 else ''} "
-                   f"in {len(files)} file(s)", err=True)
-    else:
-        click.echo(f"{len(files)} protocol file{'s' if len(files) != 1 else ''} linted: no warnings")
-    sys.exit(1 if problems else 0)

@@ -11,7 +11,7 @@ What is read, what is ignored and why is documented in ``docs/fhir.md``. In shor
 * Codes are kept as they are (system, code, display); the evaluator maps them to
   concepts through the vocabulary, by code. Display text never decides.
 * Units are kept as recorded: the UCUM ``valueQuantity.code`` when present, else
-  ``valueQuantity.unit``. The evaluator converts them (``elig.ucum``).
+  ``valueQuantity.unit``. The evaluator converts them (``elig.terminology.ucum``).
 * Records that say they are wrong or did not happen (entered-in-error,
   cancelled, refuted, not-done, not-taken) are not returned; each leaves a
   ``DataIssue`` saying it was ignored and why, so the explanation lists it.
@@ -39,11 +39,11 @@ from typing import Any
 
 import attrs
 
-from elig.dates import DateSyntaxError, PartialDate
+from elig.records.dates import DateSyntaxError, PartialDate
 from elig.diagnostics import DataError
-from elig.units import unit_problem
-from elig.patient import (
-    Coding,
+from elig.terminology.units import unit_problem
+from elig.terminology.codes import Coding, canonical_system
+from elig.records.patient import (
     Condition,
     DataIssue,
     Medication,
@@ -51,7 +51,6 @@ from elig.patient import (
     Patient,
     Procedure,
     Source,
-    canonical_system,
     grade_number,
     qualitative_result,
 )

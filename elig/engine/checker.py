@@ -20,11 +20,12 @@ import attrs
 
 import pint
 
-from elig import canonical, plan as p, tree as t
-from elig.derivations import CATALOGUE, Catalogue
+from elig.language import canonical, tree as t
+from elig.engine import plan as p
+from elig.terminology.derivations import CATALOGUE, Catalogue
 from elig.diagnostics import Diagnostic, ProtocolError, Span
-from elig.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
-from elig.vocabulary import EVENT_KINDS, Concept, Vocabulary, default_vocabulary
+from elig.terminology.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
+from elig.terminology.vocabulary import EVENT_KINDS, Concept, Vocabulary, default_vocabulary
 
 _TIME_UNITS = (("year", ureg.year), ("month", ureg.month), ("week", ureg.week),
                ("day", ureg.day), ("hour", ureg.hour))
@@ -111,7 +112,7 @@ class _Checker:
         if isinstance(node, t.Rate):
             return self.rate(node)
         if isinstance(node, t.Attestation):
-            from elig.patient import normalise_key
+            from elig.records.patient import normalise_key
 
             return p.AttestationPlan(key=normalise_key(node.text), statement=node.text, node=node)
         if isinstance(node, t.Not):

@@ -1,4 +1,4 @@
-"""Parse protocol text into the typed tree of ``elig.tree``.
+"""Parse protocol text into the typed tree of ``elig.language.tree``.
 
 The Lark grammar lives in ``grammar/elig.lark`` (shipped inside the wheel as
 ``elig/grammar/elig.lark``). The LALR parser is built once per process by
@@ -19,9 +19,9 @@ import attrs
 import lark
 from lark.indenter import Indenter
 
-from elig import tree as t
+from elig.language import tree as t
 from elig.diagnostics import Diagnostic, ProtocolError, Span
-from elig.units import UnitSyntaxError, quantity as make_quantity
+from elig.terminology.units import UnitSyntaxError, quantity as make_quantity
 
 
 class _ProtocolIndenter(Indenter):
@@ -68,7 +68,7 @@ def grammar_text() -> str:
             return packaged.read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):
         pass
-    return (Path(__file__).resolve().parent.parent / "grammar" / "elig.lark").read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammar" / "elig.lark").read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -108,7 +108,7 @@ def normalise_comparator(text: str) -> str:
 
 
 class _Builder(lark.Transformer):
-    """Turns Lark's parse tree into elig.tree nodes, attaching spans."""
+    """Turns Lark's parse tree into elig.language.tree nodes, attaching spans."""
 
     def __init__(self, file: str):
         super().__init__(visit_tokens=False)

@@ -19,7 +19,7 @@ for cases. A case::
         to_collect: [serum creatinine]          # optional: each text names a datum to collect
 
 ``patient`` gives a whole record inline instead (the native format of
-``elig.patient``). ``changes`` edits the ``patient_file`` record: top-level
+``elig.records.patient``). ``changes`` edits the ``patient_file`` record: top-level
 fields are replaced (``null`` removes one), ``attestations`` are merged key by
 key, and entries of ``observations``, ``conditions``, ``procedures`` and
 ``medications`` replace every entry of the record that names the same concept
@@ -45,11 +45,11 @@ import attrs
 import click
 import yaml
 
-from elig.patient import load_yaml
+from elig.records.loader import load_yaml
 
-from elig import plan as p
+from elig.engine import plan as p
 from elig.diagnostics import DataError
-from elig.results import EvaluationResult, Explanation, Outcome, Verdict
+from elig.engine.results import EvaluationResult, Explanation, Outcome, Verdict
 
 OUTCOMES = {"met": Outcome.MET, "not met": Outcome.NOT_MET, "not_met": Outcome.NOT_MET,
             "unmet": Outcome.NOT_MET, "unknown": Outcome.UNKNOWN}
@@ -87,7 +87,7 @@ class Case:
         return f"{Path(self.file).stem}::{self.name}"
 
     def patient(self):
-        from elig.patient import patient_from_data
+        from elig.records.loader import patient_from_data
 
         return patient_from_data(copy.deepcopy(self.record), f"{self.file}#{self.name}")
 
@@ -246,7 +246,7 @@ def _read_patient(raw: dict, path: Path, err) -> dict:
 
 
 def _concept_key(name: Any) -> str:
-    from elig.vocabulary import default_vocabulary
+    from elig.terminology.vocabulary import default_vocabulary
 
     text = " ".join(str(name or "").split())
     try:

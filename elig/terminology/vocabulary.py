@@ -19,8 +19,8 @@ import attrs
 import pint
 import yaml
 
-from elig.patient import Coding, canonical_system
-from elig.units import UnitSyntaxError, parse_unit
+from elig.terminology.codes import Coding, canonical_system
+from elig.terminology.units import UnitSyntaxError, parse_unit
 
 KINDS = ("measurement", "derived", "demographic", "condition", "procedure", "medication", "test", "fact")
 # Kinds whose records are judged closed-world (no matching record = not present).

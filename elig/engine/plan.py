@@ -1,6 +1,6 @@
 """The checked protocol: what the evaluator runs.
 
-The checker (``elig.checker``) resolves every name of the tree to a vocabulary
+The checker (``elig.engine.checker``) resolves every name of the tree to a vocabulary
 concept or derivation and every threshold to a plain float in its concept's
 canonical unit, so that evaluating a patient compares floats: pint is done
 with by the time a plan exists. Plan nodes keep the tree node they came from
@@ -14,10 +14,10 @@ from typing import Union
 import attrs
 import pint
 
-from elig import tree as t
-from elig.derivations import Derivation
-from elig.units import UnitResolver
-from elig.vocabulary import Concept, Vocabulary
+from elig.language import tree as t
+from elig.terminology.derivations import Derivation
+from elig.terminology.units import UnitResolver
+from elig.terminology.vocabulary import Concept, Vocabulary
 
 
 @attrs.frozen

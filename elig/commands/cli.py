@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from elig import __version__
+from elig.commands.files import protocol_files
 from elig.diagnostics import DataError, EligError, ProtocolError, render_all
 
 
@@ -56,20 +57,6 @@ def _handle_errors(fn):
     return wrapper
 
 
-def protocol_files(paths) -> list[Path]:
-    """Expand directories to their *.elig files, sorted."""
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            out.extend(sorted(p.rglob("*.elig")))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise DataError("no such file or directory", file=str(p), hint="check the path")
-    return out
-
-
 def _style(text: str, kind) -> str:
     colour = {"met": "green", "not met": "red", "unknown": "yellow", "eligible": "green",
               "ineligible": "red", "undetermined": "yellow"}.get(str(kind))
@@ -99,7 +86,8 @@ def main():
 @_handle_errors
 def check(paths, fmt):
     """Parse and check protocols (files or folders of *.elig); report every problem."""
-    from elig import checker, parser
+    from elig.engine import checker
+    from elig.language import parser
 
     files = protocol_files(paths)
     problems = []
@@ -136,8 +124,8 @@ def check(paths, fmt):
 def explain(protocol, patient, as_of, fmt, output):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
-    from elig.evaluator import as_date
-    from elig.patient import load_patient
+    from elig.engine.evaluator import as_date
+    from elig.records.loader import load_patient
 
     try:
         as_of_date = as_date(as_of)
@@ -181,8 +169,9 @@ def parse(text, fmt, no_check):
     The rule is also checked against the vocabulary (unknown concepts, units,
     methods): problems are printed after it and the exit status is 1.
     """
-    from elig import canonical, checker, parser
-    from elig.treejson import tree_to_json
+    from elig.language import canonical, parser
+    from elig.engine import checker
+    from elig.language.treejson import tree_to_json
 
     node = parser.parse_rule(text, file="<argument>")
     if fmt == "json":
@@ -197,10 +186,10 @@ def parse(text, fmt, no_check):
 
 
 # Commands that live with their stage of the pipeline.
-from elig.casefile import command as _test_command  # noqa: E402
-from elig.formatter import command as _fmt_command  # noqa: E402
-from elig.screen import command as _screen_command  # noqa: E402
-from elig.lint import command as _lint_command  # noqa: E402
+from elig.commands.casefile import command as _test_command  # noqa: E402
+from elig.commands.fmt import command as _fmt_command  # noqa: E402
+from elig.commands.screen import command as _screen_command  # noqa: E402
+from elig.commands.lint import command as _lint_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")

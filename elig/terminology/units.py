@@ -19,26 +19,9 @@ from typing import Callable
 import attrs
 import pint
 
-# One registry for the whole package. Clinical counting units (cells, breaths,
-# beats) are dimensionless counts, so 10^9/L, 10^3/µL, /mm³ and cells/µL are one
-# dimension (1/volume).
-ureg = pint.UnitRegistry(
-    autoconvert_offset_to_baseunit=True,
-    case_sensitive=True,
-    on_redefinition="ignore",
-)
-for _definition in (
-    "cell = [] = cells",
-    "breath = [] = breaths",
-    "beat = [] = beats",
-    "international_unit = [] = IU",
-    "unit_count = [] ",
-    "mmHg_alias = millimeter_Hg = mm_Hg",
-    # UCUM's {1.73_m2}: an eGFR normalised to body surface area is not a clearance.
-    "bsa_1_73 = [body_surface_area_normalised]",
-):
-    ureg.define(_definition)
-Q_ = ureg.Quantity
+from elig.terminology.registry import Q_, UnitSyntaxError, ureg
+from elig.terminology.ucum import is_ucum_like, parse_ucum
+
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 
@@ -70,10 +53,6 @@ _WHOLE = {
     "M/uL": "1e6 / uL", "gm/dL": "g / dL", "gm/dl": "g / dL", "gm/L": "g / L", "mEq/L": "mmol / L",
     "meq/L": "mmol / L",
 }
-
-
-class UnitSyntaxError(ValueError):
-    """A unit string that neither the clinician spellings nor pint can read."""
 
 
 def normalise_unit_text(text: str) -> str:
@@ -131,8 +110,6 @@ def parse_unit(text: str) -> pint.Quantity:
     times (reading a UCUM string runs an Earley parser). Callers must not mutate the result.
     """
     expr = normalise_unit_text(text)
-    from elig.ucum import is_ucum_like, parse_ucum  # imported late: elig.ucum imports this module
-
     if is_ucum_like(text) and re.sub(r"\s+", "", text).replace("µ", "u").replace("μ", "u") not in _WHOLE:
         # UCUM as FHIR sends it (10*3/uL, mm[Hg], {INR}, mL/min/{1.73_m2})
         try:

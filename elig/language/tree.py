@@ -3,9 +3,9 @@
 Every node is a frozen attrs class with tuples for children and a source
 ``span`` that is kept out of equality, so two trees parsed from differently
 laid-out text compare equal when they say the same thing. Quantities are pint
-quantities from the package's one registry (``elig.units.ureg``). Nodes carry
-no evaluation logic: checking lives in ``elig.checker``, evaluation in
-``elig.evaluator``, printing in ``elig.canonical``.
+quantities from the package's one registry (``elig.terminology.units.ureg``). Nodes carry
+no evaluation logic: checking lives in ``elig.engine.checker``, evaluation in
+``elig.engine.evaluator``, printing in ``elig.language.canonical``.
 """
 
 from __future__ import annotations

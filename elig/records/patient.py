@@ -1,6 +1,6 @@
 """The patient record elig evaluates, and the reader of its native JSON/YAML form.
 
-Every reader (native here, FHIR in ``elig.fhir``) produces the same immutable
+Every reader (native here, FHIR in ``elig.records.fhir``) produces the same immutable
 ``Patient``. Each entry remembers its ``Source`` (file and record, or FHIR
 resource type/id) so the explanation can cite where a value came from.
 
@@ -12,51 +12,16 @@ and what was expected. Only a file that is not a patient record at all raises
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
-from elig.dates import DateSyntaxError, PartialDate, parse_date
+from elig.records.dates import DateSyntaxError, PartialDate, parse_date
 from elig.diagnostics import DataError
-
-
-@attrs.frozen
-class Coding:
-    system: str
-    code: str
-    display: str | None = None
-
-    def __str__(self) -> str:
-        return f"{short_system(self.system)} {self.code}"
-
-
-_SYSTEMS = {
-    "http://loinc.org": "LOINC",
-    "http://snomed.info/sct": "SNOMED CT",
-    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
-    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
-    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
-    "http://www.whocc.no/atc": "ATC",
-    "http://www.cms.gov/Medicare/Coding/ICD10": "ICD-10-PCS",
-}
-SYSTEM_ALIASES = {v.lower(): k for k, v in _SYSTEMS.items()} | {
-    "loinc": "http://loinc.org", "snomed": "http://snomed.info/sct", "sct": "http://snomed.info/sct",
-    "icd10cm": "http://hl7.org/fhir/sid/icd-10-cm", "icd-10-cm": "http://hl7.org/fhir/sid/icd-10-cm",
-    "icd10": "http://hl7.org/fhir/sid/icd-10", "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
-    "atc": "http://www.whocc.no/atc",
-}
-
-
-def short_system(system: str) -> str:
-    return _SYSTEMS.get(system, system)
-
-
-def canonical_system(system: str) -> str:
-    return SYSTEM_ALIASES.get(system.strip().lower(), system.strip())
+from elig.terminology.codes import Coding, canonical_system
+from elig.terminology.units import unit_problem
 
 
 @attrs.frozen
@@ -168,69 +133,6 @@ _TOP_KEYS = {
     "observations", "conditions", "procedures", "medications", "attestations", "notes", "description",
 }
 _SEX = {"male": "male", "m": "male", "man": "male", "female": "female", "f": "female", "woman": "female"}
-
-
-def load_patient(path: str | Path) -> Patient:
-    """Read a patient from a file: native JSON/YAML or a FHIR R4 Bundle (detected)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("no such file", file=str(path), hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read the file: {exc}", file=str(path)) from None
-    data = _parse_text(text, str(path))
-    return patient_from_data(data, str(path))
-
-
-class _YamlLoader(yaml.SafeLoader):
-    """Safe YAML that leaves dates as text, so elig's own date reader reports a bad one
-    (2024-02-30) at its record and field instead of PyYAML raising for the whole file."""
-
-
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def load_yaml(text: str) -> Any:
-    """Parse YAML as elig reads every YAML input: safe, with dates kept as text."""
-    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def _parse_text(text: str, file: str) -> Any:
-    if file.endswith((".yaml", ".yml")):
-        try:
-            return load_yaml(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-            raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file, location=where,
-                            hint="check indentation and quoting") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        try:  # a .json that is really YAML, or a file without extension
-            data = load_yaml(text)
-            if isinstance(data, dict):
-                return data
-        except yaml.YAMLError:
-            pass
-        raise DataError(f"not valid JSON: {exc.msg}", file=file, location=f"line {exc.lineno}, column {exc.colno}",
-                        hint="check for a missing comma or quote") from None
-
-
-def patient_from_data(data: Any, file: str = "") -> Patient:
-    """Build a Patient from parsed JSON/YAML, native or FHIR (detected by resourceType)."""
-    if isinstance(data, dict) and data.get("resourceType") in ("Bundle", "Patient"):
-        from elig import fhir  # imported late: the FHIR reader is optional for native users
-
-        return fhir.patient_from_fhir(data, file)
-    if not isinstance(data, dict):
-        raise DataError("a patient record must be a mapping (JSON object) at the top level", file=file,
-                        hint="start the file with fields such as 'id:', 'birth_date:', 'sex:'")
-    return _NativeReader(file).read(data)
 
 
 class _NativeReader:
@@ -362,7 +264,6 @@ class _NativeReader:
                     self.issue(f"{loc}.value", problem, "write the number alone and the unit in 'unit'")
         unit = e.get("unit")
         if unit not in (None, "") and problem is None and value is not None:
-            from elig.units import unit_problem  # late: elig.units has no business importing records
 
             reason = unit_problem(str(unit), self.unit_reasons)
             if reason:

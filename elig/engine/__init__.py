@@ -1,0 +1,1 @@
+"""From a checked protocol to verdicts: the checker, the plan, the evaluator and its results."""

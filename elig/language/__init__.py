@@ -1,0 +1,1 @@
+"""The protocol language: grammar loading, parser, syntax tree, canonical printer, formatter, highlighter and lint."""

@@ -1,0 +1,1 @@
+"""Patient records: the record model, the native and FHIR readers, and dates."""
