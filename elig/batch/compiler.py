@@ -1,0 +1,707 @@
+"""Compile a checked protocol into one SQL query over the flat tables (``elig.batch.tables``).
+
+The checked plan (``elig.engine.plan``) is the single source of meaning and the
+interpreter (``elig.engine.evaluator``) is the reference: the query decides every
+patient and criterion as the interpreter does. Outcomes are SQL booleans with NULL
+for unknown, so ``AND``, ``OR`` and ``NOT`` are Kleene's; an aggregate "any record
+matches" is written out (true wins, then unknown, then false). A plan construct the
+compiler cannot express raises ``CompileError`` naming the criterion: it is never
+evaluated differently.
+
+What the query does, as the interpreter does it:
+
+* entries are matched to vocabulary concepts through small tables built from the
+  protocol's vocabulary and the distinct codes and names in the data (``concept_maps``);
+* values are converted to the concept's canonical unit by a table of factors
+  (``unit_factors``); a value without a unit, of a unit that does not convert, or
+  outside the concept's plausible range is unusable;
+* the newest value (newest date, then time, then record order) is taken with
+  ``row_number()`` over a window, never with ``arg_max`` (which would silently fall back
+  to an older row when the newest is unusable); a stale or unusable newest value, or two
+  results at the same instant that disagree, is unknown;
+* ``x ULN`` takes the upper limit from the same row's reference range, else the
+  vocabulary's default for the patient's sex; sex branches choose by sex;
+* derived values (Cockcroft-Gault and the rest of the catalogue), ratios of paired
+  measurements (P/F, within 1 hour or the same day) and daily rates between the two
+  newest results are computed in SQL with the same operations in the same order, so the
+  floats are the same; boundaries are exact within a relative 1e-9.
+
+The SQL is written in DuckDB's dialect; ``elig.batch.runners`` translates it for Spark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Callable
+
+import attrs
+
+from elig.diagnostics import EligError
+from elig.engine import plan as p
+from elig.records.dates import window_start
+from elig.terminology.codes import Coding
+from elig.terminology.units import UnitResolver
+from elig.terminology.vocabulary import Concept, Vocabulary
+
+PAIRING_SECONDS = 3600
+ENTRY_TABLES = {"observation": "observations", "condition": "conditions", "procedure": "procedures",
+                "medication": "medications"}
+
+
+class CompileError(EligError):
+    """A construct of the protocol that the SQL compiler cannot express."""
+
+    def __init__(self, criterion: str, construct: str):
+        self.criterion = criterion
+        self.construct = construct
+        super().__init__(f"criterion {criterion}: {construct} cannot be compiled to SQL; "
+                         f"screen this protocol with --engine python (the interpreter)")
+
+
+# ---------------------------------------------------------------- SQL helpers
+def lit(x: float | int) -> str:
+    """A float literal that every engine reads as the same DOUBLE (never a DECIMAL)."""
+    if isinstance(x, bool):
+        return "TRUE" if x else "FALSE"
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"no SQL literal for {x}")
+    text = repr(x)
+    return text if "e" in text else text + "e0"
+
+
+def text_lit(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def date_lit(d: dt.date) -> str:
+    return f"DATE '{d.isoformat()}'"
+
+
+def close(a: str, b: str, abs_tol: bool = True) -> str:
+    """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL."""
+    d = f"abs(({a}) - ({b}))"
+    out = f"(({a}) = ({b}) OR {d} <= 1e-9 * abs({b}) OR {d} <= 1e-9 * abs({a})"
+    return out + (f" OR {d} <= 1e-12)" if abs_tol else ")")
+
+
+def compare(a: str, op: str, b: str) -> str:
+    """The interpreter's ``compare``: exact boundaries, NULL when either side is unknown."""
+    eq = close(a, b)
+    return {">=": f"({eq} OR ({a}) > ({b}))", "<=": f"({eq} OR ({a}) < ({b}))",
+            ">": f"(NOT {eq} AND ({a}) > ({b}))", "<": f"(NOT {eq} AND ({a}) < ({b}))",
+            "==": eq, "!=": f"(NOT {eq})"}[op]
+
+
+def within(lo: str, hi: str, start: str, end: str) -> str:
+    """``within(date, start, end)``: TRUE, FALSE, or NULL when the unknown part of the date decides."""
+    return (f"(CASE WHEN {lo} >= {start} AND {hi} <= {end} THEN TRUE "
+            f"WHEN {hi} < {start} OR {lo} > {end} THEN FALSE ELSE NULL END)")
+
+
+def any_record(x: str, where: str) -> str:
+    """Kleene OR over the records selected by ``where``: no record gives FALSE."""
+    return (f"(CASE WHEN bool_or({x}) FILTER (WHERE {where}) THEN TRUE "
+            f"WHEN count(*) FILTER (WHERE ({where}) AND ({x}) IS NULL) > 0 THEN NULL ELSE FALSE END)")
+
+
+# ---------------------------------------------------------------- derived values in SQL
+def _cg(age: str, weight: str, scr: str, female: str) -> str:
+    return f"((140 - {age}) * {weight} / (72 * {scr}) * (CASE WHEN {female} THEN 0.85e0 ELSE 1.0e0 END))"
+
+
+def _ibw(height: str, female: str) -> str:
+    return f"((CASE WHEN {female} THEN 45.5e0 ELSE 50.0e0 END) + 2.3e0 * ({height} / 2.54e0 - 60))"
+
+
+def _ckd_epi(v, age, female):
+    kappa = f"(CASE WHEN {female} THEN 0.7e0 ELSE 0.9e0 END)"
+    alpha = f"(CASE WHEN {female} THEN -0.241e0 ELSE -0.302e0 END)"
+    ratio = f"({v['scr']} / {kappa})"
+    return (f"(142 * pow(least({ratio}, 1.0e0), {alpha}) * pow(greatest({ratio}, 1.0e0), -1.2e0) "
+            f"* pow(0.9938e0, {age}) * (CASE WHEN {female} THEN 1.012e0 ELSE 1.0e0 END))")
+
+
+def _alveolar(v, age, female):
+    alveolar = f"({v['fio2']} * ({v['patm']} - {v['ph2o']}) - {v['paco2']} / {v['rq']})"
+    return f"({alveolar} - {v['pao2']})"
+
+
+DERIVED_SQL: dict[str, Callable[[dict, str, str], str]] = {
+    "cockcroft-gault": lambda v, age, female: _cg(age, v["weight"], v["scr"], female),
+    "cockcroft-gault-ideal": lambda v, age, female: _cg(age, _ibw(v["height"], female), v["scr"], female),
+    "cockcroft-gault-adjusted": lambda v, age, female: _cg(
+        age, f"({_ibw(v['height'], female)} + 0.4e0 * ({v['weight']} - {_ibw(v['height'], female)}))",
+        v["scr"], female),
+    "ckd-epi-2021": _ckd_epi,
+    "pf-ratio": lambda v, age, female: f"({v['pao2']} / {v['fio2']})",
+    "alveolar-gas-equation": _alveolar,
+    "bmi": lambda v, age, female: f"({v['weight']} / pow({v['height']} / 100, 2))",
+    "mosteller": lambda v, age, female: f"sqrt({v['height']} * {v['weight']} / 3600)",
+    "dubois": lambda v, age, female: f"(0.007184e0 * pow({v['weight']}, 0.425e0) * pow({v['height']}, 0.725e0))",
+    "bazett": lambda v, age, female: f"({v['qt']} / sqrt({v['rr']} / 1000))",
+    "fridericia": lambda v, age, female: f"({v['qt']} / pow({v['rr']} / 1000, {lit(1 / 3)}))",
+    "bazett-hr": lambda v, age, female: f"({v['qt']} / sqrt(60.0e0 / {v['hr']}))",
+    "fridericia-hr": lambda v, age, female: f"({v['qt']} / pow(60.0e0 / {v['hr']}, {lit(1 / 3)}))",
+}
+
+
+# ---------------------------------------------------------------- the compiled query
+@attrs.frozen
+class Compiled:
+    """One protocol at one evaluation date as SQL, with what the query needs beside the tables."""
+
+    sql: str
+    criteria: tuple[tuple[str, str], ...]  # (id, section), in protocol order; column c{i} is criterion i
+    as_of: dt.date
+    concepts: dict  # table kind -> names of the concepts the query matches entries against
+    measured: tuple[Concept, ...]  # concepts whose values are read (unit factors and plausible ranges)
+
+
+@attrs.frozen
+class _Slot:
+    concept: Concept
+    start: dt.date | None  # None: no look-back window
+
+
+class _Compiler:
+    def __init__(self, checked: p.CheckedProtocol, as_of: dt.date):
+        self.checked = checked
+        self.vocabulary = checked.vocabulary
+        self.resolver: UnitResolver = checked.resolver
+        self.as_of = as_of
+        self.AS_OF = date_lit(as_of)
+        self.criterion = ""
+        self.section = "inclusion"
+        self.slots: list[_Slot] = []
+        self.rates: list[tuple[Concept, dt.date]] = []
+        self.pairs: list[tuple[tuple[Concept, ...], dt.date | None]] = []
+        self.events: dict[str, list[tuple[str, str]]] = {k: [] for k in ("condition", "procedure", "medication")}
+        self.tests: list[tuple[str, str]] = []  # (concept, per-record verdict/inclusion) on observations
+        self.attested: list[str] = []
+        self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
+        self.measured: dict[str, Concept] = {}
+
+    # ------------------------------------------------------------ entry points
+    def run(self) -> Compiled:
+        exprs = []
+        for c in self.checked.criteria:
+            self.criterion, self.section = c.id, c.section
+            exprs.append(self.rule(c.plan))
+        return Compiled(sql=self.query(exprs), criteria=tuple((c.id, c.section) for c in self.checked.criteria),
+                        as_of=self.as_of, concepts={k: tuple(sorted(v)) for k, v in self.concepts.items()},
+                        measured=tuple(self.measured[k] for k in sorted(self.measured)))
+
+    def fail(self, construct: str):
+        raise CompileError(self.criterion, construct)
+
+    # ------------------------------------------------------------ rules
+    def rule(self, node) -> str:
+        if isinstance(node, p.LogicPlan):
+            return self.logic(node)
+        if isinstance(node, p.ComparisonPlan):
+            return self.comparison(node)
+        if isinstance(node, p.EventPlan):
+            return self.event(node)
+        if isinstance(node, p.FactPlan):
+            return self.fact(node)
+        if isinstance(node, p.AttestationPlan):
+            return self.attestation(node)
+        if isinstance(node, p.RatePlan):
+            return self.rate(node)
+        self.fail(f"a rule of kind {type(node).__name__}")
+
+    def logic(self, node: p.LogicPlan) -> str:
+        kids = [self.rule(c) for c in node.children]
+        if node.op == "unless":
+            main, exception = kids
+            if self.section == "inclusion":
+                return f"(({main}) OR ({exception}))"
+            return f"(({main}) AND NOT ({exception}))"
+        if node.op in ("and", "all"):
+            return "(" + " AND ".join(f"({k})" for k in kids) + ")"
+        if node.op in ("or", "any"):
+            return "(" + " OR ".join(f"({k})" for k in kids) + ")"
+        if node.op == "none":
+            return "(NOT (" + " OR ".join(f"({k})" for k in kids) + "))"
+        if node.op == "not":
+            return f"(NOT ({kids[0]}))"
+        self.fail(f"the logical operator '{node.op}'")
+
+    # ------------------------------------------------------------ values
+    def start(self, window: p.Duration | None) -> dt.date | None:
+        return window_start(self.as_of, window.amount, window.unit) if window is not None else None
+
+    def measure(self, concept: Concept) -> None:
+        self.concepts["observation"].add(concept.name)
+        self.measured[concept.name] = concept
+
+    def slot(self, concept: Concept, window: p.Duration | None) -> int:
+        """The newest usable value of a concept in a window: column v{i} (NULL: unknown), r{i} its ULN."""
+        self.measure(concept)
+        s = _Slot(concept, self.start(window))
+        if s not in self.slots:
+            self.slots.append(s)
+        return self.slots.index(s)
+
+    def paired(self, concepts: tuple[Concept, ...], window: p.Duration | None) -> int:
+        for c in concepts:
+            self.measure(c)
+        key = (concepts, self.start(window))
+        if key not in self.pairs:
+            self.pairs.append(key)
+        return self.pairs.index(key)
+
+    def subject(self, subject, window) -> tuple[str, str | None]:
+        """(SQL value in canonical units or NULL, SQL of the newest row's ULN from its reference range)."""
+        if isinstance(subject, p.MeasureRef):
+            concept = subject.concept
+            if concept.kind == "demographic":
+                if concept.name == "age":
+                    return "CAST(b.age AS DOUBLE)", None
+                return "CAST(NULL AS DOUBLE)", None
+            i = self.slot(concept, window)
+            return f"b.v{i}", f"b.r{i}"
+        if isinstance(subject, p.RatioRef):
+            j = self.paired((subject.numerator.concept, subject.denominator.concept), window)
+            num, den = f"b.p{j}_0", f"b.p{j}_1"
+            return f"(CASE WHEN {den} = 0 THEN NULL ELSE {num} / {den} END)", None
+        if isinstance(subject, p.DerivedRef):
+            return self.derived(subject, window), None
+        self.fail(f"a value of kind {type(subject).__name__}")
+
+    def derived(self, subject: p.DerivedRef, window) -> str:
+        d = subject.derivation
+        formula = DERIVED_SQL.get(d.key)
+        if formula is None:
+            self.fail(f"the derivation '{d.title}'")
+        concepts = {i.key: self.vocabulary.lookup(i.concept) for i in d.inputs}
+        if d.paired:
+            j = self.paired(tuple(concepts[i.key] for i in d.inputs), window)
+            raw = {i.key: f"b.p{j}_{n}" for n, i in enumerate(d.inputs)}
+        else:
+            raw = {i.key: f"b.v{self.slot(concepts[i.key], window)}" for i in d.inputs}
+        values = {}
+        for inp in d.inputs:
+            concept = concepts[inp.key]
+            factor = self.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
+            values[inp.key] = f"({raw[inp.key]} * {lit(factor if isinstance(factor, float) else 1.0)})"
+        params = {prm.key: prm.default for prm in d.params}
+        params.update(dict(subject.params))
+        values.update({k: lit(v) for k, v in params.items()})
+        known = [f"{v} IS NOT NULL" for v in raw.values()]
+        if d.needs_age:
+            known.append("b.age IS NOT NULL")
+        if d.needs_sex:
+            known.append("b.sex IS NOT NULL")
+        value = formula(values, "b.age", "b.sex = 'female'")
+        factor = self.resolver.factor(d.unit, subject.concept.unit or d.unit)
+        if isinstance(factor, float):
+            value = f"({value} * {lit(factor)})"
+        return f"(CASE WHEN {' AND '.join(known)} THEN {value} END)"
+
+    def uln(self, subject, bound: p.Bound, ref: str | None, sex: str | None) -> str:
+        """The limit of ``bound``: a constant, or ``factor x ULN`` (reference range of the row, else default)."""
+        if bound.uln_factor is None:
+            return lit(bound.value)
+        concept = subject.concept
+        default = "CAST(NULL AS DOUBLE)"
+        if concept.uln is not None:
+            def const(s):
+                v = concept.uln.for_sex(s)
+                if v is None:
+                    return "CAST(NULL AS DOUBLE)"
+                f = self.resolver.factor(concept.uln.unit, concept.unit or "1", concept.molar_mass)
+                return lit(v * (f if isinstance(f, float) else 1.0))
+            if sex is not None:
+                default = const(sex)
+            else:
+                default = (f"(CASE WHEN b.sex = 'male' THEN {const('male')} WHEN b.sex = 'female' THEN "
+                           f"{const('female')} ELSE {const(None)} END)")
+        return f"({lit(bound.uln_factor)} * coalesce({ref or 'CAST(NULL AS DOUBLE)'}, {default}))"
+
+    def comparison(self, node: p.ComparisonPlan) -> str:
+        value, ref = self.subject(node.subject, node.window)
+        test = node.test
+        if isinstance(test, p.CompareTest):
+            out = compare(value, test.op, self.uln(node.subject, test.bound, ref, None))
+        elif isinstance(test, p.RangeTest):
+            lo = self.uln(node.subject, test.low, ref, None)
+            hi = self.uln(node.subject, test.high, ref, None)
+            out = (f"({compare(value, '>=' if test.low_inclusive else '>', lo)} AND "
+                   f"{compare(value, '<=' if test.high_inclusive else '<', hi)})")
+            # A range with an unknown bound is unknown, even where the other bound fails.
+            out = f"(CASE WHEN ({lo}) IS NULL OR ({hi}) IS NULL THEN NULL ELSE {out} END)"
+        elif isinstance(test, p.SexTest):
+            outcomes = {sex: compare(value, t.op, self.uln(node.subject, t.bound, ref, sex))
+                        for sex, t in test.branches}
+            when = " ".join(f"WHEN b.sex = {text_lit(sex)} THEN {o}" for sex, o in outcomes.items())
+            os = list(outcomes.values())
+            same = " AND ".join(f"({o}) IS NOT NULL" for o in os) + "".join(
+                f" AND ({o}) = ({os[0]})" for o in os[1:])
+            out = f"(CASE {when} WHEN {same} THEN {os[0]} ELSE NULL END)"
+        else:
+            self.fail(f"a test of kind {type(test).__name__}")
+        return f"(CASE WHEN {value} IS NULL THEN NULL ELSE {out} END)"
+
+    def rate(self, node: p.RatePlan) -> str:
+        self.measure(node.concept)
+        key = (node.concept, self.start(node.window))
+        if key not in self.rates:
+            self.rates.append(key)
+        j = self.rates.index(key)
+        per_day = f"((b.q{j}_v1 - b.q{j}_v2) / b.q{j}_days)"
+        return f"(CASE WHEN b.q{j}_days IS NULL OR b.q{j}_days = 0 THEN NULL ELSE {compare(per_day, node.op, lit(node.bound.value))} END)"
+
+    # ------------------------------------------------------------ events
+    def event(self, node: p.EventPlan) -> str:
+        concept = node.concept
+        if concept.kind == "test":
+            return self.test_event(node)
+        if concept.kind not in self.events:
+            self.fail(f"an event on a {concept.kind}")
+        self.concepts[concept.kind].add(concept.name)
+        record = self.record_matches(node)
+        where = f"m.target = {text_lit(concept.name)}"
+        i = len(self.events[concept.kind])
+        self.events[concept.kind].append((any_record(record, where), where))
+        return f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN FALSE ELSE e_{concept.kind}.x{i} END)"
+
+    def record_matches(self, node: p.EventPlan) -> str:
+        A = self.AS_OF
+        checks = []
+        kind = node.concept.kind
+        if node.prefix in ("active", "taking"):
+            checks.append(self.active_at(kind, A))
+        if node.grade is not None:
+            lo, hi, _ = node.grade
+            checks.append(f"(CASE WHEN r.grade IS NULL THEN NULL ELSE r.grade BETWEEN {lo} AND {hi} END)")
+        if node.timing_kind is not None and node.duration is not None:
+            checks.append(self.timing(node, kind))
+        body = " AND ".join(f"({c})" for c in checks) if checks else "TRUE"
+        return f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL ELSE ({body}) END)"
+
+    def active_at(self, kind: str, at: str) -> str:
+        status = "lower(coalesce(r.status, ''))"
+        if kind == "condition":
+            other = f"(NOT {status} IN ('inactive', 'remission', 'resolved'))"
+        elif kind == "medication":
+            other = f"(NOT {status} IN ('completed', 'stopped', 'cancelled', 'not-taken'))"
+        else:
+            other = (f"(CASE WHEN {status} = 'completed' AND r.s_lo IS NOT NULL THEN "
+                     f"(CASE WHEN r.s_hi < {at} THEN FALSE WHEN r.s_lo >= {at} THEN TRUE ELSE NULL END) ELSE TRUE END)")
+        return (f"(CASE WHEN r.e_lo IS NOT NULL THEN (CASE WHEN r.e_hi < {at} THEN FALSE WHEN r.e_lo >= {at} "
+                f"THEN TRUE ELSE NULL END) ELSE {other} END)")
+
+    def timing(self, node: p.EventPlan, kind: str) -> str:
+        A = self.AS_OF
+        opens = date_lit(self.start(node.duration))
+        if node.timing_kind == "onset_within":
+            return f"(CASE WHEN r.s_lo IS NULL THEN NULL ELSE {within('r.s_lo', 'r.s_hi', opens, A)} END)"
+        if node.timing_kind == "lasting":
+            op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=", "!=": "<>"}.get(node.timing_op)
+            if op is None:
+                self.fail(f"the duration comparator '{node.timing_op}'")
+            a, b = f"(r.s_lo {op} {opens})", f"(r.s_hi {op} {opens})"
+            return f"(CASE WHEN r.s_lo IS NULL THEN NULL WHEN {a} = {b} THEN {a} ELSE NULL END)"
+        if node.timing_kind != "within":
+            self.fail(f"the timing '{node.timing_kind}'")
+        began = within("r.s_lo", "r.s_hi", opens, A)
+        if node.concept.acute:
+            rest = began
+        else:
+            ended = (f"(CASE WHEN r.e_hi < {opens} THEN FALSE WHEN {within('r.e_lo', 'r.e_hi', opens, A)} "
+                     f"OR r.e_lo > {A} THEN TRUE ELSE NULL END)")
+            if kind == "procedure":
+                no_end = f"(CASE WHEN r.s_hi < {opens} THEN FALSE ELSE NULL END)"
+            else:
+                no_end = self.active_at(kind, opens)
+            rest = f"(CASE WHEN r.e_lo IS NOT NULL THEN {ended} ELSE {no_end} END)"
+        return (f"(CASE WHEN r.s_lo IS NULL THEN NULL WHEN r.s_lo > {A} THEN FALSE "
+                f"WHEN {began} THEN TRUE ELSE {rest} END)")
+
+    def test_event(self, node: p.EventPlan) -> str:
+        concept = node.concept
+        self.concepts["observation"].add(concept.name)
+        start = date_lit(self.start(node.duration)) if node.duration else "DATE '0001-01-01'"
+        inside = within("o.d_lo", "o.d_hi", start, self.AS_OF)
+        included = f"(o.d_lo IS NULL OR {inside} IS NOT FALSE)"
+        verdict = (f"(CASE WHEN o.d_lo IS NULL THEN NULL WHEN {inside} THEN "
+                   f"(CASE o.result WHEN 'positive' THEN TRUE WHEN 'negative' THEN FALSE ELSE NULL END) ELSE NULL END)")
+        where = f"o.concept = {text_lit(concept.name)} AND {included}"
+        i = len(self.tests)
+        self.tests.append((verdict, where))
+        # No result in the window: unknown (a test result is open-world).
+        return f"t.x{i}"
+
+    # ------------------------------------------------------------ facts and attestations
+    def fact(self, node: p.FactPlan) -> str:
+        if node.sex is not None:
+            return f"(CASE WHEN b.sex IS NULL THEN NULL ELSE b.sex = {text_lit(node.sex)} END)"
+        name = node.concept.field or node.concept.name
+        if name not in ("pregnant", "lactating"):
+            self.fail(f"the patient fact '{name}'")
+        if node.concept.not_for_sex:
+            return (f"(CASE WHEN b.{name} IS NULL AND b.sex = {text_lit(node.concept.not_for_sex)} THEN FALSE "
+                    f"ELSE b.{name} END)")
+        return f"b.{name}"
+
+    def attestation(self, node: p.AttestationPlan) -> str:
+        if node.key not in self.attested:
+            self.attested.append(node.key)
+        i = self.attested.index(node.key)
+        return f"(CASE a.x{i} WHEN 2 THEN TRUE WHEN 0 THEN FALSE ELSE NULL END)"
+
+    # ------------------------------------------------------------ the query
+    def query(self, exprs: list[str]) -> str:
+        A = self.AS_OF
+        ctes = []
+        joins = []
+        cols = ["p.pk", "p.patient_id", "p.sex", "p.pregnant", "p.lactating", "p.issues", _age_sql(self.as_of)]
+        if self.slots or self.rates or self.pairs or self.tests:
+            ctes.append(f"""obs AS (
+  SELECT o.pk, o.seq, m.target AS concept, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec, o.d_key, o.result,
+         (o.value IS NOT NULL OR o.problem IS NOT NULL OR o.result IS NULL) AS valued,
+         o.value * f.factor AS cval,
+         (o.problem IS NULL AND o.value IS NOT NULL AND f.factor IS NOT NULL
+          AND (m.p_lo IS NULL OR (o.value * f.factor >= m.p_lo AND o.value * f.factor <= m.p_hi))) AS ok,
+         o.ref_high * rf.factor AS uln_ref
+  FROM observations o
+  JOIN concepts_observation m ON m.mkey = o.mkey
+  LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
+  LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
+)""")
+        if self.slots:
+            names = sorted({s.concept.name for s in self.slots})
+            ctes.append(f"""ranked AS (
+  SELECT *, row_number() OVER w AS rn, first_value(d_key) OVER w AS n_key, first_value(cval) OVER w AS n_cval,
+         first_value(ok) OVER w AS n_ok, first_value(d_hi) OVER w AS n_hi, first_value(sec) OVER w AS n_sec
+  FROM obs
+  WHERE concept IN ({', '.join(text_lit(n) for n in names)}) AND valued AND d_lo IS NOT NULL AND d_lo <= {A}
+  WINDOW w AS (PARTITION BY pk, concept ORDER BY d_hi DESC, sec DESC, seq)
+)""")
+            ctes.append(f"""newest AS (
+  SELECT pk, concept, max(d_lo) FILTER (WHERE rn = 1) AS lo, max(d_hi) FILTER (WHERE rn = 1) AS hi,
+         bool_or(ok) FILTER (WHERE rn = 1) AS ok, max(cval) FILTER (WHERE rn = 1) AS v,
+         max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
+         min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
+         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok AND ok AND NOT {close('cval', 'n_cval', False)}) AS clash
+  FROM ranked WHERE rn = 1 OR (d_hi = n_hi AND sec = n_sec)
+  GROUP BY pk, concept
+)""")
+            picks = []
+            for i, s in enumerate(self.slots):
+                usable = "ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash))"
+                if s.start is not None:
+                    usable += f" AND lo >= {date_lit(s.start)} AND hi <= {A}"
+                c = text_lit(s.concept.name)
+                picks.append(f"max(CASE WHEN {usable} THEN v END) FILTER (WHERE concept = {c}) AS v{i}")
+                picks.append(f"max(uln_ref) FILTER (WHERE concept = {c}) AS r{i}")
+                cols += [f"mv.v{i}", f"mv.r{i}"]
+            ctes.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + "\n  FROM newest GROUP BY pk\n)")
+            joins.append("LEFT JOIN mv ON mv.pk = p.pk")
+        if self.rates or self.pairs:
+            names = sorted({c.name for c, _ in self.rates} | {c.name for cs, _ in self.pairs for c in cs})
+            ctes.append(f"""dated AS (
+  SELECT *, row_number() OVER (PARTITION BY pk, concept ORDER BY d_hi DESC, sec DESC, seq) AS rn
+  FROM obs WHERE concept IN ({', '.join(text_lit(n) for n in names)}) AND d_lo IS NOT NULL
+)""")
+        for j, (concept, start) in enumerate(self.rates):
+            c = text_lit(concept.name)
+            ctes.append(f"""rate{j} AS (
+  SELECT pk, max(cval) FILTER (WHERE k = 1) AS v1, max(cval) FILTER (WHERE k = 2) AS v2,
+         max(d_lo) FILTER (WHERE k = 1) AS lo1, max(d_lo) FILTER (WHERE k = 2) AS lo2,
+         max(d_hi) FILTER (WHERE k = 1) AS hi1, max(d_hi) FILTER (WHERE k = 2) AS hi2,
+         max(d_sec) FILTER (WHERE k = 1) AS sec1, max(d_sec) FILTER (WHERE k = 2) AS sec2, count(*) AS n
+  FROM (SELECT *, row_number() OVER (PARTITION BY pk ORDER BY rn) AS k
+        FROM (SELECT *, min(CASE WHEN NOT (d_lo >= {date_lit(start)} AND d_hi <= {A}) THEN rn END)
+                          OVER (PARTITION BY pk) AS brk
+              FROM dated WHERE concept = {c} AND d_lo <= {A}) x
+        WHERE ok AND (brk IS NULL OR rn < brk)) y
+  WHERE k <= 2 GROUP BY pk
+)""")
+            days = (f"(CASE WHEN rate{j}.n < 2 THEN NULL "
+                    f"WHEN rate{j}.sec1 IS NOT NULL AND rate{j}.sec2 IS NOT NULL THEN "
+                    f"(date_diff('day', rate{j}.lo2, rate{j}.lo1) * 86400 + (rate{j}.sec1 - rate{j}.sec2)) / 86400.0e0 "
+                    f"WHEN rate{j}.lo1 = rate{j}.hi1 AND rate{j}.lo2 = rate{j}.hi2 THEN "
+                    f"CAST(date_diff('day', rate{j}.lo2, rate{j}.lo1) AS DOUBLE) ELSE NULL END)")
+            cols += [f"rate{j}.v1 AS q{j}_v1", f"rate{j}.v2 AS q{j}_v2", f"{days} AS q{j}_days"]
+            joins.append(f"LEFT JOIN rate{j} ON rate{j}.pk = p.pk")
+        for j, (concepts, start) in enumerate(self.pairs):
+            ctes += self.pair_ctes(j, concepts, start)
+            cols += [f"pair{j}.v{n} AS p{j}_{n}" for n in range(len(concepts))]
+            joins.append(f"LEFT JOIN pair{j} ON pair{j}.pk = p.pk")
+        for kind, events in self.events.items():
+            if not events:
+                continue
+            table = ENTRY_TABLES[kind]
+            verified = ("coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
+                        if kind == "condition" else "TRUE")
+            aggs = ",\n         ".join(f"{agg} AS x{i}" for i, (agg, _) in enumerate(events))
+            grade = "r.grade" if kind == "condition" else "CAST(NULL AS INTEGER) AS grade"
+            ctes.append(f"""e_{kind} AS (
+  SELECT r.pk, {aggs}
+  FROM (SELECT r.pk, r.mkey, r.s_lo, r.s_hi, r.e_lo, r.e_hi, r.status, {grade} FROM {table} r WHERE {verified}) r
+  JOIN concepts_{kind} m ON m.mkey = r.mkey
+  GROUP BY r.pk
+)""")
+        if self.tests:
+            aggs = []
+            for i, (verdict, where) in enumerate(self.tests):
+                aggs.append(f"(CASE WHEN count(*) FILTER (WHERE {where}) = 0 THEN NULL ELSE "
+                            f"{any_record(verdict, where)} END) AS x{i}")
+            ctes.append("tests AS (\n  SELECT o.pk, " + ",\n         ".join(aggs) + "\n  FROM obs o GROUP BY o.pk\n)")
+        if self.attested:
+            aggs = ", ".join(
+                f"arg_min_null(CASE WHEN value THEN 2 WHEN NOT value THEN 0 ELSE 1 END, seq) "
+                f"FILTER (WHERE key = {text_lit(k)}) AS x{i}" for i, k in enumerate(self.attested))
+            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM attestations GROUP BY pk\n)")
+        # The criteria read the base row b; events, tests and attestations read their own aggregates.
+        ctes.append("b AS (\n  SELECT " + ",\n         ".join(cols) + "\n  FROM patients p\n  "
+                    + "\n  ".join(joins) + "\n)")
+        # Event and test aggregates are joined again by alias in the criteria query.
+        crit_joins = []
+        for kind, events in self.events.items():
+            if events:
+                crit_joins.append(f"LEFT JOIN e_{kind} ON e_{kind}.pk = b.pk")
+        if self.tests:
+            crit_joins.append("LEFT JOIN tests t ON t.pk = b.pk")
+        if self.attested:
+            crit_joins.append("LEFT JOIN att a ON a.pk = b.pk")
+        crit = ",\n         ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
+        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.issues,\n         {crit}\n  FROM b\n  "
+                    + "\n  ".join(crit_joins) + "\n)")
+        excluded = " OR ".join(
+            (f"coalesce(NOT c{i}, FALSE)" if section == "inclusion" else f"coalesce(c{i}, FALSE)")
+            for i, (_, section) in enumerate((c.id, c.section) for c in self.checked.criteria)) or "FALSE"
+        decided = " AND ".join(
+            (f"coalesce(c{i}, FALSE)" if section == "inclusion" else f"coalesce(NOT c{i}, FALSE)")
+            for i, (_, section) in enumerate((c.id, c.section) for c in self.checked.criteria)) or "TRUE"
+        columns = ", ".join(f"c{i}" for i in range(len(exprs)))
+        sep = ", " if columns else ""
+        return ("WITH " + ",\n".join(ctes) +
+                f"\nSELECT pk, patient_id, issues, CASE WHEN {excluded} THEN 'ineligible' WHEN {decided} "
+                f"THEN 'eligible' ELSE 'undetermined' END AS verdict{sep}{columns}\nFROM crit\nORDER BY pk")
+
+    def pair_ctes(self, j: int, concepts: tuple[Concept, ...], start: dt.date | None) -> list[str]:
+        """Measurements taken together: each at the first's time (±1 h, or the same day without times).
+
+        The first concept's records are tried newest first (up to the first outside the window);
+        one whose value is unusable, or that has no partner, is passed over; a partner whose
+        value is unusable makes the whole value unknown.
+        """
+        A = self.AS_OF
+        first, *others = concepts
+        window = f"NOT (d_lo >= {date_lit(start)} AND d_hi <= {A})" if start else "FALSE"
+        out = [f"""pair{j}_c AS (
+  SELECT * FROM (SELECT *, min(CASE WHEN {window} THEN rn END) OVER (PARTITION BY pk) AS brk
+                 FROM dated WHERE concept = {text_lit(first.name)} AND d_lo <= {A}) x
+  WHERE brk IS NULL OR rn < brk
+)"""]
+        status = ["WHEN NOT c.ok THEN 'skip'"]
+        selects = ["c.cval AS v0"]
+        joins = []
+        for n, other in enumerate(others, 1):
+            both = "c.d_sec IS NOT NULL AND q.d_sec IS NOT NULL"
+            gap = f"abs(date_diff('day', c.d_lo, q.d_lo) * 86400 + (q.d_sec - c.d_sec))"
+            qualifies = (f"(({both}) AND {gap} <= {PAIRING_SECONDS}) OR (NOT ({both}) AND c.d_lo = c.d_hi "
+                         f"AND q.d_lo = q.d_hi AND q.d_lo = c.d_lo)")
+            out.append(f"""pair{j}_m{n} AS (
+  SELECT pk, crn, CASE WHEN m_rn = f_rn THEN m_rn ELSE CAST(i_key % 1000000 AS BIGINT) END AS qrn
+  FROM (SELECT c.pk, c.rn AS crn, min(q.rn) AS f_rn, min(q.rn) FILTER (WHERE NOT ({both})) AS m_rn,
+               min({gap} * 1000000 + q.rn) FILTER (WHERE {both}) AS i_key
+        FROM pair{j}_c c JOIN dated q ON q.pk = c.pk AND q.concept = {text_lit(other.name)} AND ({qualifies})
+        GROUP BY c.pk, c.rn) x
+)""")
+            joins.append(f"LEFT JOIN pair{j}_m{n} m{n} ON m{n}.pk = c.pk AND m{n}.crn = c.rn "
+                         f"LEFT JOIN dated q{n} ON q{n}.pk = c.pk AND q{n}.concept = {text_lit(other.name)} "
+                         f"AND q{n}.rn = m{n}.qrn")
+            status.append(f"WHEN m{n}.qrn IS NULL THEN 'skip' WHEN NOT q{n}.ok THEN 'stop'")
+            selects.append(f"q{n}.cval AS v{n}")
+        out.append(f"""pair{j}_s AS (
+  SELECT c.pk, c.rn, CASE {' '.join(status)} ELSE 'done' END AS status, {', '.join(selects)}
+  FROM pair{j}_c c {' '.join(joins)}
+)""")
+        values = ", ".join(f"CASE WHEN status = 'done' THEN v{n} END AS v{n}" for n in range(len(concepts)))
+        out.append(f"""pair{j} AS (
+  SELECT pk, {values}
+  FROM (SELECT *, row_number() OVER (PARTITION BY pk ORDER BY rn) AS k FROM pair{j}_s WHERE status <> 'skip') x
+  WHERE k = 1
+)""")
+        return out
+
+
+def _age_sql(as_of: dt.date) -> str:
+    def years(b: str) -> str:
+        return (f"({as_of.year} - year({b}) - (CASE WHEN month({b}) > {as_of.month} OR (month({b}) = {as_of.month} "
+                f"AND day({b}) > {as_of.day}) THEN 1 ELSE 0 END))")
+    return f"(CASE WHEN {years('p.birth_hi')} = {years('p.birth_lo')} THEN {years('p.birth_lo')} END) AS age"
+
+
+def compile_protocol(checked: p.CheckedProtocol, as_of: dt.date) -> Compiled:
+    """The protocol as one SQL query (DuckDB dialect) at ``as_of``; raises ``CompileError``."""
+    return _Compiler(checked, as_of).run()
+
+
+# ---------------------------------------------------------------- the small tables beside the query
+def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResolver,
+                 keys: dict[str, list[tuple[str, str | None, list[str]]]],
+                 units: list[str]) -> dict[str, list[dict]]:
+    """Rows of the small tables the query joins: entries to concepts, and unit factors.
+
+    ``keys`` holds, per entry kind, the distinct (mkey, concept name, codes) of the data;
+    ``units`` the distinct unit strings of observations (values and reference ranges).
+    Concepts are matched as the interpreter matches them: by code (exact or prefix), and
+    for a named entry by name, with the broader concepts whose value sets hold its codes.
+    """
+    out: dict[str, list[dict]] = {}
+    measured = {c.name: c for c in compiled.measured}
+    for kind in ENTRY_TABLES:
+        wanted = set(compiled.concepts.get(kind, ()))
+        rows = []
+        for mkey, name, codes in keys.get(kind, []):
+            for concept in _concepts_of(vocabulary, name, codes):
+                if concept.name not in wanted:
+                    continue
+                row = {"mkey": mkey, "target": concept.name}
+                if kind == "observation":
+                    c = measured.get(concept.name, concept)
+                    row.update(unit=c.unit or "1", unitless_unit=c.unit if c.unitless == "canonical" else None,
+                               p_lo=c.plausible[0] if c.plausible else None,
+                               p_hi=c.plausible[1] if c.plausible else None)
+                rows.append(row)
+        out[f"concepts_{kind}"] = rows
+    factors = []
+    for concept in compiled.measured:
+        target_unit = concept.unit or "1"
+        for unit in sorted(set(units) | {target_unit}):
+            f = resolver.factor(unit, target_unit, concept.molar_mass)
+            factors.append({"unit": unit, "target": concept.name, "factor": f if isinstance(f, float) else None})
+    out["unit_factors"] = factors
+    return out
+
+
+def _concepts_of(vocabulary: Vocabulary, name: str | None, codes: list[str]) -> list[Concept]:
+    found: list[Concept] = []
+    for text in codes:
+        system, _, code = text.partition("|")
+        for concept in vocabulary.by_code(Coding(system, code)):
+            if concept not in found:
+                found.append(concept)
+    if name:
+        concept = vocabulary.lookup(name)
+        if concept is not None and concept not in found:
+            found.append(concept)
+            found.extend(c for c in vocabulary.broader(concept) if c not in found)
+    return found
+
+
+AUX_SCHEMAS = {
+    "concepts_observation": (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unit", "VARCHAR"),
+                             ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"), ("p_hi", "DOUBLE")),
+    "concepts_condition": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
+    "concepts_procedure": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
+    "concepts_medication": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
+    "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("factor", "DOUBLE")),
+}

@@ -1,0 +1,202 @@
+"""Running a compiled protocol: DuckDB (embedded, the default for batch screening) and Spark.
+
+Both read the same flat tables (``elig.batch.tables``): a folder of Parquet files, or
+(DuckDB only) Arrow tables in memory. Each runner first reads the distinct concept
+keys and units of the data, builds the small tables that match them to the protocol's
+vocabulary (``compiler.concept_maps``), then runs the one query. The result is an
+Arrow table: ``pk``, ``patient_id``, ``issues``, ``verdict`` and one column per
+criterion (``c0``, ``c1``, ... in protocol order; TRUE met, FALSE not met, NULL unknown).
+
+For Spark the query is translated from DuckDB's dialect with sqlglot, and the few
+functions it does not carry are fixed up here (see ``to_spark``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Iterator
+
+import attrs
+import pyarrow as pa
+
+from elig.batch import compiler as cc
+from elig.batch.tables import TABLES, table_files
+from elig.diagnostics import DataError
+from elig.engine.plan import CheckedProtocol
+
+OUTCOME = {True: "met", False: "not met", None: "unknown"}
+
+
+@attrs.frozen
+class BatchRow:
+    """One patient's outcomes from an SQL engine."""
+
+    pk: int
+    patient_id: str
+    verdict: str
+    outcomes: tuple[tuple[str, str], ...]
+    data_issues: int = 0
+
+    @property
+    def excluded_by(self) -> tuple[str, ...]:
+        return tuple(cid for cid, o in self.outcomes if o == ("not met" if cid in self._inclusion else "met"))
+
+    _inclusion: frozenset = attrs.field(default=frozenset(), repr=False, eq=False)
+
+
+def rows(compiled: cc.Compiled, result: pa.Table) -> Iterator[BatchRow]:
+    """The result table as rows, outcome words per criterion, in patient order."""
+    ids = [cid for cid, _ in compiled.criteria]
+    inclusion = frozenset(cid for cid, s in compiled.criteria if s == "inclusion")
+    for batch in result.to_batches(max_chunksize=10_000):
+        cols = batch.to_pydict()
+        for n in range(batch.num_rows):
+            yield BatchRow(cols["pk"][n], cols["patient_id"][n], cols["verdict"][n],
+                           tuple((cid, OUTCOME[cols[f"c{i}"][n]]) for i, cid in enumerate(ids)),
+                           cols["issues"][n] or 0, inclusion)
+
+
+def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+    schema = pa.schema([(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
+    return pa.Table.from_pylist(rows_, schema=schema)
+
+
+def _check_folder(folder: Path) -> None:
+    missing = [name for name, f in table_files(folder).items() if not f.is_file()]
+    if missing:
+        raise DataError(f"not a folder of elig tables: {', '.join(m + '.parquet' for m in missing)} missing",
+                        file=str(folder), hint="write the tables first: elig tables PATIENTS... --out FOLDER")
+
+
+# ---------------------------------------------------------------- DuckDB
+class DuckDBEngine:
+    """DuckDB over a folder of Parquet tables, or over Arrow tables in memory."""
+
+    name = "duckdb"
+
+    def __init__(self, tables: str | Path | dict[str, pa.Table], threads: int | None = None,
+                 memory_limit: str | None = None):
+        import duckdb
+
+        self.con = duckdb.connect()
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if isinstance(tables, dict):
+            for name in TABLES:
+                self.con.register(name, tables[name])
+        else:
+            folder = Path(tables)
+            _check_folder(folder)
+            for name, f in table_files(folder).items():
+                path = str(f).replace("'", "''")
+                self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        self._keys = None
+
+    def keys(self) -> tuple[dict, list[str]]:
+        """The distinct concept keys per entry kind, and the distinct units (read once)."""
+        if self._keys is None:
+            keys = {}
+            for kind, table in cc.ENTRY_TABLES.items():
+                keys[kind] = [(k, n, list(c or [])) for k, n, c in
+                              self.con.execute(f"SELECT DISTINCT mkey, concept, codes FROM {table}").fetchall()]
+            units = [u for (u,) in self.con.execute(
+                "SELECT unit FROM observations WHERE unit IS NOT NULL UNION "
+                "SELECT ref_unit FROM observations WHERE ref_unit IS NOT NULL").fetchall()]
+            self._keys = (keys, units)
+        return self._keys
+
+    def prepare(self, checked: CheckedProtocol, compiled: cc.Compiled) -> None:
+        keys, units = self.keys()
+        for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
+            self.con.register(name, _aux_arrow(data, name))
+
+    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+        compiled = cc.compile_protocol(checked, as_of)
+        self.prepare(checked, compiled)
+        return compiled, self.con.sql(compiled.sql).to_arrow_table()
+
+    def write(self, checked: CheckedProtocol, as_of: dt.date, out: str | Path) -> cc.Compiled:
+        """Run the query and write its result to a Parquet file, without passing it through Python."""
+        compiled = cc.compile_protocol(checked, as_of)
+        self.prepare(checked, compiled)
+        path = str(out).replace("'", "''")
+        self.con.execute(f"COPY ({compiled.sql}) TO '{path}' (FORMAT parquet)")
+        return compiled
+
+    def close(self) -> None:
+        self.con.close()
+
+
+# ---------------------------------------------------------------- Spark
+def to_spark(sql: str) -> str:
+    """The query in Spark SQL: sqlglot translates the dialect; what it leaves is fixed here.
+
+    * ``arg_min_null(x, k)`` (DuckDB: the x of the least k, even when x is NULL) becomes
+      ``min_by``; the query only gives it values that are never NULL, where both agree.
+    """
+    import sqlglot
+
+    sql = re.sub(r"\barg_min_null\(", "min_by(", sql)
+    return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
+
+
+class SparkEngine:
+    """Apache Spark (``pyspark``) over the same Parquet tables.
+
+    ``master`` is ``local[2]`` by default; give a cluster's master URL (or an existing
+    ``SparkSession``) to run there. The tables' folder must then be readable by every
+    executor (HDFS, S3, a shared file system).
+    """
+
+    name = "spark"
+
+    def __init__(self, tables: str | Path, master: str = "local[2]", session=None, app: str = "elig"):
+        folder = Path(tables) if "://" not in str(tables) else tables
+        if isinstance(folder, Path):
+            _check_folder(folder)
+        if session is None:
+            from pyspark.sql import SparkSession
+
+            session = (SparkSession.builder.master(master).appName(app)
+                       .config("spark.sql.session.timeZone", "UTC")
+                       .config("spark.sql.shuffle.partitions", "4")
+                       .config("spark.ui.enabled", "false")
+                       .getOrCreate())
+        self.spark = session
+        for name in TABLES:
+            self.spark.read.parquet(str(Path(tables) / f"{name}.parquet") if isinstance(folder, Path)
+                                    else f"{tables}/{name}.parquet").createOrReplaceTempView(name)
+        self._keys = None
+
+    def keys(self) -> tuple[dict, list[str]]:
+        if self._keys is None:
+            keys = {}
+            for kind, table in cc.ENTRY_TABLES.items():
+                keys[kind] = [(r[0], r[1], list(r[2] or [])) for r in
+                              self.spark.sql(f"SELECT DISTINCT mkey, concept, codes FROM {table}").collect()]
+            units = [r[0] for r in self.spark.sql(
+                "SELECT unit FROM observations WHERE unit IS NOT NULL UNION "
+                "SELECT ref_unit FROM observations WHERE ref_unit IS NOT NULL").collect()]
+            self._keys = (keys, units)
+        return self._keys
+
+    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+        compiled = cc.compile_protocol(checked, as_of)
+        keys, units = self.keys()
+        from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType()}
+        for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
+            schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
+            self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],
+                                       schema).createOrReplaceTempView(name)
+        frame = self.spark.sql(to_spark(compiled.sql))
+        return compiled, frame.toArrow() if hasattr(frame, "toArrow") else pa.Table.from_pandas(frame.toPandas())
+
+    def close(self) -> None:
+        self.spark.stop()

@@ -1,0 +1,212 @@
+"""Flat tables of a population, kept as Parquet: what the compiled SQL reads.
+
+Six tables, one row per patient or per entry, keyed by ``pk`` (the patient's position
+in the input, from 0):
+
+=============  ==================================================================
+patients       pk, patient_id, source, birth_lo, birth_hi, sex, pregnant, lactating, issues
+observations   pk, seq, mkey, concept, codes, value, unit, problem, result,
+               d_lo, d_hi, d_sec, d_key, ref_high, ref_unit
+conditions     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status, verification, grade
+procedures     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
+medications    pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
+attestations   pk, seq, key, value
+=============  ==================================================================
+
+Values stay as recorded (``value`` in ``unit``); the query converts them to the
+concept's canonical unit through a table of factors (``elig.batch.compiler``), so
+the same Parquet serves every protocol and vocabulary. A date known only to the
+month or year keeps both ends (``d_lo``/``d_hi``: earliest and latest day), the
+time of day as seconds (``d_sec``, when recorded) and an exact key (``d_key``) that
+tells two stamps apart. ``mkey`` names the entry's concept and codes in one string,
+so the query matches entries to vocabulary concepts with one join on a small table.
+``seq`` keeps the order of the record, which breaks ties as the interpreter does.
+
+The rows are made from the ``Patient`` that elig's own readers build (native JSON
+or YAML, FHIR bundles, FHIR Bulk Data), so the SQL reads the records exactly as
+the interpreter does, data issues included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from elig.records.dates import PartialDate
+from elig.records.patient import Patient
+
+TABLES = ("patients", "observations", "conditions", "procedures", "medications", "attestations")
+
+_CODES = pa.list_(pa.string())
+SCHEMAS: dict[str, pa.Schema] = {
+    "patients": pa.schema([
+        ("pk", pa.int64()), ("patient_id", pa.string()), ("source", pa.string()), ("birth_lo", pa.date32()),
+        ("birth_hi", pa.date32()), ("sex", pa.string()), ("pregnant", pa.bool_()), ("lactating", pa.bool_()),
+        ("issues", pa.int32()),
+    ]),
+    "observations": pa.schema([
+        ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
+        ("value", pa.float64()), ("unit", pa.string()), ("problem", pa.string()), ("result", pa.string()),
+        ("d_lo", pa.date32()), ("d_hi", pa.date32()), ("d_sec", pa.int32()), ("d_key", pa.string()),
+        ("ref_high", pa.float64()), ("ref_unit", pa.string()),
+    ]),
+    "conditions": pa.schema([
+        ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
+        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("e_lo", pa.date32()), ("e_hi", pa.date32()),
+        ("status", pa.string()), ("verification", pa.string()), ("grade", pa.int32()),
+    ]),
+    "procedures": pa.schema([
+        ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
+        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("e_lo", pa.date32()), ("e_hi", pa.date32()),
+        ("status", pa.string()),
+    ]),
+    "attestations": pa.schema([
+        ("pk", pa.int64()), ("seq", pa.int32()), ("key", pa.string()), ("value", pa.bool_()),
+    ]),
+}
+SCHEMAS["medications"] = SCHEMAS["procedures"]
+
+
+def match_key(concept: str | None, codes: Iterable[str]) -> str:
+    """The string that names an entry's concept and codes (one join matches it to vocabulary concepts)."""
+    return json.dumps([concept or "", sorted(codes)], ensure_ascii=False, separators=(",", ":"))
+
+
+def date_key(d: PartialDate) -> str:
+    t = d.time.isoformat() if d.time is not None else ""
+    return f"{d.year:04d}-{d.month or 0:02d}-{d.day or 0:02d}T{t}"
+
+
+def _lo(d: PartialDate | None) -> dt.date | None:
+    return d.earliest() if d is not None else None
+
+
+def _hi(d: PartialDate | None) -> dt.date | None:
+    return d.latest() if d is not None else None
+
+
+def _codes(entry) -> list[str]:
+    return [f"{c.system}|{c.code}" for c in entry.codes]
+
+
+def rows_of(patient: Patient, pk: int) -> dict[str, list[dict]]:
+    """The rows of one patient, table by table."""
+    out: dict[str, list[dict]] = {name: [] for name in TABLES}
+    out["patients"].append({
+        "pk": pk, "patient_id": patient.id, "source": patient.source_file, "birth_lo": _lo(patient.birth_date),
+        "birth_hi": _hi(patient.birth_date), "sex": patient.sex, "pregnant": patient.pregnant,
+        "lactating": patient.lactating, "issues": len(patient.issues),
+    })
+    for seq, o in enumerate(patient.observations):
+        codes = _codes(o)
+        d = o.date
+        t = d.time if d is not None else None
+        out["observations"].append({
+            "pk": pk, "seq": seq, "mkey": match_key(o.concept, codes), "concept": o.concept, "codes": codes,
+            "value": o.value, "unit": o.unit, "problem": o.problem, "result": o.result,
+            "d_lo": _lo(d), "d_hi": _hi(d), "d_sec": (t.hour * 3600 + t.minute * 60 + t.second) if t else None,
+            "d_key": date_key(d) if d is not None else None, "ref_high": o.reference_high,
+            "ref_unit": o.reference_unit,
+        })
+    for seq, c in enumerate(patient.conditions):
+        codes = _codes(c)
+        out["conditions"].append({
+            "pk": pk, "seq": seq, "mkey": match_key(c.concept, codes), "concept": c.concept, "codes": codes,
+            "s_lo": _lo(c.onset), "s_hi": _hi(c.onset), "e_lo": _lo(c.abatement), "e_hi": _hi(c.abatement),
+            "status": c.clinical_status, "verification": c.verification_status, "grade": c.grade,
+        })
+    for table, entries in (("procedures", patient.procedures), ("medications", patient.medications)):
+        for seq, e in enumerate(entries):
+            codes = _codes(e)
+            out[table].append({
+                "pk": pk, "seq": seq, "mkey": match_key(e.concept, codes), "concept": e.concept, "codes": codes,
+                "s_lo": _lo(e.start), "s_hi": _hi(e.start), "e_lo": _lo(e.end), "e_hi": _hi(e.end),
+                "status": e.status,
+            })
+    for seq, a in enumerate(patient.attestations):
+        out["attestations"].append({"pk": pk, "seq": seq, "key": a.key, "value": a.value})
+    return out
+
+
+class ParquetTables:
+    """Writes the six tables into a folder, one Parquet file each, a row group every ``batch`` patients.
+
+    Memory stays flat in the number of patients: rows are buffered for one batch only.
+    """
+
+    def __init__(self, folder: str | Path, batch: int = 50_000):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.batch = batch
+        self._rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending = 0
+        self.patients = 0
+
+    def add(self, patient: Patient) -> int:
+        pk = self.patients
+        for name, rows in rows_of(patient, pk).items():
+            self._rows[name].extend(rows)
+        self.patients += 1
+        self._pending += 1
+        if self._pending >= self.batch:
+            self.flush()
+        return pk
+
+    def flush(self) -> None:
+        for name in TABLES:
+            rows = self._rows[name]
+            if name not in self._writers:
+                self._writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", SCHEMAS[name])
+            if rows:
+                self._writers[name].write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[name]))
+            self._rows[name] = []
+        self._pending = 0
+
+    def close(self) -> None:
+        self.flush()
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
+
+    def __enter__(self) -> "ParquetTables":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_tables(patients: Iterable[Patient], folder: str | Path, batch: int = 50_000) -> int:
+    """Write a population's tables into ``folder``; return the number of patients."""
+    with ParquetTables(folder, batch) as out:
+        for patient in patients:
+            out.add(patient)
+        return out.patients
+
+
+def arrow_tables(patients: Iterable[Patient]) -> dict[str, pa.Table]:
+    """The six tables in memory (for small populations, tests and ``elig explain --from-batch``)."""
+    rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+    for pk, patient in enumerate(patients):
+        for name, part in rows_of(patient, pk).items():
+            rows[name].extend(part)
+    return {name: pa.Table.from_pylist(rows[name], schema=SCHEMAS[name]) for name in TABLES}
+
+
+def is_table_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder of elig's Parquet tables (as ``elig tables`` writes them)."""
+    p = Path(path)
+    return p.is_dir() and all((p / f"{name}.parquet").is_file() for name in TABLES)
+
+
+def table_files(folder: str | Path) -> dict[str, Path]:
+    return {name: Path(folder) / f"{name}.parquet" for name in TABLES}
+
+
+def iter_arrow(folder: str | Path, name: str) -> Iterator[pa.RecordBatch]:
+    yield from pq.ParquetFile(Path(folder) / f"{name}.parquet").iter_batches()
