@@ -30,7 +30,7 @@ def differences(checked, patients, as_of, batch_rows):
 
 
 def _shift(text, days: int) -> str:
-    text = str(text)[:10]
+    text = str(text).split("T")[0][:10]
     d = dt.date.fromisoformat(text + "-01-01"[len(text) - 4:] if len(text) < 10 else text)
     return (d + dt.timedelta(days=days)).isoformat()
 
@@ -48,7 +48,7 @@ def awkward(record: dict, rng: random.Random, as_of: dt.date) -> dict:
         if not obs:
             break
         o = obs[rng.randrange(len(obs))]
-        date = str(o.get("date", as_of.isoformat()))[:10]
+        date = str(o.get("date", as_of.isoformat())).split("T")[0][:10]
         kind = rng.randrange(14)
         if kind == 0:
             o["date"] = date[:7]  # known to the month

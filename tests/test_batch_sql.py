@@ -49,7 +49,7 @@ def test_every_protocol_case_agrees_with_the_interpreter(pf):
         assert len(rows) == len(patients)
         assert differences(checked, patients, as_of, rows) == []
         checked_cases += len(cases)
-    assert checked_cases >= 40
+    assert checked_cases >= 30
 
 
 @pytest.mark.parametrize("pf", PROTOCOLS, ids=lambda p: p.stem)

@@ -458,7 +458,7 @@ class _Compiler:
         A = self.AS_OF
         ctes = []
         joins = []
-        cols = ["p.pk", "p.patient_id", "p.sex", "p.pregnant", "p.lactating", "p.issues", _age_sql(self.as_of)]
+        cols = ["p.pk", "p.patient_id", "p.source", "p.line", "p.sex", "p.pregnant", "p.lactating", "p.issues", _age_sql(self.as_of)]
         if self.slots or self.rates or self.pairs or self.tests:
             ctes.append(f"""obs AS (
   SELECT o.pk, o.seq, m.target AS concept, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec, o.d_key, o.result,
@@ -570,7 +570,7 @@ class _Compiler:
         if self.attested:
             crit_joins.append("LEFT JOIN att a ON a.pk = b.pk")
         crit = ",\n         ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
-        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.issues,\n         {crit}\n  FROM b\n  "
+        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM b\n  "
                     + "\n  ".join(crit_joins) + "\n)")
         excluded = " OR ".join(
             (f"coalesce(NOT c{i}, FALSE)" if section == "inclusion" else f"coalesce(c{i}, FALSE)")
@@ -581,7 +581,7 @@ class _Compiler:
         columns = ", ".join(f"c{i}" for i in range(len(exprs)))
         sep = ", " if columns else ""
         return ("WITH " + ",\n".join(ctes) +
-                f"\nSELECT pk, patient_id, issues, CASE WHEN {excluded} THEN 'ineligible' WHEN {decided} "
+                f"\nSELECT pk, patient_id, source, line, issues, CASE WHEN {excluded} THEN 'ineligible' WHEN {decided} "
                 f"THEN 'eligible' ELSE 'undetermined' END AS verdict{sep}{columns}\nFROM crit\nORDER BY pk")
 
     def pair_ctes(self, j: int, concepts: tuple[Concept, ...], start: dt.date | None) -> list[str]:
@@ -641,7 +641,9 @@ def _age_sql(as_of: dt.date) -> str:
 
 def compile_protocol(checked: p.CheckedProtocol, as_of: dt.date) -> Compiled:
     """The protocol as one SQL query (DuckDB dialect) at ``as_of``; raises ``CompileError``."""
-    return _Compiler(checked, as_of).run()
+    from elig.engine.evaluator import as_date
+
+    return _Compiler(checked, as_date(as_of)).run()
 
 
 # ---------------------------------------------------------------- the small tables beside the query

@@ -36,26 +36,24 @@ class BatchRow:
     pk: int
     patient_id: str
     verdict: str
-    outcomes: tuple[tuple[str, str], ...]
+    outcomes: tuple[tuple[str, str], ...]  # (criterion id, met | not met | unknown), protocol order
+    excluded_by: tuple[str, ...] = ()
     data_issues: int = 0
-
-    @property
-    def excluded_by(self) -> tuple[str, ...]:
-        return tuple(cid for cid, o in self.outcomes if o == ("not met" if cid in self._inclusion else "met"))
-
-    _inclusion: frozenset = attrs.field(default=frozenset(), repr=False, eq=False)
+    source: str | None = None
+    line: int | None = None
 
 
 def rows(compiled: cc.Compiled, result: pa.Table) -> Iterator[BatchRow]:
     """The result table as rows, outcome words per criterion, in patient order."""
     ids = [cid for cid, _ in compiled.criteria]
-    inclusion = frozenset(cid for cid, s in compiled.criteria if s == "inclusion")
+    excluding = [("not met" if section == "inclusion" else "met") for _, section in compiled.criteria]
     for batch in result.to_batches(max_chunksize=10_000):
         cols = batch.to_pydict()
         for n in range(batch.num_rows):
-            yield BatchRow(cols["pk"][n], cols["patient_id"][n], cols["verdict"][n],
-                           tuple((cid, OUTCOME[cols[f"c{i}"][n]]) for i, cid in enumerate(ids)),
-                           cols["issues"][n] or 0, inclusion)
+            outcomes = tuple((cid, OUTCOME[cols[f"c{i}"][n]]) for i, cid in enumerate(ids))
+            yield BatchRow(cols["pk"][n], cols["patient_id"][n], cols["verdict"][n], outcomes,
+                           tuple(cid for (cid, o), e in zip(outcomes, excluding) if o == e),
+                           cols["issues"][n] or 0, cols["source"][n], cols["line"][n])
 
 
 def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:

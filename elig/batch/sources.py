@@ -36,6 +36,7 @@ class Record:
     line: int | None = None
     patient: Patient | None = None
     error: str | None = None
+    origin: str = "file"  # file | ndjson | bulk: how to read the record again
 
     @property
     def where(self) -> str:
@@ -115,7 +116,8 @@ def _ndjson(path: Path) -> Iterator[Record]:
                                                           f"complete JSON record)")
                     continue
                 try:
-                    yield Record(str(path), number, patient=patient_from_data(data, f"{path}:{number}"))
+                    yield Record(str(path), number, patient=patient_from_data(data, f"{path}:{number}"),
+                                 origin="ndjson")
                 except EligError as exc:
                     yield Record(str(path), number, error=f"line {number}: {_one_line(exc)}")
     except (OSError, UnicodeDecodeError) as exc:
@@ -175,7 +177,7 @@ def read_bulk(files: list[Path]) -> Iterator[Record]:
         entries += [{"resource": r} for r in shared]
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
         try:
-            yield Record(file, number, patient=patient_from_data(bundle, f"{file}:{number}"))
+            yield Record(file, number, patient=patient_from_data(bundle, f"{file}:{number}"), origin="bulk")
         except EligError as exc:
             yield Record(file, number, error=f"line {number}: {_one_line(exc)}")
     for ref, resources in by_patient.items():
@@ -192,3 +194,24 @@ def _one_line(exc: Exception) -> str:
             text += f" ({exc.hint})"
         return " ".join(text.split())
     return " ".join(str(exc).split())
+
+
+def read_again(source: str, line: int | None, origin: str, patient_id: str) -> Patient:
+    """The record of one patient of a batch, read again from where it came from."""
+    path = Path(source)
+    if origin == "file":
+        return load_patient(path)
+    if origin == "ndjson":
+        for record in _ndjson(path):
+            if record.line == line:
+                if record.patient is None:
+                    raise DataError(record.error or "cannot be read", file=source, location=f"line {line}")
+                return record.patient
+    if origin == "bulk":
+        files = [f for f in sorted(path.parent.glob("*")) if f.is_file() and is_bulk_file(f)]
+        for record in read_bulk(files):
+            if record.patient is not None and record.patient.id == patient_id:
+                return record.patient
+    raise DataError(f"patient {patient_id!r} is no longer at line {line}" if line else
+                    f"patient {patient_id!r} cannot be found again", file=source,
+                    hint="the source changed since the tables were written: write them again")

@@ -45,7 +45,8 @@ TABLES = ("patients", "observations", "conditions", "procedures", "medications",
 _CODES = pa.list_(pa.string())
 SCHEMAS: dict[str, pa.Schema] = {
     "patients": pa.schema([
-        ("pk", pa.int64()), ("patient_id", pa.string()), ("source", pa.string()), ("birth_lo", pa.date32()),
+        ("pk", pa.int64()), ("patient_id", pa.string()), ("source", pa.string()), ("line", pa.int32()),
+        ("origin", pa.string()), ("birth_lo", pa.date32()),
         ("birth_hi", pa.date32()), ("sex", pa.string()), ("pregnant", pa.bool_()), ("lactating", pa.bool_()),
         ("issues", pa.int32()),
     ]),
@@ -94,11 +95,17 @@ def _codes(entry) -> list[str]:
     return [f"{c.system}|{c.code}" for c in entry.codes]
 
 
-def rows_of(patient: Patient, pk: int) -> dict[str, list[dict]]:
-    """The rows of one patient, table by table."""
+def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | None = None,
+            origin: str = "file") -> dict[str, list[dict]]:
+    """The rows of one patient, table by table.
+
+    ``source``, ``line`` and ``origin`` (file, ndjson or bulk) say where to read the record
+    again, to explain one patient of a batch with the interpreter.
+    """
     out: dict[str, list[dict]] = {name: [] for name in TABLES}
     out["patients"].append({
-        "pk": pk, "patient_id": patient.id, "source": patient.source_file, "birth_lo": _lo(patient.birth_date),
+        "pk": pk, "patient_id": patient.id, "source": source if source is not None else patient.source_file,
+        "line": line, "origin": origin, "birth_lo": _lo(patient.birth_date),
         "birth_hi": _hi(patient.birth_date), "sex": patient.sex, "pregnant": patient.pregnant,
         "lactating": patient.lactating, "issues": len(patient.issues),
     })
@@ -148,9 +155,9 @@ class ParquetTables:
         self._pending = 0
         self.patients = 0
 
-    def add(self, patient: Patient) -> int:
+    def add(self, patient: Patient, source: str | None = None, line: int | None = None, origin: str = "file") -> int:
         pk = self.patients
-        for name, rows in rows_of(patient, pk).items():
+        for name, rows in rows_of(patient, pk, source, line, origin).items():
             self._rows[name].extend(rows)
         self.patients += 1
         self._pending += 1

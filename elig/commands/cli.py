@@ -120,8 +120,11 @@ def check(paths, fmt):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Write the report to a file instead of standard output.")
+@click.option("--from-batch", "from_batch", type=click.Path(file_okay=False), metavar="TABLES",
+              help="PATIENT is a patient id (or #N, the N-th patient) of the batch whose tables are in this folder "
+                   "(elig screen --tables, elig tables); its record is read again and explained.")
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output):
+def explain(protocol, patient, as_of, fmt, output, from_batch):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -132,8 +135,12 @@ def explain(protocol, patient, as_of, fmt, output):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     checked = api.load_protocol(protocol)
-    record = load_patient(patient)
-    result = api.evaluate(checked, record, as_of_date)
+    if from_batch:
+        from elig.batch import api as batch_api
+
+        result = batch_api.explain(checked, from_batch, patient, as_of_date)
+    else:
+        result = api.evaluate(checked, load_patient(patient), as_of_date)
     text = render(result, fmt, colour=output is None and sys.stdout.isatty())
     if output:
         Path(output).write_text(text, encoding="utf-8")
@@ -188,13 +195,14 @@ def parse(text, fmt, no_check):
 # Commands that live with their stage of the pipeline.
 from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
-from elig.commands.screen import command as _screen_command  # noqa: E402
+from elig.commands.screen import command as _screen_command, tables_command as _tables_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
+main.add_command(_tables_command, "tables")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -413,7 +413,17 @@ def _summary_row(row: Row) -> str:
 @click.option("--html-dir", type=click.Path(file_okay=False),
               help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
-def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet):
+@click.option("--engine", type=click.Choice(["duckdb", "spark", "python"]), default=None,
+              help="How to evaluate: duckdb (one SQL query, the default), spark (the same query on Apache Spark) "
+                   "or python (the interpreter, one patient at a time; the default with --html-dir, whose "
+                   "reports are its explanations).")
+@click.option("--tables", "tables_dir", type=click.Path(file_okay=False),
+              help="SQL engines: keep the population's Parquet tables in this folder (default: a temporary one). "
+                   "PATIENTS may also be such a folder, written before by elig tables.")
+@click.option("--spark-master", default="local[2]", show_default=True,
+              help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn, ...).")
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, engine, tables_dir,
+            spark_master):
     """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
 
     One row per patient: the verdict and every criterion's outcome. Without
@@ -472,7 +482,16 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
         if progress is not None:
             progress.start()
             bar = progress.add_task("screening", total=None)
-        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir):
+        if engine is None:
+            engine = "python" if html_dir else "duckdb"
+        if engine == "python":
+            rows = screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir)
+        else:
+            if html_dir:
+                raise click.UsageError("--html-dir writes the interpreter's explanations: use --engine python "
+                                       "(or leave --engine out)")
+            rows = screen_sql(checked, patients, as_of_date, engine, tables_dir, spark_master)
+        for row in rows:
             summary.add(row, html_rows=bool(html_dir))
             for w in writers:
                 w.write(row)
@@ -489,6 +508,11 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except EligError as exc:  # a construct the SQL compiler cannot express, unreadable tables
+        if progress is not None:
+            progress.stop()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     finally:
         if progress is not None:
             progress.stop()
@@ -505,3 +529,64 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
             if path and not quiet:
                 click.echo(f"wrote {path}", err=True)
     sys.exit(1 if summary.failed else 0)
+
+
+# ---------------------------------------------------------------- SQL engines
+def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb", tables_dir=None,
+               spark_master: str | None = None) -> Iterator[Row]:
+    """Screen on an SQL engine: the records are read into Parquet tables, then one query decides them all.
+
+    Rows come out in input order, records that could not be read as error rows in their
+    place, as ``screen`` gives them. A protocol construct the compiler cannot express
+    raises ``CompileError`` (naming the criterion) before any patient is decided.
+    """
+    from elig.batch import api as batch_api
+    from elig.batch import compiler
+    from elig.batch.tables import is_table_folder
+
+    compiler.compile_protocol(protocol, as_of)  # fail before reading the population
+    inputs = [str(i) for i in inputs]
+    with tempfile.TemporaryDirectory(prefix="elig-tables-") as tmp:
+        if len(inputs) == 1 and is_table_folder(inputs[0]):
+            folder, failures = inputs[0], ()
+        else:
+            folder = tables_dir or tmp
+            failures = batch_api.load(inputs, folder).failures
+        pending = list(failures)
+        index = 0
+        for row in batch_api.screen(protocol, folder, as_of, engine, spark_master):
+            while pending and pending[0][0] == index:
+                yield _failed(pending.pop(0))
+                index += 1
+            yield Row(index, row.source or "", row.line, patient_id=row.patient_id, verdict=row.verdict,
+                      outcomes=row.outcomes, excluded_by=row.excluded_by, data_issues=row.data_issues)
+            index += 1
+        for failure in pending:
+            yield _failed(failure)
+
+
+def _failed(failure) -> Row:
+    index, record = failure
+    return Row(index, record.source, record.line, error=record.error)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("patients", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the Parquet tables (patients, observations, conditions, procedures, medications, "
+                   "attestations).")
+def tables_command(patients, out):
+    """Read PATIENTS (files, folders, NDJSON, FHIR bundles, FHIR Bulk Data) into Parquet tables.
+
+    The tables are what elig screen --engine duckdb|spark reads; write them once, screen
+    them against every protocol. Records that cannot be read are reported with their file
+    and line. Exit status: 0 when every record was read, 1 when any failed.
+    """
+    from elig.batch import api as batch_api
+
+    loaded = batch_api.load(patients, out)
+    for _, record in loaded.failures:
+        click.echo(f"error: {record.where}: {record.error}", err=True)
+    click.echo(f"wrote {loaded.patients} patient{'s' if loaded.patients != 1 else ''} into {out}"
+               + (f"; {len(loaded.failures)} record(s) failed" if loaded.failures else ""), err=True)
+    sys.exit(1 if loaded.failures else 0)
