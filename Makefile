@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv docs bench clean chromium
+.PHONY: demo test venv docs bench clean chromium java
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/elig check protocols/
 	$(BIN)/elig explain protocols/NCT06021067.elig examples/patients/demo_patient.yaml --as-of 2024-03-15
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium java
 	$(BIN)/python -m pytest
 	$(BIN)/elig check protocols/
 	$(BIN)/elig lint protocols/
@@ -43,3 +43,9 @@ clean:
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "chromium could not be installed: the browser tests will be skipped"
+
+# Spark (elig screen --engine spark, and its test) runs on Java 17: Debian's headless JRE,
+# installed where no java is found. Without it the Spark test is skipped with a reason.
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } \
+	  || echo "Java 17 could not be installed: the Spark test will be skipped"
