@@ -34,6 +34,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_fhir.py
 	$(BIN)/python bench/bench_screen.py
+	$(BIN)/python bench/bench_sql.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -183,7 +183,8 @@ class SparkEngine:
             self._keys = (keys, units)
         return self._keys
 
-    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+    def frame(self, checked: CheckedProtocol, as_of: dt.date):
+        """The compiled query and its Spark DataFrame (not yet computed)."""
         compiled = cc.compile_protocol(checked, as_of)
         keys, units = self.keys()
         from pyspark.sql.types import DoubleType, StringType, StructField, StructType
@@ -193,8 +194,17 @@ class SparkEngine:
             schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
             self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],
                                        schema).createOrReplaceTempView(name)
-        frame = self.spark.sql(to_spark(compiled.sql))
+        return compiled, self.spark.sql(to_spark(compiled.sql))
+
+    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+        compiled, frame = self.frame(checked, as_of)
         return compiled, frame.toArrow() if hasattr(frame, "toArrow") else pa.Table.from_pandas(frame.toPandas())
+
+    def write(self, checked: CheckedProtocol, as_of: dt.date, out: str | Path) -> cc.Compiled:
+        """Run the query and write its result as Parquet (a folder of parts), on the executors."""
+        compiled, frame = self.frame(checked, as_of)
+        frame.write.mode("overwrite").parquet(str(out))
+        return compiled
 
     def close(self) -> None:
         self.spark.stop()

@@ -143,22 +143,30 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
 class ParquetTables:
     """Writes the six tables into a folder, one Parquet file each, a row group every ``batch`` patients.
 
-    Memory stays flat in the number of patients: rows are buffered for one batch only.
+    Memory stays flat in the number of patients: rows are buffered, column by column, for one
+    batch only.
     """
 
     def __init__(self, folder: str | Path, batch: int = 50_000):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.batch = batch
-        self._rows: dict[str, list[dict]] = {name: [] for name in TABLES}
+        self._cols = self._empty()
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._pending = 0
         self.patients = 0
 
+    @staticmethod
+    def _empty() -> dict[str, dict[str, list]]:
+        return {name: {f.name: [] for f in SCHEMAS[name]} for name in TABLES}
+
     def add(self, patient: Patient, source: str | None = None, line: int | None = None, origin: str = "file") -> int:
         pk = self.patients
         for name, rows in rows_of(patient, pk, source, line, origin).items():
-            self._rows[name].extend(rows)
+            cols = self._cols[name]
+            for row in rows:
+                for key, column in cols.items():
+                    column.append(row[key])
         self.patients += 1
         self._pending += 1
         if self._pending >= self.batch:
@@ -167,12 +175,12 @@ class ParquetTables:
 
     def flush(self) -> None:
         for name in TABLES:
-            rows = self._rows[name]
             if name not in self._writers:
                 self._writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", SCHEMAS[name])
-            if rows:
-                self._writers[name].write_table(pa.Table.from_pylist(rows, schema=SCHEMAS[name]))
-            self._rows[name] = []
+            cols = self._cols[name]
+            if cols["pk"]:
+                self._writers[name].write_table(pa.Table.from_pydict(cols, schema=SCHEMAS[name]))
+        self._cols = self._empty()
         self._pending = 0
 
     def close(self) -> None:
