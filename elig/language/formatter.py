@@ -152,6 +152,8 @@ def _layout(p: t.Protocol) -> tuple[list[_Slot], dict]:
         header.append(("version", f"version {canonical._string(p.version)}"))
     if p.lookback is not None:
         header.append(("lookback", f"lookback {canonical.quantity(p.lookback)}"))
+    for k, d in enumerate(p.definitions):
+        header.append((("define", k), canonical.definition(d)))
     for key, text in header:
         roles[("header", key)] = len(slots)
         slots.append(_Slot(STEP, text))
@@ -179,6 +181,7 @@ def _assign(p: t.Protocol, lines: list[_Logical]) -> list[tuple]:
     rule_counts = [len(canonical.rule_lines(c.rule, "", STEP)) for c in p.criteria]
     roles = []
     crit = -1
+    defines = 0
     remaining_rules = remaining_notes = 0
     for n, ln in enumerate(lines):
         word = _first_word(ln.text)
@@ -186,6 +189,9 @@ def _assign(p: t.Protocol, lines: list[_Logical]) -> list[tuple]:
             roles.append(("protocol",))
         elif crit < 0 and word in ("title", "version", "lookback"):
             roles.append(("header", word))
+        elif crit < 0 and word == "define":
+            roles.append(("header", ("define", defines)))
+            defines += 1
         elif remaining_rules > 0:
             roles.append(("rule", crit, rule_counts[crit] - remaining_rules))
             remaining_rules -= 1

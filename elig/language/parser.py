@@ -144,15 +144,23 @@ class _Builder(lark.Transformer):
         criteria = tuple(c for section in sections for c in section)
         return t.Protocol(
             id=header["id"], title=header.get("title"), version=header.get("version"),
-            lookback=header.get("lookback"), criteria=criteria, file=self.file,
+            lookback=header.get("lookback"), definitions=tuple(header.get("definitions", ())),
+            criteria=criteria, file=self.file,
             span=self._span(meta),
         )
 
     def header(self, items):
         out = {"id": str(items[0])}
         for key, value in items[1:]:
-            out[key] = value
+            if key == "definitions":
+                out.setdefault(key, []).append(value)
+            else:
+                out[key] = value
         return out
+
+    @lark.v_args(meta=True)
+    def definition(self, meta, items):
+        return ("definitions", t.Definition(name=items[0], rule=items[1], span=self._span(meta)))
 
     def title(self, items):
         return ("title", self._string(items[0]))
@@ -199,6 +207,10 @@ class _Builder(lark.Transformer):
     @lark.v_args(meta=True)
     def or_(self, meta, items):
         return t.Or(operands=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def whichever(self, meta, items):
+        return t.Whichever(operands=tuple(i for i in items if not isinstance(i, lark.Token)), span=self._span(meta))
 
     @lark.v_args(meta=True)
     def and_(self, meta, items):
@@ -340,10 +352,12 @@ class _Builder(lark.Transformer):
     # -- events
     @lark.v_args(meta=True)
     def event(self, meta, items):
-        prefix = grade = timing = None
+        prefix = grade = timing = only_if = None
         name = None
         for item in items:
-            if isinstance(item, str) and not isinstance(item, t.Name):
+            if isinstance(item, tuple) and item and item[0] == "only_if":
+                only_if = item[1]
+            elif isinstance(item, str) and not isinstance(item, t.Name):
                 prefix = item
             elif isinstance(item, t.Name):
                 name = item
@@ -351,7 +365,11 @@ class _Builder(lark.Transformer):
                 grade = item
             elif isinstance(item, t.Timing):
                 timing = item
-        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, span=self._span(meta))
+        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, only_if=only_if,
+                       span=self._span(meta))
+
+    def only_if(self, items):
+        return ("only_if", items[0])
 
     def event_prefix(self, items):
         word = str(items[0]).split()[0].lower()
@@ -436,6 +454,7 @@ _TOKEN_DESCRIPTIONS = {
     "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
     "ATTESTED": "'attested'", "NOTE": "'note'",
     "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
+    "DEFINE": "'define'", "WHICHEVER": "'(whichever is recorded)'",
     "COMMENT": "a comment",
     "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
@@ -446,7 +465,7 @@ KEYWORDS = (
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
     "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
-    "version", "lookback", "grade", "stage", "class",
+    "version", "lookback", "define", "grade", "stage", "class",
 )
 
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}

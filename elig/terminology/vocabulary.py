@@ -91,6 +91,22 @@ class Concept:
     # fact: the sex for which the fact cannot hold (pregnancy, lactation: male), so an
     # unrecorded value is "no" rather than unknown for that sex.
     not_for_sex: str | None = None
+    # procedure/condition: codes (of the record's code or category) that count only where the
+    # record names one of ``body_sites`` (SNOMED CT body structures, children listed too):
+    # radiotherapy (mCODE 1217123003, category 108290001) to the thorax is chest radiotherapy.
+    site_codes: tuple[CodeSpec, ...] = ()
+    body_sites: tuple[CodeSpec, ...] = ()
+    # fact: a rule in the elig language that decides it (childbearing potential); a protocol
+    # may replace it with its own 'define NAME: RULE'.
+    definition: str | None = None
+    # fact: the concepts whose records decide it (pregnancy status, hCG tests, pregnancy
+    # diagnoses), read within ``evidence_days`` of the evaluation date.
+    evidence: tuple[str, ...] = ()
+    evidence_days: int | None = None
+    # measurement used as evidence: at or above ``positive_at`` is positive, below
+    # ``negative_below`` negative, in between equivocal (quantitative hCG).
+    positive_at: float | None = None
+    negative_below: float | None = None
 
     @functools.cached_property
     def unit_quantity(self) -> pint.Quantity | None:
@@ -102,6 +118,18 @@ class Concept:
 
     def matches_coding(self, coding: Coding) -> bool:
         return any(spec.matches(coding) for spec in self.codes)
+
+    def site_reading(self, codes: Iterable[Coding], sites: Iterable[tuple[Coding, ...]]) -> bool | None:
+        """For a record coded with one of ``site_codes``: True when one of its body sites is
+        listed, False when every site it names is elsewhere, None when it names no site (or
+        when the record's codes are not site codes at all, see ``has_site_code``)."""
+        sites = [s for s in sites if s]
+        if not sites:
+            return None
+        return any(spec.matches(c) for site in sites for c in site for spec in self.body_sites)
+
+    def has_site_code(self, codes: Iterable[Coding]) -> bool:
+        return any(spec.matches(c) for c in codes for spec in self.site_codes)
 
 
 def normalise_name(text: str) -> str:
@@ -210,14 +238,7 @@ def _concept(e: dict, path: Path) -> Concept:
     kind = e.get("kind")
     if kind not in KINDS:
         raise VocabularyError(f"{where}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    codes = []
-    for c in e.get("codes", []) or []:
-        system = canonical_system(str(c["system"]))
-        code = str(c["code"])
-        match = c.get("match", "exact")
-        if code.endswith("*"):
-            code, match = code[:-1], "prefix"
-        codes.append(CodeSpec(system, code, c.get("display"), match))
+    codes = [_code_spec(c) for c in e.get("codes", []) or []]
     unit = e.get("unit")
     if unit is not None:
         try:
@@ -236,4 +257,15 @@ def _concept(e: dict, path: Path) -> Concept:
         plausible=plausible, uln=uln, unitless=e.get("unitless"), methods=tuple(e.get("methods", []) or []),
         field=e.get("field"), description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
         acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
+        site_codes=tuple(_code_spec(c) for c in e.get("site_codes", []) or []),
+        body_sites=tuple(_code_spec(c) for c in e.get("body_sites", []) or []),
+        definition=e.get("definition"), evidence=tuple(e.get("evidence", []) or []),
+        evidence_days=e.get("evidence_days"), positive_at=e.get("positive_at"), negative_below=e.get("negative_below"),
     )
+
+
+def _code_spec(c: dict) -> CodeSpec:
+    code, match = str(c["code"]), c.get("match", "exact")
+    if code.endswith("*"):
+        code, match = code[:-1], "prefix"
+    return CodeSpec(canonical_system(str(c["system"])), code, c.get("display"), match)
