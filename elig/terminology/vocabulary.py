@@ -101,8 +101,11 @@ class Concept:
     definition: str | None = None
     # fact: the concepts whose records decide it (pregnancy status, hCG tests, pregnancy
     # diagnoses), read within ``evidence_days`` of the evaluation date.
+    # A condition counts while active and, with ``evidence_condition_days``, only when it
+    # began within that many days (an open pregnancy record from a year ago is not evidence).
     evidence: tuple[str, ...] = ()
     evidence_days: int | None = None
+    evidence_condition_days: int | None = None
     # measurement used as evidence: at or above ``positive_at`` is positive, below
     # ``negative_below`` negative, in between equivocal (quantitative hCG).
     positive_at: float | None = None
@@ -221,7 +224,12 @@ def load_vocabulary(path: str | Path | None = None) -> Vocabulary:
     p = Path(path) if path else _data_path()
     data = yaml.safe_load(p.read_text(encoding="utf-8"))
     concepts = [_concept(entry, p) for entry in data.get("concepts", [])]
-    return Vocabulary.from_concepts(concepts)
+    vocabulary = Vocabulary.from_concepts(concepts)
+    for concept in concepts:
+        for name in concept.evidence:
+            if vocabulary.lookup(name) is None:
+                raise VocabularyError(f"{p}: concept {concept.name!r}: evidence {name!r} is not a concept")
+    return vocabulary
 
 
 @functools.cache
@@ -260,7 +268,8 @@ def _concept(e: dict, path: Path) -> Concept:
         site_codes=tuple(_code_spec(c) for c in e.get("site_codes", []) or []),
         body_sites=tuple(_code_spec(c) for c in e.get("body_sites", []) or []),
         definition=e.get("definition"), evidence=tuple(e.get("evidence", []) or []),
-        evidence_days=e.get("evidence_days"), positive_at=e.get("positive_at"), negative_below=e.get("negative_below"),
+        evidence_days=e.get("evidence_days"), evidence_condition_days=e.get("evidence_condition_days"),
+        positive_at=e.get("positive_at"), negative_below=e.get("negative_below"),
     )
 
 
