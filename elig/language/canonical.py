@@ -190,6 +190,8 @@ def protocol(p: t.Protocol) -> str:
         lines.append(f"  version {_string(p.version)}")
     if p.lookback is not None:
         lines.append(f"  lookback {quantity(p.lookback)}")
+    for v in p.vocabularies:
+        lines.append(f"  vocabulary {_string(v.path)}")
     for d in p.definitions:
         lines.append(f"  {definition(d)}")
     current = None
