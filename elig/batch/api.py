@@ -70,8 +70,12 @@ def screen(checked: CheckedProtocol, folder: str | Path, as_of, engine_name: str
     yield from runners.rows(compiled, result)
 
 
-def explain(checked: CheckedProtocol, folder: str | Path, patient_id: str, as_of):
-    """The interpreter's full result for one patient of a batch (by patient id, or by row number ``#N``)."""
+def explain(checked: CheckedProtocol, folder: str | Path, patient_id: str, as_of, attestations=None,
+            site_codes=None):
+    """The interpreter's full result for one patient of a batch (by patient id, or by row number ``#N``).
+
+    Give the same ``attestations`` and ``site_codes`` as the screening did, if any.
+    """
     import duckdb
 
     from elig.engine.evaluator import evaluate
@@ -94,4 +98,7 @@ def explain(checked: CheckedProtocol, folder: str | Path, patient_id: str, as_of
         raise DataError(f"no patient {patient_id!r} in these tables", file=str(folder),
                         hint="give a patient id from the screening output, or #N for the N-th patient")
     pid, source, line, origin = found[0]
-    return evaluate(checked, read_again(source, line, origin, pid), as_of)
+    from elig.api import with_attestations
+
+    record = with_attestations(read_again(source, line, origin, pid), attestations, site_codes)
+    return evaluate(checked, record, as_of)
