@@ -105,6 +105,46 @@ def awkward(record: dict, rng: random.Random, as_of: dt.date) -> dict:
                     e[field] = _shift(e[field], rng.randint(-400, 60))
                 else:
                     e[field] = _shift(as_of.isoformat(), rng.randint(-10, 5))
+    r.setdefault("observations", obs)
+    day = lambda back: _shift(as_of.isoformat(), -back)  # noqa: E731
+    if rng.random() < 0.25:  # evidence of pregnancy or breastfeeding, instead of the record's own answer
+        r.pop("pregnant", None)
+        r.pop("lactating", None)
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.randrange(5)
+            when = day(rng.choice([0, 2, 10, 40, 400]))
+            if kind == 0:
+                obs.append({"concept": "pregnancy test", "result": rng.choice(["positive", "negative", "equivocal"]),
+                            "date": when})
+            elif kind == 1:
+                obs.append({"concept": "serum hCG", "value": rng.choice([1, 3, 10, 30, 300]), "unit": "IU/L",
+                            "date": when})
+            elif kind == 2:
+                r.setdefault("conditions", []).append({"concept": "pregnancy diagnosis", "onset": when,
+                                                       "status": rng.choice(["active", "resolved", None])})
+            elif kind == 3:
+                obs.append({"concept": "breastfeeding status", "result": rng.choice(["positive", "negative"]),
+                            "date": when})
+            else:
+                obs.append({"concept": "pregnancy status", "result": rng.choice(["positive", "negative"]),
+                            "date": when})
+    if rng.random() < 0.1 and obs:  # a local code whose display alone names the concept
+        o = rng.choice(obs)
+        if o.get("concept") and isinstance(o.get("value"), (int, float)):
+            obs.append({"codes": [{"system": "http://example.org/local-lab", "code": "L1", "display": o["concept"]}],
+                        "value": o["value"], "unit": o.get("unit"), "date": rng.choice([o.get("date"), day(30), None])})
+    if rng.random() < 0.15:  # radiotherapy recorded by its general code, with or without a body site
+        proc = {"codes": [{"system": "http://snomed.info/sct", "code": "1217123003"}], "start": day(90),
+                "end": day(60)}
+        site = rng.choice([None, "SNOMED:51185008", "SNOMED:12921003"])
+        if site:
+            proc["body_site"] = site
+        r["procedures"] = [proc] + [p for p in r.get("procedures") or [] if rng.random() < 0.5]
+    att = r.get("attestations")
+    if isinstance(att, dict) and att and rng.random() < 0.15:  # the same statement answered twice
+        key = rng.choice(list(att))
+        value = att[key]["value"] if isinstance(att[key], dict) else att[key]
+        att[key.upper()] = rng.choice([value, not value if isinstance(value, bool) else True])
     if rng.random() < 0.15:
         r.pop("sex", None)
     elif rng.random() < 0.1:

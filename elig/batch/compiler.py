@@ -40,7 +40,6 @@ import attrs
 from elig.diagnostics import EligError
 from elig.engine import plan as p
 from elig.records.dates import window_start
-from elig.terminology.codes import Coding
 from elig.terminology.units import UnitResolver
 from elig.terminology.vocabulary import Concept, Vocabulary
 
@@ -180,6 +179,8 @@ class _Compiler:
         self.events: dict[str, list[tuple[str, str]]] = {k: [] for k in ("condition", "procedure", "medication")}
         self.tests: list[tuple[str, str]] = []  # (concept, per-record verdict/inclusion) on observations
         self.attested: list[str] = []
+        self.facts: list[tuple[Concept, dict]] = []  # facts decided by evidence in the record
+        self.presence: list[tuple[Concept, dt.date | None]] = []  # "is it recorded" (whichever)
         self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
         self.measured: dict[str, Concept] = {}
 
@@ -210,6 +211,8 @@ class _Compiler:
             return self.attestation(node)
         if isinstance(node, p.RatePlan):
             return self.rate(node)
+        if isinstance(node, getattr(p, "DefinitionPlan", ())):
+            return self.rule(node.plan)
         self.fail(f"a rule of kind {type(node).__name__}")
 
     def logic(self, node: p.LogicPlan) -> str:
@@ -227,7 +230,34 @@ class _Compiler:
             return "(NOT (" + " OR ".join(f"({k})" for k in kids) + "))"
         if node.op == "not":
             return f"(NOT ({kids[0]}))"
+        if node.op == "whichever":
+            recorded = [self.recorded(c) for c in node.children]
+            any_recorded = " OR ".join(f"({r})" for r in recorded)
+            decided = " OR ".join(f"(CASE WHEN {r} THEN ({k}) ELSE FALSE END)" for r, k in zip(recorded, kids))
+            return f"(CASE WHEN NOT ({any_recorded}) THEN NULL ELSE ({decided}) END)"
         self.fail(f"the logical operator '{node.op}'")
+
+    def recorded(self, node) -> str:
+        """Whether an alternative measurement has any record in its window, usable or not (never NULL)."""
+        subject = getattr(node, "subject", None)
+        if isinstance(subject, p.MeasureRef):
+            concepts = [subject.concept]
+        elif isinstance(subject, p.RatioRef):
+            concepts = [subject.numerator.concept, subject.denominator.concept]
+        elif isinstance(subject, p.DerivedRef):
+            concepts = [self.vocabulary.lookup(i.concept) for i in subject.derivation.inputs]
+        else:
+            concepts = []
+        if not concepts or (isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"):
+            return "TRUE"
+        out = []
+        for concept in concepts:
+            self.measure(concept)
+            key = (concept, self.start(node.window))
+            if key not in self.presence:
+                self.presence.append(key)
+            out.append(f"coalesce(b.rec{self.presence.index(key)}, FALSE)")
+        return "(" + " AND ".join(out) + ")"
 
     # ------------------------------------------------------------ values
     def start(self, window: p.Duration | None) -> dt.date | None:
@@ -362,23 +392,35 @@ class _Compiler:
         if concept.kind not in self.events:
             self.fail(f"an event on a {concept.kind}")
         self.concepts[concept.kind].add(concept.name)
-        record = self.record_matches(node)
-        where = f"m.target = {text_lit(concept.name)}"
+        kinds = [concept.kind]
+        if concept.kind == "procedure":
+            # Status codes of past procedures are recorded as conditions (elig.engine.events.event).
+            self.concepts["condition"].add(concept.name)
+            kinds.append("condition")
+        record = self.record_matches(node, kinds)
+        record = f"(({record}) AND (CASE WHEN r.site_applies THEN r.site_ok ELSE TRUE END))"
+        where = f"r.target = {text_lit(concept.name)}"
         i = len(self.events[concept.kind])
         self.events[concept.kind].append((any_record(record, where), where))
         return f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN FALSE ELSE e_{concept.kind}.x{i} END)"
 
-    def record_matches(self, node: p.EventPlan) -> str:
+    @staticmethod
+    def by_kind(kinds: list[str], make) -> str:
+        if len(kinds) == 1:
+            return make(kinds[0])
+        whens = " ".join(f"WHEN r.rk = {text_lit(k)} THEN {make(k)}" for k in kinds[1:])
+        return f"(CASE {whens} ELSE {make(kinds[0])} END)"
+
+    def record_matches(self, node: p.EventPlan, kinds: list[str]) -> str:
         A = self.AS_OF
         checks = []
-        kind = node.concept.kind
         if node.prefix in ("active", "taking"):
-            checks.append(self.active_at(kind, A))
+            checks.append(self.by_kind(kinds, lambda k: self.active_at(k, A)))
         if node.grade is not None:
             lo, hi, _ = node.grade
             checks.append(f"(CASE WHEN r.grade IS NULL THEN NULL ELSE r.grade BETWEEN {lo} AND {hi} END)")
         if node.timing_kind is not None and node.duration is not None:
-            checks.append(self.timing(node, kind))
+            checks.append(self.by_kind(kinds, lambda k: self.timing(node, k)))
         body = " AND ".join(f"({c})" for c in checks) if checks else "TRUE"
         return f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL ELSE ({body}) END)"
 
@@ -439,19 +481,55 @@ class _Compiler:
     def fact(self, node: p.FactPlan) -> str:
         if node.sex is not None:
             return f"(CASE WHEN b.sex IS NULL THEN NULL ELSE b.sex = {text_lit(node.sex)} END)"
-        name = node.concept.field or node.concept.name
-        if name not in ("pregnant", "lactating"):
-            self.fail(f"the patient fact '{name}'")
-        if node.concept.not_for_sex:
-            return (f"(CASE WHEN b.{name} IS NULL AND b.sex = {text_lit(node.concept.not_for_sex)} THEN FALSE "
-                    f"ELSE b.{name} END)")
-        return f"b.{name}"
+        concept = node.concept
+        field = concept.field
+        if field is not None and field not in ("pregnant", "lactating"):
+            self.fail(f"the patient fact '{field}'")
+        reading = self.rule(node.only_if) if getattr(node, "only_if", None) is not None else None
+        steps = []
+        if field is not None:
+            steps.append(f"WHEN b.{field} IS NOT NULL THEN b.{field}")
+        if concept.not_for_sex:
+            steps.append(f"WHEN b.sex = {text_lit(concept.not_for_sex)} THEN FALSE")
+        found = "FALSE"
+        if concept.evidence:
+            i = self.evidence(concept)
+            steps.append(f"WHEN f.d{i} IS NOT NULL THEN f.d{i}")
+            found = f"coalesce(f.found{i}, FALSE)"
+        if reading is not None:
+            steps.append(f"WHEN ({reading}) = FALSE AND NOT {found} THEN FALSE")
+        return f"(CASE {' '.join(steps)} ELSE NULL END)" if steps else "CAST(NULL AS BOOLEAN)"
+
+    def evidence(self, concept: Concept) -> int:
+        """A fact read from the record's evidence (elig.engine.facts.evidence and decide)."""
+        for i, (c, _) in enumerate(self.facts):
+            if c.name == concept.name:
+                return i
+        parts = {"obs": [], "cond": []}
+        for name in concept.evidence:
+            ev = self.vocabulary.lookup(name)
+            if ev is None:
+                self.fail(f"the evidence '{name}' of '{concept.name}'")
+            if ev.kind in ("test", "measurement"):
+                if ev.kind == "measurement":
+                    self.measure(ev)
+                else:
+                    self.concepts["observation"].add(ev.name)
+                parts["obs"].append(ev)
+            elif ev.kind == "condition":
+                self.concepts["condition"].add(ev.name)
+                parts["cond"].append(ev)
+            else:
+                self.fail(f"the evidence '{name}' (a {ev.kind}) of '{concept.name}'")
+        self.facts.append((concept, parts))
+        return len(self.facts) - 1
 
     def attestation(self, node: p.AttestationPlan) -> str:
+        """Recorded answers (a consent to another study not counted); answers that disagree: unknown."""
         if node.key not in self.attested:
             self.attested.append(node.key)
         i = self.attested.index(node.key)
-        return f"(CASE a.x{i} WHEN 2 THEN TRUE WHEN 0 THEN FALSE ELSE NULL END)"
+        return f"(CASE WHEN a.all{i} THEN TRUE WHEN NOT a.any{i} THEN FALSE ELSE NULL END)"
 
     # ------------------------------------------------------------ the query
     def query(self, exprs: list[str]) -> str:
@@ -459,19 +537,27 @@ class _Compiler:
         ctes = []
         joins = []
         cols = ["p.pk", "p.patient_id", "p.source", "p.line", "p.sex", "p.pregnant", "p.lactating", "p.issues", _age_sql(self.as_of)]
-        if self.slots or self.rates or self.pairs or self.tests:
-            ctes.append(f"""obs AS (
-  SELECT o.pk, o.seq, m.target AS concept, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec, o.d_key, o.result,
+        if self.slots or self.rates or self.pairs or self.tests or self.presence or self.facts:
+            uln = "o.ref_high * rf.ref_factor"
+            finite = "abs({x}) <= 1.7976931348623157e308"
+            # The reference range's upper limit, unless it cannot serve as one (elig.engine.bounds.uln_problem).
+            uln_ok = (f"{finite.format(x=uln)} AND {uln} > 0 AND (o.ref_low IS NULL OR NOT "
+                      f"{finite.format(x='o.ref_low')} OR NOT (o.ref_low * rf.ref_factor > {uln})) AND "
+                      f"(m.u_lo IS NULL OR ({uln} >= m.u_lo AND {uln} <= m.u_hi))")
+            ctes.append(f"""obs_all AS (
+  SELECT o.pk, o.seq, m.target AS concept, m.unmatched, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec,
+         o.d_key, o.result,
          (o.value IS NOT NULL OR o.problem IS NOT NULL OR o.result IS NULL) AS valued,
          o.value * f.factor AS cval,
          (o.problem IS NULL AND o.value IS NOT NULL AND f.factor IS NOT NULL
           AND (m.p_lo IS NULL OR (o.value * f.factor >= m.p_lo AND o.value * f.factor <= m.p_hi))) AS ok,
-         o.ref_high * rf.factor AS uln_ref
+         CASE WHEN {uln_ok} THEN {uln} END AS uln_ref
   FROM observations o
   JOIN concepts_observation m ON m.mkey = o.mkey
   LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
   LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
-)""")
+),
+obs AS (SELECT * FROM obs_all WHERE NOT unmatched)""")
         if self.slots:
             names = sorted({s.concept.name for s in self.slots})
             ctes.append(f"""ranked AS (
@@ -486,20 +572,30 @@ class _Compiler:
          bool_or(ok) FILTER (WHERE rn = 1) AS ok, max(cval) FILTER (WHERE rn = 1) AS v,
          max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
          min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
-         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok AND ok AND NOT {close('cval', 'n_cval', False)}) AS clash
+         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
+                         AND (NOT ok OR NOT {close('cval', 'n_cval', False)})) AS clash
   FROM ranked WHERE rn = 1 OR (d_hi = n_hi AND sec = n_sec)
   GROUP BY pk, concept
 )""")
+            # An entry that cannot be placed in time, or whose display alone names the concept, may be
+            # newer than the newest: the newest then cannot decide (elig.engine.measure._may_be_newer).
+            ctes.append(f"""doubt AS (
+  SELECT pk, concept, bool_or(NOT unmatched AND valued AND d_lo IS NULL) AS undated,
+         bool_or(unmatched AND d_lo IS NULL) AS um_undated, max(d_hi) FILTER (WHERE unmatched) AS um_hi
+  FROM obs_all WHERE concept IN ({', '.join(text_lit(n) for n in names)}) GROUP BY pk, concept
+)""")
             picks = []
             for i, s in enumerate(self.slots):
-                usable = "ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash))"
+                usable = ("n.ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash)) AND NOT coalesce(undated, FALSE) "
+                          "AND NOT coalesce(um_undated, FALSE) AND (um_hi IS NULL OR um_hi < n.lo)")
                 if s.start is not None:
-                    usable += f" AND lo >= {date_lit(s.start)} AND hi <= {A}"
+                    usable += f" AND n.lo >= {date_lit(s.start)} AND n.hi <= {A}"
                 c = text_lit(s.concept.name)
-                picks.append(f"max(CASE WHEN {usable} THEN v END) FILTER (WHERE concept = {c}) AS v{i}")
-                picks.append(f"max(uln_ref) FILTER (WHERE concept = {c}) AS r{i}")
+                picks.append(f"max(CASE WHEN {usable} THEN v END) FILTER (WHERE n.concept = {c}) AS v{i}")
+                picks.append(f"max(uln_ref) FILTER (WHERE n.concept = {c}) AS r{i}")
                 cols += [f"mv.v{i}", f"mv.r{i}"]
-            ctes.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + "\n  FROM newest GROUP BY pk\n)")
+            ctes.append("mv AS (\n  SELECT n.pk, " + ",\n         ".join(picks) +
+                        "\n  FROM newest n LEFT JOIN doubt d ON d.pk = n.pk AND d.concept = n.concept GROUP BY n.pk\n)")
             joins.append("LEFT JOIN mv ON mv.pk = p.pk")
         if self.rates or self.pairs:
             names = sorted({c.name for c, _ in self.rates} | {c.name for cs, _ in self.pairs for c in cs})
@@ -513,39 +609,62 @@ class _Compiler:
   SELECT pk, max(cval) FILTER (WHERE k = 1) AS v1, max(cval) FILTER (WHERE k = 2) AS v2,
          max(d_lo) FILTER (WHERE k = 1) AS lo1, max(d_lo) FILTER (WHERE k = 2) AS lo2,
          max(d_hi) FILTER (WHERE k = 1) AS hi1, max(d_hi) FILTER (WHERE k = 2) AS hi2,
-         max(d_sec) FILTER (WHERE k = 1) AS sec1, max(d_sec) FILTER (WHERE k = 2) AS sec2, count(*) AS n
-  FROM (SELECT *, row_number() OVER (PARTITION BY pk ORDER BY rn) AS k
+         max(d_sec) FILTER (WHERE k = 1) AS sec1, max(d_sec) FILTER (WHERE k = 2) AS sec2, count(*) AS n,
+         -- an unreadable result before the second usable one: the two newest are not known
+         bool_or(bad IS NOT NULL AND bad < rn) FILTER (WHERE k = 2) OR bool_or(bad IS NOT NULL AND k = 1 AND n_ok < 2)
+           AS unreadable
+  FROM (SELECT *, row_number() OVER (PARTITION BY pk ORDER BY rn) AS k, count(*) OVER (PARTITION BY pk) AS n_ok
         FROM (SELECT *, min(CASE WHEN NOT (d_lo >= {date_lit(start)} AND d_hi <= {A}) THEN rn END)
                           OVER (PARTITION BY pk) AS brk
               FROM dated WHERE concept = {c} AND d_lo <= {A}) x
+        LEFT JOIN (SELECT pk AS bpk, min(rn) AS bad FROM (
+                     SELECT pk, rn, ok, min(CASE WHEN NOT (d_lo >= {date_lit(start)} AND d_hi <= {A}) THEN rn END)
+                            OVER (PARTITION BY pk) AS brk2
+                     FROM dated WHERE concept = {c} AND d_lo <= {A}) z
+                   WHERE NOT ok AND (brk2 IS NULL OR rn < brk2) GROUP BY pk) b ON b.bpk = x.pk
         WHERE ok AND (brk IS NULL OR rn < brk)) y
   WHERE k <= 2 GROUP BY pk
 )""")
-            days = (f"(CASE WHEN rate{j}.n < 2 THEN NULL "
+            ctes.append(f"""rate{j}_u AS (SELECT DISTINCT pk FROM obs WHERE concept = {c} AND d_lo IS NULL)""")
+            days = (f"(CASE WHEN rate{j}.n < 2 OR rate{j}.unreadable OR rate{j}_u.pk IS NOT NULL THEN NULL "
                     f"WHEN rate{j}.sec1 IS NOT NULL AND rate{j}.sec2 IS NOT NULL THEN "
                     f"(date_diff('day', rate{j}.lo2, rate{j}.lo1) * 86400 + (rate{j}.sec1 - rate{j}.sec2)) / 86400.0e0 "
                     f"WHEN rate{j}.lo1 = rate{j}.hi1 AND rate{j}.lo2 = rate{j}.hi2 THEN "
                     f"CAST(date_diff('day', rate{j}.lo2, rate{j}.lo1) AS DOUBLE) ELSE NULL END)")
             cols += [f"rate{j}.v1 AS q{j}_v1", f"rate{j}.v2 AS q{j}_v2", f"{days} AS q{j}_days"]
-            joins.append(f"LEFT JOIN rate{j} ON rate{j}.pk = p.pk")
+            joins.append(f"LEFT JOIN rate{j} ON rate{j}.pk = p.pk LEFT JOIN rate{j}_u ON rate{j}_u.pk = p.pk")
         for j, (concepts, start) in enumerate(self.pairs):
             ctes += self.pair_ctes(j, concepts, start)
             cols += [f"pair{j}.v{n} AS p{j}_{n}" for n in range(len(concepts))]
             joins.append(f"LEFT JOIN pair{j} ON pair{j}.pk = p.pk")
+        if self.presence:
+            aggs = []
+            for i, (concept, start) in enumerate(self.presence):
+                inside = f" AND {within('d_lo', 'd_hi', date_lit(start), A)} IS NOT FALSE" if start else ""
+                aggs.append(f"bool_or(d_lo IS NOT NULL AND d_lo <= {A}{inside}) "
+                            f"FILTER (WHERE concept = {text_lit(concept.name)}) AS rec{i}")
+            ctes.append("present AS (\n  SELECT pk, " + ",\n         ".join(aggs) + "\n  FROM obs GROUP BY pk\n)")
+            cols += [f"present.rec{i}" for i in range(len(self.presence))]
+            joins.append("LEFT JOIN present ON present.pk = p.pk")
+        if self.facts:
+            ctes += self.fact_ctes()
         for kind, events in self.events.items():
             if not events:
                 continue
-            table = ENTRY_TABLES[kind]
-            verified = ("coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
-                        if kind == "condition" else "TRUE")
             aggs = ",\n         ".join(f"{agg} AS x{i}" for i, (agg, _) in enumerate(events))
-            grade = "r.grade" if kind == "condition" else "CAST(NULL AS INTEGER) AS grade"
-            ctes.append(f"""e_{kind} AS (
-  SELECT r.pk, {aggs}
-  FROM (SELECT r.pk, r.mkey, r.s_lo, r.s_hi, r.e_lo, r.e_hi, r.status, {grade} FROM {table} r WHERE {verified}) r
-  JOIN concepts_{kind} m ON m.mkey = r.mkey
-  GROUP BY r.pk
-)""")
+            parts = [f"SELECT r.pk, '{kind}' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, r.e_lo, "
+                     f"r.e_hi, r.status, {'r.grade' if kind == 'condition' else 'CAST(NULL AS INTEGER)'} AS grade "
+                     f"FROM {ENTRY_TABLES[kind]} r JOIN concepts_{kind} m ON m.mkey = r.mkey"
+                     + (" WHERE coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
+                        if kind == "condition" else "")]
+            if kind == "procedure":
+                names = ", ".join(text_lit(n) for n in sorted(self.concepts["procedure"]))
+                parts.append("SELECT r.pk, 'condition' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, "
+                             "r.e_lo, r.e_hi, r.status, r.grade FROM conditions r JOIN concepts_condition m "
+                             "ON m.mkey = r.mkey WHERE coalesce(r.verification, '') NOT IN ('refuted', "
+                             f"'entered-in-error') AND m.target IN ({names})")
+            ctes.append(f"e_{kind} AS (\n  SELECT r.pk, {aggs}\n  FROM ("
+                        + " UNION ALL ".join(parts) + ") r\n  GROUP BY r.pk\n)")
         if self.tests:
             aggs = []
             for i, (verdict, where) in enumerate(self.tests):
@@ -553,10 +672,13 @@ class _Compiler:
                             f"{any_record(verdict, where)} END) AS x{i}")
             ctes.append("tests AS (\n  SELECT o.pk, " + ",\n         ".join(aggs) + "\n  FROM obs o GROUP BY o.pk\n)")
         if self.attested:
+            # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
+            mine = f"(study IS NULL OR contains(lower(study), {text_lit(self.checked.id.lower())}))"
             aggs = ", ".join(
-                f"arg_min_null(CASE WHEN value THEN 2 WHEN NOT value THEN 0 ELSE 1 END, seq) "
-                f"FILTER (WHERE key = {text_lit(k)}) AS x{i}" for i, k in enumerate(self.attested))
-            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM attestations GROUP BY pk\n)")
+                f"bool_and(value) FILTER (WHERE key = {text_lit(k)}) AS all{i}, "
+                f"bool_or(value) FILTER (WHERE key = {text_lit(k)}) AS any{i}" for i, k in enumerate(self.attested))
+            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM attestations WHERE value IS NOT NULL AND {mine} "
+                        f"GROUP BY pk\n)")
         # The criteria read the base row b; events, tests and attestations read their own aggregates.
         ctes.append("b AS (\n  SELECT " + ",\n         ".join(cols) + "\n  FROM patients p\n  "
                     + "\n  ".join(joins) + "\n)")
@@ -569,6 +691,8 @@ class _Compiler:
             crit_joins.append("LEFT JOIN tests t ON t.pk = b.pk")
         if self.attested:
             crit_joins.append("LEFT JOIN att a ON a.pk = b.pk")
+        if self.facts:
+            crit_joins.append("LEFT JOIN facts f ON f.pk = b.pk")
         crit = ",\n         ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
         ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM b\n  "
                     + "\n  ".join(crit_joins) + "\n)")
@@ -583,6 +707,77 @@ class _Compiler:
         return ("WITH " + ",\n".join(ctes) +
                 f"\nSELECT pk, patient_id, source, line, issues, CASE WHEN {excluded} THEN 'ineligible' WHEN {decided} "
                 f"THEN 'eligible' ELSE 'undetermined' END AS verdict{sep}{columns}\nFROM crit\nORDER BY pk")
+
+    def fact_ctes(self) -> list[str]:
+        """Facts from evidence (elig.engine.facts.evidence, decide): the newest observations decide
+        (results at the same time that differ: unknown), conditions count while active (and, with
+        ``evidence_condition_days``, when they began that recently); evidence that disagrees is unknown."""
+        A = self.AS_OF
+        obs_parts, cond_parts = [], []
+        for i, (concept, parts) in enumerate(self.facts):
+            opens = (date_lit(window_start(self.as_of, concept.evidence_days, "day")) if concept.evidence_days
+                     else "DATE '0001-01-01'")
+            for ev in parts["obs"]:
+                if ev.kind == "test":
+                    value = "(CASE result WHEN 'positive' THEN TRUE WHEN 'negative' THEN FALSE ELSE NULL END)"
+                else:
+                    pos = f"WHEN cval >= {lit(ev.positive_at)} THEN TRUE " if ev.positive_at is not None else ""
+                    neg = f"WHEN cval < {lit(ev.negative_below)} THEN FALSE " if ev.negative_below is not None else ""
+                    value = f"(CASE WHEN NOT ok THEN NULL {pos}{neg}ELSE NULL END)"
+                obs_parts.append(f"SELECT pk, {i} AS fact, {value} AS v, d_hi, sec FROM obs "
+                                 f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NOT NULL AND d_lo <= {A} "
+                                 f"AND d_lo >= {opens} AND d_hi <= {A}")
+            for ev in parts["cond"]:
+                active = self.active_at("condition", A)
+                recent = "TRUE"
+                if concept.evidence_condition_days:
+                    since = date_lit(window_start(self.as_of, concept.evidence_condition_days, "day"))
+                    recent = f"(r.s_lo IS NULL OR (r.s_lo >= {since} AND r.s_hi <= {A}))"
+                cond_parts.append(
+                    f"SELECT r.pk, {i} AS fact, CASE WHEN ({active}) AND NOT {recent} THEN NULL ELSE ({active}) END AS v "
+                    f"FROM conditions r JOIN concepts_condition m ON m.mkey = r.mkey "
+                    f"WHERE m.target = {text_lit(ev.name)} AND coalesce(r.verification, '') NOT IN "
+                    f"('refuted', 'entered-in-error') AND ({active}) IS NOT FALSE AND NOT coalesce(r.s_lo > {A}, FALSE)")
+        code = "(CASE WHEN v THEN 2 WHEN NOT v THEN 0 ELSE 1 END)"
+        out = []
+        seen = []
+        if obs_parts:
+            when = "(date_diff('day', DATE '1970-01-01', d_hi) * 86400 + sec)"
+            out.append("fact_obs AS (\n  SELECT pk, fact, min(code) AS lo, max(code) AS hi FROM (\n    SELECT *, "
+                       f"{code} AS code, {when} AS t_at, max({when}) OVER (PARTITION BY pk, fact) AS t_top FROM ("
+                       + " UNION ALL ".join(obs_parts) + ") e) x\n"
+                       "  WHERE t_at = t_top\n  GROUP BY pk, fact\n)")
+            seen.append("fact_obs")
+        if cond_parts:
+            out.append("fact_cond AS (\n  SELECT pk, fact, bool_and(v IS NOT DISTINCT FROM TRUE) AS all_true, "
+                       "bool_or(v IS NOT DISTINCT FROM TRUE) AS any_true FROM ("
+                       + " UNION ALL ".join(cond_parts) + ") e GROUP BY pk, fact\n)")
+            seen.append("fact_cond")
+        cols = []
+        for i in range(len(self.facts)):
+            o_lo = f"max(o.lo) FILTER (WHERE k.fact = {i})" if obs_parts else "NULL"
+            o_hi = f"max(o.hi) FILTER (WHERE k.fact = {i})" if obs_parts else "NULL"
+            c_all = f"bool_or(c.all_true) FILTER (WHERE k.fact = {i})" if cond_parts else "NULL"
+            c_any = f"bool_or(c.any_true) FILTER (WHERE k.fact = {i})" if cond_parts else "NULL"
+            decided = (f"CASE WHEN {o_lo} IS NOT NULL THEN (CASE WHEN {o_lo} <> {o_hi} THEN NULL "
+                       f"WHEN {o_lo} = 2 THEN TRUE WHEN {o_lo} = 0 AND NOT coalesce({c_any}, FALSE) THEN FALSE "
+                       f"ELSE NULL END) WHEN {c_all} IS NOT NULL THEN (CASE WHEN {c_all} THEN TRUE ELSE NULL END) "
+                       f"END")
+            cols.append(f"{decided} AS d{i}")
+            cols.append(f"({o_lo} IS NOT NULL OR {c_all} IS NOT NULL) AS found{i}")
+        keys = " UNION ".join(f"SELECT pk, fact FROM {t}" for t in seen)
+        joins = ""
+        if obs_parts:
+            joins += " LEFT JOIN fact_obs o ON o.pk = k.pk AND o.fact = k.fact"
+        if cond_parts:
+            joins += " LEFT JOIN fact_cond c ON c.pk = k.pk AND c.fact = k.fact"
+        if not seen:
+            out.append("facts AS (SELECT pk, " + ", ".join(f"CAST(NULL AS BOOLEAN) AS d{i}, FALSE AS found{i}"
+                                                          for i in range(len(self.facts))) + " FROM patients)")
+        else:
+            out.append(f"facts AS (\n  SELECT k.pk, " + ",\n         ".join(cols) +
+                       f"\n  FROM ({keys}) k{joins}\n  GROUP BY k.pk\n)")
+        return out
 
     def pair_ctes(self, j: int, concepts: tuple[Concept, ...], start: dt.date | None) -> list[str]:
         """Measurements taken together: each at the first's time (±1 h, or the same day without times).
@@ -623,11 +818,14 @@ class _Compiler:
   SELECT c.pk, c.rn, CASE {' '.join(status)} ELSE 'done' END AS status, {', '.join(selects)}
   FROM pair{j}_c c {' '.join(joins)}
 )""")
-        values = ", ".join(f"CASE WHEN status = 'done' THEN v{n} END AS v{n}" for n in range(len(concepts)))
+        values = ", ".join(f"CASE WHEN status = 'done' AND u.pk IS NULL THEN v{n} END AS v{n}"
+                           for n in range(len(concepts)))
+        # An undated result of the first measurement may be the newest: no pair can be trusted.
         out.append(f"""pair{j} AS (
-  SELECT pk, {values}
+  SELECT x.pk, {values}
   FROM (SELECT *, row_number() OVER (PARTITION BY pk ORDER BY rn) AS k FROM pair{j}_s WHERE status <> 'skip') x
-  WHERE k = 1
+  LEFT JOIN (SELECT DISTINCT pk FROM obs WHERE concept = {text_lit(first.name)} AND d_lo IS NULL) u ON u.pk = x.pk
+  WHERE x.k = 1
 )""")
         return out
 
@@ -648,62 +846,71 @@ def compile_protocol(checked: p.CheckedProtocol, as_of: dt.date) -> Compiled:
 
 # ---------------------------------------------------------------- the small tables beside the query
 def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResolver,
-                 keys: dict[str, list[tuple[str, str | None, list[str]]]],
-                 units: list[str]) -> dict[str, list[dict]]:
+                 keys: dict[str, list[str]], units: list[str]) -> dict[str, list[dict]]:
     """Rows of the small tables the query joins: entries to concepts, and unit factors.
 
-    ``keys`` holds, per entry kind, the distinct (mkey, concept name, codes) of the data;
-    ``units`` the distinct unit strings of observations (values and reference ranges).
-    Concepts are matched as the interpreter matches them: by code (exact or prefix), and
-    for a named entry by name, with the broader concepts whose value sets hold its codes.
+    ``keys`` holds, per entry kind, the distinct match keys of the data (``tables.match_key``);
+    ``units`` the distinct unit strings of observations (values and reference ranges). Each key
+    is matched with the interpreter's own functions (``elig.engine.index``): by code (exact or
+    prefix), by a procedure's category and body site where the concept lists site codes, and
+    for a named entry by name with the broader concepts; an observation whose display alone
+    names a concept is kept apart (``unmatched``), as the interpreter keeps it.
     """
+    from types import SimpleNamespace
+
+    from elig.batch.tables import entry_of
+    from elig.engine.bounds import plausible_uln
+    from elig.engine.index import concepts_of, display_only_concept, site_check
+    from elig.engine.measure import unit_fits
+
     out: dict[str, list[dict]] = {}
-    measured = {c.name: c for c in compiled.measured}
+    site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind in ENTRY_TABLES:
         wanted = set(compiled.concepts.get(kind, ()))
         rows = []
-        for mkey, name, codes in keys.get(kind, []):
-            for concept in _concepts_of(vocabulary, name, codes):
-                if concept.name not in wanted:
-                    continue
-                row = {"mkey": mkey, "target": concept.name}
+        for mkey in keys.get(kind, []):
+            entry = entry_of(kind, mkey)
+            found = concepts_of(vocabulary, entry, site_concepts)
+            matched = [(c, False) for c in found if c.name in wanted]
+            if kind == "observation" and not found and entry.codes:
+                named = display_only_concept(vocabulary, entry)
+                if named is not None and named[1].name in wanted:
+                    matched.append((named[1], True))
+            for concept, unmatched in matched:
+                site = site_check(concept, entry) if kind in ("condition", "procedure") else None
+                row = {"mkey": mkey, "target": concept.name, "unmatched": unmatched,
+                       "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
                 if kind == "observation":
-                    c = measured.get(concept.name, concept)
-                    row.update(unit=c.unit or "1", unitless_unit=c.unit if c.unitless == "canonical" else None,
-                               p_lo=c.plausible[0] if c.plausible else None,
-                               p_hi=c.plausible[1] if c.plausible else None)
+                    window = plausible_uln(concept)
+                    row.update(unit=concept.unit or "1",
+                               unitless_unit=concept.unit if concept.unitless == "canonical" else None,
+                               p_lo=concept.plausible[0] if concept.plausible else None,
+                               p_hi=concept.plausible[1] if concept.plausible else None,
+                               u_lo=window[0] if window else None, u_hi=window[1] if window else None)
                 rows.append(row)
         out[f"concepts_{kind}"] = rows
+    ctx = SimpleNamespace(resolver=resolver)
     factors = []
     for concept in compiled.measured:
         target_unit = concept.unit or "1"
         for unit in sorted(set(units) | {target_unit}):
             f = resolver.factor(unit, target_unit, concept.molar_mass)
-            factors.append({"unit": unit, "target": concept.name, "factor": f if isinstance(f, float) else None})
+            ref = f if isinstance(f, float) else None
+            if ref is not None and not unit_fits(ctx, concept, unit, ref):
+                f = None  # a dimensionless unit of another scale (% on ECOG) is not read
+            factors.append({"unit": unit, "target": concept.name, "factor": f if isinstance(f, float) else None,
+                            "ref_factor": ref})
     out["unit_factors"] = factors
     return out
 
 
-def _concepts_of(vocabulary: Vocabulary, name: str | None, codes: list[str]) -> list[Concept]:
-    found: list[Concept] = []
-    for text in codes:
-        system, _, code = text.partition("|")
-        for concept in vocabulary.by_code(Coding(system, code)):
-            if concept not in found:
-                found.append(concept)
-    if name:
-        concept = vocabulary.lookup(name)
-        if concept is not None and concept not in found:
-            found.append(concept)
-            found.extend(c for c in vocabulary.broader(concept) if c not in found)
-    return found
-
-
+_MAP = (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unmatched", "BOOLEAN"), ("site_applies", "BOOLEAN"),
+        ("site_ok", "BOOLEAN"))
 AUX_SCHEMAS = {
-    "concepts_observation": (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unit", "VARCHAR"),
-                             ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"), ("p_hi", "DOUBLE")),
-    "concepts_condition": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
-    "concepts_procedure": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
-    "concepts_medication": (("mkey", "VARCHAR"), ("target", "VARCHAR")),
-    "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("factor", "DOUBLE")),
+    "concepts_observation": _MAP + (("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
+                                    ("p_hi", "DOUBLE"), ("u_lo", "DOUBLE"), ("u_hi", "DOUBLE")),
+    "concepts_condition": _MAP,
+    "concepts_procedure": _MAP,
+    "concepts_medication": _MAP,
+    "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("factor", "DOUBLE"), ("ref_factor", "DOUBLE")),
 }

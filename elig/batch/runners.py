@@ -57,7 +57,7 @@ def rows(compiled: cc.Compiled, result: pa.Table) -> Iterator[BatchRow]:
 
 
 def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
-    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
     schema = pa.schema([(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
     return pa.Table.from_pylist(rows_, schema=schema)
 
@@ -100,8 +100,7 @@ class DuckDBEngine:
         if self._keys is None:
             keys = {}
             for kind, table in cc.ENTRY_TABLES.items():
-                keys[kind] = [(k, n, list(c or [])) for k, n, c in
-                              self.con.execute(f"SELECT DISTINCT mkey, concept, codes FROM {table}").fetchall()]
+                keys[kind] = [k for (k,) in self.con.execute(f"SELECT DISTINCT mkey FROM {table}").fetchall()]
             units = [u for (u,) in self.con.execute(
                 "SELECT unit FROM observations WHERE unit IS NOT NULL UNION "
                 "SELECT ref_unit FROM observations WHERE ref_unit IS NOT NULL").fetchall()]
@@ -175,8 +174,7 @@ class SparkEngine:
         if self._keys is None:
             keys = {}
             for kind, table in cc.ENTRY_TABLES.items():
-                keys[kind] = [(r[0], r[1], list(r[2] or [])) for r in
-                              self.spark.sql(f"SELECT DISTINCT mkey, concept, codes FROM {table}").collect()]
+                keys[kind] = [r[0] for r in self.spark.sql(f"SELECT DISTINCT mkey FROM {table}").collect()]
             units = [r[0] for r in self.spark.sql(
                 "SELECT unit FROM observations WHERE unit IS NOT NULL UNION "
                 "SELECT ref_unit FROM observations WHERE ref_unit IS NOT NULL").collect()]
@@ -187,9 +185,9 @@ class SparkEngine:
         """The compiled query and its Spark DataFrame (not yet computed)."""
         compiled = cc.compile_protocol(checked, as_of)
         keys, units = self.keys()
-        from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+        from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
 
-        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType()}
+        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType(), "BOOLEAN": BooleanType()}
         for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
             schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
             self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],

@@ -6,11 +6,11 @@ in the input, from 0):
 =============  ==================================================================
 patients       pk, patient_id, source, birth_lo, birth_hi, sex, pregnant, lactating, issues
 observations   pk, seq, mkey, concept, codes, value, unit, problem, result,
-               d_lo, d_hi, d_sec, d_key, ref_high, ref_unit
+               d_lo, d_hi, d_sec, d_key, ref_low, ref_high, ref_unit
 conditions     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status, verification, grade
 procedures     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
 medications    pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
-attestations   pk, seq, key, value
+attestations   pk, seq, key, value, study
 =============  ==================================================================
 
 Values stay as recorded (``value`` in ``unit``); the query converts them to the
@@ -21,6 +21,8 @@ time of day as seconds (``d_sec``, when recorded) and an exact key (``d_key``) t
 tells two stamps apart. ``mkey`` names the entry's concept and codes in one string,
 so the query matches entries to vocabulary concepts with one join on a small table.
 ``seq`` keeps the order of the record, which breaks ties as the interpreter does.
+``mkey`` also keeps the codes' display text, a procedure's category and the body sites,
+which the matching reads too.
 
 The rows are made from the ``Patient`` that elig's own readers build (native JSON
 or YAML, FHIR bundles, FHIR Bulk Data), so the SQL reads the records exactly as
@@ -54,7 +56,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
         ("value", pa.float64()), ("unit", pa.string()), ("problem", pa.string()), ("result", pa.string()),
         ("d_lo", pa.date32()), ("d_hi", pa.date32()), ("d_sec", pa.int32()), ("d_key", pa.string()),
-        ("ref_high", pa.float64()), ("ref_unit", pa.string()),
+        ("ref_low", pa.float64()), ("ref_high", pa.float64()), ("ref_unit", pa.string()),
     ]),
     "conditions": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
@@ -68,14 +70,43 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "attestations": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("key", pa.string()), ("value", pa.bool_()),
+        ("study", pa.string()),
     ]),
 }
 SCHEMAS["medications"] = SCHEMAS["procedures"]
 
 
-def match_key(concept: str | None, codes: Iterable[str]) -> str:
-    """The string that names an entry's concept and codes (one join matches it to vocabulary concepts)."""
-    return json.dumps([concept or "", sorted(codes)], ensure_ascii=False, separators=(",", ":"))
+def match_key(entry) -> str:
+    """The string that names everything an entry is matched to concepts by: its concept name, its
+    codes (with their display, which may name a concept the code is not in), its category and its
+    body sites. The query joins it to a small table that elig builds from the vocabulary
+    (``elig.batch.compiler.concept_maps``)."""
+    sig = {"n": entry.concept or "", "c": [[c.system, c.code, c.display or ""] for c in entry.codes]}
+    category = getattr(entry, "category", ())
+    if category:
+        sig["k"] = [[c.system, c.code] for c in category]
+    sites = getattr(entry, "body_sites", ())
+    if sites:
+        sig["b"] = [[[c.system, c.code] for c in site.codes] for site in sites]
+    return json.dumps(sig, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def entry_of(kind: str, key: str):
+    """A record entry with only what ``match_key`` kept: enough to match it as the interpreter does."""
+    from elig.records.patient import BodySite, Condition, Medication, Observation, Procedure, Source
+    from elig.terminology.codes import Coding
+
+    sig = json.loads(key)
+    codes = tuple(Coding(s, c, d or None) for s, c, d in sig.get("c", []))
+    common = {"source": Source("", ""), "concept": sig.get("n") or None, "codes": codes}
+    sites = tuple(BodySite(codes=tuple(Coding(s, c) for s, c in site)) for site in sig.get("b", []))
+    if kind == "observation":
+        return Observation(**common)
+    if kind == "condition":
+        return Condition(**common, body_sites=sites)
+    if kind == "procedure":
+        return Procedure(**common, category=tuple(Coding(s, c) for s, c in sig.get("k", [])), body_sites=sites)
+    return Medication(**common)
 
 
 def date_key(d: PartialDate) -> str:
@@ -114,16 +145,17 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
         d = o.date
         t = d.time if d is not None else None
         out["observations"].append({
-            "pk": pk, "seq": seq, "mkey": match_key(o.concept, codes), "concept": o.concept, "codes": codes,
+            "pk": pk, "seq": seq, "mkey": match_key(o), "concept": o.concept, "codes": codes,
             "value": o.value, "unit": o.unit, "problem": o.problem, "result": o.result,
             "d_lo": _lo(d), "d_hi": _hi(d), "d_sec": (t.hour * 3600 + t.minute * 60 + t.second) if t else None,
-            "d_key": date_key(d) if d is not None else None, "ref_high": o.reference_high,
+            "d_key": date_key(d) if d is not None else None, "ref_low": o.reference_low,
+            "ref_high": o.reference_high,
             "ref_unit": o.reference_unit,
         })
     for seq, c in enumerate(patient.conditions):
         codes = _codes(c)
         out["conditions"].append({
-            "pk": pk, "seq": seq, "mkey": match_key(c.concept, codes), "concept": c.concept, "codes": codes,
+            "pk": pk, "seq": seq, "mkey": match_key(c), "concept": c.concept, "codes": codes,
             "s_lo": _lo(c.onset), "s_hi": _hi(c.onset), "e_lo": _lo(c.abatement), "e_hi": _hi(c.abatement),
             "status": c.clinical_status, "verification": c.verification_status, "grade": c.grade,
         })
@@ -131,12 +163,12 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
         for seq, e in enumerate(entries):
             codes = _codes(e)
             out[table].append({
-                "pk": pk, "seq": seq, "mkey": match_key(e.concept, codes), "concept": e.concept, "codes": codes,
+                "pk": pk, "seq": seq, "mkey": match_key(e), "concept": e.concept, "codes": codes,
                 "s_lo": _lo(e.start), "s_hi": _hi(e.start), "e_lo": _lo(e.end), "e_hi": _hi(e.end),
                 "status": e.status,
             })
     for seq, a in enumerate(patient.attestations):
-        out["attestations"].append({"pk": pk, "seq": seq, "key": a.key, "value": a.value})
+        out["attestations"].append({"pk": pk, "seq": seq, "key": a.key, "value": a.value, "study": a.study})
     return out
 
 
