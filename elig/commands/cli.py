@@ -190,11 +190,14 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
+main.add_command(_lsp_command, "lsp")
+main.add_command(_serve_command, "serve")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

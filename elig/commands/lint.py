@@ -8,21 +8,14 @@ import sys
 import click
 
 from elig.commands.files import protocol_files
-from elig.diagnostics import DataError, Diagnostic, ProtocolError, render_all
-from elig.engine import checker
-from elig.language import parser
-from elig.language.lint import lint
-from elig.terminology.vocabulary import Vocabulary, default_vocabulary
+from elig.diagnostics import DataError, Diagnostic, render_all
+from elig.engine.diagnose import diagnose_text
+from elig.terminology.vocabulary import Vocabulary
 
 
 def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """Parse errors, or checker errors and lint warnings, for one protocol text."""
-    try:
-        tree = parser.parse_protocol(text, file=file)
-    except ProtocolError as exc:
-        return list(exc.diagnostics)
-    vocabulary = vocabulary or default_vocabulary()
-    return list(checker.diagnose(tree, vocabulary)) + lint(tree, vocabulary)
+    """Parse errors, or checker errors and lint warnings, for one protocol text (elig.engine.diagnose)."""
+    return list(diagnose_text(text, file, vocabulary).diagnostics)
 
 
 @click.command("lint")
