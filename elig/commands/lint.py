@@ -7,14 +7,18 @@ import sys
 
 import click
 
-from elig.commands.files import protocol_files
-from elig.diagnostics import DataError, Diagnostic, render_all
+from elig.commands.files import add_sources, base_vocabulary, protocol_files, vocabulary_option
+from elig.diagnostics import DataError, Diagnostic, ProtocolError, render_all
 from elig.engine.diagnose import diagnose_text
 from elig.terminology.vocabulary import Vocabulary
 
 
 def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """Parse errors, or checker errors and lint warnings, for one protocol text (elig.engine.diagnose)."""
+    """Parse errors, vocabulary-file errors, or checker errors and lint warnings, for one protocol text.
+
+    The composition lives in :func:`elig.engine.diagnose.diagnose_text`, which the language
+    server and the workbench call too.
+    """
     return list(diagnose_text(text, file, vocabulary).diagnostics)
 
 
@@ -23,7 +27,8 @@ def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--ignore", "ignore", metavar="CODES", default="",
               help="Comma-separated warning codes to leave out, e.g. W206,W208.")
-def command(paths, fmt, ignore):
+@vocabulary_option
+def command(paths, fmt, ignore, vocabulary_files):
     """Ask a reviewer's questions of protocols (files or folders of *.elig).
 
     Reports checker errors and lint warnings (W201-W209, see docs/diagnostics.md).
@@ -32,8 +37,12 @@ def command(paths, fmt, ignore):
 
     try:
         files = protocol_files(paths)
+        vocabulary = base_vocabulary(vocabulary_files)
     except DataError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ProtocolError as exc:
+        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
         sys.exit(1)
     skip = {c.strip().upper() for c in ignore.split(",") if c.strip()}
     problems: list[Diagnostic] = []
@@ -41,7 +50,8 @@ def command(paths, fmt, ignore):
     for f in files:
         text = f.read_text(encoding="utf-8")
         sources[str(f)] = text
-        problems.extend(d for d in lint_text(text, str(f)) if d.code not in skip)
+        problems.extend(d for d in lint_text(text, str(f), vocabulary) if d.code not in skip)
+    sources = add_sources(problems, sources)
     if fmt == "json":
         click.echo(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.as_dict() for d in problems]},
                               ensure_ascii=False, indent=2))

@@ -40,6 +40,7 @@ import click
 
 from elig.diagnostics import DataError, EligError
 from elig.engine.plan import CheckedProtocol
+from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -205,14 +206,15 @@ _WORKER: _Screener | None = None  # set once per worker process by the pool init
 
 
 def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_file: str, as_of, explain: bool,
-                 html_dir: str | None) -> None:
+                 html_dir: str | None, vocabulary_files: tuple[str, ...] = ()) -> None:
     global _WORKER
     from elig import api
 
+    vocabulary = list(vocabulary_files) or None  # the author-declared files the parent read
     if protocol_path is not None:
-        checked = api.load_protocol(protocol_path)
+        checked = api.load_protocol(protocol_path, vocabulary=vocabulary)
     else:
-        checked = api.parse_protocol_text(protocol_text or "", file=protocol_file)
+        checked = api.parse_protocol_text(protocol_text or "", file=protocol_file, vocabulary=vocabulary)
     _WORKER = _Screener(checked, as_of, explain, html_dir)
 
 
@@ -267,7 +269,8 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
             yield task
 
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir)) as pool:
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir,
+                                                                protocol.vocabulary.files)) as pool:
         for row in pool.imap(_work, bounded(tasks), chunksize=chunksize):
             window.release()
             yield row
@@ -413,7 +416,8 @@ def _summary_row(row: Row) -> str:
 @click.option("--html-dir", type=click.Path(file_okay=False),
               help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
-def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet):
+@vocabulary_option
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files):
     """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
 
     One row per patient: the verdict and every criterion's outcome. Without
@@ -431,9 +435,9 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     try:
-        checked = api.load_protocol(protocol)
+        checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
     except ProtocolError as exc:
-        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
+        click.echo(render_all(exc.diagnostics, add_sources(exc.diagnostics, exc.sources)), err=True)
         sys.exit(1)
     except (OSError, UnicodeDecodeError) as exc:
         click.echo(f"error: {protocol}: cannot read the protocol: {exc}", err=True)

@@ -144,14 +144,18 @@ class _Builder(lark.Transformer):
         criteria = tuple(c for section in sections for c in section)
         return t.Protocol(
             id=header["id"], title=header.get("title"), version=header.get("version"),
-            lookback=header.get("lookback"), criteria=criteria, file=self.file,
+            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]), criteria=criteria,
+            file=self.file,
             span=self._span(meta),
         )
 
     def header(self, items):
-        out = {"id": str(items[0])}
+        out = {"id": str(items[0]), "vocabularies": []}
         for key, value in items[1:]:
-            out[key] = value
+            if key == "vocabulary":
+                out["vocabularies"].append(value)
+            else:
+                out[key] = value
         return out
 
     def title(self, items):
@@ -162,6 +166,9 @@ class _Builder(lark.Transformer):
 
     def lookback(self, items):
         return ("lookback", items[0])
+
+    def vocabulary(self, items):
+        return ("vocabulary", t.VocabularyFile(self._string(items[0]), span=self._span(items[0])))
 
     def section(self, items):
         kind = str(items[0]).lower()
@@ -436,6 +443,7 @@ _TOKEN_DESCRIPTIONS = {
     "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
     "ATTESTED": "'attested'", "NOTE": "'note'",
     "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
+    "VOCABULARY": "'vocabulary'",
     "COMMENT": "a comment",
     "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
@@ -446,7 +454,7 @@ KEYWORDS = (
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
     "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
-    "version", "lookback", "grade", "stage", "class",
+    "version", "lookback", "vocabulary", "grade", "stage", "class",
 )
 
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
