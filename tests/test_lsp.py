@@ -35,6 +35,29 @@ exclusion
 """
 
 
+FERRITIN = """\
+concepts:
+  - name: serum ferritin
+    kind: measurement
+    aliases: [ferritin, s-ferritin]
+    codes:
+      - {system: LOINC, code: 2276-4, display: "Ferritin [Mass/volume] in Serum or Plasma"}
+    unit: ng/mL
+    plausible: [0, 100000]
+    uln: {value: 300, unit: ng/mL, source: "site laboratory"}
+"""
+
+SITE = """protocol SITE-1
+  title "A site trial"
+  vocabulary "site.yaml"
+
+inclusion
+  I1 "Ferritin below 2 x ULN"
+    ferritin < 2 x ULN within 30 days
+
+"""
+
+
 def _server_command() -> list[str]:
     script = Path(sys.executable).with_name("elig")
     return [str(script), "lsp"] if script.is_file() else [sys.executable, "-m", "elig", "lsp"]
@@ -190,6 +213,26 @@ async def _session(tmp_path: Path) -> None:
             text_document=doc, options=lsp.FormattingOptions(tab_size=2, insert_spaces=True)))
         formatted = _apply(messy, edits)
         assert formatted == format_text(messy) and "    ANC ≥ 1.5 x 10^9/L within 7 days" in formatted
+
+        # an author's vocabulary file, named in the protocol header: completion, hover, definition
+        (tmp_path / "site.yaml").write_text(FERRITIN, encoding="utf-8")
+        site_uri = (tmp_path / "site.elig").as_uri()
+        client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(uri=site_uri, language_id="elig", version=1, text=SITE)))
+        site_doc = lsp.TextDocumentIdentifier(uri=site_uri)
+        params = await asyncio.wait_for(published.get(), 30)
+        while params.uri != site_uri:  # the first document's last (debounced) publication
+            params = await asyncio.wait_for(published.get(), 30)
+        assert list(params.diagnostics) == []
+        got = await client.text_document_completion_async(lsp.CompletionParams(
+            text_document=site_doc, position=lsp.Position(7, 4)))
+        assert {"serum ferritin", "s-ferritin", "ANC"} <= {i.label for i in got.items}
+        at = _pos(SITE, "ferritin <", 2)
+        h = await client.text_document_hover_async(lsp.HoverParams(text_document=site_doc, position=at))
+        assert "Default ULN: 300 ng/mL, site laboratory" in h.contents.value
+        assert f"Vocabulary: {tmp_path / 'site.yaml'}, line 2" in h.contents.value
+        loc = await client.text_document_definition_async(lsp.DefinitionParams(text_document=site_doc, position=at))
+        assert loc.uri == (tmp_path / "site.yaml").as_uri() and loc.range.start.line == 1
 
         await client.shutdown_async(None)
         client.exit(None)

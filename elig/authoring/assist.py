@@ -15,7 +15,6 @@ columns in code points; the language server converts them.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import re
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from elig.language.parser import get_parser, is_plain_name
 from elig.terminology.codes import short_system
 from elig.terminology.derivations import CATALOGUE
 from elig.terminology.units import conversion_factor_q, format_number, parse_unit
-from elig.terminology.vocabulary import Concept, Vocabulary, default_vocabulary, normalise_name
+from elig.terminology.vocabulary import Concept, Vocabulary, bundled_files, default_vocabulary, normalise_name
 
 # Units offered after a number, kept when they convert to the concept's canonical unit.
 UNIT_CHOICES = (
@@ -81,11 +80,6 @@ def keywords() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------- vocabulary files
-def shipped_vocabulary_file() -> Path:
-    """The vocabulary elig ships (``elig/data/vocabulary.yaml``)."""
-    return Path(str(importlib.resources.files("elig").joinpath("data/vocabulary.yaml")))
-
-
 _NAME_LINE = re.compile(r"^(\s*-\s*name:\s*)(['\"]?)(.+?)\2\s*(?:#.*)?$")
 
 
@@ -101,8 +95,14 @@ def _declarations(path: str, mtime: float) -> dict[str, Span]:
     return out
 
 
-def declaration(concept: Concept, files: tuple[Path, ...]) -> Span | None:
-    """Where a concept is declared: the first of ``files`` (an author's, then the shipped one) naming it."""
+def declaration(concept: Concept, files: tuple[Path, ...] = ()) -> Span | None:
+    """Where a concept is declared: its ``- name:`` line in the vocabulary file it was read from
+    (an author's file named in the protocol header or given with ``--vocabulary``, or a shipped one).
+
+    A concept read before declarations were recorded is looked up in ``files`` by name.
+    """
+    if concept.origin is not None:
+        return concept.origin
     for f in files:
         try:
             found = _declarations(str(f), f.stat().st_mtime).get(normalise_name(concept.name))
@@ -419,13 +419,16 @@ class Analysis:
         return None
 
 
-def analyse(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None,
-            vocabulary_files: tuple[Path, ...] = ()) -> Analysis:
-    """Diagnose a protocol text (as ``elig lint`` does) and keep what an editor needs to answer questions."""
-    vocabulary = vocabulary or default_vocabulary()
-    diagnosed = diagnose_text(text, file, vocabulary)
-    files = tuple(vocabulary_files) + (shipped_vocabulary_file(),)
-    return Analysis(text, file, diagnosed.tree, diagnosed.diagnostics, vocabulary, files)
+def analyse(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> Analysis:
+    """Diagnose a protocol text (as ``elig lint`` does) and keep what an editor needs to answer questions.
+
+    Names are looked up in the vocabulary the protocol is checked with: ``vocabulary`` (the
+    bundled one by default) with the files the protocol's header names.
+    """
+    base = vocabulary or default_vocabulary()
+    diagnosed = diagnose_text(text, file, base)
+    return Analysis(text, file, diagnosed.tree, diagnosed.diagnostics, diagnosed.vocabulary or base,
+                    bundled_files())
 
 
 # ---------------------------------------------------------------- concept text
@@ -463,7 +466,7 @@ def concept_markdown(concept: Concept, files: tuple[Path, ...] = (), measure: t.
             mark = " (this rule)" if chosen is not None and d.key == chosen.key else (
                 " (default)" if concept.methods and d.key == concept.methods[0] else "")
             lines.append(f"- *{d.title}*{mark}: `{d.formula}`. {d.reference}")
-    where = declaration(concept, files) if files else None
+    where = declaration(concept, files)
     if where is not None:
         lines.append(f"Vocabulary: {_display_path(where.file)}, line {where.line}")
     return "\n\n".join(lines)

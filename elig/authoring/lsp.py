@@ -27,6 +27,7 @@ from pygls.lsp.server import LanguageServer
 from elig import __version__
 from elig.authoring import assist
 from elig.diagnostics import Diagnostic, Span
+from elig.terminology.vocabulary import Vocabulary
 
 DEBOUNCE_SECONDS = 0.3
 SOURCE = "elig"
@@ -49,12 +50,20 @@ def _uri_of(path: str) -> str:
     return Path(path).resolve().as_uri()
 
 
+def _plain_range(span: Span) -> lsp.Range:
+    """A span of a file that is not open in the editor (code points; the same as UTF-16 units
+    for the text of vocabulary files, which is in the Basic Multilingual Plane)."""
+    return lsp.Range(lsp.Position(span.line - 1, span.column - 1),
+                     lsp.Position(max(span.end_line, span.line) - 1, max(span.end_column, span.column) - 1))
+
+
 class EligServer(LanguageServer):
     """The server and its per-document state (analyses and pending diagnostics), owned by one process."""
 
-    def __init__(self, debounce: float = DEBOUNCE_SECONDS):
+    def __init__(self, debounce: float = DEBOUNCE_SECONDS, vocabulary: Vocabulary | None = None):
         super().__init__("elig", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental)
         self.debounce = debounce
+        self.vocabulary = vocabulary
         self.analyses: dict[str, tuple[int | None, str, assist.Analysis]] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
 
@@ -64,7 +73,7 @@ class EligServer(LanguageServer):
         cached = self.analyses.get(uri)
         if cached is not None and cached[0] == doc.version and cached[1] == doc.source:
             return cached[2]
-        result = assist.analyse(doc.source, _file_of(uri))
+        result = assist.analyse(doc.source, _file_of(uri), self.vocabulary)
         self.analyses[uri] = (doc.version, doc.source, result)
         return result
 
@@ -85,8 +94,17 @@ class EligServer(LanguageServer):
         message = d.message + (f"\nhelp: {d.hint}" if d.hint else "")
         if d.location:
             message += f"\n(at {d.location})"
+        span, related = d.span, None
+        if span is not None and span.file != _file_of(uri):
+            # A problem inside a vocabulary file the protocol names: shown on the protocol's
+            # first line, with the place in the other file.
+            message = f"{span}: {message}"
+            related = [lsp.DiagnosticRelatedInformation(location=lsp.Location(
+                uri=_uri_of(span.file), range=_plain_range(span)), message=d.message)]
+            span = None
         return lsp.Diagnostic(
-            range=self.to_range(uri, d.span), message=message, code=d.code, source=SOURCE,
+            range=self.to_range(uri, span), message=message, code=d.code, source=SOURCE,
+            related_information=related,
             severity=lsp.DiagnosticSeverity.Error if d.severity == "error" else lsp.DiagnosticSeverity.Warning,
             data={"hint": d.hint} if d.hint else None)
 
@@ -108,9 +126,13 @@ class EligServer(LanguageServer):
         self.pending[uri] = asyncio.get_running_loop().call_later(self.debounce, self.publish, uri)
 
 
-def make_server(debounce: float = DEBOUNCE_SECONDS) -> EligServer:
-    """A language server with every feature registered (a new one each call: no module state)."""
-    server = EligServer(debounce)
+def make_server(debounce: float = DEBOUNCE_SECONDS, vocabulary: Vocabulary | None = None) -> EligServer:
+    """A language server with every feature registered (a new one each call: no module state).
+
+    ``vocabulary``: the bundled vocabulary with ``--vocabulary`` files; each protocol's own
+    header files are added to it per document.
+    """
+    server = EligServer(debounce, vocabulary)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: EligServer, params: lsp.DidOpenTextDocumentParams):
@@ -163,8 +185,7 @@ def make_server(debounce: float = DEBOUNCE_SECONDS) -> EligServer:
             return None
         # The vocabulary file is not open in the editor: its positions are code points,
         # the same as UTF-16 units for the names it holds.
-        rng = lsp.Range(lsp.Position(span.line - 1, span.column - 1), lsp.Position(span.end_line - 1, span.end_column - 1))
-        return lsp.Location(uri=_uri_of(span.file), range=rng)
+        return lsp.Location(uri=_uri_of(span.file), range=_plain_range(span))
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def symbols(ls: EligServer, params: lsp.DocumentSymbolParams):
@@ -213,6 +234,6 @@ def make_server(debounce: float = DEBOUNCE_SECONDS) -> EligServer:
     return server
 
 
-def serve_stdio(debounce: float = DEBOUNCE_SECONDS) -> None:
+def serve_stdio(vocabulary: Vocabulary | None = None, debounce: float = DEBOUNCE_SECONDS) -> None:
     """Run the server on standard input and output until the client says exit."""
-    make_server(debounce).start_io()
+    make_server(debounce, vocabulary).start_io()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import click
 
+from elig.commands.files import base_vocabulary, vocabulary_option
+
 
 @click.command("lsp")
 @click.option("--stdio", is_flag=True, help="Talk over standard input and output (the default and only transport).")
-def lsp_command(stdio):
+@vocabulary_option
+def lsp_command(stdio, vocabulary_files):
     """Run the elig language server for editors (LSP over standard input and output).
 
     Editors start it themselves: see docs/editors.md for VS Code, Neovim and Emacs.
     """
     from elig.authoring.lsp import serve_stdio
 
-    serve_stdio()
+    serve_stdio(base_vocabulary(vocabulary_files))
 
 
 @click.command("serve")
@@ -24,7 +27,8 @@ def lsp_command(stdio):
 @click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Evaluation date shown first (default: today).")
 @click.option("--examples", type=click.Path(exists=True, file_okay=False),
               help="Folder with patients/ and fhir/ example files (default: the checkout's examples/).")
-def serve_command(protocol, port, as_of, examples):
+@vocabulary_option
+def serve_command(protocol, port, as_of, examples, vocabulary_files):
     """Start the workbench: a page on 127.0.0.1 to write a protocol and try it on patients.
 
     Opens PROTOCOL in the editor (default: a small starter protocol). Prints the
@@ -51,7 +55,9 @@ def serve_command(protocol, port, as_of, examples):
         raise click.UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
                                f"choose another --port, or 0 for a free one") from None
     address = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    app = create_app(Workbench(Path(examples) if examples else None, Path(protocol) if protocol else None, date))
+    vocabulary = base_vocabulary(vocabulary_files)
+    app = create_app(Workbench(Path(examples) if examples else None, Path(protocol) if protocol else None, date,
+                               vocabulary))
     click.echo(f"elig workbench: {address}  (Ctrl+C stops it)", err=False)
     import sys
 

@@ -38,6 +38,7 @@ from elig.records.loader import load_patient, patient_from_text
 from elig.records.patient import Patient
 from elig.report.changes import derived_values, what_would_change
 from elig.report.html import HIGHLIGHT_CSS, render_html
+from elig.terminology.vocabulary import Vocabulary
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -70,13 +71,13 @@ def _offsets(text: str) -> list[int]:
     return starts
 
 
-def diagnostics_json(text: str, diagnostics: tuple[Diagnostic, ...]) -> list[dict]:
+def diagnostics_json(text: str, file: str, diagnostics: tuple[Diagnostic, ...]) -> list[dict]:
     """Diagnostics as the page shows them: the fields of ``elig lint --format json`` plus offsets in the text."""
     starts = _offsets(text)
     out = []
     for d in diagnostics:
         item = d.as_dict()
-        if d.span is not None and 1 <= d.span.line <= len(starts):
+        if d.span is not None and d.span.file == file and 1 <= d.span.line <= len(starts):
             start = starts[d.span.line - 1] + d.span.column - 1
             end_line = min(d.span.end_line, len(starts))
             end = starts[end_line - 1] + d.span.end_column - 1
@@ -99,7 +100,9 @@ def tokens_json(text: str) -> list[list]:
 class Workbench:
     """The state of one running workbench: example patients and the uploads of this process only."""
 
-    def __init__(self, examples: Path | None = None, protocol: Path | None = None, as_of: dt.date | None = None):
+    def __init__(self, examples: Path | None = None, protocol: Path | None = None, as_of: dt.date | None = None,
+                 vocabulary: Vocabulary | None = None):
+        self.vocabulary = vocabulary
         self.examples = examples if examples is not None else default_examples()
         self.protocol_path = protocol
         self.as_of = as_of
@@ -152,12 +155,15 @@ class Workbench:
 
     # ------------------------------------------------------------ protocol
     def starting_text(self) -> tuple[str, str]:
-        path = self.protocol_path or STATIC / "starter.elig"
-        return path.name, path.read_text(encoding="utf-8")
+        """The file name the page checks the text as (vocabulary files in its header are relative
+        to it), and the text."""
+        if self.protocol_path is not None:
+            return str(self.protocol_path), self.protocol_path.read_text(encoding="utf-8")
+        return "starter.elig", (STATIC / "starter.elig").read_text(encoding="utf-8")
 
     def evaluate(self, text: str, file: str, patient_key: str | None, as_of: str | None) -> dict:
-        diagnosed = diagnose_text(text, file)
-        out: dict = {"diagnostics": diagnostics_json(text, diagnosed.diagnostics), "tokens": tokens_json(text),
+        diagnosed = diagnose_text(text, file, self.vocabulary)
+        out: dict = {"diagnostics": diagnostics_json(text, file, diagnosed.diagnostics), "tokens": tokens_json(text),
                      "protocol_id": diagnosed.tree.id if diagnosed.tree else None}
         errors = [d for d in diagnosed.diagnostics if d.severity == "error"]
         if errors:
@@ -180,7 +186,7 @@ class Workbench:
         return out
 
     def result(self, text: str, file: str, patient_key: str, as_of: str | None):
-        checked = api.parse_protocol_text(text, file=file)
+        checked = api.parse_protocol_text(text, file=file, vocabulary=self.vocabulary)
         date = as_date(as_of or self.as_of)
         return api.evaluate(checked, self.patient(patient_key), date)
 

@@ -133,7 +133,8 @@ function showDiagnostics(diagnostics) {
     if (d.line) { li.dataset.line = d.line; li.dataset.column = d.column; }
     const where = document.createElement("span");
     where.className = "where";
-    where.textContent = d.line ? `line ${d.line}, column ${d.column}: ` : (d.location ? d.location + ": " : "");
+    if (d.line && d.file && d.file !== state.file) where.textContent = `${d.file}:${d.line}:${d.column}: `;  // a vocabulary file
+    else where.textContent = d.line ? `line ${d.line}, column ${d.column}: ` : (d.location ? d.location + ": " : "");
     const code = document.createElement("span");
     code.className = "code";
     code.textContent = `${d.severity}[${d.code}] `;
