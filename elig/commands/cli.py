@@ -124,8 +124,11 @@ def check(paths, fmt, vocabulary_files):
               show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Write the report to a file instead of standard output.")
 @vocabulary_option
+@click.option("--what-would-change", "changes", is_flag=True,
+              help="Print only what would change the verdict: data to collect and each value's distance "
+                   "to its threshold.")
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output, vocabulary_files):
+def explain(protocol, patient, as_of, fmt, output, vocabulary_files, changes):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -138,7 +141,17 @@ def explain(protocol, patient, as_of, fmt, output, vocabulary_files):
     checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
     record = load_patient(patient)
     result = api.evaluate(checked, record, as_of_date)
-    text = render(result, fmt, colour=output is None and sys.stdout.isatty())
+    if changes:
+        from elig.report.changes import render_changes_text, what_would_change
+
+        levers = what_would_change(result)
+        if fmt == "json":
+            text = json.dumps({"verdict": str(result.verdict), "changes": [lever.as_dict() for lever in levers]},
+                              ensure_ascii=False, indent=2) + "\n"
+        else:
+            text = f"{str(result.verdict).upper()}\n" + render_changes_text(levers)
+    else:
+        text = render(result, fmt, colour=output is None and sys.stdout.isatty())
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
