@@ -131,8 +131,12 @@ def check(paths, fmt, vocabulary_files):
               help="PATIENT is a patient id (or #N, the N-th patient) of the batch whose tables are in this folder "
                    "(elig screen --tables, elig tables); its record is read again and explained.")
 @vocabulary_option
+@click.option("--what-would-change", "changes", is_flag=True,
+              help="Print only what would change the verdict: data to collect and each value's distance "
+                   "to its threshold.")
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, from_batch, vocabulary_files):
+def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, from_batch, vocabulary_files,
+            changes):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -150,7 +154,17 @@ def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, fro
     else:
         record = api.with_attestations(load_patient(patient), attestations, site_codes)
         result = api.evaluate(checked, record, as_of_date)
-    text = render(result, fmt, colour=output is None and sys.stdout.isatty())
+    if changes:
+        from elig.report.changes import render_changes_text, what_would_change
+
+        levers = what_would_change(result)
+        if fmt == "json":
+            text = json.dumps({"verdict": str(result.verdict), "changes": [lever.as_dict() for lever in levers]},
+                              ensure_ascii=False, indent=2) + "\n"
+        else:
+            text = f"{str(result.verdict).upper()}\n" + render_changes_text(levers)
+    else:
+        text = render(result, fmt, colour=output is None and sys.stdout.isatty())
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -230,12 +244,15 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command, tables_command as _tables_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
 main.add_command(_tables_command, "tables")
+main.add_command(_lsp_command, "lsp")
+main.add_command(_serve_command, "serve")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
