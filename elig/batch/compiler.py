@@ -727,14 +727,15 @@ obs AS (SELECT * FROM obs_all WHERE NOT unmatched)""")
                 obs_parts.append(f"SELECT pk, {i} AS fact, {value} AS v, d_hi, sec FROM obs "
                                  f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NOT NULL AND d_lo <= {A} "
                                  f"AND d_lo >= {opens} AND d_hi <= {A}")
-            for ev in parts["cond"]:
+            for n_ev, ev in enumerate(parts["cond"]):
                 active = self.active_at("condition", A)
                 recent = "TRUE"
                 if concept.evidence_condition_days:
                     since = date_lit(window_start(self.as_of, concept.evidence_condition_days, "day"))
                     recent = f"(r.s_lo IS NULL OR (r.s_lo >= {since} AND r.s_hi <= {A}))"
                 cond_parts.append(
-                    f"SELECT r.pk, {i} AS fact, CASE WHEN ({active}) AND NOT {recent} THEN NULL ELSE ({active}) END AS v "
+                    f"SELECT r.pk, {i} AS fact, {n_ev} AS ev, r.s_hi, coalesce(r.s_sec, 0) AS s_sec, r.seq, "
+                    f"CASE WHEN ({active}) AND NOT {recent} THEN NULL ELSE ({active}) END AS v "
                     f"FROM conditions r JOIN concepts_condition m ON m.mkey = r.mkey "
                     f"WHERE m.target = {text_lit(ev.name)} AND coalesce(r.verification, '') NOT IN "
                     f"('refuted', 'entered-in-error') AND ({active}) IS NOT FALSE AND NOT coalesce(r.s_lo > {A}, FALSE)")
@@ -749,9 +750,12 @@ obs AS (SELECT * FROM obs_all WHERE NOT unmatched)""")
                        "  WHERE t_at = t_top\n  GROUP BY pk, fact\n)")
             seen.append("fact_obs")
         if cond_parts:
-            out.append("fact_cond AS (\n  SELECT pk, fact, bool_and(v IS NOT DISTINCT FROM TRUE) AS all_true, "
-                       "bool_or(v IS NOT DISTINCT FROM TRUE) AS any_true FROM ("
-                       + " UNION ALL ".join(cond_parts) + ") e GROUP BY pk, fact\n)")
+            # Without observations, the first condition (in evidence order, newest first) says it; after it,
+            # only conditions that say something (elig.engine.facts.decide).
+            out.append("fact_cond AS (\n  SELECT pk, fact, bool_or(k = 1 AND v IS NOT DISTINCT FROM TRUE) AS all_true, "
+                       "bool_or(v IS NOT DISTINCT FROM TRUE) AS any_true FROM (\n    SELECT *, row_number() OVER "
+                       "(PARTITION BY pk, fact ORDER BY ev, s_hi DESC NULLS LAST, s_sec DESC, seq) AS k FROM ("
+                       + " UNION ALL ".join(cond_parts) + ") e) x GROUP BY pk, fact\n)")
             seen.append("fact_cond")
         cols = []
         for i in range(len(self.facts)):

@@ -7,9 +7,9 @@ in the input, from 0):
 patients       pk, patient_id, source, birth_lo, birth_hi, sex, pregnant, lactating, issues
 observations   pk, seq, mkey, concept, codes, value, unit, problem, result,
                d_lo, d_hi, d_sec, d_key, ref_low, ref_high, ref_unit
-conditions     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status, verification, grade
-procedures     pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
-medications    pk, seq, mkey, concept, codes, s_lo, s_hi, e_lo, e_hi, status
+conditions     pk, seq, mkey, concept, codes, s_lo, s_hi, s_sec, e_lo, e_hi, status, verification, grade
+procedures     pk, seq, mkey, concept, codes, s_lo, s_hi, s_sec, e_lo, e_hi, status
+medications    pk, seq, mkey, concept, codes, s_lo, s_hi, s_sec, e_lo, e_hi, status
 attestations   pk, seq, key, value, study
 =============  ==================================================================
 
@@ -60,13 +60,13 @@ SCHEMAS: dict[str, pa.Schema] = {
     ]),
     "conditions": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
-        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("e_lo", pa.date32()), ("e_hi", pa.date32()),
-        ("status", pa.string()), ("verification", pa.string()), ("grade", pa.int32()),
+        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("s_sec", pa.int32()), ("e_lo", pa.date32()),
+        ("e_hi", pa.date32()), ("status", pa.string()), ("verification", pa.string()), ("grade", pa.int32()),
     ]),
     "procedures": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
-        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("e_lo", pa.date32()), ("e_hi", pa.date32()),
-        ("status", pa.string()),
+        ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("s_sec", pa.int32()), ("e_lo", pa.date32()),
+        ("e_hi", pa.date32()), ("status", pa.string()),
     ]),
     "attestations": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("key", pa.string()), ("value", pa.bool_()),
@@ -122,6 +122,11 @@ def _hi(d: PartialDate | None) -> dt.date | None:
     return d.latest() if d is not None else None
 
 
+def _sec(d: PartialDate | None) -> int | None:
+    t = d.time if d is not None else None
+    return t.hour * 3600 + t.minute * 60 + t.second if t is not None else None
+
+
 def _codes(entry) -> list[str]:
     return [f"{c.system}|{c.code}" for c in entry.codes]
 
@@ -156,7 +161,8 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
         codes = _codes(c)
         out["conditions"].append({
             "pk": pk, "seq": seq, "mkey": match_key(c), "concept": c.concept, "codes": codes,
-            "s_lo": _lo(c.onset), "s_hi": _hi(c.onset), "e_lo": _lo(c.abatement), "e_hi": _hi(c.abatement),
+            "s_lo": _lo(c.onset), "s_hi": _hi(c.onset), "s_sec": _sec(c.onset), "e_lo": _lo(c.abatement),
+            "e_hi": _hi(c.abatement),
             "status": c.clinical_status, "verification": c.verification_status, "grade": c.grade,
         })
     for table, entries in (("procedures", patient.procedures), ("medications", patient.medications)):
@@ -164,7 +170,8 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
             codes = _codes(e)
             out[table].append({
                 "pk": pk, "seq": seq, "mkey": match_key(e), "concept": e.concept, "codes": codes,
-                "s_lo": _lo(e.start), "s_hi": _hi(e.start), "e_lo": _lo(e.end), "e_hi": _hi(e.end),
+                "s_lo": _lo(e.start), "s_hi": _hi(e.start), "s_sec": _sec(e.start), "e_lo": _lo(e.end),
+                "e_hi": _hi(e.end),
                 "status": e.status,
             })
     for seq, a in enumerate(patient.attestations):
