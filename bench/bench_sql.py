@@ -88,7 +88,7 @@ def derive(base: Path, base_n: int, folder: Path, n: int) -> float:
             ("t.patient_id || CASE WHEN k.i = 0 THEN '' ELSE '-' || k.i END AS patient_id" if c == "patient_id"
              else f"t.{c}") for c in cols)
         con.execute(f"COPY (SELECT {select} FROM read_parquet('{src}') t, range({copies}) k(i) "
-                    f"WHERE t.pk + k.i * {base_n} < {n} ORDER BY pk) TO '{folder / (name + '.parquet')}' "
+                    f"WHERE t.pk + k.i * {base_n} < {n}) TO '{folder / (name + '.parquet')}' "
                     f"(FORMAT parquet)")
     con.close()
     return time.perf_counter() - t0

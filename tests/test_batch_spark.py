@@ -38,7 +38,7 @@ def test_spark_decides_as_duckdb_and_the_interpreter(tmp_path):
         from bench_screen import AS_OF, generate
 
     checked = elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")
-    patients = [elig.patient_from_data(p, "generated") for p in generate(400, 11)]
+    patients = [elig.patient_from_data(p, "generated") for p in generate(150, 11)]
     folder = tmp_path / "generated"
     tables.write_tables(patients, folder)
 

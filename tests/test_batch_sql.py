@@ -108,3 +108,107 @@ def test_a_construct_the_compiler_cannot_express_is_an_error_naming_the_criterio
         cc.compile_protocol(checked, as_date("2024-03-15"))
     message = str(info.value)
     assert "criterion I4.6" in message and "Cockcroft-Gault" in message and "--engine python" in message
+
+
+# ---------------------------------------------------------------- the command line
+def _population_file(tmp_path, n=60):
+    import json
+
+    try:
+        from population import generate
+    except ImportError:
+        from bench_screen import generate
+    path = tmp_path / "population.ndjson"
+    with path.open("w", encoding="utf-8") as fh:
+        for record in generate(n, 3):
+            fh.write(json.dumps(record) + "\n")
+        fh.write("{not json\n")
+    return path
+
+
+def test_screen_gives_the_same_table_on_duckdb_and_the_interpreter(tmp_path):
+    from click.testing import CliRunner
+
+    from elig.commands.cli import main
+
+    population = _population_file(tmp_path)
+    protocol = str(ROOT / "protocols" / "NCT06021067.elig")
+    out = {}
+    for engine in ("duckdb", "python"):
+        result = CliRunner().invoke(main, ["screen", protocol, str(population), "--as-of", "2024-03-15",
+                                           "--engine", engine, "--csv", str(tmp_path / f"{engine}.csv")])
+        assert result.exit_code == 1, result.output  # the broken line fails; the batch goes on
+        assert "line 61" in result.output
+        out[engine] = (tmp_path / f"{engine}.csv").read_text(encoding="utf-8")
+    assert out["duckdb"] == out["python"]
+    assert out["duckdb"].count("\n") == 62  # header, 60 patients, the error row
+
+
+def test_tables_then_screen_then_explain_one_patient_from_the_batch(tmp_path):
+    from click.testing import CliRunner
+
+    from elig.commands.cli import main
+
+    population = _population_file(tmp_path, 20)
+    runner = CliRunner()
+    made = runner.invoke(main, ["tables", str(population), "--out", str(tmp_path / "tables")])
+    assert made.exit_code == 1 and "wrote 20 patients" in made.output and "line 21" in made.output
+    protocol = str(ROOT / "protocols" / "NCT06021067.elig")
+    screened = runner.invoke(main, ["screen", protocol, str(tmp_path / "tables"), "--as-of", "2024-03-15",
+                                    "--jsonl", str(tmp_path / "rows.jsonl")])
+    assert screened.exit_code == 0, screened.output
+    import json
+
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
+    row = rows[7]
+    explained = runner.invoke(main, ["explain", protocol, row["patient_id"], "--from-batch", str(tmp_path / "tables"),
+                                     "--as-of", "2024-03-15", "--format", "json"])
+    assert explained.exit_code == 0, explained.output
+    report = json.loads(explained.output)
+    assert report["verdict"] == row["verdict"]
+    assert {c["id"]: c["outcome"] for c in report["criteria"]} == row["criteria"]
+    by_number = runner.invoke(main, ["explain", protocol, "#8", "--from-batch", str(tmp_path / "tables"),
+                                     "--as-of", "2024-03-15", "--format", "json"])
+    assert json.loads(by_number.output)["patient_id"] == row["patient_id"] == report["patient_id"]
+    missing = runner.invoke(main, ["explain", protocol, "nobody", "--from-batch", str(tmp_path / "tables")])
+    assert missing.exit_code == 1 and "no patient 'nobody'" in missing.output
+
+
+def test_a_protocol_the_compiler_cannot_express_stops_the_duckdb_screen(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from elig.commands.cli import main
+
+    monkeypatch.delitem(cc.DERIVED_SQL, "cockcroft-gault")
+    population = _population_file(tmp_path, 5)
+    result = CliRunner().invoke(main, ["screen", str(ROOT / "protocols" / "NCT06021067.elig"), str(population),
+                                       "--as-of", "2024-03-15"])
+    assert result.exit_code == 1
+    assert "error: criterion I4.6" in result.output and "--engine python" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fhir_bulk_data_is_read_by_patient(tmp_path):
+    """A bulk export (one resource type per file) gives the same outcomes as the same bundles."""
+    import json
+
+    bundle = json.loads((ROOT / "tests" / "data" / "fhir" / "creatinine_units.json").read_text(encoding="utf-8"))
+    resources = [e["resource"] for e in bundle["entry"]]
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    export = tmp_path / "export"
+    export.mkdir()
+    by_type = collections.defaultdict(list)
+    for r in resources:
+        if r["resourceType"] != "Patient":
+            r = dict(r, subject={"reference": f"Patient/{patient['id']}"})
+        by_type[r["resourceType"]].append(r)
+    for rtype, items in by_type.items():
+        (export / f"{rtype}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items), encoding="utf-8")
+    from elig.batch import api as batch_api
+
+    loaded = batch_api.load([export], tmp_path / "tables")
+    assert loaded.patients == 1 and not loaded.failures
+    checked = elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")
+    (row,) = list(batch_api.screen(checked, tmp_path / "tables", "2024-03-15"))
+    direct = elig.evaluate(checked, elig.patient_from_data(bundle, "bundle"), "2024-03-15")
+    assert dict(row.outcomes) == {c.id: str(c.outcome) for c in direct.criteria}

@@ -156,6 +156,8 @@ class Compiled:
     as_of: dt.date
     concepts: dict  # table kind -> names of the concepts the query matches entries against
     measured: tuple[Concept, ...]  # concepts whose values are read (unit factors and plausible ranges)
+    steps: tuple[tuple[str, str], ...] = ()  # the query's named steps (its CTEs) in order, and ...
+    final: str = ""  # ... its last SELECT: an engine may materialise the steps one by one (Spark does)
 
 
 @attrs.frozen
@@ -190,9 +192,11 @@ class _Compiler:
         for c in self.checked.criteria:
             self.criterion, self.section = c.id, c.section
             exprs.append(self.rule(c.plan))
-        return Compiled(sql=self.query(exprs), criteria=tuple((c.id, c.section) for c in self.checked.criteria),
+        sql = self.query(exprs)
+        return Compiled(sql=sql, criteria=tuple((c.id, c.section) for c in self.checked.criteria),
                         as_of=self.as_of, concepts={k: tuple(sorted(v)) for k, v in self.concepts.items()},
-                        measured=tuple(self.measured[k] for k in sorted(self.measured)))
+                        measured=tuple(self.measured[k] for k in sorted(self.measured)), steps=tuple(self.steps),
+                        final=self.final)
 
     def fail(self, construct: str):
         raise CompileError(self.criterion, construct)
@@ -556,8 +560,8 @@ class _Compiler:
   JOIN concepts_observation m ON m.mkey = o.mkey
   LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
   LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
-),
-obs AS (SELECT * FROM obs_all WHERE NOT unmatched)""")
+)""")
+            ctes.append("obs AS (SELECT * FROM obs_all WHERE NOT unmatched)")
         if self.slots:
             names = sorted({s.concept.name for s in self.slots})
             ctes.append(f"""ranked AS (
@@ -704,9 +708,14 @@ obs AS (SELECT * FROM obs_all WHERE NOT unmatched)""")
             for i, (_, section) in enumerate((c.id, c.section) for c in self.checked.criteria)) or "TRUE"
         columns = ", ".join(f"c{i}" for i in range(len(exprs)))
         sep = ", " if columns else ""
-        return ("WITH " + ",\n".join(ctes) +
-                f"\nSELECT pk, patient_id, source, line, issues, CASE WHEN {excluded} THEN 'ineligible' WHEN {decided} "
-                f"THEN 'eligible' ELSE 'undetermined' END AS verdict{sep}{columns}\nFROM crit\nORDER BY pk")
+        self.final = (f"SELECT pk, patient_id, source, line, issues, CASE WHEN {excluded} THEN 'ineligible' "
+                      f"WHEN {decided} THEN 'eligible' ELSE 'undetermined' END AS verdict{sep}{columns}\nFROM crit\n"
+                      f"ORDER BY pk")
+        self.steps = []
+        for cte in ctes:
+            name, _, body = cte.partition(" AS (")
+            self.steps.append((name.strip(), body.rstrip()[:-1]))
+        return "WITH " + ",\n".join(ctes) + "\n" + self.final
 
     def fact_ctes(self) -> list[str]:
         """Facts from evidence (elig.engine.facts.evidence, decide): the newest observations decide

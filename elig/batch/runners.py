@@ -161,7 +161,7 @@ class SparkEngine:
 
             session = (SparkSession.builder.master(master).appName(app)
                        .config("spark.sql.session.timeZone", "UTC")
-                       .config("spark.sql.shuffle.partitions", "4")
+                       .config("spark.sql.shuffle.partitions", "2")
                        .config("spark.ui.enabled", "false")
                        .getOrCreate())
         self.spark = session
@@ -169,6 +169,7 @@ class SparkEngine:
             self.spark.read.parquet(str(Path(tables) / f"{name}.parquet") if isinstance(folder, Path)
                                     else f"{tables}/{name}.parquet").createOrReplaceTempView(name)
         self._keys = None
+        self._cached: list = []
 
     def keys(self) -> tuple[dict, list[str]]:
         if self._keys is None:
@@ -192,17 +193,35 @@ class SparkEngine:
             schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
             self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],
                                        schema).createOrReplaceTempView(name)
-        return compiled, self.spark.sql(to_spark(compiled.sql))
+        # Spark does not keep a CTE's result for its several readers: each step becomes a cached view,
+        # computed once, so the query does not recompute the observations for every criterion.
+        self.release()
+        for name, body in compiled.steps:
+            frame = self.spark.sql(to_spark(body))
+            frame.cache()
+            frame.createOrReplaceTempView(name)
+            self._cached.append(frame)
+        return compiled, self.spark.sql(to_spark(compiled.final))
+
+    def release(self) -> None:
+        """Free the cached steps of the last query."""
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached = []
 
     def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
         compiled, frame = self.frame(checked, as_of)
-        return compiled, frame.toArrow() if hasattr(frame, "toArrow") else pa.Table.from_pandas(frame.toPandas())
+        result = frame.toArrow() if hasattr(frame, "toArrow") else pa.Table.from_pandas(frame.toPandas())
+        self.release()
+        return compiled, result
 
     def write(self, checked: CheckedProtocol, as_of: dt.date, out: str | Path) -> cc.Compiled:
         """Run the query and write its result as Parquet (a folder of parts), on the executors."""
         compiled, frame = self.frame(checked, as_of)
         frame.write.mode("overwrite").parquet(str(out))
+        self.release()
         return compiled
 
     def close(self) -> None:
+        self.release()
         self.spark.stop()
