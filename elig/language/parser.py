@@ -145,8 +145,8 @@ class _Builder(lark.Transformer):
         criteria = tuple(c for section in sections for c in section)
         return t.Protocol(
             id=header["id"], title=header.get("title"), version=header.get("version"),
-            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]), criteria=criteria,
-            file=self.file,
+            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]),
+            definitions=tuple(header.get("definitions", ())), criteria=criteria, file=self.file,
             span=self._span(meta),
         )
 
@@ -155,9 +155,15 @@ class _Builder(lark.Transformer):
         for key, value in items[1:]:
             if key == "vocabulary":
                 out["vocabularies"].append(value)
+            elif key == "definitions":
+                out.setdefault(key, []).append(value)
             else:
                 out[key] = value
         return out
+
+    @lark.v_args(meta=True)
+    def definition(self, meta, items):
+        return ("definitions", t.Definition(name=items[0], rule=items[1], span=self._span(meta)))
 
     def title(self, items):
         return ("title", self._string(items[0]))
@@ -207,6 +213,10 @@ class _Builder(lark.Transformer):
     @lark.v_args(meta=True)
     def or_(self, meta, items):
         return t.Or(operands=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def whichever(self, meta, items):
+        return t.Whichever(operands=tuple(i for i in items if not isinstance(i, lark.Token)), span=self._span(meta))
 
     @lark.v_args(meta=True)
     def and_(self, meta, items):
@@ -351,10 +361,12 @@ class _Builder(lark.Transformer):
     # -- events
     @lark.v_args(meta=True)
     def event(self, meta, items):
-        prefix = grade = timing = None
+        prefix = grade = timing = only_if = None
         name = None
         for item in items:
-            if isinstance(item, str) and not isinstance(item, t.Name):
+            if isinstance(item, tuple) and item and item[0] == "only_if":
+                only_if = item[1]
+            elif isinstance(item, str) and not isinstance(item, t.Name):
                 prefix = item
             elif isinstance(item, t.Name):
                 name = item
@@ -362,7 +374,11 @@ class _Builder(lark.Transformer):
                 grade = item
             elif isinstance(item, t.Timing):
                 timing = item
-        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, span=self._span(meta))
+        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, only_if=only_if,
+                       span=self._span(meta))
+
+    def only_if(self, items):
+        return ("only_if", items[0])
 
     def event_prefix(self, items):
         word = str(items[0]).split()[0].lower()
@@ -447,7 +463,7 @@ _TOKEN_DESCRIPTIONS = {
     "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
     "ATTESTED": "'attested'", "NOTE": "'note'",
     "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
-    "VOCABULARY": "'vocabulary'",
+    "VOCABULARY": "'vocabulary'", "DEFINE": "'define'", "WHICHEVER": "'(whichever is recorded)'",
     "COMMENT": "a comment",
     "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
@@ -458,7 +474,7 @@ KEYWORDS = (
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
     "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
-    "version", "lookback", "vocabulary", "grade", "stage", "class",
+    "version", "lookback", "vocabulary", "define", "grade", "stage", "class",
 )
 
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
