@@ -21,6 +21,7 @@ for _definition in (
     "cell = [] = cells",
     "breath = [] = breaths",
     "beat = [] = beats",
+    "copy = [] = copies",
     "international_unit = [] = IU",
     "unit_count = [] ",
     "mmHg_alias = millimeter_Hg = mm_Hg",

@@ -97,6 +97,9 @@ class Concept:
     # unrecorded value is "no" rather than unknown for that sex.
     not_for_sex: str | None = None
     molar_mass_source: str | None = None  # the citation of the molar mass (the conversion factor)
+    # Units that would convert by dimension but mean something else for this analyte (HbA1c in
+    # IFCC mmol/mol is not a tenth of a per cent; mEq/L of a divalent ion is not mmol/L): (unit, reason).
+    refused_units: tuple[tuple[str, str], ...] = ()
     # Where the concept is declared (its `- name:` line), for messages and go-to-definition.
     origin: Span | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -108,8 +111,22 @@ class Concept:
     def all_names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
+    def refused(self, unit: str | None) -> str | None:
+        """Why a value or threshold in ``unit`` is not converted for this concept (None: it may be)."""
+        if not unit or not self.refused_units:
+            return None
+        key = _unit_key(unit)
+        for refused, reason in self.refused_units:
+            if _unit_key(refused) == key:
+                return reason
+        return None
+
     def matches_coding(self, coding: Coding) -> bool:
         return any(spec.matches(coding) for spec in self.codes)
+
+
+def _unit_key(unit: str) -> str:
+    return "".join(unit.split()).replace("μ", "µ").lower()
 
 
 def normalise_name(text: str) -> str:
@@ -390,7 +407,7 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[Concept], list[Diagnost
 
 
 FIELDS = ("name", "kind", "aliases", "codes", "unit", "molar_mass", "molar_mass_source", "plausible", "uln",
-          "unitless", "methods", "field", "description", "qualitative", "acute", "not_for_sex")
+          "unitless", "methods", "field", "description", "qualitative", "acute", "not_for_sex", "refused_units")
 _CODE_FIELDS = ("system", "code", "display", "match")
 _ULN_FIELDS = ("value", "male", "female", "unit", "source")
 MEASURED_KINDS = ("measurement", "derived", "demographic")
@@ -488,6 +505,7 @@ class _EntryChecker:
                     self.problem("V311", f"unknown derivation method {m!r}", self.where("methods"),
                                  f"did you mean {close[0]!r}?" if close else
                                  f"the methods are: {', '.join(CATALOGUE.by_key)}")
+        refused = self.refused_units()
         if kind in EVENT_KINDS and not codes:
             self.problem("V304", f"a {kind} concept needs codes: they are its value set", self.at,
                          "add codes: [{system: ICD-10-CM, code: ...}] (or SNOMED, LOINC, RxNorm, ATC)")
@@ -499,8 +517,22 @@ class _EntryChecker:
             unitless=unitless, methods=tuple(str(m) for m in methods), field=e.get("field"),
             description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
             acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
-            molar_mass_source=e.get("molar_mass_source"), origin=self.at,
+            molar_mass_source=e.get("molar_mass_source"), refused_units=refused, origin=self.at,
         )
+
+    def refused_units(self) -> tuple[tuple[str, str], ...]:
+        raw = self.e.get("refused_units") or []
+        out = []
+        if not isinstance(raw, list):
+            raw = [raw]
+        for item in raw:
+            if not isinstance(item, dict) or not item.get("unit") or not item.get("reason"):
+                self.problem("V306", "each refused unit needs a unit and the reason it is refused",
+                             self.where("refused_units"), "write refused_units: [{unit: mmol/mol, reason: \"...\"}]")
+                continue
+            self.unknown_fields(item, ("unit", "reason"), "a refused unit")
+            out.append((str(item["unit"]), str(item["reason"])))
+        return tuple(out)
 
     def codes(self, kind: str) -> list[CodeSpec]:
         from elig.terminology.codes import KNOWN_SYSTEMS, code_problem, short_system
