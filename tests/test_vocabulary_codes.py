@@ -148,3 +148,30 @@ def test_every_concept_two_trials_name_is_in_the_vocabulary():
     assert [n for n in named if covered[n] is None] == []
     # The names the bench counts are the vocabulary's own names, so a renamed concept fails here.
     assert all(covered[n] == n for n in named), {n: covered[n] for n in named if covered[n] != n}
+
+
+# ---------------------------------------------------------------- units that must not be converted
+def test_units_that_mean_something_else_are_refused_not_rescaled():
+    import elig
+    from elig.diagnostics import ProtocolError
+    from elig.records.loader import patient_from_data
+
+    protocol = elig.parse_protocol_text(
+        "protocol X\ninclusion\n  I1\n    HbA1c < 6.5%\n  I2\n    calcium < 10.5 mg/dL\n"
+        "  I3\n    haematocrit > 30%\n  I4\n    FEV1 FVC ratio < 70%\n")
+    patient = patient_from_data({"id": "a", "birth_date": "1970-01-01", "sex": "female", "observations": [
+        # 53 mmol/mol is 7.0 %: read as 5.3 % it would wrongly meet < 6.5 %.
+        {"concept": "HbA1c", "value": 53, "unit": "mmol/mol", "date": "2024-03-01"},
+        # 5.4 mEq/L of calcium is 2.7 mmol/L = 10.8 mg/dL: read as mmol/L it would be 21.6 mg/dL.
+        {"concept": "calcium", "value": 5.4, "unit": "mEq/L", "date": "2024-03-01"},
+        {"concept": "Hct", "value": 0.32, "unit": "L/L", "date": "2024-03-01"},
+        {"concept": "FEV1 FVC ratio", "value": 65, "unit": "%", "date": "2024-03-01"},
+    ]})
+    result = elig.evaluate(protocol, patient, "2024-03-15")
+    outcome = {c.id: c.outcome for c in result.criteria}
+    assert outcome == {"I1": elig.Outcome.UNKNOWN, "I2": elig.Outcome.UNKNOWN, "I3": elig.Outcome.MET,
+                       "I4": elig.Outcome.MET}
+    assert "NGSP % = 0.0915 × IFCC + 2.15" in result.criterion("I1").explanation.summary
+    assert "divalent" in result.criterion("I2").explanation.summary
+    with pytest.raises(ProtocolError, match="not compared in mmol/mol"):
+        elig.parse_protocol_text("protocol X\ninclusion\n  I1\n    HbA1c ≤ 53 mmol/mol\n")

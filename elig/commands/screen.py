@@ -38,9 +38,10 @@ from typing import Any, Iterable, Iterator
 import attrs
 import click
 
-from elig.diagnostics import DataError, EligError
+from elig.diagnostics import DataError, EligError, visible
 from elig.engine.plan import CheckedProtocol
 from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
+from elig.report.safe import csv_cell
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -117,25 +118,55 @@ def iter_tasks(inputs: Iterable[str | Path]) -> Iterator[_Task]:
 
 
 def _ndjson_tasks(path: Path, start: int) -> Iterator[_Task]:
+    """One task per line. Each line is decoded on its own: a line that is not UTF-8, or longer
+    than the record limit, is an error row with its line number, and the lines after it are
+    still read."""
+    from elig.records.loader import MAX_RECORD_BYTES
+
     index = start
     try:
-        with path.open(encoding="utf-8") as fh:
-            for number, text in enumerate(fh, 1):
+        with path.open("rb") as fh:
+            number = 0
+            while True:
+                raw = fh.readline(MAX_RECORD_BYTES + 1)
+                if not raw:
+                    break
+                number += 1
+                if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the line, in bounded pieces
+                        raw = fh.readline(MAX_RECORD_BYTES)
+                    yield _Task(index, str(path), number,
+                                error=f"the line is longer than {MAX_RECORD_BYTES // (1024 * 1024)} MiB, the "
+                                      f"limit for one record")
+                    index += 1
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield _Task(index, str(path), number,
+                                error=f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1} cannot "
+                                      f"be read (save the file as UTF-8)")
+                    index += 1
+                    continue
                 if not text.strip():
                     continue
                 yield _Task(index, str(path), number, text)
                 index += 1
-    except (OSError, UnicodeDecodeError) as exc:
-        yield _Task(index, str(path), error=f"cannot read the file: {exc}")
+    except OSError as exc:
+        yield _Task(index, str(path), error=f"cannot read the file: {exc.strerror or exc}")
 
 
 # ---------------------------------------------------------------- evaluating one record
 class _Screener:
     """Evaluates tasks into rows; one per process (built by the pool initializer in workers)."""
 
-    def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None):
+    def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None,
+                 attestations: str | None = None, site_codes: str | None = None):
         from elig.engine.evaluator import as_date
+        from elig.records.attestations import load_answers, load_site_mapping
 
+        self.answers = load_answers(attestations) if attestations else None
+        self.mapping = load_site_mapping(site_codes) if site_codes else None
         self.protocol = protocol
         self.as_of = as_date(as_of) if as_of is not None else None
         self.explain = explain
@@ -146,14 +177,16 @@ class _Screener:
             return Row(task.index, task.file, task.line, error=task.error)
         try:
             record = self._read(task)
+            from elig.api import with_attestations
             from elig.engine.evaluator import evaluate
 
+            record = with_attestations(record, self.answers, self.mapping)
             result = evaluate(self.protocol, record, self.as_of)
         except EligError as exc:
             return Row(task.index, task.file, task.line, error=_one_line(exc))
         except Exception as exc:  # a bug must not stop the batch; the row says what happened
             return Row(task.index, task.file, task.line,
-                       error=f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)")
+                       error=visible(f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)"))
         report = None
         if self.explain:
             from elig.report.html import render_html
@@ -180,6 +213,12 @@ class _Screener:
             raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=task.file,
                             location=f"line {task.line}",
                             hint="each line must hold one complete JSON record") from None
+        except RecursionError:
+            raise DataError("the record is nested too deeply to read (about 1,000 levels is the limit)",
+                            file=task.file, location=f"line {task.line}") from None
+        except ValueError as exc:  # an integer beyond Python's 4,300-digit limit
+            raise DataError(f"not a readable number in the JSON: {exc}", file=task.file,
+                            location=f"line {task.line}") from None
         try:
             return patient_from_data(data, f"{task.file}:{task.line}")
         except DataError as exc:
@@ -193,8 +232,8 @@ def _one_line(exc: Exception) -> str:
             text = f"{exc.location}: {text}"
         if exc.hint:
             text += f" ({exc.hint})"
-        return " ".join(text.split())
-    return " ".join(str(exc).split())
+        return visible(" ".join(text.split(" ")))
+    return visible(" ".join(str(exc).split(" ")))
 
 
 def report_name(index: int, patient_id: str) -> str:
@@ -206,7 +245,8 @@ _WORKER: _Screener | None = None  # set once per worker process by the pool init
 
 
 def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_file: str, as_of, explain: bool,
-                 html_dir: str | None, vocabulary_files: tuple[str, ...] = ()) -> None:
+                 html_dir: str | None, vocabulary_files: tuple[str, ...] = (), attestations: str | None = None,
+                 site_codes: str | None = None) -> None:
     global _WORKER
     from elig import api
 
@@ -215,7 +255,7 @@ def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_
         checked = api.load_protocol(protocol_path, vocabulary=vocabulary)
     else:
         checked = api.parse_protocol_text(protocol_text or "", file=protocol_file, vocabulary=vocabulary)
-    _WORKER = _Screener(checked, as_of, explain, html_dir)
+    _WORKER = _Screener(checked, as_of, explain, html_dir, attestations, site_codes)
 
 
 def _work(task: _Task) -> Row:
@@ -236,13 +276,16 @@ def _protocol_origin(protocol: CheckedProtocol) -> tuple[str | None, str | None,
 
 # ---------------------------------------------------------------- the batch
 def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path], as_of=None, jobs: int = 1,
-           explain: bool = False, html_dir: str | Path | None = None, chunksize: int = 16) -> Iterator[Row]:
+           explain: bool = False, html_dir: str | Path | None = None, chunksize: int = 16,
+           attestations: str | Path | None = None, site_codes: str | Path | None = None) -> Iterator[Row]:
     """Screen every record of ``inputs``; yield one ``Row`` per record, in input order.
 
     ``protocol`` is a ``CheckedProtocol`` or a path to a protocol file. With
     ``explain`` each patient's HTML report is rendered (and written into
     ``html_dir`` when given, the file name kept in ``Row.report``). Records that
-    cannot be read give rows with ``error`` set; the batch goes on.
+    cannot be read give rows with ``error`` set; the batch goes on. ``attestations`` (a form
+    for every patient, or ``patients:`` forms by patient id) and ``site_codes`` (a site's
+    code system mapped to attestations) are merged with each record.
     """
     from elig import api
 
@@ -252,9 +295,11 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
         Path(html_dir).mkdir(parents=True, exist_ok=True)
         explain = True
     html_dir = str(html_dir) if html_dir is not None else None
+    attestations = str(attestations) if attestations is not None else None
+    site_codes = str(site_codes) if site_codes is not None else None
     tasks = iter_tasks(inputs)
     if jobs <= 1:
-        screener = _Screener(protocol, as_of, explain, html_dir)
+        screener = _Screener(protocol, as_of, explain, html_dir, attestations, site_codes)
         for task in tasks:
             yield screener(task)
         return
@@ -270,7 +315,8 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir,
-                                                                protocol.vocabulary.files)) as pool:
+                                                                   protocol.vocabulary.files, attestations,
+                                                                   site_codes)) as pool:
         for row in pool.imap(_work, bounded(tasks), chunksize=chunksize):
             window.release()
             yield row
@@ -288,9 +334,11 @@ class CsvWriter:
 
     def write(self, row: Row) -> None:
         outcomes = dict(row.outcomes)
-        self.writer.writerow([row.index, row.patient_id or "", row.source, "" if row.line is None else row.line,
-                              row.verdict or "error", " ".join(row.excluded_by), row.data_issues, row.report or "",
-                              row.error or "", *(outcomes.get(c, "") for c in self.criteria)])
+        # Text from the data (ids, file names, error messages) is escaped and never a formula.
+        self.writer.writerow([row.index, csv_cell(row.patient_id or ""), csv_cell(row.source),
+                              "" if row.line is None else row.line, row.verdict or "error",
+                              " ".join(row.excluded_by), row.data_issues, csv_cell(row.report or ""),
+                              csv_cell(row.error or ""), *(outcomes.get(c, "") for c in self.criteria)])
 
 
 class JsonlWriter:
@@ -416,8 +464,13 @@ def _summary_row(row: Row) -> str:
 @click.option("--html-dir", type=click.Path(file_okay=False),
               help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
+@click.option("--attestations", "attestations", type=click.Path(), metavar="FILE",
+              help="Attestation answers merged with every record: one form, or 'patients:' forms by patient id.")
+@click.option("--site-codes", "site_codes", type=click.Path(), metavar="FILE",
+              help="Mapping from a site's own code system to attestations, applied to each record's observations.")
 @vocabulary_option
-def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files):
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files, attestations,
+            site_codes):
     """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
 
     One row per patient: the verdict and every criterion's outcome. Without
@@ -446,6 +499,16 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
+    try:  # read the attestation files once here, so a bad file is one clear error, not one per record
+        from elig.records.attestations import load_answers, load_site_mapping
+
+        if attestations:
+            load_answers(attestations)
+        if site_codes:
+            load_site_mapping(site_codes)
+    except EligError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     criteria = [c.id for c in checked.criteria]
     summary = Summary(checked, as_of_date.isoformat() if as_of_date else None)
     handles = []
@@ -476,12 +539,13 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
         if progress is not None:
             progress.start()
             bar = progress.add_task("screening", total=None)
-        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir):
+        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir,
+                          attestations=attestations, site_codes=site_codes):
             summary.add(row, html_rows=bool(html_dir))
             for w in writers:
                 w.write(row)
             if row.failed:
-                message = f"error: {row.where}: {row.error}"
+                message = visible(f"error: {row.where}: {row.error}")
                 if progress is not None:
                     progress.console.print(message, markup=False, highlight=False)
                 else:

@@ -177,6 +177,8 @@ class Event:
     prefix: str | None = None
     grade: GradeRange | None = None
     timing: Timing | None = None
+    # ``pregnant (if of childbearing potential)``: the patient fact that says who is asked.
+    only_if: Name | None = None
     span: Span | None = _span
 
 
@@ -225,6 +227,15 @@ class Or:
 
 
 @attrs.frozen
+class Whichever:
+    """``PTA ≤ 40% or INR ≥ 1.5 (whichever is recorded)``: alternative measurements of one
+    thing, decided by those recorded; unknown only when none is (docs/semantics.md)."""
+
+    operands: tuple["Rule", ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
 class ListOf:
     """``any of``, ``all of`` or ``none of`` a list of rules."""
 
@@ -243,7 +254,17 @@ class Unless:
     span: Span | None = _span
 
 
-Rule = Union[Comparison, Event, SexFact, Rate, Attestation, Not, And, Or, ListOf, Unless]
+Rule = Union[Comparison, Event, SexFact, Rate, Attestation, Not, And, Or, Whichever, ListOf, Unless]
+
+
+@attrs.frozen
+class Definition:
+    """``define childbearing potential: RULE`` in a protocol's header: the protocol's own
+    reading of a declared concept, replacing the vocabulary's."""
+
+    name: Name
+    rule: Rule
+    span: Span | None = _span
 
 
 # ---------------------------------------------------------------- protocol
@@ -273,6 +294,7 @@ class Protocol:
     version: str | None = None
     lookback: Quantity | None = None
     vocabularies: tuple[VocabularyFile, ...] = ()
+    definitions: tuple[Definition, ...] = ()
     file: str = attrs.field(default="<protocol>", eq=False)
     source: str = attrs.field(default="", eq=False, repr=False)
     span: Span | None = _span
@@ -288,7 +310,7 @@ class Protocol:
 
 def children(node) -> tuple:
     """The rule-level children of a node, for walkers that need no dispatch."""
-    if isinstance(node, (And, Or)):
+    if isinstance(node, (And, Or, Whichever)):
         return node.operands
     if isinstance(node, ListOf):
         return node.items

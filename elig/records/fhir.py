@@ -8,6 +8,10 @@ What is read, what is ignored and why is documented in ``docs/fhir.md``. In shor
   MedicationRequest → ``Medication`` (a ``medicationReference`` is resolved to a
   Medication resource in the bundle, by ``urn:uuid:`` full URL, relative
   ``Medication/id``, absolute URL or ``#contained`` id).
+* Procedure and Condition keep their ``bodySite`` with its laterality, and a Procedure its
+  ``category``; an mCODE Radiotherapy Course Summary adds the site of each Radiotherapy
+  Volume (BodyStructure) it names. A research Consent and the answers of a
+  QuestionnaireResponse become attestations (``docs/fhir.md``, "Attestations").
 * Codes are kept as they are (system, code, display); the evaluator maps them to
   concepts through the vocabulary, by code. Display text never decides.
 * Units are kept as recorded: the UCUM ``valueQuantity.code`` when present, else
@@ -40,10 +44,12 @@ from typing import Any
 import attrs
 
 from elig.records.dates import DateSyntaxError, PartialDate
-from elig.diagnostics import DataError
+from elig.diagnostics import DataError, shown
 from elig.terminology.units import unit_problem
 from elig.terminology.codes import Coding, canonical_system
 from elig.records.patient import (
+    Attestation,
+    BodySite,
     Condition,
     DataIssue,
     Medication,
@@ -52,6 +58,7 @@ from elig.records.patient import (
     Procedure,
     Source,
     grade_number,
+    normalise_key,
     qualitative_result,
 )
 
@@ -61,7 +68,8 @@ UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
 
 # Resource types turned into patient facts. Medication is read only through references.
-READ_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationStatement", "MedicationRequest")
+READ_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationStatement", "MedicationRequest",
+              "Consent", "QuestionnaireResponse")
 _BUNDLE_TYPES = {
     "collection", "transaction", "batch", "searchset", "document", "message", "history",
     "transaction-response", "batch-response",
@@ -85,7 +93,25 @@ _RESULT_CODES = {
     "10828004": "positive", "260373001": "positive", "52101004": "positive",  # Positive, Detected, Present
     "260385009": "negative", "260415000": "negative", "2667000": "negative",  # Negative, Not detected, Absent
 }
+# LOINC answer lists of status observations: pregnancy status (82810-3) and breastfeeding
+# status (63895-7) answer "is it so?", read as positive / negative like a test.
+_LOINC_ANSWERS = {
+    "LA15173-0": "positive", "LA26683-5": "negative",  # Pregnant, Not pregnant
+    "LA29252-6": "positive", "LA29253-4": "negative",  # Currently breastfeeding, Not currently breastfeeding
+    "LA4489-6": "unknown",  # Unknown
+    "LA33-6": "positive", "LA32-8": "negative",  # Yes, No
+}
+LOINC = "http://loinc.org"
 _SEX = {"male": "male", "female": "female", "other": None, "unknown": None}
+# Laterality qualifiers (mCODE LateralityQualifierVS, SNOMED CT qualifier values).
+_LATERALITY = {"7771000": "left", "24028007": "right", "51440002": "bilateral", "399488007": "midline"}
+_RT_VOLUME = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-radiotherapy-dose-delivered-to-volume"
+_CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+# Consent.status: what each says about the answer (None: no answer yet / no longer in force).
+_CONSENT_STATUS = {"active": True, "rejected": False, "draft": None, "proposed": None, "inactive": None}
+_QR_READ = ("completed", "amended", "in-progress")
+_YES_NO = {"y": True, "yes": True, "true": True, "la33-6": True, "n": False, "no": False, "false": False,
+           "la32-8": False}
 
 
 
@@ -109,7 +135,7 @@ def read_fhir(data: Any, file: str = "") -> FhirReading:
     """Like ``patient_from_fhir``, and also say how many resources of each type were read or skipped."""
     if not isinstance(data, dict) or data.get("resourceType") not in ("Bundle", "Patient"):
         found = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"not a FHIR Bundle or Patient (resourceType is {found!r})", file=file or None,
+        raise DataError(f"not a FHIR Bundle or Patient (resourceType is {shown(found)})", file=file or None,
                         hint="elig reads FHIR R4 Bundles and Patient resources, or its own patient format")
     return _Reader(file).read(data)
 
@@ -144,6 +170,8 @@ def _number(value) -> float | None:
     """A JSON number as a float; None for anything else (bool, text, NaN, infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if isinstance(value, int) and not -1e300 < value < 1e300:  # 10^400 is no measurement (and no float)
+        return None
     x = float(value)
     return x if math.isfinite(x) else None
 
@@ -176,6 +204,7 @@ class _Reader:
         self.file = file
         self.issues: list[DataIssue] = []
         self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
+        self.bad_dates: list[str] = []  # date fields of the resource being read that could not be read
         self.by_url: dict[str, dict] = {}
         self.read_counts: Counter = Counter()
         self.skipped: Counter = Counter()
@@ -187,8 +216,19 @@ class _Reader:
     def date(self, value, loc: str, what: str) -> PartialDate | None:
         if value is None:
             return None
+        self.bad_dates.append(loc.rsplit(".", 1)[-1])  # removed again when it reads
+        d = self._date(value, loc, what)
+        if d is not None:
+            self.bad_dates.pop()
+        return d
+
+    def dated(self, entry):
+        """The entry with the date fields it gave but that could not be read (they decide nothing)."""
+        return attrs.evolve(entry, unreadable_dates=tuple(self.bad_dates)) if self.bad_dates else entry
+
+    def _date(self, value, loc: str, what: str) -> PartialDate | None:
         if not isinstance(value, str):
-            self.issue(loc, f"{what}: cannot read date {value!r}: a FHIR date is text",
+            self.issue(loc, f"{what}: cannot read date {shown(value)}: a FHIR date is text",
                        "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
             return None
         try:
@@ -202,7 +242,7 @@ class _Reader:
         if concept is None:
             return ()
         if not isinstance(concept, dict):
-            self.issue(loc, f"{what}: expected a CodeableConcept (an object with 'coding'), found {concept!r}")
+            self.issue(loc, f"{what}: expected a CodeableConcept (an object with 'coding'), found {shown(concept)}")
             return ()
         raw = concept.get("coding")
         if raw is None:
@@ -246,7 +286,7 @@ class _Reader:
         if btype is None:
             self.issue("type", "the Bundle has no type; its entries are read as a collection")
         elif not isinstance(btype, str) or btype not in _BUNDLE_TYPES:
-            self.issue("type", f"unknown Bundle type {btype!r}; its entries are read as a collection",
+            self.issue("type", f"unknown Bundle type {shown(btype)}; its entries are read as a collection",
                        "FHIR R4 Bundle types: " + ", ".join(sorted(_BUNDLE_TYPES)))
         entries = data.get("entry")
         if entries is None:
@@ -286,7 +326,7 @@ class _Reader:
             ref = f"{rtype}/{rid or _uuid_of(full_url) or loc}"
             if full_url:
                 if full_url in by_url and by_url[full_url] is not resource:
-                    self.issue(f"{loc}.fullUrl", f"{ref}: fullUrl {full_url!r} is used twice; "
+                    self.issue(f"{loc}.fullUrl", f"{ref}: fullUrl {shown(full_url)} is used twice; "
                                                  "references resolve to the first")
                 else:
                     by_url[full_url] = resource
@@ -318,30 +358,36 @@ class _Reader:
         conditions: list[Condition] = []
         procedures: list[Procedure] = []
         medications: list[Medication] = []
+        attestations: list[Attestation] = []
         about_others = Counter()
         for rloc, resource, ref in clinical:
             rtype = resource["resourceType"]
             if other_resources:
-                subject = _obj(resource.get("subject")).get("reference")
+                subject = _obj(resource.get("subject") or resource.get("patient")).get("reference")
                 target = by_url.get(subject) if isinstance(subject, str) else None
                 if target is not None and id(target) in other_resources:
                     about_others[subject] += 1
                     continue
+            self.bad_dates = []
             try:
                 if rtype == "Observation":
                     observations.extend(self.observation(resource, rloc, ref))
                 elif rtype == "Condition":
                     c = self.condition(resource, rloc, ref)
                     if c is not None:
-                        conditions.append(c)
+                        conditions.append(self.dated(c))
                 elif rtype == "Procedure":
                     p = self.procedure(resource, rloc, ref)
                     if p is not None:
-                        procedures.append(p)
+                        procedures.append(self.dated(p))
+                elif rtype == "Consent":
+                    attestations.extend(self.consent(resource, rloc, ref))
+                elif rtype == "QuestionnaireResponse":
+                    attestations.extend(self.questionnaire_response(resource, rloc, ref))
                 else:
                     m = self.medication(resource, rloc, ref)
                     if m is not None:
-                        medications.append(m)
+                        medications.append(self.dated(m))
             except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a shape no rule above foresaw
                 self.issue(rloc, f"{ref}: could not be read ({type(exc).__name__}: {exc}); it is ignored")
                 continue
@@ -357,7 +403,8 @@ class _Reader:
         issues = sorted(self.issues, key=_entry_order)
         patient = attrs.evolve(
             patient, observations=tuple(observations), conditions=tuple(conditions),
-            procedures=tuple(procedures), medications=tuple(medications), issues=tuple(issues),
+            procedures=tuple(procedures), medications=tuple(medications), attestations=tuple(attestations),
+            issues=tuple(issues),
         )
         return FhirReading(patient, len(entries), dict(self.read_counts), dict(self.skipped))
 
@@ -396,7 +443,7 @@ class _Reader:
             if key in _SEX:
                 sex = _SEX[key]
             else:
-                self.issue(at("gender"), f"cannot read gender {gender!r}; sex is unknown",
+                self.issue(at("gender"), f"cannot read gender {shown(gender)}; sex is unknown",
                            "FHIR gender is male, female, other or unknown")
         birth = self.date(r.get("birthDate"), at("birthDate"), f"Patient/{pid}") if r else None
         return Patient(
@@ -459,8 +506,8 @@ class _Reader:
 
     def no_code_issue(self, concept, loc: str, ref: str) -> None:
         text = _text(_obj(concept).get("text"))
-        shown = f" (only the text {text!r})" if text else ""
-        self.issue(loc, f"{ref} has no code{shown}, so it cannot match any concept",
+        only = f" (only the text {shown(text)})" if text else ""
+        self.issue(loc, f"{ref} has no code{only}, so it cannot match any concept",
                    "elig matches records by code (LOINC, SNOMED CT, ...), never by display text")
 
     def observation_date(self, r: dict, loc: str, ref: str) -> PartialDate | None:
@@ -487,7 +534,7 @@ class _Reader:
         if "valueQuantity" in r:
             q = r["valueQuantity"]
             if not isinstance(q, dict):
-                problem = f"valueQuantity {q!r} is not a Quantity"
+                problem = f"valueQuantity {shown(q)} is not a Quantity"
                 self.issue(f"{loc}.valueQuantity", f"{ref}: {problem}")
             else:
                 raw = q.get("value")
@@ -496,7 +543,7 @@ class _Reader:
                 comparator = q.get("comparator")
                 if value is None:
                     value_text = str(raw) if raw is not None else None
-                    problem = f"value {raw!r} is not a number" if raw is not None else "the quantity has no value"
+                    problem = f"value {shown(raw)} is not a number" if raw is not None else "the quantity has no value"
                     self.issue(f"{loc}.valueQuantity.value", f"{ref}: {problem}",
                                "a FHIR Quantity value is a JSON number")
                 elif unit and (reason := unit_problem(unit, self.unit_reasons)):
@@ -513,7 +560,8 @@ class _Reader:
             vcodes = self.codes(cc, f"{loc}.valueCodeableConcept", ref)
             value_text = _text(_obj(cc).get("text")) or next((c.display for c in vcodes if c.display), None)
             result = next((_RESULT_CODES[c.code] for c in vcodes if c.system == SNOMED and c.code in _RESULT_CODES),
-                          None)
+                          None) or next((_LOINC_ANSWERS[c.code] for c in vcodes
+                                         if c.system == LOINC and c.code in _LOINC_ANSWERS), None)
             if result is None and value_text:
                 result = qualitative_result(value_text)
             if result is None:
@@ -521,21 +569,21 @@ class _Reader:
         elif "valueString" in r:
             value_text = _text(r["valueString"]) if isinstance(r["valueString"], str) else None
             if value_text is None:
-                problem = f"valueString {r['valueString']!r} is empty or not text"
+                problem = f"valueString {shown(r['valueString'])} is empty or not text"
                 self.issue(f"{loc}.valueString", f"{ref}: {problem}")
             else:
                 result = qualitative_result(value_text)
         elif "valueInteger" in r:
             value = _number(r["valueInteger"])
             if value is None:
-                problem = f"valueInteger {r['valueInteger']!r} is not a number"
+                problem = f"valueInteger {shown(r['valueInteger'])} is not a number"
                 self.issue(f"{loc}.valueInteger", f"{ref}: {problem}")
         elif "valueBoolean" in r:
             raw = r["valueBoolean"]
             if isinstance(raw, bool):
                 result = "true" if raw else "false"
             else:
-                problem = f"valueBoolean {raw!r} is not true or false"
+                problem = f"valueBoolean {shown(raw)} is not true or false"
                 self.issue(f"{loc}.valueBoolean", f"{ref}: {problem}")
         elif "dataAbsentReason" in r:
             dar = _obj(r["dataAbsentReason"])
@@ -583,7 +631,7 @@ class _Reader:
                 out.append(None)
                 continue
             if not isinstance(q, dict) or _number(q.get("value")) is None:
-                self.issue(f"{loc}.{key}", f"{ref}: the reference range {key} {q!r} is not a number; "
+                self.issue(f"{loc}.{key}", f"{ref}: the reference range {key} {shown(q)} is not a number; "
                                            "the range is not used")
                 out.append(None)
                 continue
@@ -635,18 +683,20 @@ class _Reader:
         return Condition(
             source=Source(self.file, ref), codes=codes, onset=onset, abatement=abatement,
             clinical_status=self.status_code(r.get("clinicalStatus")), verification_status=verification,
-            grade=grade,
+            grade=grade, body_sites=self.body_sites(r, loc, ref),
         )
 
     def date_like(self, value, loc: str, ref: str, what: str) -> PartialDate | None:
         text = _text(value) if isinstance(value, str) else None
         if text is None:
-            self.issue(loc, f"{ref}: the {what} {value!r} is not text; {what} is unknown")
+            self.issue(loc, f"{ref}: the {what} {shown(value)} is not text; {what} is unknown")
+            self.bad_dates.append(what)
             return None
         try:
             return _parse_date(text)
         except DateSyntaxError:
-            self.issue(loc, f"{ref}: the {what} {text!r} is not a date; {what} is unknown",
+            self.bad_dates.append(what)
+            self.issue(loc, f"{ref}: the {what} {shown(text)} is not a date; {what} is unknown",
                        f"give the {what} as a date (YYYY, YYYY-MM or YYYY-MM-DD)")
             return None
 
@@ -668,8 +718,160 @@ class _Reader:
             key = "performedAge" if "performedAge" in r else "performedRange"
             self.issue(f"{loc}.{key}", f"{ref}: a date given as {key} is not read; the date is unknown",
                        "give performedDateTime or performedPeriod")
+        category = self.codes(r.get("category"), f"{loc}.category", ref) if r.get("category") is not None else ()
         return Procedure(source=Source(self.file, ref), codes=codes, start=start, end=end,
-                         status=_text(r.get("status")))
+                         status=_text(r.get("status")), category=category,
+                         body_sites=self.body_sites(r, loc, ref) + self.treatment_volumes(r, loc, ref))
+
+    # ------------------------------------------------------------ body sites (US Core, mCODE)
+    def body_sites(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
+        """``bodySite`` CodeableConcepts, each with its laterality qualifier extension (mCODE)."""
+        raw = r.get("bodySite")
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.issue(f"{loc}.bodySite", f"{ref}: 'bodySite' must be a list of CodeableConcepts")
+            return ()
+        out = []
+        for k, site in enumerate(raw):
+            sloc = f"{loc}.bodySite[{k}]"
+            codes = self.codes(site, sloc, ref)
+            laterality = None
+            for ext in _list(_obj(site).get("extension")):
+                url = _text(_obj(ext).get("url")) or ""
+                if url.endswith("laterality-qualifier") or url.endswith("laterality"):
+                    laterality = self.laterality(_obj(ext).get("valueCodeableConcept"), f"{sloc}.extension", ref)
+            text = _text(_obj(site).get("text"))
+            if codes or text:
+                if not codes:
+                    self.issue(sloc, f"{ref}: the body site has no code (only the text {text!r}), so it cannot "
+                                     "match a body-site value set", "code body sites in SNOMED CT (body structure)")
+                out.append(BodySite(codes, laterality, text))
+        return tuple(out)
+
+    def laterality(self, concept, loc: str, ref: str) -> str | None:
+        for c in self.codes(concept, loc, ref):
+            if c.system == SNOMED and c.code in _LATERALITY:
+                return _LATERALITY[c.code]
+        return None
+
+    def treatment_volumes(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
+        """mCODE Radiotherapy Course Summary: each dose-delivered-to-volume names a Radiotherapy
+        Volume (BodyStructure) whose ``location`` and ``locationQualifier`` say where and which side."""
+        out = []
+        for k, ext in enumerate(_list(r.get("extension"))):
+            if _obj(ext).get("url") != _RT_VOLUME:
+                continue
+            for sub in _list(_obj(ext).get("extension")):
+                if _obj(sub).get("url") != "volume":
+                    continue
+                target_ref = _text(_obj(_obj(sub).get("valueReference")).get("reference"))
+                vloc = f"{loc}.extension[{k}].volume"
+                target = self.resolve(r, target_ref) if target_ref else None
+                if target is None or target.get("resourceType") != "BodyStructure":
+                    self.issue(vloc, f"{ref}: the treated volume {target_ref!r} is not a BodyStructure in the bundle; "
+                                     "its site is not read", "include the Radiotherapy Volume (BodyStructure) resource")
+                    continue
+                codes = self.codes(target.get("location"), f"{vloc} -> {target_ref}.location", ref)
+                laterality = None
+                for q, qualifier in enumerate(_list(target.get("locationQualifier"))):
+                    laterality = laterality or self.laterality(qualifier, f"{vloc} -> {target_ref}.locationQualifier[{q}]", ref)
+                if codes:
+                    out.append(BodySite(codes, laterality, _text(target.get("description"))))
+        return tuple(out)
+
+    def resolve(self, resource: dict, target_ref: str) -> dict | None:
+        """A reference to a resource in the bundle (urn:uuid, Type/id, absolute URL, #contained)."""
+        if target_ref.startswith("#"):
+            return next((c for c in _list(resource.get("contained"))
+                         if isinstance(c, dict) and c.get("id") == target_ref[1:]), None)
+        target = self.by_url.get(target_ref)
+        if target is None and "/" in target_ref:
+            parts = target_ref.split("/_history/")[0].rstrip("/").split("/")
+            if len(parts) >= 2:
+                target = self.by_url.get(f"{parts[-2]}/{parts[-1]}")
+        return target
+
+    # ------------------------------------------------------------ Consent, QuestionnaireResponse
+    def who(self, refs) -> str | None:
+        names = []
+        for x in (refs if isinstance(refs, list) else [refs]):
+            x = _obj(x)
+            name = _text(x.get("display")) or _text(x.get("reference"))
+            if name:
+                names.append(name)
+        return ", ".join(names) or None
+
+    def consent(self, r: dict, loc: str, ref: str) -> list[Attestation]:
+        """A research Consent: active is yes, rejected is no (an active 'deny' provision is no too)."""
+        scope = self.codes(r.get("scope"), f"{loc}.scope", ref)
+        categories = [c for cc in _list(r.get("category")) for c in self.codes(cc, f"{loc}.category", ref)]
+        if not any(c.code == "research" for c in scope) and not any("research" in (c.code or "").lower()
+                                                                     for c in categories):
+            self.skipped["Consent (not a research consent)"] += 1
+            return []
+        status = _text(r.get("status"))
+        if status == "entered-in-error" or status not in _CONSENT_STATUS:
+            self.issue(f"{loc}.status", f"{ref} was ignored: its status is {status!r}",
+                       "a research Consent is read when active (consent given) or rejected (refused)")
+            return []
+        value = _CONSENT_STATUS[status]
+        provision = _text(_obj(r.get("provision")).get("type"))
+        if value is True and provision == "deny":
+            value = False
+        if value is None:
+            self.issue(f"{loc}.status", f"{ref}: the consent is {status}, so it answers nothing yet")
+            return []
+        study = [_text(_obj(pol).get("uri")) or _text(_obj(pol).get("authority")) for pol in _list(r.get("policy"))]
+        study += [_text(_obj(r.get("policyRule")).get("text")), _text(_obj(r.get("sourceReference")).get("display"))]
+        study_text = "; ".join(x for x in study if x) or None
+        by = self.who(r.get("performer")) or self.who(r.get("organization"))
+        when = self.date(r.get("dateTime"), f"{loc}.dateTime", ref) if r.get("dateTime") is not None else None
+        return [Attestation(key="informed consent", value=value, source=Source(self.file, ref), by=by, date=when,
+                            study=study_text)]
+
+    def questionnaire_response(self, r: dict, loc: str, ref: str) -> list[Attestation]:
+        """Boolean answers of a QuestionnaireResponse, each an attestation keyed by its item's linkId."""
+        status = _text(r.get("status"))
+        if status not in _QR_READ:
+            self.issue(f"{loc}.status", f"{ref} was ignored: its status is {status!r}",
+                       "elig reads completed, amended and in-progress responses")
+            return []
+        by = self.who(r.get("author"))
+        when = self.date(r.get("authored"), f"{loc}.authored", ref) if r.get("authored") is not None else None
+        out: list[Attestation] = []
+
+        def walk(items, at: str) -> None:
+            for k, item in enumerate(_list(items)):
+                iloc = f"{at}.item[{k}]"
+                link = _text(_obj(item).get("linkId"))
+                answers = _list(_obj(item).get("answer"))
+                if link and answers:
+                    value = self.answer(answers[0], f"{iloc}.answer[0]", ref)
+                    if len(answers) > 1:
+                        self.issue(f"{iloc}.answer", f"{ref}: item {link!r} has {len(answers)} answers; "
+                                                     "the first is read")
+                    if value is not None or status != "in-progress":
+                        out.append(Attestation(key=normalise_key(link), value=value,
+                                               source=Source(self.file, f"{ref} item {link!r}"), by=by, date=when))
+                walk(_obj(item).get("item"), iloc)
+                for a in answers:
+                    walk(_obj(a).get("item"), iloc)
+
+        walk(r.get("item"), loc)
+        return out
+
+    def answer(self, answer, loc: str, ref: str) -> bool | None:
+        a = _obj(answer)
+        if isinstance(a.get("valueBoolean"), bool):
+            return a["valueBoolean"]
+        coding = _obj(a.get("valueCoding"))
+        key = (_text(coding.get("code")) or _text(a.get("valueString")) or "").lower()
+        if key in _YES_NO:
+            return _YES_NO[key]
+        self.issue(loc, f"{ref}: the answer {answer!r} is not yes or no; the attestation stays unknown",
+                   "answer with valueBoolean (true/false)")
+        return None
 
     def period(self, value, loc: str, ref: str) -> tuple[PartialDate | None, PartialDate | None]:
         if not isinstance(value, dict):
@@ -717,7 +919,7 @@ class _Reader:
         if not isinstance(target_ref, str) or not target_ref.strip():
             display = _text(_obj(value).get("display"))
             self.issue(loc, f"{ref}: the medicationReference has no reference"
-                            + (f" (only the text {display!r})" if display else "") + "; the medication has no code")
+                            + (f" (only the text {shown(display)})" if display else "") + "; the medication has no code")
             return ()
         target_ref = target_ref.strip()
         target = None
@@ -731,7 +933,7 @@ class _Reader:
                 if len(parts) >= 2:
                     target = self.by_url.get(f"{parts[-2]}/{parts[-1]}")
         if target is None:
-            self.issue(loc, f"{ref}: the medication {target_ref!r} is not in the bundle; the medication has no code",
+            self.issue(loc, f"{ref}: the medication {shown(target_ref)} is not in the bundle; the medication has no code",
                        "include the Medication resource in the bundle, or use medicationCodeableConcept")
             return ()
         if target.get("resourceType") != "Medication":

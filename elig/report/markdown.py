@@ -21,12 +21,13 @@ import re
 
 import attrs
 
+from elig.report.safe import neutralised
 from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
 from elig.terminology.units import NO_UNIT, format_number, with_unit
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 VERDICT_MARK = {"eligible": "✔", "ineligible": "✘", "undetermined": "?"}
-LOGIC_KINDS = ("and", "or", "all", "any", "none", "not", "unless")
+LOGIC_KINDS = ("and", "or", "all", "any", "none", "not", "unless", "whichever", "definition")
 _NEGATED = {"≥": "<", ">": "≤", "≤": ">", "<": "≥"}
 
 
@@ -185,6 +186,7 @@ def code(text: object) -> str:
 
 
 def render_markdown(result: EvaluationResult) -> str:
+    result = neutralised(result)  # no control character from the data reaches the reader
     out: list[str] = []
     title = md(result.protocol_id) + (f" — {md(result.protocol_title)}" if result.protocol_title else "")
     out.append(f"# Eligibility report: {title}")
@@ -312,4 +314,6 @@ def _explanation(e: Explanation, depth: int) -> list[str]:
         lines.append(f"{bullet}Reason: {md(e.reason)}")
     if e.missing and e.outcome is Outcome.UNKNOWN:
         lines.append(f"{bullet}To collect: {md('; '.join(e.missing))}")
+    for child in e.children:  # a fact's reading of who is asked (childbearing potential)
+        lines.extend(_explanation(child, depth + 1))
     return lines

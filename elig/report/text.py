@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from elig.report.markdown import format_value
+from elig.report.safe import neutralised
 from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
 from elig.terminology.units import format_number
 
@@ -19,6 +20,7 @@ MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 
 def render_text(result: EvaluationResult, *, width: int = 100, style=None) -> str:
     """Render a result; ``style(text, outcome_or_verdict)`` may add colour (the CLI does on a terminal)."""
+    result = neutralised(result)  # no control character from the data reaches the reader
     paint = style or (lambda text, _kind: text)
     out: list[str] = []
     title = f"{result.protocol_id}" + (f" — {result.protocol_title}" if result.protocol_title else "")
@@ -84,7 +86,7 @@ def _distances(e: Explanation) -> list[str]:
 
 def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> list[str]:
     lines: list[str] = []
-    if e.kind in ("and", "or", "all", "any", "none", "not", "unless"):
+    if e.kind in ("and", "or", "all", "any", "none", "not", "unless", "whichever", "definition"):
         lines.extend(textwrap.wrap(e.summary, width, initial_indent=ind, subsequent_indent=ind + "  "))
         for child in e.children:
             lines.append(f"{ind}  {MARK[child.outcome]} {child.rule}")
@@ -116,6 +118,9 @@ def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> lis
     if e.missing and e.outcome is Outcome.UNKNOWN:
         lines.extend(textwrap.wrap("to collect: " + "; ".join(e.missing), width, initial_indent=ind,
                                    subsequent_indent=ind + "  "))
+    for child in e.children:  # a fact's reading of who is asked (childbearing potential)
+        lines.append(f"{ind}  {MARK[child.outcome]} {child.rule}")
+        lines.extend(_explanation(child, ind + "    ", width))
     return lines
 
 
