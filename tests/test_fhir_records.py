@@ -109,6 +109,13 @@ def test_postmenopausal_woman_is_not_asked_and_the_reading_is_shown(protocol):
     assert any("Condition/menopause-1" in v.source for e in walk(reading) for v in e.values)
 
 
+def test_menopause_coded_in_snomed_ct_counts_too(protocol):
+    data = json.loads((DATA / "postmenopausal.json").read_text())
+    data["entry"][1]["resource"]["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "76498008",
+                                                        "display": "Postmenopausal state (finding)"}]}
+    assert crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "E1").outcome is Outcome.NOT_MET
+
+
 def test_a_woman_of_childbearing_age_without_data_stays_undetermined(protocol):
     data = json.loads((DATA / "postmenopausal.json").read_text())
     data["entry"] = data["entry"][:1]  # no menopause record: 52 is within 12 to 55
@@ -178,7 +185,7 @@ def test_rejected_consent_and_consent_to_another_study(protocol):
     other["entry"][1]["resource"]["policy"] = [{"uri": "urn:elig:study:NCT00000000"}]
     i2 = crit(api.evaluate(protocol, patient_from_data(other, "x.json"), AS_OF), "I2")
     assert i2.outcome is Outcome.UNKNOWN
-    assert "not counted: a consent to another study" in texts(i2)
+    assert "not counted: given for another study" in texts(i2)
 
 
 def test_generated_questionnaire_is_valid_fhir_and_stable(protocol):
@@ -203,6 +210,14 @@ def test_questionnaire_response_answers_the_attestations(protocol):
               if e["resource"]["resourceType"] == "QuestionnaireResponse")
     fhir_r4b = pytest.importorskip("fhir.resources.R4B.questionnaireresponse")
     fhir_r4b.QuestionnaireResponse.model_validate(qr)
+
+
+def test_answers_to_another_protocols_questionnaire_are_not_counted(protocol):
+    data = json.loads((DATA / "eligible.json").read_text())
+    qr = next(e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    qr["questionnaire"] = "urn:elig:questionnaire:NCT06416709"
+    i2 = crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "I2")
+    assert i2.outcome is Outcome.UNKNOWN and "not counted: given for another study" in texts(i2)
 
 
 def test_every_test_bundle_is_valid_fhir():
@@ -323,3 +338,29 @@ def test_native_records_carry_body_sites_too():
     assert str(p.procedures[0].body_sites[0]) == "SNOMED CT 51185008, left"
     assert not p.issues
     assert load_patient(DATA / "eligible.json").attestations[0].by == "Dr Lee (investigator)"
+
+
+def test_the_library_takes_answers_as_a_mapping(protocol):
+    result = api.evaluate(protocol, DATA / "mcode_radiotherapy_thorax.json", AS_OF,
+                          attestations={"informed consent": True, "life expectancy of at least 6 months": "no"})
+    assert crit(result, "I2").outcome is Outcome.MET and crit(result, "I3").outcome is Outcome.NOT_MET
+    assert any("form answer 'informed consent'" in s for s in sources(crit(result, "I2")))
+
+
+def test_a_bad_site_mapping_names_its_place(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("system: http://x\ncodes:\n  A1: [not, a, name]\n")
+    out = CliRunner().invoke(main, ["explain", str(DATA / "records.elig"), str(DATA / "site_codes.json"),
+                                    "--site-codes", str(bad)])
+    assert out.exit_code == 1
+    assert "site.yaml" in out.output and "codes.A1" in out.output and "Traceback" not in out.output
+
+
+def test_screen_with_two_workers_reads_the_attestation_files(tmp_path):
+    from elig.commands.screen import screen
+
+    rows = list(screen(DATA / "records.elig", [DATA / "site_codes.json", DATA / "consent.json"], AS_OF, jobs=2,
+                       site_codes=DATA / "site_codes.yaml"))
+    outcomes = {r.patient_id: dict(r.outcomes) for r in rows}
+    assert outcomes["site-coded-patient"]["I3"] == "met"
+    assert outcomes["consented-patient"]["I2"] == "met"

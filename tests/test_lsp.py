@@ -129,16 +129,22 @@ async def _session(tmp_path: Path) -> None:
         (fix,) = [a for a in actions if "Creatinine clearance" in a.title]
         text = _apply(text, fix.edit.changes[uri])
         assert "    Creatinine clearance ≥ 60 mL/min within 7 days" in text
+        (edit,) = fix.edit.changes[uri]  # the editor sends it back as an incremental change
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[lsp.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text)]))
+        params = await asyncio.wait_for(published.get(), 30)
+        assert params.version == 2 and [d.code for d in params.diagnostics] == ["W201"]  # the E101 is gone
 
-        # three quick changes: one publication, for the last version only (debounced)
-        versions = [(2, text.replace("ANC ≥ 1.5", "ANC ≥ 1.")), (3, text.replace("ANC ≥ 1.5", "ANC ≥")),
-                    (4, text)]
+        # three more quick changes: one publication, for the last version only (debounced)
+        versions = [(3, text.replace("ANC ≥ 1.5", "ANC ≥ 1.")), (4, text.replace("ANC ≥ 1.5", "ANC ≥")),
+                    (5, text)]
         for version, body in versions:
             client.text_document_did_change(lsp.DidChangeTextDocumentParams(
                 text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
                 content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=body)]))
         params = await asyncio.wait_for(published.get(), 30)
-        assert params.version == 4, "diagnostics of an intermediate version were published"
+        assert params.version == 5, "diagnostics of an intermediate version were published"
         codes = sorted(d.code for d in params.diagnostics)
         assert codes == ["W201"], codes  # E1 has no sponsor's sentence: the same warning elig lint gives
 
@@ -179,6 +185,16 @@ async def _session(tmp_path: Path) -> None:
 
         units = await complete("    ANC ≥ 1.5 ")
         assert "x 10^9/L" in units and "/mm3" in units and "mg/dL" not in units
+        line_text = "    platelet count ≥ "  # a space typed where no unit is due: no list pops up
+        body = text.replace("\nexclusion\n", f"\n{line_text}\nexclusion\n")
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=9),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=body)]))
+        got = await client.text_document_completion_async(lsp.CompletionParams(
+            text_document=doc, position=lsp.Position(body.split("\n").index(line_text), len(line_text)),
+            context=lsp.CompletionContext(trigger_kind=lsp.CompletionTriggerKind.TriggerCharacter,
+                                          trigger_character=" ")))
+        assert list(got.items) == []
         units = await complete("    serum creatinine ≤ 1.5 ")
         assert {"mg/dL", "µmol/L", "x ULN"} <= set(units) and "mmHg" not in units
         methods = await complete("    creatinine clearance ≥ 60 mL/min (")

@@ -50,6 +50,7 @@ def serve_command(protocol, port, as_of, examples, vocabulary_files):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
+        sock.listen(128)  # connections wait in the queue from now on, even before uvicorn has started
     except OSError as exc:
         sock.close()
         raise click.UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "
@@ -63,4 +64,8 @@ def serve_command(protocol, port, as_of, examples, vocabulary_files):
 
     sys.stdout.flush()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C is how a workbench is stopped, not an error
+        pass
+    click.echo("elig workbench stopped; uploaded files are forgotten")
