@@ -145,6 +145,18 @@ def awkward(record: dict, rng: random.Random, as_of: dt.date) -> dict:
         key = rng.choice(list(att))
         value = att[key]["value"] if isinstance(att[key], dict) else att[key]
         att[key.upper()] = rng.choice([value, not value if isinstance(value, bool) else True])
+    if rng.random() < 0.1:  # entries that cannot be placed: no concept nor code, unreadable dates, odd statuses
+        kind = rng.choice(["observations", "conditions", "procedures", "medications"])
+        entry = {"observations": {"value": 1.0, "unit": "mg/dL", "date": day(1)},
+                 "conditions": {"onset": day(20)}, "procedures": {"start": day(20)},
+                 "medications": {"start": day(20)}}[kind]
+        r.setdefault(kind, []).append(entry)
+    for key in ("conditions", "procedures", "medications"):
+        for e in r.get(key) or []:
+            if rng.random() < 0.06:
+                e[rng.choice(["onset", "start", "end", "abatement"])] = rng.choice(["2024-13-45", "last spring"])
+            if rng.random() < 0.05:
+                e["status"] = rng.choice(["garbage", "unknown", "draft", "Active"])
     if rng.random() < 0.15:
         r.pop("sex", None)
     elif rng.random() < 0.1:

@@ -183,6 +183,7 @@ class _Compiler:
         self.attested: list[str] = []
         self.facts: list[tuple[Concept, dict]] = []  # facts decided by evidence in the record
         self.presence: list[tuple[Concept, dt.date | None]] = []  # "is it recorded" (whichever)
+        self.unread: set[str] = set()  # entry kinds whose unreadable entries the query needs
         self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
         self.measured: dict[str, Concept] = {}
 
@@ -406,7 +407,11 @@ class _Compiler:
         where = f"r.target = {text_lit(concept.name)}"
         i = len(self.events[concept.kind])
         self.events[concept.kind].append((any_record(record, where), where))
-        return f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN FALSE ELSE e_{concept.kind}.x{i} END)"
+        # No match, but an entry with neither concept nor code may be one: unknown (events._doubt).
+        unread = " OR ".join(f"coalesce(b.unread_{k}, FALSE)" for k in kinds)
+        self.unread.update(kinds)
+        return (f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN (CASE WHEN {unread} THEN NULL ELSE FALSE END) "
+                f"WHEN e_{concept.kind}.x{i} = FALSE AND ({unread}) THEN NULL ELSE e_{concept.kind}.x{i} END)")
 
     @staticmethod
     def by_kind(kinds: list[str], make) -> str:
@@ -426,10 +431,23 @@ class _Compiler:
         if node.timing_kind is not None and node.duration is not None:
             checks.append(self.by_kind(kinds, lambda k: self.timing(node, k)))
         body = " AND ".join(f"({c})" for c in checks) if checks else "TRUE"
-        return f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL ELSE ({body}) END)"
+        # A date given but unreadable decides nothing (elig.engine.events.record_matches).
+        bad = "r.bad_start" + (" OR r.bad_any" if node.prefix in ("active", "taking") or node.timing_kind else "")
+        return (f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL WHEN {bad} THEN NULL "
+                f"ELSE ({body}) END)")
 
     def active_at(self, kind: str, at: str) -> str:
+        from elig.engine import events as ev
+
         status = "lower(coalesce(r.status, ''))"
+        known = {"condition": getattr(ev, "ACTIVE_CONDITION", ()) + ev.INACTIVE_CONDITION,
+                 "medication": ev.STOPPED_MEDICATION + getattr(ev, "GOING_MEDICATION", ()),
+                 "procedure": getattr(ev, "PROCEDURE_STATUS", ())}[kind]
+        unknown = ""
+        if known:
+            # A status elig cannot read may be 'resolved': whether the entry is current is unknown.
+            unknown = (f"WHEN {status} <> '' AND NOT {status} IN ({', '.join(text_lit(k) for k in known)}) "
+                       f"THEN NULL ")
         if kind == "condition":
             other = f"(NOT {status} IN ('inactive', 'remission', 'resolved'))"
         elif kind == "medication":
@@ -438,7 +456,7 @@ class _Compiler:
             other = (f"(CASE WHEN {status} = 'completed' AND r.s_lo IS NOT NULL THEN "
                      f"(CASE WHEN r.s_hi < {at} THEN FALSE WHEN r.s_lo >= {at} THEN TRUE ELSE NULL END) ELSE TRUE END)")
         return (f"(CASE WHEN r.e_lo IS NOT NULL THEN (CASE WHEN r.e_hi < {at} THEN FALSE WHEN r.e_lo >= {at} "
-                f"THEN TRUE ELSE NULL END) ELSE {other} END)")
+                f"THEN TRUE ELSE NULL END) {unknown}ELSE {other} END)")
 
     def timing(self, node: p.EventPlan, kind: str) -> str:
         A = self.AS_OF
@@ -583,6 +601,9 @@ class _Compiler:
 )""")
             # An entry that cannot be placed in time, or whose display alone names the concept, may be
             # newer than the newest: the newest then cannot decide (elig.engine.measure._may_be_newer).
+            ctes.append(f"""unread_obs AS (
+  SELECT pk, bool_or(d_lo IS NULL) AS ur_undated, max(d_hi) AS ur_hi FROM observations WHERE unread GROUP BY pk
+)""")
             ctes.append(f"""doubt AS (
   SELECT pk, concept, bool_or(NOT unmatched AND valued AND d_lo IS NULL) AS undated,
          bool_or(unmatched AND d_lo IS NULL) AS um_undated, max(d_hi) FILTER (WHERE unmatched) AS um_hi
@@ -591,7 +612,8 @@ class _Compiler:
             picks = []
             for i, s in enumerate(self.slots):
                 usable = ("n.ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash)) AND NOT coalesce(undated, FALSE) "
-                          "AND NOT coalesce(um_undated, FALSE) AND (um_hi IS NULL OR um_hi < n.lo)")
+                          "AND NOT coalesce(um_undated, FALSE) AND (um_hi IS NULL OR um_hi < n.lo) "
+                          "AND NOT coalesce(u.ur_undated, FALSE) AND (u.ur_hi IS NULL OR u.ur_hi < n.lo)")
                 if s.start is not None:
                     usable += f" AND n.lo >= {date_lit(s.start)} AND n.hi <= {A}"
                 c = text_lit(s.concept.name)
@@ -599,7 +621,8 @@ class _Compiler:
                 picks.append(f"max(uln_ref) FILTER (WHERE n.concept = {c}) AS r{i}")
                 cols += [f"mv.v{i}", f"mv.r{i}"]
             ctes.append("mv AS (\n  SELECT n.pk, " + ",\n         ".join(picks) +
-                        "\n  FROM newest n LEFT JOIN doubt d ON d.pk = n.pk AND d.concept = n.concept GROUP BY n.pk\n)")
+                        "\n  FROM newest n LEFT JOIN doubt d ON d.pk = n.pk AND d.concept = n.concept "
+                        "LEFT JOIN unread_obs u ON u.pk = n.pk GROUP BY n.pk\n)")
             joins.append("LEFT JOIN mv ON mv.pk = p.pk")
         if self.rates or self.pairs:
             names = sorted({c.name for c, _ in self.rates} | {c.name for cs, _ in self.pairs for c in cs})
@@ -652,19 +675,25 @@ class _Compiler:
             joins.append("LEFT JOIN present ON present.pk = p.pk")
         if self.facts:
             ctes += self.fact_ctes()
+        for kind in sorted(self.unread):
+            ctes.append(f"unread_{kind} AS (SELECT DISTINCT pk FROM {ENTRY_TABLES[kind]} WHERE unread)")
+            cols.append(f"unread_{kind}.pk IS NOT NULL AS unread_{kind}")
+            joins.append(f"LEFT JOIN unread_{kind} ON unread_{kind}.pk = p.pk")
         for kind, events in self.events.items():
             if not events:
                 continue
             aggs = ",\n         ".join(f"{agg} AS x{i}" for i, (agg, _) in enumerate(events))
             parts = [f"SELECT r.pk, '{kind}' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, r.e_lo, "
-                     f"r.e_hi, r.status, {'r.grade' if kind == 'condition' else 'CAST(NULL AS INTEGER)'} AS grade "
+                     f"r.e_hi, r.status, {'r.grade' if kind == 'condition' else 'CAST(NULL AS INTEGER)'} AS grade, "
+                     f"r.bad_start, r.bad_any "
                      f"FROM {ENTRY_TABLES[kind]} r JOIN concepts_{kind} m ON m.mkey = r.mkey"
                      + (" WHERE coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
                         if kind == "condition" else "")]
             if kind == "procedure":
                 names = ", ".join(text_lit(n) for n in sorted(self.concepts["procedure"]))
                 parts.append("SELECT r.pk, 'condition' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, "
-                             "r.e_lo, r.e_hi, r.status, r.grade FROM conditions r JOIN concepts_condition m "
+                             "r.e_lo, r.e_hi, r.status, r.grade, r.bad_start, r.bad_any FROM conditions r "
+                             "JOIN concepts_condition m "
                              "ON m.mkey = r.mkey WHERE coalesce(r.verification, '') NOT IN ('refuted', "
                              f"'entered-in-error') AND m.target IN ({names})")
             ctes.append(f"e_{kind} AS (\n  SELECT r.pk, {aggs}\n  FROM ("
@@ -911,6 +940,8 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
             ref = f if isinstance(f, float) else None
             if ref is not None and not unit_fits(ctx, concept, unit, ref):
                 f = None  # a dimensionless unit of another scale (% on ECOG) is not read
+            if getattr(concept, "refused", None) is not None and concept.refused(unit):
+                f = None  # a unit the vocabulary refuses for this concept
             factors.append({"unit": unit, "target": concept.name, "factor": f if isinstance(f, float) else None,
                             "ref_factor": ref})
     out["unit_factors"] = factors

@@ -56,17 +56,19 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
         ("value", pa.float64()), ("unit", pa.string()), ("problem", pa.string()), ("result", pa.string()),
         ("d_lo", pa.date32()), ("d_hi", pa.date32()), ("d_sec", pa.int32()), ("d_key", pa.string()),
-        ("ref_low", pa.float64()), ("ref_high", pa.float64()), ("ref_unit", pa.string()),
+        ("ref_low", pa.float64()), ("ref_high", pa.float64()), ("ref_unit", pa.string()), ("unread", pa.bool_()),
     ]),
     "conditions": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
         ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("s_sec", pa.int32()), ("e_lo", pa.date32()),
         ("e_hi", pa.date32()), ("status", pa.string()), ("verification", pa.string()), ("grade", pa.int32()),
+        ("unread", pa.bool_()), ("bad_start", pa.bool_()), ("bad_any", pa.bool_()),
     ]),
     "procedures": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
         ("s_lo", pa.date32()), ("s_hi", pa.date32()), ("s_sec", pa.int32()), ("e_lo", pa.date32()),
         ("e_hi", pa.date32()), ("status", pa.string()),
+        ("unread", pa.bool_()), ("bad_start", pa.bool_()), ("bad_any", pa.bool_()),
     ]),
     "attestations": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("key", pa.string()), ("value", pa.bool_()),
@@ -127,6 +129,15 @@ def _sec(d: PartialDate | None) -> int | None:
     return t.hour * 3600 + t.minute * 60 + t.second if t is not None else None
 
 
+def _flags(entry) -> dict:
+    """Entries the interpreter cannot place: no concept and no code (``unread``); a date given but
+    unreadable, a start (``bad_start``) or any (``bad_any``)."""
+    bad = getattr(entry, "unreadable_dates", ())
+    return {"unread": not entry.concept and not entry.codes,
+            "bad_start": any("end" not in b.lower() and "abatement" not in b.lower() for b in bad),
+            "bad_any": bool(bad)}
+
+
 def _codes(entry) -> list[str]:
     return [f"{c.system}|{c.code}" for c in entry.codes]
 
@@ -154,7 +165,7 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
             "value": o.value, "unit": o.unit, "problem": o.problem, "result": o.result,
             "d_lo": _lo(d), "d_hi": _hi(d), "d_sec": (t.hour * 3600 + t.minute * 60 + t.second) if t else None,
             "d_key": date_key(d) if d is not None else None, "ref_low": o.reference_low,
-            "ref_high": o.reference_high,
+            "ref_high": o.reference_high, "unread": not o.concept and not o.codes,
             "ref_unit": o.reference_unit,
         })
     for seq, c in enumerate(patient.conditions):
@@ -162,7 +173,7 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
         out["conditions"].append({
             "pk": pk, "seq": seq, "mkey": match_key(c), "concept": c.concept, "codes": codes,
             "s_lo": _lo(c.onset), "s_hi": _hi(c.onset), "s_sec": _sec(c.onset), "e_lo": _lo(c.abatement),
-            "e_hi": _hi(c.abatement),
+            "e_hi": _hi(c.abatement), **_flags(c),
             "status": c.clinical_status, "verification": c.verification_status, "grade": c.grade,
         })
     for table, entries in (("procedures", patient.procedures), ("medications", patient.medications)):
@@ -171,7 +182,7 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
             out[table].append({
                 "pk": pk, "seq": seq, "mkey": match_key(e), "concept": e.concept, "codes": codes,
                 "s_lo": _lo(e.start), "s_hi": _hi(e.start), "s_sec": _sec(e.start), "e_lo": _lo(e.end),
-                "e_hi": _hi(e.end),
+                "e_hi": _hi(e.end), **_flags(e),
                 "status": e.status,
             })
     for seq, a in enumerate(patient.attestations):
