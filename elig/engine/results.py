@@ -87,6 +87,7 @@ class ThresholdUsed:
     unit: str | None
     uln: float | None = None
     uln_source: str | None = None  # "reference range of Observation/abc" or "vocabulary default"
+    limit: str = "ULN"  # which limit of normal `uln` holds: "ULN", or "LLN" for `≥ LLN`
 
 
 @attrs.frozen

@@ -32,6 +32,15 @@ class _ProtocolIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 4
 
+    _resuming = False
+
+    def process(self, stream):
+        """As Lark's, but a parse resumed after ``_soften`` keeps the indentation levels read so far."""
+        if self._resuming:
+            self._resuming = False
+            return self._process(stream)
+        return super().process(stream)
+
     def handle_NL(self, token: lark.Token):
         """As Lark's, but a tab or a dedent to no outer level is an E005 at its own line."""
         if self.paren_level > 0:
@@ -85,15 +94,22 @@ def get_parser() -> lark.Lark:
 
 
 COMPARATORS = {
-    "≥": ">=", ">=": ">=", "=>": ">=", "⩾": ">=",
-    "≤": "<=", "<=": "<=", "=<": "<=", "⩽": "<=",
+    "≥": ">=", ">=": ">=", "=>": ">=", "⩾": ">=", "≧": ">=", ">/=": ">=",
+    "≤": "<=", "<=": "<=", "=<": "<=", "⩽": "<=", "≦": "<=", "</=": "<=",
     ">": ">", "<": "<", "=": "==", "≠": "!=", "!=": "!=",
     "greater than or equal to": ">=", "less than or equal to": "<=",
     "greater than": ">", "more than": ">", "less than": "<", "fewer than": "<",
     "at least": ">=", "at most": "<=", "no more than": "<=", "no greater than": "<=",
     "no less than": ">=", "not exceeding": "<=", "not more than": "<=", "not less than": ">=",
-    "equal to": "==",
+    "equal to": "==", "up to": "<=",
+    "equal to or greater than": ">=", "equal to or more than": ">=", "equal to or less than": "<=",
+    "greater than or equal": ">=", "more than or equal to": ">=", "more than or equal": ">=",
+    "less than or equal": "<=", "equal or greater than": ">=", "equal or more than": ">=",
+    "equal or less than": "<=",
 }
+
+# 100x109/L, 4.0 x 103/µL: a scaled unit whose superscript was lost in the registry text.
+_LOST_SUPERSCRIPT = re.compile(r"[x×*]\s*10(3|6|9|12)\s*/\s*([A-Za-zµμ][A-Za-z0-9µμ^³²]*)")
 
 ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}  # the grammar's ROMAN terminal
 
@@ -215,13 +231,53 @@ class _Builder(lark.Transformer):
     @lark.v_args(meta=True)
     def comparison(self, meta, items):
         subject, test, *rest = items
-        method = next((x for x in rest if isinstance(x, t.Method)), None)
-        window = next((x for x in rest if isinstance(x, t.Quantity)), None)
+        span = self._span(meta)
+        method = assessment = None
+        alternatives = []
+        window = None
+        for x in rest:
+            if isinstance(x, t.Method):
+                if method is not None:
+                    self.errors.append(Diagnostic(
+                        "E002", "a derivation method is given twice", span=x.span,
+                        hint="write the method once, after the name or after the threshold"))
+                method = method or x
+            elif isinstance(x, t.Assessment):
+                assessment = x
+            elif isinstance(x, tuple) and x and x[0] == "alt":
+                alternatives.append(x)
+            elif isinstance(x, t.Quantity):
+                window = x
         if method is not None:
             subject = self._with_method(subject, method)
-        return t.Comparison(subject=subject, test=test, window=window, span=self._span(meta))
+        if alternatives:
+            test = self._with_alternatives(test, alternatives, span)
+        return t.Comparison(subject=subject, test=test, window=window, assessment=assessment, span=span)
+
+    def _with_alternatives(self, test, alternatives, span):
+        """``≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)``: the parenthesised threshold for some patients."""
+        if isinstance(test, t.Compare):
+            main, alts = test, []
+        elif isinstance(test, t.Conditional) and test.main is not None:
+            main, alts = test.main, list(test.alternatives)
+        else:
+            self.errors.append(Diagnostic(
+                "E006", "a conditional threshold in parentheses must follow one threshold", span=span,
+                hint="write one threshold, then the alternative: 'bilirubin ≤ 1.5 x ULN (≤ 3 x ULN if Gilbert's "
+                     "syndrome)'"))
+            return test
+        for _, cmp_tok, threshold, condition, alt_span in alternatives:
+            op = normalise_comparator(cmp_tok) if cmp_tok is not None else main.comparator
+            alts.append(t.Alternative(test=t.Compare(op, threshold, span=alt_span), condition=condition,
+                                      span=alt_span))
+        return t.Conditional(main=main, alternatives=tuple(alts), span=span)
 
     def _with_method(self, subject, method):
+        if isinstance(subject, t.Subjects):
+            self.errors.append(Diagnostic(
+                "E002", "a method after the threshold cannot say which of several names it belongs to",
+                span=method.span, hint="put the method or abbreviation right after the name it belongs to"))
+            return subject
         measure = subject.denominator if isinstance(subject, t.Ratio) else subject
         if measure.method is not None:
             self.errors.append(Diagnostic(
@@ -269,18 +325,77 @@ class _Builder(lark.Transformer):
 
     @lark.v_args(meta=True)
     def single_test(self, meta, items):
-        return t.Compare(comparator=normalise_comparator(items[0]), threshold=items[1], span=self._span(meta))
+        return self._tests([items[0]], self._span(meta))
 
     @lark.v_args(meta=True)
-    def sex_tests(self, meta, items):
-        return t.BySex(branches=tuple(items), span=self._span(meta))
+    def clauses(self, meta, items):
+        return self._tests(items, self._span(meta))
 
     @lark.v_args(meta=True)
-    def branch(self, meta, items):
-        cmp_tok, threshold, sex = items
-        span = self._span(meta)
-        return t.SexBranch(sex=str(sex).lower(), test=t.Compare(normalise_comparator(cmp_tok), threshold, span=span),
-                           span=span)
+    def clause(self, meta, items):
+        cmp_tok, threshold, *cond = items
+        return (normalise_comparator(cmp_tok), threshold, cond[0] if cond else None, self._span(meta))
+
+    def _tests(self, clauses, span):
+        """One threshold; thresholds by sex; or a threshold with conditional alternatives."""
+        if len(clauses) == 1 and clauses[0][2] is None:
+            op, threshold, _, cspan = clauses[0]
+            return t.Compare(comparator=op, threshold=threshold, span=cspan)
+        if len(clauses) > 1 and all(isinstance(c[2], t.SexFact) for c in clauses):
+            return t.BySex(branches=tuple(
+                t.SexBranch(sex=c[2].sex, test=t.Compare(c[0], c[1], span=c[3]), span=c[3]) for c in clauses),
+                span=span)
+        first, *others = clauses
+        main = None
+        if first[2] is None:
+            main = t.Compare(first[0], first[1], span=first[3])
+        else:
+            others = clauses
+        if any(c[2] is None for c in others):
+            self.errors.append(Diagnostic(
+                "E006", "several thresholds, and it is not said whom each applies to", span=span,
+                hint="give the first threshold for everyone and the others with their condition: "
+                     "'≤ 1.5 x ULN, ≤ 3 x ULN if Gilbert's syndrome'"))
+            return main or t.Compare(first[0], first[1], span=first[3])
+        alts = tuple(t.Alternative(test=t.Compare(c[0], c[1], span=c[3]), condition=c[2], span=c[3]) for c in others)
+        return t.Conditional(main=main, alternatives=alts, span=span)
+
+    _SEX_WORDS = {"male": "male", "males": "male", "men": "male", "man": "male", "female": "female",
+                  "females": "female", "women": "female", "woman": "female"}
+
+    @lark.v_args(meta=True)
+    def condition(self, meta, items):
+        what = items[-1]
+        if isinstance(what, lark.Token):  # SEX
+            return t.SexFact(sex=str(what).lower(), span=self._span(what))
+        if isinstance(what, t.Event) and what.prefix is None and what.grade is None:
+            sex = self._SEX_WORDS.get(what.name.text.lower())
+            if sex:
+                return t.SexFact(sex=sex, span=what.span)
+        return what
+
+    @lark.v_args(meta=True)
+    def cond_event(self, meta, items):
+        return self.event(meta, items)
+
+    @lark.v_args(meta=True)
+    def paren_alt(self, meta, items):
+        cmp_tok = next((i for i in items if isinstance(i, lark.Token) and i.type == "COMPARATOR"), None)
+        rest = [i for i in items if not (isinstance(i, lark.Token) and i.type == "COMPARATOR")]
+        threshold, condition = rest[0], rest[1]
+        return ("alt", cmp_tok, threshold, condition, self._span(meta))
+
+    @lark.v_args(meta=True)
+    def one_of(self, meta, items):
+        values = []
+        for tok in items:
+            values.append(t.Quantity(value=make_quantity(_number(str(tok)), None), number=str(tok), unit=None,
+                                     has_unit=False, span=self._span(tok)))
+        return t.OneOf(values=tuple(values), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def normal_range(self, meta, items):
+        return t.NormalRange(span=self._span(meta))
 
     @lark.v_args(meta=True)
     def range_to(self, meta, items):
@@ -299,6 +414,14 @@ class _Builder(lark.Transformer):
         return t.Ratio(numerator=items[0], denominator=items[1], span=self._span(meta))
 
     @lark.v_args(meta=True)
+    def subjects(self, meta, items):
+        measures = tuple(i for i in items if isinstance(i, t.Measure))
+        joins = [" ".join(str(i).lower().split()) for i in items if isinstance(i, lark.Token)]
+        words = [j for j in joins if j not in (",", "&")]
+        joiner = words[-1] if words else "and"
+        return t.Subjects(items=measures, joiner=joiner, span=self._span(meta))
+
+    @lark.v_args(meta=True)
     def measure(self, meta, items):
         return t.Measure(name=items[0], method=items[1] if len(items) > 1 else None, span=self._span(meta))
 
@@ -308,8 +431,17 @@ class _Builder(lark.Transformer):
         params = tuple(i for i in items if isinstance(i, t.MethodParam))
         return t.Method(names=names, params=params, span=self._span(meta))
 
+    @lark.v_args(meta=True)
+    def method_by(self, meta, items):
+        return attrs.evolve(self.method(meta, items), by=True)
+
+    @lark.v_args(meta=True)
+    def assessment(self, meta, items):
+        names = tuple(i for i in items if isinstance(i, str) and not isinstance(i, lark.Token))
+        return t.Assessment(names=names, span=self._span(meta))
+
     def method_name(self, items):
-        return items[0].text
+        return " ".join(i.text if isinstance(i, t.Name) else str(i) for i in items)
 
     @lark.v_args(meta=True)
     def method_param(self, meta, items):
@@ -320,6 +452,11 @@ class _Builder(lark.Transformer):
         number = str(items[0])
         unit = str(items[1]) if len(items) > 1 else None
         span = self._span(meta)
+        restored = None
+        if unit is not None:
+            lost = _LOST_SUPERSCRIPT.fullmatch(unit)
+            if lost:  # 100x109/L: the registry text lost the superscript of 10⁹
+                restored, unit = unit, f"x 10^{lost.group(1)}/{lost.group(2)}"
         try:
             value = make_quantity(_number(number), unit)
         except UnitSyntaxError:
@@ -328,11 +465,18 @@ class _Builder(lark.Transformer):
                 hint="write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
                      "breaths/min, days, months, years"))
             value = make_quantity(_number(number), None)
-        return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, span=span)
+        return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, restored_from=restored,
+                          span=span)
 
     @lark.v_args(meta=True)
     def uln_multiple(self, meta, items):
-        return t.UlnMultiple(factor=_number(str(items[0])), number=str(items[0]), span=self._span(meta))
+        number = str(items[0]) if len(items) > 1 else "1"
+        return t.UlnMultiple(factor=_number(number), number=number, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def lln_multiple(self, meta, items):
+        number = str(items[0]) if len(items) > 1 else "1"
+        return t.LlnMultiple(factor=_number(number), number=number, span=self._span(meta))
 
     def window(self, items):
         return items[0]
@@ -340,10 +484,17 @@ class _Builder(lark.Transformer):
     # -- events
     @lark.v_args(meta=True)
     def event(self, meta, items):
-        prefix = grade = timing = None
+        prefix = grade = timing = abbreviation = None
         name = None
         for item in items:
-            if isinstance(item, str) and not isinstance(item, t.Name):
+            if isinstance(item, t.Method):
+                if item.params or len(item.names) != 1:
+                    self.errors.append(Diagnostic(
+                        "E002", "only a measured or derived value takes a method", span=item.span,
+                        hint="in parentheses after a condition, write only its abbreviation: 'Hypertension (HTN)'"))
+                else:
+                    abbreviation = item.names[0]
+            elif isinstance(item, str) and not isinstance(item, t.Name):
                 prefix = item
             elif isinstance(item, t.Name):
                 name = item
@@ -351,7 +502,8 @@ class _Builder(lark.Transformer):
                 grade = item
             elif isinstance(item, t.Timing):
                 timing = item
-        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, span=self._span(meta))
+        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, abbreviation=abbreviation,
+                       span=self._span(meta))
 
     def event_prefix(self, items):
         word = str(items[0]).split()[0].lower()
@@ -414,7 +566,10 @@ _TOKEN_DESCRIPTIONS = {
     "BY": "'by' (a derivation method)",
     "_RANGE_DASH": "'-' (a range such as 0-1)",
     "UNIT": "a unit (mg/dL, 10^9/L, %, ...)",
-    "ULN_FACTOR": "'x ULN'",
+    "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
+    "COND_WORD": "'if', 'for' or 'in' (a condition)", "_ALT_COMMA": "',' (another threshold)",
+    "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
+    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "AND_OR": "'and/or'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
     "GAS_NAME": "a concept name",
@@ -452,9 +607,12 @@ KEYWORDS = (
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
 
 
+_FIRST = ("NUMBER", "COMPARATOR", "WORD")
+
+
 def _describe_expected(expected: set[str]) -> str:
     words = []
-    for name in sorted(expected):
+    for name in sorted(expected, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n)):
         desc = _TOKEN_DESCRIPTIONS.get(name)
         if desc is None:  # an anonymous keyword of a future grammar: show the word, never the name
             desc = f"'{name.lower()}'" if name.isupper() and name.isalpha() else "another token"
@@ -711,6 +869,45 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
     return out
 
 
+# Sponsor-phrasing terminals recognised by what follows them (`and` before a name and a
+# comparator joins subjects; `or` before a comparator starts an alternative threshold). The
+# LALR parser shares states, so the lexer may offer one where the plain word was meant:
+# `uncontrolled disease or active psychosis`. When the parser rejects such a token, it is fed
+# again as the plain keyword or as words of a name, and parsing goes on.
+_PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
+                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
+_SOFT_TERMINALS = {"_OF_SCORE", "SUBJECT_JOIN", "_METHOD_OR", "_ALT_COMMA", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
+                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}
+
+
+def _soften(exc) -> bool:
+    if not isinstance(exc, lark.exceptions.UnexpectedToken) or exc.token.type not in _SOFT_TERMINALS:
+        return False
+    tok = exc.token
+    parser = exc.interactive_parser
+    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&]", str(tok))
+    if not pieces:
+        return False
+    choices = parser.choices()
+    plan = []
+    for piece in pieces:
+        kind = _PLAIN_KEYWORDS.get(piece.lower(), "WORD")
+        if kind is None:
+            return False
+        plan.append(lark.Token.new_borrow_pos(kind, piece, tok))
+    if plan[0].type not in choices:
+        return False
+    try:
+        for t_ in plan:
+            parser.feed_token(t_)
+    except lark.exceptions.UnexpectedToken:
+        return False
+    postlex = getattr(parser.lexer_thread.lexer, "postlexer", None)
+    if postlex is not None:
+        postlex._resuming = True  # resume_parse asks the post-lexer for a new stream
+    return True
+
+
 def _ensure_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
@@ -729,7 +926,7 @@ def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
 
 def _parse(source: str, file: str, start: str, original: str, recover: bool = True):
     try:
-        lark_tree = get_parser().parse(source, start=start)
+        lark_tree = get_parser().parse(source, start=start, on_error=_soften)
     except lark.exceptions.LarkError as exc:
         first = _syntax_diagnostic(exc, file, source)
         diagnostics = [first]
@@ -756,7 +953,7 @@ def _with_source(protocol: t.Protocol, source: str) -> t.Protocol:
 def is_plain_name(text: str) -> bool:
     """Whether a concept name can be written without backticks (no keyword inside)."""
     try:
-        node = get_parser().parse(f"attested {text}\n", start="single_rule")
+        node = get_parser().parse(f"attested {text}\n", start="single_rule", on_error=_soften)
     except lark.exceptions.LarkError:
         return False
     words = [str(tok) for tok in node.scan_values(lambda v: isinstance(v, lark.Token))]

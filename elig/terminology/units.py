@@ -66,6 +66,8 @@ def normalise_unit_text(text: str) -> str:
     s = re.sub(r"\s+", "", s)
     if not s:
         raise UnitSyntaxError("empty unit")
+    # Per 1.73 m² of body surface area, as typed: /1.73m^2, /1,73m2, per1.73m2 (never 1.73 × m²).
+    s = re.sub(r"(?i)(?:/|per)1[.,]73m(?:\^?2)?$", "/1.73m2", s)
     if s in _WHOLE:
         return _WHOLE[s]
     # A leading scale: x10^9, ×10^9, 10^9, 10*9 (UCUM), 10**9, 10E9.
