@@ -11,13 +11,13 @@ Load a protocol once, evaluate many patients::
 
 __version__ = "0.1.0"
 
-from elig.api import evaluate, load_protocol, parse_protocol_text  # noqa: E402
+from elig.api import evaluate, load_protocol, load_vocabulary, parse_protocol_text  # noqa: E402
 from elig.diagnostics import DataError, Diagnostic, EligError, ProtocolError  # noqa: E402
 from elig.records.loader import load_patient, patient_from_data  # noqa: E402
 from elig.records.patient import Patient  # noqa: E402
 from elig.engine.results import EvaluationResult, Outcome, Verdict  # noqa: E402
 
 __all__ = [
-    "__version__", "load_protocol", "parse_protocol_text", "evaluate", "load_patient", "patient_from_data",
+    "__version__", "load_protocol", "load_vocabulary", "parse_protocol_text", "evaluate", "load_patient", "patient_from_data",
     "Patient", "EvaluationResult", "Outcome", "Verdict", "EligError", "ProtocolError", "DataError", "Diagnostic",
 ]

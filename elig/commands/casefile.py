@@ -46,6 +46,7 @@ import click
 import yaml
 
 from elig.records.loader import load_yaml
+from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
 
 from elig.engine import plan as p
 from elig.diagnostics import DataError
@@ -447,17 +448,18 @@ def _protocol_files(target: Path) -> list[Path]:
     raise DataError("no such file or directory", file=str(target), hint="give a protocol file or a folder of them")
 
 
-def run_cases(target: str | Path, cases_dir: str | Path | None = None) -> Report:
+def run_cases(target: str | Path, cases_dir: str | Path | None = None, vocabulary=None) -> Report:
     """Run the cases of a protocol file, or of every protocol in a folder.
 
     Protocols are matched to case folders by protocol id (``cases/<ID>/``
-    beside the protocol file, or ``<cases_dir>/<ID>/`` when given).
+    beside the protocol file, or ``<cases_dir>/<ID>/`` when given). ``vocabulary``: extra
+    vocabulary files or a ``Vocabulary`` (see ``elig.load_protocol``).
     """
     from elig import api
 
     trials = []
     for pf in _protocol_files(Path(target)):
-        checked = api.load_protocol(pf)
+        checked = api.load_protocol(pf, vocabulary=vocabulary)
         folder = (Path(cases_dir) / checked.id) if cases_dir else case_dir_for(pf, checked.id)
         infos = tuple(CriterionInfo(c.id, c.section, only_attestations(c.plan)) for c in checked.criteria)
         ids = {c.id for c in infos}
@@ -589,14 +591,15 @@ def format_report(report: Report) -> str:
 @click.argument("target", type=click.Path())
 @click.option("--cases", "cases_dir", type=click.Path(), default=None,
               help="Folder holding <PROTOCOL-ID>/ case folders (default: cases/ beside each protocol).")
-def command(target, cases_dir):
+@vocabulary_option
+def command(target, cases_dir, vocabulary_files):
     """Run the test cases of PROTOCOL_OR_DIR and summarise them per trial."""
     from elig.diagnostics import EligError, ProtocolError, render_all
 
     try:
-        report = run_cases(target, cases_dir)
+        report = run_cases(target, cases_dir, base_vocabulary(vocabulary_files))
     except ProtocolError as exc:
-        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
+        click.echo(render_all(exc.diagnostics, add_sources(exc.diagnostics, exc.sources)), err=True)
         sys.exit(1)
     except EligError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from elig import __version__
-from elig.commands.files import protocol_files
+from elig.commands.files import add_sources, base_vocabulary, protocol_files, vocabulary_option
 from elig.diagnostics import DataError, EligError, ProtocolError, render_all
 
 
@@ -83,12 +83,14 @@ def main():
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@vocabulary_option
 @_handle_errors
-def check(paths, fmt):
+def check(paths, fmt, vocabulary_files):
     """Parse and check protocols (files or folders of *.elig); report every problem."""
     from elig.engine import checker
     from elig.language import parser
 
+    vocabulary = base_vocabulary(vocabulary_files)
     files = protocol_files(paths)
     problems = []
     sources = {}
@@ -100,7 +102,8 @@ def check(paths, fmt):
         except ProtocolError as exc:
             problems.extend(exc.diagnostics)
             continue
-        problems.extend(checker.diagnose(tree))
+        problems.extend(checker.diagnose(tree, vocabulary))
+    sources = add_sources(problems, sources)
     if fmt == "json":
         click.echo(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.as_dict() for d in problems]},
                               ensure_ascii=False, indent=2))
@@ -120,8 +123,9 @@ def check(paths, fmt):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Write the report to a file instead of standard output.")
+@vocabulary_option
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output):
+def explain(protocol, patient, as_of, fmt, output, vocabulary_files):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -131,7 +135,7 @@ def explain(protocol, patient, as_of, fmt, output):
         as_of_date = as_date(as_of)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
-    checked = api.load_protocol(protocol)
+    checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
     record = load_patient(patient)
     result = api.evaluate(checked, record, as_of_date)
     text = render(result, fmt, colour=output is None and sys.stdout.isatty())
@@ -162,8 +166,9 @@ def render(result, fmt: str, colour: bool = False) -> str:
 @click.argument("text")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-check", is_flag=True, help="Only parse: do not check names, units and methods.")
+@vocabulary_option
 @_handle_errors
-def parse(text, fmt, no_check):
+def parse(text, fmt, no_check, vocabulary_files):
     """Parse one criterion's rule and print it in canonical form (or as JSON).
 
     The rule is also checked against the vocabulary (unknown concepts, units,
@@ -173,13 +178,14 @@ def parse(text, fmt, no_check):
     from elig.engine import checker
     from elig.language.treejson import tree_to_json
 
+    vocabulary = base_vocabulary(vocabulary_files) if not no_check else None
     node = parser.parse_rule(text, file="<argument>")
     if fmt == "json":
         click.echo(json.dumps(tree_to_json(node), ensure_ascii=False, indent=2))
     else:
         click.echo(canonical.rule(node))
     if not no_check:
-        problems = checker.diagnose_rule(node, file="<argument>")
+        problems = checker.diagnose_rule(node, vocabulary, file="<argument>")
         if problems:
             click.echo(render_all(problems, {"<argument>": text}), err=True)
             sys.exit(1)

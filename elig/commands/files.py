@@ -19,3 +19,32 @@ def protocol_files(paths) -> list[Path]:
         else:
             raise DataError("no such file or directory", file=str(p), hint="check the path")
     return out
+
+
+def vocabulary_option(fn):
+    """``--vocabulary FILE`` (repeatable), the same on every command that loads protocols."""
+    import click
+
+    return click.option(
+        "--vocabulary", "vocabulary_files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+        help="A vocabulary file declaring concepts elig does not ship (repeatable); protocols may also "
+             "name their own in their header.")(fn)
+
+
+def base_vocabulary(files):
+    """The bundled vocabulary with the ``--vocabulary`` files (raises ``VocabularyError``)."""
+    from elig.api import load_vocabulary
+
+    return load_vocabulary(list(files) if files else None)
+
+
+def add_sources(diagnostics, sources: dict[str, str]) -> dict[str, str]:
+    """``sources`` with the text of every other file a diagnostic points into (vocabulary files)."""
+    out = dict(sources)
+    for d in diagnostics:
+        if d.span is not None and d.span.file not in out:
+            try:
+                out[d.span.file] = Path(d.span.file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                out[d.span.file] = ""
+    return out

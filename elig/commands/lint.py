@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from elig.commands.files import protocol_files
+from elig.commands.files import add_sources, base_vocabulary, protocol_files, vocabulary_option
 from elig.diagnostics import DataError, Diagnostic, ProtocolError, render_all
 from elig.engine import checker
 from elig.language import parser
 from elig.language.lint import lint
-from elig.terminology.vocabulary import Vocabulary, default_vocabulary
+from elig.terminology.vocabulary import Vocabulary, VocabularyError, default_vocabulary
 
 
 def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
@@ -21,7 +21,10 @@ def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None
         tree = parser.parse_protocol(text, file=file)
     except ProtocolError as exc:
         return list(exc.diagnostics)
-    vocabulary = vocabulary or default_vocabulary()
+    try:
+        vocabulary = checker.protocol_vocabulary(tree, vocabulary or default_vocabulary())
+    except VocabularyError as exc:
+        return list(exc.diagnostics)
     return list(checker.diagnose(tree, vocabulary)) + lint(tree, vocabulary)
 
 
@@ -30,7 +33,8 @@ def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--ignore", "ignore", metavar="CODES", default="",
               help="Comma-separated warning codes to leave out, e.g. W206,W208.")
-def command(paths, fmt, ignore):
+@vocabulary_option
+def command(paths, fmt, ignore, vocabulary_files):
     """Ask a reviewer's questions of protocols (files or folders of *.elig).
 
     Reports checker errors and lint warnings (W201-W209, see docs/diagnostics.md).
@@ -39,8 +43,12 @@ def command(paths, fmt, ignore):
 
     try:
         files = protocol_files(paths)
+        vocabulary = base_vocabulary(vocabulary_files)
     except DataError as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ProtocolError as exc:
+        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
         sys.exit(1)
     skip = {c.strip().upper() for c in ignore.split(",") if c.strip()}
     problems: list[Diagnostic] = []
@@ -48,7 +56,8 @@ def command(paths, fmt, ignore):
     for f in files:
         text = f.read_text(encoding="utf-8")
         sources[str(f)] = text
-        problems.extend(d for d in lint_text(text, str(f)) if d.code not in skip)
+        problems.extend(d for d in lint_text(text, str(f), vocabulary) if d.code not in skip)
+    sources = add_sources(problems, sources)
     if fmt == "json":
         click.echo(json.dumps({"files": [str(f) for f in files], "diagnostics": [d.as_dict() for d in problems]},
                               ensure_ascii=False, indent=2))

@@ -38,8 +38,10 @@ from typing import Any, Iterable, Iterator
 import attrs
 import click
 
-from elig.diagnostics import DataError, EligError
+from elig.diagnostics import DataError, EligError, visible
 from elig.engine.plan import CheckedProtocol
+from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
+from elig.report.safe import csv_cell
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -116,16 +118,42 @@ def iter_tasks(inputs: Iterable[str | Path]) -> Iterator[_Task]:
 
 
 def _ndjson_tasks(path: Path, start: int) -> Iterator[_Task]:
+    """One task per line. Each line is decoded on its own: a line that is not UTF-8, or longer
+    than the record limit, is an error row with its line number, and the lines after it are
+    still read."""
+    from elig.records.loader import MAX_RECORD_BYTES
+
     index = start
     try:
-        with path.open(encoding="utf-8") as fh:
-            for number, text in enumerate(fh, 1):
+        with path.open("rb") as fh:
+            number = 0
+            while True:
+                raw = fh.readline(MAX_RECORD_BYTES + 1)
+                if not raw:
+                    break
+                number += 1
+                if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the line, in bounded pieces
+                        raw = fh.readline(MAX_RECORD_BYTES)
+                    yield _Task(index, str(path), number,
+                                error=f"the line is longer than {MAX_RECORD_BYTES // (1024 * 1024)} MiB, the "
+                                      f"limit for one record")
+                    index += 1
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield _Task(index, str(path), number,
+                                error=f"not UTF-8: byte {raw[exc.start]:#04x} at column {exc.start + 1} cannot "
+                                      f"be read (save the file as UTF-8)")
+                    index += 1
+                    continue
                 if not text.strip():
                     continue
                 yield _Task(index, str(path), number, text)
                 index += 1
-    except (OSError, UnicodeDecodeError) as exc:
-        yield _Task(index, str(path), error=f"cannot read the file: {exc}")
+    except OSError as exc:
+        yield _Task(index, str(path), error=f"cannot read the file: {exc.strerror or exc}")
 
 
 # ---------------------------------------------------------------- evaluating one record
@@ -152,7 +180,7 @@ class _Screener:
             return Row(task.index, task.file, task.line, error=_one_line(exc))
         except Exception as exc:  # a bug must not stop the batch; the row says what happened
             return Row(task.index, task.file, task.line,
-                       error=f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)")
+                       error=visible(f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)"))
         report = None
         if self.explain:
             from elig.report.html import render_html
@@ -179,6 +207,12 @@ class _Screener:
             raise DataError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=task.file,
                             location=f"line {task.line}",
                             hint="each line must hold one complete JSON record") from None
+        except RecursionError:
+            raise DataError("the record is nested too deeply to read (about 1,000 levels is the limit)",
+                            file=task.file, location=f"line {task.line}") from None
+        except ValueError as exc:  # an integer beyond Python's 4,300-digit limit
+            raise DataError(f"not a readable number in the JSON: {exc}", file=task.file,
+                            location=f"line {task.line}") from None
         try:
             return patient_from_data(data, f"{task.file}:{task.line}")
         except DataError as exc:
@@ -192,8 +226,8 @@ def _one_line(exc: Exception) -> str:
             text = f"{exc.location}: {text}"
         if exc.hint:
             text += f" ({exc.hint})"
-        return " ".join(text.split())
-    return " ".join(str(exc).split())
+        return visible(" ".join(text.split(" ")))
+    return visible(" ".join(str(exc).split(" ")))
 
 
 def report_name(index: int, patient_id: str) -> str:
@@ -205,14 +239,15 @@ _WORKER: _Screener | None = None  # set once per worker process by the pool init
 
 
 def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_file: str, as_of, explain: bool,
-                 html_dir: str | None) -> None:
+                 html_dir: str | None, vocabulary_files: tuple[str, ...] = ()) -> None:
     global _WORKER
     from elig import api
 
+    vocabulary = list(vocabulary_files) or None  # the author-declared files the parent read
     if protocol_path is not None:
-        checked = api.load_protocol(protocol_path)
+        checked = api.load_protocol(protocol_path, vocabulary=vocabulary)
     else:
-        checked = api.parse_protocol_text(protocol_text or "", file=protocol_file)
+        checked = api.parse_protocol_text(protocol_text or "", file=protocol_file, vocabulary=vocabulary)
     _WORKER = _Screener(checked, as_of, explain, html_dir)
 
 
@@ -267,7 +302,8 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
             yield task
 
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir)) as pool:
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir,
+                                                                protocol.vocabulary.files)) as pool:
         for row in pool.imap(_work, bounded(tasks), chunksize=chunksize):
             window.release()
             yield row
@@ -285,9 +321,11 @@ class CsvWriter:
 
     def write(self, row: Row) -> None:
         outcomes = dict(row.outcomes)
-        self.writer.writerow([row.index, row.patient_id or "", row.source, "" if row.line is None else row.line,
-                              row.verdict or "error", " ".join(row.excluded_by), row.data_issues, row.report or "",
-                              row.error or "", *(outcomes.get(c, "") for c in self.criteria)])
+        # Text from the data (ids, file names, error messages) is escaped and never a formula.
+        self.writer.writerow([row.index, csv_cell(row.patient_id or ""), csv_cell(row.source),
+                              "" if row.line is None else row.line, row.verdict or "error",
+                              " ".join(row.excluded_by), row.data_issues, csv_cell(row.report or ""),
+                              csv_cell(row.error or ""), *(outcomes.get(c, "") for c in self.criteria)])
 
 
 class JsonlWriter:
@@ -413,7 +451,8 @@ def _summary_row(row: Row) -> str:
 @click.option("--html-dir", type=click.Path(file_okay=False),
               help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
-def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet):
+@vocabulary_option
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files):
     """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
 
     One row per patient: the verdict and every criterion's outcome. Without
@@ -431,9 +470,9 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     try:
-        checked = api.load_protocol(protocol)
+        checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
     except ProtocolError as exc:
-        click.echo(render_all(exc.diagnostics, exc.sources), err=True)
+        click.echo(render_all(exc.diagnostics, add_sources(exc.diagnostics, exc.sources)), err=True)
         sys.exit(1)
     except (OSError, UnicodeDecodeError) as exc:
         click.echo(f"error: {protocol}: cannot read the protocol: {exc}", err=True)
@@ -477,7 +516,7 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
             for w in writers:
                 w.write(row)
             if row.failed:
-                message = f"error: {row.where}: {row.error}"
+                message = visible(f"error: {row.where}: {row.error}")
                 if progress is not None:
                     progress.console.print(message, markup=False, highlight=False)
                 else:

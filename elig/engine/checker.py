@@ -21,6 +21,7 @@ W211 a unit read with a restored superscript (100x109/L as 100 x 10^9/L)
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import attrs
 
@@ -31,7 +32,7 @@ from elig.engine import plan as p
 from elig.terminology.derivations import CATALOGUE, Catalogue
 from elig.diagnostics import Diagnostic, ProtocolError, Span
 from elig.terminology.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
-from elig.terminology.vocabulary import EVENT_KINDS, Concept, Vocabulary, default_vocabulary
+from elig.terminology.vocabulary import EVENT_KINDS, Concept, Vocabulary, VocabularyError, default_vocabulary
 
 # Words sponsors add after a concept's name that do not change what is measured.
 _PADDING_AFTER = frozenset({"level", "levels", "value", "values", "result", "results", "concentration",
@@ -47,10 +48,39 @@ def protocol_checksum(source: str) -> str:
     return "sha256:" + hashlib.sha256(normalised).hexdigest()[:16]
 
 
+def vocabulary_paths(protocol: t.Protocol) -> list[tuple[t.VocabularyFile, Path]]:
+    """The vocabulary files a protocol's header names, each resolved against the protocol's folder."""
+    folder = Path(protocol.file).parent if protocol.file and not protocol.file.startswith("<") else Path(".")
+    return [(v, folder / v.path) for v in protocol.vocabularies]
+
+
+def protocol_vocabulary(protocol: t.Protocol, vocabulary: Vocabulary | None = None) -> Vocabulary:
+    """``vocabulary`` (the bundled one by default) with the files the protocol's header names.
+
+    Raises ``VocabularyError`` with every problem: a named file that does not exist (at the
+    header line), and each problem inside the files (at their own file, line and column).
+    """
+    base = vocabulary or default_vocabulary()
+    named = vocabulary_paths(protocol)
+    if not named:
+        return base
+    missing = [Diagnostic("V300", f"no such vocabulary file {v.path!r}", span=v.span,
+                          hint=f"the path is relative to the protocol's folder; looked for {path}")
+               for v, path in named if not path.is_file()]
+    if missing:
+        raise VocabularyError(missing, {protocol.file: protocol.source})
+    return base.extended(path for _, path in named)
+
+
 def check(protocol: t.Protocol, vocabulary: Vocabulary | None = None,
           catalogue: Catalogue = CATALOGUE) -> p.CheckedProtocol:
-    """Check a protocol; return its plan or raise ``ProtocolError`` with every diagnostic."""
-    checker = _Checker(vocabulary or default_vocabulary(), catalogue, protocol)
+    """Check a protocol; return its plan or raise ``ProtocolError`` with every diagnostic.
+
+    ``vocabulary`` (the bundled one by default) is extended with the files the protocol's
+    header names; a problem in those files is raised as ``VocabularyError``.
+    """
+    vocabulary = protocol_vocabulary(protocol, vocabulary)
+    checker = _Checker(vocabulary, catalogue, protocol)
     criteria = checker.run()
     if checker.errors:
         raise ProtocolError(checker.errors, {protocol.file: protocol.source})
@@ -60,8 +90,14 @@ def check(protocol: t.Protocol, vocabulary: Vocabulary | None = None,
 
 
 def diagnose(protocol: t.Protocol, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """All diagnostics of a protocol (errors, then the readings it warns about), without raising."""
-    checker = _Checker(vocabulary or default_vocabulary(), CATALOGUE, protocol)
+    """All diagnostics of a protocol (errors, then the readings it warns about), without raising.
+
+    Problems of its vocabulary files are included."""
+    try:
+        vocabulary = protocol_vocabulary(protocol, vocabulary)
+    except VocabularyError as exc:
+        return list(exc.diagnostics)
+    checker = _Checker(vocabulary, CATALOGUE, protocol)
     checker.run()
     return checker.errors + checker.warnings
 
@@ -173,7 +209,8 @@ class _Checker:
             if suggestion and name.text[:1].isupper():
                 suggestion = suggestion[:1].upper() + suggestion[1:]
             hint = (f"did you mean '{suggestion}'?" if suggestion else
-                    "add the concept to the vocabulary, or use a known name (see docs/vocabulary.md)")
+                    "use a known name (docs/vocabulary.md), or declare the concept in a vocabulary file "
+                    "named in the protocol's header")
             words = name.text.split(None, 1)
             if len(words) == 2 and words[0].lower() in ("no", "non", "without") and self.vocabulary.lookup(words[1]):
                 # "No myocardial infarction": the negation belongs to the rule, not the name.

@@ -204,6 +204,8 @@ def protocol(p: t.Protocol) -> str:
         lines.append(f"  version {_string(p.version)}")
     if p.lookback is not None:
         lines.append(f"  lookback {quantity(p.lookback)}")
+    for v in p.vocabularies:
+        lines.append(f"  vocabulary {_string(v.path)}")
     current = None
     for c in p.criteria:
         if c.section != current:  # keep the author's order of sections and criteria

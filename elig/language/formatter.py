@@ -152,6 +152,8 @@ def _layout(p: t.Protocol) -> tuple[list[_Slot], dict]:
         header.append(("version", f"version {canonical._string(p.version)}"))
     if p.lookback is not None:
         header.append(("lookback", f"lookback {canonical.quantity(p.lookback)}"))
+    for i, v in enumerate(p.vocabularies):
+        header.append((f"vocabulary{i}", f"vocabulary {canonical._string(v.path)}"))
     for key, text in header:
         roles[("header", key)] = len(slots)
         slots.append(_Slot(STEP, text))
@@ -179,13 +181,17 @@ def _assign(p: t.Protocol, lines: list[_Logical]) -> list[tuple]:
     rule_counts = [len(canonical.rule_lines(c.rule, "", STEP)) for c in p.criteria]
     roles = []
     crit = -1
+    vocabularies = 0
     remaining_rules = remaining_notes = 0
     for n, ln in enumerate(lines):
         word = _first_word(ln.text)
         if n == 0:
             roles.append(("protocol",))
-        elif crit < 0 and word in ("title", "version", "lookback"):
-            roles.append(("header", word))
+        elif crit < 0 and word.lower() in ("title", "version", "lookback"):
+            roles.append(("header", word.lower()))
+        elif crit < 0 and word.lower() == "vocabulary":
+            roles.append(("header", f"vocabulary{vocabularies}"))
+            vocabularies += 1
         elif remaining_rules > 0:
             roles.append(("rule", crit, rule_counts[crit] - remaining_rules))
             remaining_rules -= 1

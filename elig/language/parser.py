@@ -9,6 +9,7 @@ what was expected and a suggestion.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import importlib.resources
@@ -160,14 +161,18 @@ class _Builder(lark.Transformer):
         criteria = tuple(c for section in sections for c in section)
         return t.Protocol(
             id=header["id"], title=header.get("title"), version=header.get("version"),
-            lookback=header.get("lookback"), criteria=criteria, file=self.file,
+            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]), criteria=criteria,
+            file=self.file,
             span=self._span(meta),
         )
 
     def header(self, items):
-        out = {"id": str(items[0])}
+        out = {"id": str(items[0]), "vocabularies": []}
         for key, value in items[1:]:
-            out[key] = value
+            if key == "vocabulary":
+                out["vocabularies"].append(value)
+            else:
+                out[key] = value
         return out
 
     def title(self, items):
@@ -178,6 +183,9 @@ class _Builder(lark.Transformer):
 
     def lookback(self, items):
         return ("lookback", items[0])
+
+    def vocabulary(self, items):
+        return ("vocabulary", t.VocabularyFile(self._string(items[0]), span=self._span(items[0])))
 
     def section(self, items):
         kind = str(items[0]).lower()
@@ -262,7 +270,7 @@ class _Builder(lark.Transformer):
             main, alts = test.main, list(test.alternatives)
         else:
             self.errors.append(Diagnostic(
-                "E006", "a conditional threshold in parentheses must follow one threshold", span=span,
+                "E007", "a conditional threshold in parentheses must follow one threshold", span=span,
                 hint="write one threshold, then the alternative: 'bilirubin ≤ 1.5 x ULN (≤ 3 x ULN if Gilbert's "
                      "syndrome)'"))
             return test
@@ -319,7 +327,10 @@ class _Builder(lark.Transformer):
     def _borrow_unit(a, b):
         """In ``200 < PaO2/FiO2 ≤ 300 mmHg`` the bare 200 takes the unit mmHg."""
         if isinstance(a, t.Quantity) and isinstance(b, t.Quantity) and not a.has_unit and b.has_unit:
-            value = make_quantity(_number(a.number), b.unit)
+            try:
+                value = make_quantity(_number(a.number), b.unit)
+            except UnitSyntaxError:
+                return a, b  # the unit itself is wrong: E004 was reported where it is written
             a = t.Quantity(value=value, number=a.number, unit=b.unit, has_unit=True, borrowed=True, span=a.span)
         return a, b
 
@@ -353,7 +364,7 @@ class _Builder(lark.Transformer):
             others = clauses
         if any(c[2] is None for c in others):
             self.errors.append(Diagnostic(
-                "E006", "several thresholds, and it is not said whom each applies to", span=span,
+                "E007", "several thresholds, and it is not said whom each applies to", span=span,
                 hint="give the first threshold for everyone and the others with their condition: "
                      "'≤ 1.5 x ULN, ≤ 3 x ULN if Gilbert's syndrome'"))
             return main or t.Compare(first[0], first[1], span=first[3])
@@ -591,6 +602,7 @@ _TOKEN_DESCRIPTIONS = {
     "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
     "ATTESTED": "'attested'", "NOTE": "'note'",
     "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
+    "VOCABULARY": "'vocabulary'",
     "COMMENT": "a comment",
     "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
@@ -601,7 +613,7 @@ KEYWORDS = (
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
     "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
-    "version", "lookback", "grade", "stage", "class",
+    "version", "lookback", "vocabulary", "grade", "stage", "class",
 )
 
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
@@ -694,7 +706,7 @@ _SECTIONS = ("inclusion", "exclusion")
 def _unexpected_token(exc: lark.exceptions.UnexpectedToken, file: str, text: str) -> Diagnostic:
     tok = exc.token
     expected = set(exc.expected) | set(getattr(exc, "accepts", ()) or ())
-    lines = text.splitlines()
+    lines = text.split("\n")  # lines are counted at "\n" only, as Lark counts them (never at U+2028, \f, \v)
     if tok.type == "$END":
         line = text.count("\n") + 1
         col = len(text.rsplit("\n", 1)[-1]) + 1
@@ -812,28 +824,34 @@ def _blocks(lines: list[str]) -> list[tuple[int, int, int]]:
 
 
 def _recover(source: str, file: str, original: str) -> list[Diagnostic]:
-    """Parse each criterion block on its own and collect its diagnostics."""
+    """Parse each criterion block on its own and collect its diagnostics.
+
+    Each piece holds only its block (and a stand-in header and its section line), so
+    the whole recovery reads every line a bounded number of times: linear in the file.
+    """
     lines = source.split("\n")
     found: list[Diagnostic] = []
     for section, first, last in _blocks(lines):
-        kept = [""] * len(lines)
+        # origin[i]: the 0-based line of the source that line i of the piece is (None: stand-in).
+        origin: list[int | None] = []
+        piece: list[str] = []
         if section >= 0:
-            kept[section] = lines[section]
-        kept[first:last + 1] = lines[first:last + 1]
-        # A stand-in header on an extra first line keeps every other line where it was.
-        header = "" if section < 0 else "protocol RECOVERY\n"
-        shift = 1 if header else 0
-        text = header + "\n".join(kept)
+            piece += ["protocol RECOVERY", lines[section]]
+            origin += [None, section]
+        piece += lines[first:last + 1]
+        origin += list(range(first, last + 1))
         try:
-            _parse(text, file, "start", original=original, recover=False)
+            _parse("\n".join(piece) + "\n", file, "start", original=original, recover=False)
         except ProtocolError as exc:
             for d in exc.diagnostics:
-                if d.span is None:
+                if d.span is None or not 1 <= d.span.line <= len(origin):
                     continue
-                line = d.span.line - shift
-                if not first <= line - 1 <= last:
+                line = origin[d.span.line - 1]
+                if line is None or not first <= line <= last:
                     continue
-                span = attrs.evolve(d.span, line=line, end_line=max(line, d.span.end_line - shift))
+                end = origin[min(d.span.end_line, len(origin)) - 1]
+                end = line + 1 if end is None or end < line else end + 1
+                span = attrs.evolve(d.span, line=line + 1, end_line=end)
                 found.append(attrs.evolve(d, span=span))
     return found
 
@@ -846,10 +864,14 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
     if first.span is None:
         return [first]
     blocks = _blocks(source.split("\n"))
+    starts = [f for _, f, _ in blocks]
 
     def block_of(d: Diagnostic):
         line = d.span.line - 1
-        return next(((f, la) for _, f, la in blocks if f <= line <= la), None)
+        k = bisect.bisect_right(starts, line) - 1  # blocks are in order and do not overlap
+        if k >= 0 and blocks[k][1] <= line <= blocks[k][2]:
+            return blocks[k][1], blocks[k][2]
+        return None
 
     first_block = block_of(first)
     out = [first]
@@ -914,14 +936,58 @@ def _ensure_newline(text: str) -> str:
 
 def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
     """Parse a whole protocol; raise ``ProtocolError`` with diagnostics on failure."""
+    _refuse_surrogates(text, file)
     source = _ensure_newline(text)
     return _parse(source, file, "start", original=text)
 
 
 def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
     """Parse a single rule, as ``elig parse`` does."""
+    _refuse_surrogates(text, file)
     source = _ensure_newline(text.strip("\n"))
     return _parse(source, file, "single_rule", original=text)
+
+
+def _refuse_surrogates(text: str, file: str) -> None:
+    """A lone surrogate (half of a UTF-16 pair, possible only in text built in Python) is no
+    character: E001 at its place, instead of an encoding error later."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        column = exc.start - (text.rfind("\n", 0, exc.start) + 1) + 1
+        safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ProtocolError([Diagnostic(
+            "E001", f"unexpected character '\\u{ord(text[exc.start]):04x}' (a lone surrogate, not a character)",
+            span=Span(file, line, column, line, column + 1),
+            hint="the text was built from invalid UTF-16; read the file as UTF-8")], {file: safe}) from None
+
+
+# How deeply rules may nest: not, parentheses, lists (any of ...) and/or/unless, counted
+# together. Sponsors' criteria nest 3 or 4 deep; the limit keeps every later stage (checker,
+# evaluator, reports), which walk the tree recursively, far from Python's recursion limit.
+MAX_NESTING = 64
+_NESTING_RULES = frozenset({"not_", "and_", "or_", "unless", "inline_list", "rule"})
+
+
+def _check_nesting(tree: lark.Tree, file: str) -> None:
+    """E006 at the first rule nested deeper than MAX_NESTING (an iterative walk: no recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node.data in _NESTING_RULES:
+            depth += 1
+            if depth > MAX_NESTING:
+                meta = node.meta
+                line = getattr(meta, "line", 1)
+                column = getattr(meta, "column", 1)
+                raise ProtocolError([Diagnostic(
+                    "E006", f"the rule nests more than {MAX_NESTING} levels deep (not, and, or, parentheses "
+                            f"and lists counted together)",
+                    span=Span(file, line, column, line, column + 1),
+                    hint="split the rule into criteria, or write a long chain as one list: "
+                         "'any of a, b, c' instead of 'any of a and any of b and ...'")], {})
+        stack.extend((child, depth) for child in node.children if isinstance(child, lark.Tree))
 
 
 def _parse(source: str, file: str, start: str, original: str, recover: bool = True):
@@ -933,6 +999,10 @@ def _parse(source: str, file: str, start: str, original: str, recover: bool = Tr
         if recover and start == "start":
             diagnostics = _all_diagnostics(first, source, file, original)
         raise ProtocolError(diagnostics, {file: original}) from None
+    try:
+        _check_nesting(lark_tree, file)
+    except ProtocolError as exc:
+        raise ProtocolError(exc.diagnostics, {file: original}) from None
     builder = _Builder(file)
     try:
         node = builder.transform(lark_tree)

@@ -338,12 +338,21 @@ class Criterion:
 
 
 @attrs.frozen
+class VocabularyFile:
+    """``vocabulary "oncology-site.yaml"``: concepts the author declares, relative to the protocol file."""
+
+    path: str
+    span: Span | None = _span
+
+
+@attrs.frozen
 class Protocol:
     id: str
     title: str | None
     criteria: tuple[Criterion, ...]
     version: str | None = None
     lookback: Quantity | None = None
+    vocabularies: tuple[VocabularyFile, ...] = ()
     file: str = attrs.field(default="<protocol>", eq=False)
     source: str = attrs.field(default="", eq=False, repr=False)
     span: Span | None = _span

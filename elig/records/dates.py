@@ -24,8 +24,15 @@ class DateSyntaxError(ValueError):
 
 
 _DATE_RE = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?)?$",
+    re.ASCII,
 )
+
+
+# A date-time is at most "2024-03-15T10:30:00.123456789+05:30"; longer text is not a date
+# (and is not scanned further). UTC offsets in use run from -12:00 to +14:00.
+_MAX_DATE_CHARS = 64
+_MAX_OFFSET = {1: dt.timedelta(hours=14), -1: dt.timedelta(hours=12)}
 
 
 @attrs.frozen(order=False)
@@ -40,9 +47,10 @@ class PartialDate:
     @classmethod
     def parse(cls, text: str) -> "PartialDate":
         s = str(text).strip()
-        m = _DATE_RE.match(s)
+        m = _DATE_RE.match(s) if len(s) <= _MAX_DATE_CHARS else None
         if not m:
-            raise DateSyntaxError(f"cannot read date {text!r}: expected YYYY, YYYY-MM, YYYY-MM-DD "
+            shown = s if len(s) <= 40 else s[:40] + "…"
+            raise DateSyntaxError(f"cannot read date {shown!r}: expected YYYY, YYYY-MM, YYYY-MM-DD "
                                   f"or an ISO date-time")
         y, mo, d, hh, mi, ss, tz = m.groups()
         year = int(y)
@@ -51,15 +59,30 @@ class PartialDate:
         try:
             dt.date(year, month or 1, day or 1)
         except ValueError as exc:
-            raise DateSyntaxError(f"cannot read date {text!r}: {exc}") from None
+            raise DateSyntaxError(f"cannot read date {s!r}: {exc}") from None
         time = None
         if hh is not None:
-            stamp = dt.datetime(year, month, day, int(hh), int(mi), int(ss or 0))
+            hour, minute, second = int(hh), int(mi), int(ss or 0)
+            if hour > 23 or minute > 59 or second > 59:
+                # 24:00 and the leap second 23:59:60 are refused rather than rolled over:
+                # a record that says them is read as unusable, never as another day.
+                raise DateSyntaxError(f"cannot read date {s!r}: the time {hh}:{mi}{':' + ss if ss else ''} "
+                                      f"is not a time of day (00:00 to 23:59:59)")
+            stamp = dt.datetime(year, month, day, hour, minute, second)
             if tz and tz != "Z":
                 sign = 1 if tz[0] == "+" else -1
                 digits = tz[1:].replace(":", "")
                 offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-                stamp = stamp - sign * offset
+                if int(digits[2:]) > 59 or offset > _MAX_OFFSET[sign]:
+                    raise DateSyntaxError(f"cannot read date {s!r}: the UTC offset {tz} does not exist "
+                                          f"(offsets run from -12:00 to +14:00)")
+                try:
+                    stamp = stamp - sign * offset
+                except OverflowError:
+                    raise DateSyntaxError(f"cannot read date {s!r}: in UTC it falls outside the years "
+                                          f"0001 to 9999") from None
+            if not 1 <= stamp.year <= 9999:  # pragma: no cover - datetime raises first
+                raise DateSyntaxError(f"cannot read date {s!r}: outside the years 0001 to 9999")
             year, month, day, time = stamp.year, stamp.month, stamp.day, stamp.time()
         return cls(year, month, day, time)
 

@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from elig.records.dates import DateSyntaxError, PartialDate
-from elig.diagnostics import DataError
+from elig.diagnostics import DataError, shown
 from elig.terminology.units import unit_problem
 from elig.terminology.codes import Coding, canonical_system
 from elig.records.patient import (
@@ -109,7 +109,7 @@ def read_fhir(data: Any, file: str = "") -> FhirReading:
     """Like ``patient_from_fhir``, and also say how many resources of each type were read or skipped."""
     if not isinstance(data, dict) or data.get("resourceType") not in ("Bundle", "Patient"):
         found = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
-        raise DataError(f"not a FHIR Bundle or Patient (resourceType is {found!r})", file=file or None,
+        raise DataError(f"not a FHIR Bundle or Patient (resourceType is {shown(found)})", file=file or None,
                         hint="elig reads FHIR R4 Bundles and Patient resources, or its own patient format")
     return _Reader(file).read(data)
 
@@ -143,6 +143,8 @@ def _coding(system: str, code: str, display: str | None) -> Coding:
 def _number(value) -> float | None:
     """A JSON number as a float; None for anything else (bool, text, NaN, infinity)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and not -1e300 < value < 1e300:  # 10^400 is no measurement (and no float)
         return None
     x = float(value)
     return x if math.isfinite(x) else None
@@ -188,7 +190,7 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.issue(loc, f"{what}: cannot read date {value!r}: a FHIR date is text",
+            self.issue(loc, f"{what}: cannot read date {shown(value)}: a FHIR date is text",
                        "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
             return None
         try:
@@ -202,7 +204,7 @@ class _Reader:
         if concept is None:
             return ()
         if not isinstance(concept, dict):
-            self.issue(loc, f"{what}: expected a CodeableConcept (an object with 'coding'), found {concept!r}")
+            self.issue(loc, f"{what}: expected a CodeableConcept (an object with 'coding'), found {shown(concept)}")
             return ()
         raw = concept.get("coding")
         if raw is None:
@@ -246,7 +248,7 @@ class _Reader:
         if btype is None:
             self.issue("type", "the Bundle has no type; its entries are read as a collection")
         elif not isinstance(btype, str) or btype not in _BUNDLE_TYPES:
-            self.issue("type", f"unknown Bundle type {btype!r}; its entries are read as a collection",
+            self.issue("type", f"unknown Bundle type {shown(btype)}; its entries are read as a collection",
                        "FHIR R4 Bundle types: " + ", ".join(sorted(_BUNDLE_TYPES)))
         entries = data.get("entry")
         if entries is None:
@@ -286,7 +288,7 @@ class _Reader:
             ref = f"{rtype}/{rid or _uuid_of(full_url) or loc}"
             if full_url:
                 if full_url in by_url and by_url[full_url] is not resource:
-                    self.issue(f"{loc}.fullUrl", f"{ref}: fullUrl {full_url!r} is used twice; "
+                    self.issue(f"{loc}.fullUrl", f"{ref}: fullUrl {shown(full_url)} is used twice; "
                                                  "references resolve to the first")
                 else:
                     by_url[full_url] = resource
@@ -396,7 +398,7 @@ class _Reader:
             if key in _SEX:
                 sex = _SEX[key]
             else:
-                self.issue(at("gender"), f"cannot read gender {gender!r}; sex is unknown",
+                self.issue(at("gender"), f"cannot read gender {shown(gender)}; sex is unknown",
                            "FHIR gender is male, female, other or unknown")
         birth = self.date(r.get("birthDate"), at("birthDate"), f"Patient/{pid}") if r else None
         return Patient(
@@ -459,8 +461,8 @@ class _Reader:
 
     def no_code_issue(self, concept, loc: str, ref: str) -> None:
         text = _text(_obj(concept).get("text"))
-        shown = f" (only the text {text!r})" if text else ""
-        self.issue(loc, f"{ref} has no code{shown}, so it cannot match any concept",
+        only = f" (only the text {shown(text)})" if text else ""
+        self.issue(loc, f"{ref} has no code{only}, so it cannot match any concept",
                    "elig matches records by code (LOINC, SNOMED CT, ...), never by display text")
 
     def observation_date(self, r: dict, loc: str, ref: str) -> PartialDate | None:
@@ -487,7 +489,7 @@ class _Reader:
         if "valueQuantity" in r:
             q = r["valueQuantity"]
             if not isinstance(q, dict):
-                problem = f"valueQuantity {q!r} is not a Quantity"
+                problem = f"valueQuantity {shown(q)} is not a Quantity"
                 self.issue(f"{loc}.valueQuantity", f"{ref}: {problem}")
             else:
                 raw = q.get("value")
@@ -496,7 +498,7 @@ class _Reader:
                 comparator = q.get("comparator")
                 if value is None:
                     value_text = str(raw) if raw is not None else None
-                    problem = f"value {raw!r} is not a number" if raw is not None else "the quantity has no value"
+                    problem = f"value {shown(raw)} is not a number" if raw is not None else "the quantity has no value"
                     self.issue(f"{loc}.valueQuantity.value", f"{ref}: {problem}",
                                "a FHIR Quantity value is a JSON number")
                 elif unit and (reason := unit_problem(unit, self.unit_reasons)):
@@ -521,21 +523,21 @@ class _Reader:
         elif "valueString" in r:
             value_text = _text(r["valueString"]) if isinstance(r["valueString"], str) else None
             if value_text is None:
-                problem = f"valueString {r['valueString']!r} is empty or not text"
+                problem = f"valueString {shown(r['valueString'])} is empty or not text"
                 self.issue(f"{loc}.valueString", f"{ref}: {problem}")
             else:
                 result = qualitative_result(value_text)
         elif "valueInteger" in r:
             value = _number(r["valueInteger"])
             if value is None:
-                problem = f"valueInteger {r['valueInteger']!r} is not a number"
+                problem = f"valueInteger {shown(r['valueInteger'])} is not a number"
                 self.issue(f"{loc}.valueInteger", f"{ref}: {problem}")
         elif "valueBoolean" in r:
             raw = r["valueBoolean"]
             if isinstance(raw, bool):
                 result = "true" if raw else "false"
             else:
-                problem = f"valueBoolean {raw!r} is not true or false"
+                problem = f"valueBoolean {shown(raw)} is not true or false"
                 self.issue(f"{loc}.valueBoolean", f"{ref}: {problem}")
         elif "dataAbsentReason" in r:
             dar = _obj(r["dataAbsentReason"])
@@ -583,7 +585,7 @@ class _Reader:
                 out.append(None)
                 continue
             if not isinstance(q, dict) or _number(q.get("value")) is None:
-                self.issue(f"{loc}.{key}", f"{ref}: the reference range {key} {q!r} is not a number; "
+                self.issue(f"{loc}.{key}", f"{ref}: the reference range {key} {shown(q)} is not a number; "
                                            "the range is not used")
                 out.append(None)
                 continue
@@ -641,12 +643,12 @@ class _Reader:
     def date_like(self, value, loc: str, ref: str, what: str) -> PartialDate | None:
         text = _text(value) if isinstance(value, str) else None
         if text is None:
-            self.issue(loc, f"{ref}: the {what} {value!r} is not text; {what} is unknown")
+            self.issue(loc, f"{ref}: the {what} {shown(value)} is not text; {what} is unknown")
             return None
         try:
             return _parse_date(text)
         except DateSyntaxError:
-            self.issue(loc, f"{ref}: the {what} {text!r} is not a date; {what} is unknown",
+            self.issue(loc, f"{ref}: the {what} {shown(text)} is not a date; {what} is unknown",
                        f"give the {what} as a date (YYYY, YYYY-MM or YYYY-MM-DD)")
             return None
 
@@ -717,7 +719,7 @@ class _Reader:
         if not isinstance(target_ref, str) or not target_ref.strip():
             display = _text(_obj(value).get("display"))
             self.issue(loc, f"{ref}: the medicationReference has no reference"
-                            + (f" (only the text {display!r})" if display else "") + "; the medication has no code")
+                            + (f" (only the text {shown(display)})" if display else "") + "; the medication has no code")
             return ()
         target_ref = target_ref.strip()
         target = None
@@ -731,7 +733,7 @@ class _Reader:
                 if len(parts) >= 2:
                     target = self.by_url.get(f"{parts[-2]}/{parts[-1]}")
         if target is None:
-            self.issue(loc, f"{ref}: the medication {target_ref!r} is not in the bundle; the medication has no code",
+            self.issue(loc, f"{ref}: the medication {shown(target_ref)} is not in the bundle; the medication has no code",
                        "include the Medication resource in the bundle, or use medicationCodeableConcept")
             return ()
         if target.get("resourceType") != "Medication":

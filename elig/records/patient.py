@@ -12,6 +12,7 @@ and what was expected. Only a file that is not a patient record at all raises
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from typing import Any
 import attrs
 
 from elig.records.dates import DateSyntaxError, PartialDate, parse_date
-from elig.diagnostics import DataError
+from elig.diagnostics import DataError, shown
 from elig.terminology.codes import Coding, canonical_system
-from elig.terminology.units import unit_problem
+from elig.terminology.units import MAX_UNIT_CHARS, unit_problem
 
 
 @attrs.frozen
@@ -144,8 +145,22 @@ class _NativeReader:
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
         self.issues.append(DataIssue(location, message, hint, self.file))
 
+    def text(self, value, location: str, what: str) -> str | None:
+        """A field that must be text (a number is taken as its text); anything else is an issue."""
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and abs(value) < 1e15:
+            return f"{value:g}" if isinstance(value, float) else str(value)
+        self.issue(location, f"cannot read {what} {shown(value)}: expected text")
+        return None
+
     def date(self, value, location: str) -> PartialDate | None:
         if value is None:
+            return None
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            self.issue(location, f"cannot read date {shown(value)}: expected text such as 2024-03-15",
+                       "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
         try:
             return parse_date(value)
@@ -160,13 +175,15 @@ class _NativeReader:
         items = raw if isinstance(raw, list) else [raw]
         out = []
         for i, item in enumerate(items):
-            if isinstance(item, dict) and "code" in item and "system" in item:
-                out.append(Coding(canonical_system(str(item["system"])), str(item["code"]), item.get("display")))
-            elif isinstance(item, str) and ":" in item:
+            if isinstance(item, dict) and _scalar(item.get("code")) and isinstance(item.get("system"), str):
+                display = item.get("display") if isinstance(item.get("display"), str) else None
+                out.append(Coding(canonical_system(item["system"]), str(item["code"]).strip(), display))
+            elif isinstance(item, str) and ":" in item and "|" in item or \
+                    isinstance(item, str) and ":" in item and not item.startswith("http"):
                 system, code = item.split(":", 1) if not item.startswith("http") else item.rsplit("|", 1)
-                out.append(Coding(canonical_system(system), code.strip()))
+                out.append(Coding(canonical_system(system.strip()), code.strip()))
             else:
-                self.issue(f"{location}.code[{i}]", f"cannot read code {item!r}",
+                self.issue(f"{location}.code[{i}]", f"cannot read code {shown(item)}",
                            "write a code as {system: LOINC, code: 2160-0} or 'LOINC:2160-0'")
         return tuple(out)
 
@@ -174,13 +191,13 @@ class _NativeReader:
         for key in sorted(set(data) - _TOP_KEYS):
             self.issue(key, f"unknown field '{key}' is ignored",
                        "known fields: " + ", ".join(sorted(_TOP_KEYS - {'birthDate', 'gender', 'description'})))
-        pid = str(data.get("id") or Path(self.file).stem or "patient")
+        pid = self.text(data.get("id"), "id", "the id") or Path(self.file).stem or "patient"
         sex_raw = data.get("sex", data.get("gender"))
         sex = None
         if sex_raw is not None:
-            sex = _SEX.get(str(sex_raw).strip().lower())
+            sex = _SEX.get(sex_raw.strip().lower()) if isinstance(sex_raw, str) else None
             if sex is None:
-                self.issue("sex", f"cannot read sex {sex_raw!r}", "write 'male' or 'female'; leave it out when unknown")
+                self.issue("sex", f"cannot read sex {shown(sex_raw)}", "write 'male' or 'female'; leave it out when unknown")
         birth = self.date(data.get("birth_date", data.get("birthDate")), "birth_date")
         observations = []
         for key, concept in (("weight", "body weight"), ("height", "body height")):
@@ -193,7 +210,8 @@ class _NativeReader:
         medications = [self.medication(e, f"medications[{i}]") for i, e in enumerate(self.entries(data, "medications"))]
         attestations = self.attestations(data.get("attestations"))
         return Patient(
-            id=pid, source_file=self.file, format="native", name=data.get("name"), birth_date=birth, sex=sex,
+            id=pid, source_file=self.file, format="native", name=self.text(data.get("name"), "name", "the name"),
+            birth_date=birth, sex=sex,
             pregnant=self.boolean(data.get("pregnant"), "pregnant"),
             lactating=self.boolean(data.get("lactating"), "lactating"),
             observations=tuple(o for o in observations if o is not None),
@@ -206,6 +224,8 @@ class _NativeReader:
     def _shorthand(self, value, concept: str) -> dict:
         if isinstance(value, dict):
             return {"concept": concept, **value}
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            return {"concept": concept, "value": value}
         parts = str(value).split(None, 1)
         return {"concept": concept, "value": parts[0], "unit": parts[1] if len(parts) > 1 else None}
 
@@ -226,6 +246,9 @@ class _NativeReader:
     def boolean(self, value, location: str) -> bool | None:
         if value is None or isinstance(value, bool):
             return value
+        if not _scalar(value):
+            self.issue(location, f"cannot read {shown(value)} as yes/no", "write true, false, or leave it out when unknown")
+            return None
         text = str(value).strip().lower()
         if text in ("yes", "true", "y", "1"):
             return True
@@ -233,66 +256,88 @@ class _NativeReader:
             return False
         if text in ("unknown", ""):
             return None
-        self.issue(location, f"cannot read {value!r} as yes/no", "write true, false, or leave it out when unknown")
+        self.issue(location, f"cannot read {shown(value)} as yes/no", "write true, false, or leave it out when unknown")
         return None
 
     def source(self, entry: dict, location: str) -> Source:
         rid = entry.get("id")
+        rid = rid if isinstance(rid, str) else (str(rid) if _scalar(rid) else None)
         return Source(self.file, f"{location} ({rid})" if rid else location)
+
+    def concept(self, e: dict, loc: str) -> str | None:
+        raw = e.get("concept") or e.get("name")
+        if raw is None or isinstance(raw, str):
+            return raw
+        self.issue(f"{loc}.concept", f"cannot read concept {shown(raw)}: a concept is a name such as 'ANC'")
+        return None
 
     def observation(self, e: dict, loc: str) -> Observation | None:
         codes = self.codes(e, loc)
-        concept = e.get("concept") or e.get("name")
+        concept = self.concept(e, loc)
         if not concept and not codes:
             self.issue(loc, "an observation needs a concept name or a code", "add 'concept: serum creatinine' or a LOINC code")
         value = value_text = problem = None
         raw = e.get("value")
         result = e.get("result")
-        if isinstance(raw, bool):
-            problem = f"value {raw!r} is not a number"
-        elif isinstance(raw, (int, float)):
-            value = float(raw)
-        elif raw is not None:
-            value_text = str(raw)
-            try:
-                value = float(value_text.replace(",", "."))
-            except ValueError:
-                if value_text.strip().lower() in ("positive", "negative", "detected", "not detected"):
-                    result = result or value_text
+        if result is not None and not _scalar(result):
+            self.issue(f"{loc}.result", f"cannot read result {shown(result)}: expected text such as 'negative'")
+            result, problem = None, f"result {shown(result)} is not readable"
+        if raw is not None:
+            value, problem_v = read_number(raw)
+            if value is None:
+                value_text = raw if isinstance(raw, str) else shown(raw)
+                if isinstance(raw, str) and raw.strip().lower() in ("positive", "negative", "detected", "not detected"):
+                    result = result or raw
                 else:
-                    problem = f"value {value_text!r} is not a number"
-                    self.issue(f"{loc}.value", problem, "write the number alone and the unit in 'unit'")
+                    problem = problem_v
+                    self.issue(f"{loc}.value", problem, "write the number alone (1200 or 1.2) and the unit in 'unit'")
+            elif isinstance(raw, str):
+                value_text = raw
         unit = e.get("unit")
-        if unit not in (None, "") and problem is None and value is not None:
-
-            reason = unit_problem(str(unit), self.unit_reasons)
+        if unit is not None and not isinstance(unit, str):
+            problem = problem or f"unit {shown(unit)} is not text"
+            self.issue(f"{loc}.unit", f"cannot read unit {shown(unit)}: a unit is text such as mg/dL")
+            unit = shown(unit)
+        elif unit not in (None, "") and problem is None and value is not None:
+            reason = unit_problem(unit, self.unit_reasons)
             if reason:
                 problem = reason
                 self.issue(f"{loc}.unit", f"{reason}; the observation cannot be used",
                            "write units as labs do: mg/dL, µmol/L, 10^9/L, g/L, U/L, %")
-        ref = e.get("reference_range") or e.get("reference") or {}
-        ref_low = ref_high = None
-        if ref and not isinstance(ref, dict):
-            self.issue(f"{loc}.reference_range", "must be a mapping with low, high and unit")
-            ref = {}
-        for key in ("low", "high"):
-            if ref.get(key) is not None:
-                try:
-                    if key == "low":
-                        ref_low = float(ref[key])
-                    else:
-                        ref_high = float(ref[key])
-                except (TypeError, ValueError):
-                    self.issue(f"{loc}.reference_range.{key}", f"{ref[key]!r} is not a number")
+        ref_low, ref_high, ref_unit = self.reference_range(e, loc, unit)
         date = self.date(e.get("date", e.get("effective")), f"{loc}.date")
         if result is not None:
             result = qualitative_result(str(result))
         return Observation(
             source=self.source(e, loc), concept=concept, codes=codes, value=value, value_text=value_text,
-            unit=str(unit) if unit not in (None, "") else None, date=date, reference_low=ref_low,
-            reference_high=ref_high, reference_unit=ref.get("unit", unit) if ref else None,
-            result=result, status=e.get("status"), problem=problem,
+            unit=unit if unit not in (None, "") else None, date=date, reference_low=ref_low,
+            reference_high=ref_high, reference_unit=ref_unit,
+            result=result, status=self.text(e.get("status"), f"{loc}.status", "status"), problem=problem,
         )
+
+    def reference_range(self, e: dict, loc: str, unit) -> tuple[float | None, float | None, str | None]:
+        """low, high and unit of a reference range; a bound that is not a finite number is left out."""
+        ref = e.get("reference_range") or e.get("reference") or {}
+        if not isinstance(ref, dict):
+            self.issue(f"{loc}.reference_range", "must be a mapping with low, high and unit")
+            return None, None, None
+        if not ref:
+            return None, None, None
+        ref_unit = ref.get("unit", unit)
+        if ref_unit is not None and not isinstance(ref_unit, str):
+            self.issue(f"{loc}.reference_range.unit", f"cannot read unit {shown(ref_unit)}: a unit is text; "
+                                                      "the range is not used")
+            return None, None, None
+        bounds = []
+        for key in ("low", "high"):
+            raw = ref.get(key)
+            number = None
+            if raw is not None:
+                number, why = read_number(raw)
+                if number is None:
+                    self.issue(f"{loc}.reference_range.{key}", f"{why}; the range's {key} is not used")
+            bounds.append(number)
+        return bounds[0], bounds[1], ref_unit or None
 
     def condition(self, e: dict, loc: str) -> Condition:
         grade = e.get("grade", e.get("stage", e.get("class")))
@@ -300,24 +345,34 @@ class _NativeReader:
         if grade is not None:
             grade_value = grade_number(grade)
             if grade_value is None:
-                self.issue(f"{loc}.grade", f"cannot read grade {grade!r}", "write a number (2) or a Roman numeral (III)")
+                self.issue(f"{loc}.grade", f"cannot read grade {shown(grade)}",
+                           f"write a whole number from 0 to {MAX_GRADE} (2) or a Roman numeral (III)")
+        status = e.get("status") or e.get("clinical_status")
         return Condition(
-            source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
+            source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
             onset=self.date(e.get("onset"), f"{loc}.onset"), abatement=self.date(e.get("abatement", e.get("resolved")), f"{loc}.abatement"),
-            clinical_status=(e.get("status") or e.get("clinical_status")), verification_status=e.get("verification"),
+            clinical_status=self.status(status, f"{loc}.status"),
+            verification_status=self.status(e.get("verification"), f"{loc}.verification"),
             grade=grade_value,
         )
+
+    def status(self, value, location: str) -> str | None:
+        """A status word; one that is not text is an issue and reads as an unreadable status."""
+        text = self.text(value, location, "status")
+        if value is not None and text is None:
+            return "unreadable"
+        return text
 
     def procedure(self, e: dict, loc: str) -> Procedure:
         start = self.date(e.get("start", e.get("date")), f"{loc}.date")
         end = self.date(e.get("end"), f"{loc}.end") if "end" in e else (start if "date" in e else None)
-        return Procedure(source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
-                         start=start, end=end, status=e.get("status"))
+        return Procedure(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
+                         start=start, end=end, status=self.status(e.get("status"), f"{loc}.status"))
 
     def medication(self, e: dict, loc: str) -> Medication:
-        return Medication(source=self.source(e, loc), concept=e.get("concept") or e.get("name"), codes=self.codes(e, loc),
+        return Medication(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
                           start=self.date(e.get("start"), f"{loc}.start"), end=self.date(e.get("end"), f"{loc}.end"),
-                          status=e.get("status"))
+                          status=self.status(e.get("status"), f"{loc}.status"))
 
     def attestations(self, raw) -> tuple[Attestation, ...]:
         if raw is None:
@@ -331,7 +386,7 @@ class _NativeReader:
             loc = f"attestations.{key}"
             by = date = None
             if isinstance(value, dict):
-                by = value.get("by")
+                by = self.text(value.get("by"), f"{loc}.by", "who attested")
                 date = self.date(value.get("date"), f"{loc}.date")
                 value = value.get("value")
             out.append(Attestation(key=normalise_key(str(key)), value=self.boolean(value, loc),
@@ -368,21 +423,74 @@ def grade_number(value) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return int(value)
-    text = str(value)
-    m = _GRADE_AFTER_WORD.search(text) or _GRADE_ALONE.match(text)
+        # A grade is a small whole number: NaN, infinity, 2.5 or 10^400 are not grades.
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            return None
+        return int(value) if 0 <= value <= MAX_GRADE else None
+    if not isinstance(value, str) or len(value) > 200:
+        return None
+    m = _GRADE_AFTER_WORD.search(value) or _GRADE_ALONE.match(value)
     if not m:
         return None
     g = m.group(1)
-    return int(g) if g.isdigit() else _ROMAN.get(g.upper())
-    if isinstance(value, (int, float)):
-        return int(value)
-    s = str(value).strip().lower()
-    for prefix in ("grade", "class", "stage", "nyha"):
-        s = s.replace(prefix, "").strip()
-    if s in _ROMAN:
-        return _ROMAN[s]
-    try:
-        return int(float(s))
-    except ValueError:
-        return None
+    number = int(g) if g.isascii() and g.isdigit() else _ROMAN.get(g.upper())
+    return number if number is not None and 0 <= number <= MAX_GRADE else None
+
+
+MAX_GRADE = 10  # grades, stages and classes in use run from 0 (ECOG, CTCAE) to 5 (CTCAE), IV (NYHA, stage)
+
+# What a record may give as a number: 1200, -3, 1.25, 1e-3, and a decimal comma (1,25).
+# "1,200" is refused: it is a thousand and two hundred to a protocol (docs/language.md)
+# and 1.2 to a lab writing decimal commas; a record must not be read either way silently.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,(?:\d{1,2}|\d{4,})", re.ASCII)
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+", re.ASCII)
+_THOUSANDS_DECIMAL = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+\.\d+", re.ASCII)
+MAX_NUMBER_CHARS = 40
+
+
+def read_number(raw) -> tuple[float | None, str | None]:
+    """A recorded value as a finite float, or (None, why not).
+
+    Numbers read as the protocol reads them: ``1,200.5`` has a thousands separator; a
+    lone comma followed by exactly three digits (``1,200``) is ambiguous and refused.
+    NaN, infinity and numbers beyond a float (10^400) are refused.
+    """
+    if isinstance(raw, bool):
+        return None, f"value {raw!r} is not a number"
+    if isinstance(raw, int):
+        if raw.bit_length() > 1000:
+            return None, f"value {shown(raw)} is not a plausible number"
+        value = float(raw) if abs(raw) < 1e300 else math.inf
+    elif isinstance(raw, float):
+        value = raw
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > MAX_NUMBER_CHARS:
+            return None, f"value {shown(raw)} is not a number"
+        if _PLAIN_NUMBER.fullmatch(text):
+            value = float(text)
+        elif _THOUSANDS_DECIMAL.fullmatch(text):
+            value = float(text.replace(",", ""))
+        elif _DECIMAL_COMMA.fullmatch(text):
+            value = float(text.replace(",", "."))
+        elif _THOUSANDS.fullmatch(text):
+            return None, (f"value {raw!r} is ambiguous: a thousands separator ({text.replace(',', '')}) or a "
+                          f"decimal comma ({text.replace(',', '.', 1)})")
+        else:
+            return None, f"value {shown(raw)} is not a number"
+    else:
+        return None, f"value {shown(raw)} is not a number"
+    if not math.isfinite(value):
+        return None, f"value {shown(raw)} is not a finite number"
+    return value, None
+
+
+def _scalar(value) -> bool:
+    """Text, or a number small enough to write out (never a list, mapping or 10^400)."""
+    if isinstance(value, str):
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and abs(value) < 1e15
+

@@ -28,6 +28,7 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, String
 
 from elig.language.highlight import EligLexer
 from elig.report.markdown import LOGIC_KINDS, MARK, VERDICT_MARK, counts, outcome_changes, uln_text, value_row
+from elig.report.safe import neutralised
 from elig.engine.results import EvaluationResult, Outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -85,6 +86,7 @@ def environment() -> jinja2.Environment:
 
 
 def render_html(result: EvaluationResult) -> str:
+    result = neutralised(result)  # no control character from the data reaches the reader
     verdict = str(result.verdict)
     return environment().get_template("report.html.j2").render(
         r=result,

@@ -21,6 +21,7 @@ import re
 
 import attrs
 
+from elig.report.safe import neutralised
 from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
 from elig.terminology.units import NO_UNIT, format_number, with_unit
 
@@ -185,6 +186,7 @@ def code(text: object) -> str:
 
 
 def render_markdown(result: EvaluationResult) -> str:
+    result = neutralised(result)  # no control character from the data reaches the reader
     out: list[str] = []
     title = md(result.protocol_id) + (f" — {md(result.protocol_title)}" if result.protocol_title else "")
     out.append(f"# Eligibility report: {title}")

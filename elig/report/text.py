@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from elig.report.markdown import format_value
+from elig.report.safe import neutralised
 from elig.engine.results import CriterionResult, EvaluationResult, Explanation, Outcome, ValueUsed
 from elig.terminology.units import format_number
 
@@ -19,6 +20,7 @@ MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 
 def render_text(result: EvaluationResult, *, width: int = 100, style=None) -> str:
     """Render a result; ``style(text, outcome_or_verdict)`` may add colour (the CLI does on a terminal)."""
+    result = neutralised(result)  # no control character from the data reaches the reader
     paint = style or (lambda text, _kind: text)
     out: list[str] = []
     title = f"{result.protocol_id}" + (f" — {result.protocol_title}" if result.protocol_title else "")

@@ -13,6 +13,7 @@ the checker rejects a percentage compared with a number.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Callable
 
@@ -103,6 +104,40 @@ def _one_factor(token: str) -> str:
     return unit
 
 
+# Bounds on the work one unit string may cause (docs/fhir.md, "Limits"): the longest unit a
+# lab writes is about 25 characters (mL/min/{1.73_m2}); exponents are small (10^12, m2, s-1).
+MAX_UNIT_CHARS = 64
+MAX_EXPONENT = 24  # 10^24 (yotta) is the largest scale UCUM names; a dimension is never raised past 4
+MAX_DIMENSION_POWER = 4
+_EXPONENT = re.compile(r"(?:\^|\*\*|\*|[eE])\s*([+-]?\d+)", re.ASCII)
+_CHAINED_POWER = re.compile(r"(?:\^|\*\*)\s*[+-]?\d+\s*(?:\^|\*\*)")
+_SCALED_WORDS = ("percent", "permille", "ppm", "ppb")
+
+
+def check_unit_bounds(text: str) -> None:
+    """Refuse, before any parsing, a unit whose reading could cost more than a few microseconds:
+    too long, an exponent beyond ±24, or a power of a power (``10^9^9``)."""
+    if len(text) > MAX_UNIT_CHARS:
+        raise UnitSyntaxError(f"cannot read unit {text[:20]!r}…: longer than {MAX_UNIT_CHARS} characters")
+    if _CHAINED_POWER.search(text):
+        raise UnitSyntaxError(f"cannot read unit {text!r}: a power of a power is not a unit")
+    for m in _EXPONENT.finditer(text):
+        if len(m.group(1).lstrip("+-")) > 2 or abs(int(m.group(1))) > MAX_EXPONENT:
+            raise UnitSyntaxError(f"cannot read unit {text!r}: the exponent {m.group(1)} is beyond ±{MAX_EXPONENT}")
+
+
+def _check_quantity(text: str, q: pint.Quantity) -> pint.Quantity:
+    """Refuse what parsed but is no unit a lab reports: a scale beyond 10^±30, a dimension
+    raised past the 4th power, percent squared (``%%``)."""
+    magnitude = float(q.magnitude)
+    if not (math.isfinite(magnitude) and 1e-30 <= abs(magnitude) <= 1e30):
+        raise UnitSyntaxError(f"cannot read unit {text!r}: its scale is not one a laboratory uses")
+    for name, power in q.unit_items():
+        if abs(power) > MAX_DIMENSION_POWER or (name in _SCALED_WORDS and power != 1):
+            raise UnitSyntaxError(f"cannot read unit {text!r}: {name} to the power {power:g} is not a unit")
+    return q
+
+
 @functools.lru_cache(maxsize=2048)
 def parse_unit(text: str) -> pint.Quantity:
     """Parse a clinician's unit to a pint quantity of magnitude 1 × scale.
@@ -111,6 +146,13 @@ def parse_unit(text: str) -> pint.Quantity:
     means the same quantity, and a batch sees the same few dozen strings thousands of
     times (reading a UCUM string runs an Earley parser). Callers must not mutate the result.
     """
+    if not isinstance(text, str):
+        raise UnitSyntaxError(f"cannot read unit {str(type(text).__name__)}: a unit must be text")
+    check_unit_bounds(text)
+    return _check_quantity(text, _parse_unit(text))
+
+
+def _parse_unit(text: str) -> pint.Quantity:
     expr = normalise_unit_text(text)
     if is_ucum_like(text) and re.sub(r"\s+", "", text).replace("µ", "u").replace("μ", "u") not in _WHOLE:
         # UCUM as FHIR sends it (10*3/uL, mm[Hg], {INR}, mL/min/{1.73_m2})
@@ -275,11 +317,18 @@ def unit_problem(text: str, cache: dict | None = None) -> str | None:
     try:
         parse_unit(text)
         reason = None
-    except UnitSyntaxError:
-        reason = f"unreadable unit {text!r}"
+    except UnitSyntaxError as exc:
+        reason = f"unreadable unit {text[:MAX_UNIT_CHARS]!r}" + (f" ({exc})" if "cannot read unit" not in str(exc)
+                                                                 else _why(str(exc)))
     if cache is not None:
         cache[text] = reason
     return reason
+
+
+def _why(message: str) -> str:
+    """The reason part of 'cannot read unit 'x': reason', in brackets, or nothing."""
+    _, sep, reason = message.partition("': ")
+    return f" ({reason})" if sep and reason else ""
 
 
 NO_UNIT = ("", "1", "dimensionless")

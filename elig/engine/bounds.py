@@ -1,0 +1,92 @@
+"""Thresholds: exact float comparison, and a bound as a canonical float (resolving × ULN).
+
+Boundaries are exact: values within a relative 1e-9 of a threshold are equal
+to it, so floating-point noise from unit conversion never flips a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+
+from elig.engine import plan as p
+from elig.engine.context import Unusable
+from elig.engine.results import ThresholdUsed
+from elig.records.patient import Observation
+from elig.terminology.units import format_number as fmt, with_unit
+
+REL_TOL = 1e-9
+
+
+def compare(a: float, op: str, b: float) -> bool:
+    """Compare with exact boundaries: a value within rounding noise of b equals b."""
+    equal = math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+    if op == ">=":
+        return equal or a > b
+    if op == "<=":
+        return equal or a < b
+    if op == ">":
+        return not equal and a > b
+    if op == "<":
+        return not equal and a < b
+    if op == "==":
+        return equal
+    if op == "!=":
+        return not equal
+    raise ValueError(op)
+
+
+def subject_unit(subject) -> str:
+    """The unit a subject's value is shown in ("years" for age, nothing for unit-less scores)."""
+    if isinstance(subject, p.RatioRef):
+        return subject.unit
+    unit = subject.concept.unit or ""
+    return {"year": "years", "1": ""}.get(unit, unit)
+
+
+def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, sex: str | None = None):
+    """The threshold as a canonical float and how it was set, resolving x ULN; or why it cannot be set."""
+    unit = subject_unit(subject)
+    if bound.lln_factor is not None:
+        return lln_value(ctx, bound, subject, obs, unit)
+    if bound.uln_factor is None:
+        return bound.value, ThresholdUsed(text=bound.text, value=bound.value, unit=unit)
+    concept = subject.concept
+    resolver = ctx.resolver
+    uln, source = None, None
+    if obs is not None and obs.reference_high is not None:
+        ref_unit = obs.reference_unit or obs.unit or concept.unit
+        factor = resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
+        if isinstance(factor, float):
+            uln = obs.reference_high * factor
+            source = f"reference range of {obs.source.record} (upper limit {with_unit(fmt(obs.reference_high), ref_unit)})"
+    if uln is None and concept.uln is not None:
+        sex_for_uln = sex or ctx.patient.sex
+        default = concept.uln.for_sex(sex_for_uln)
+        if default is not None:
+            factor = resolver.factor(concept.uln.unit, concept.unit or "1", concept.molar_mass)
+            uln = default * (factor if isinstance(factor, float) else 1.0)
+            specific = concept.uln.male is not None and concept.uln.female is not None
+            source = f"{concept.uln.source}" + (f", {sex_for_uln}" if specific else "")
+    if uln is None:
+        why = ("the observation has no reference range and the default ULN depends on sex, which is not recorded"
+               if concept.uln is not None else
+               "the observation has no reference range and the vocabulary declares no default ULN")
+        return Unusable(why, (f"reference range (ULN) of {subject.label}",) if concept.uln is None else ("sex",))
+    limit = bound.uln_factor * uln
+    return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=uln, uln_source=source)
+
+
+def lln_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, unit: str):
+    """A multiple of the lower limit of normal (`≥ LLN`), from the observation's reference range."""
+    concept = subject.concept
+    if obs is not None and obs.reference_low is not None:
+        ref_unit = obs.reference_unit or obs.unit or concept.unit
+        factor = ctx.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
+        if isinstance(factor, float):
+            lln = obs.reference_low * factor
+            source = f"reference range of {obs.source.record} (lower limit {with_unit(fmt(obs.reference_low), ref_unit)})"
+            limit = bound.lln_factor * lln
+            return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=lln, uln_source=source,
+                                        limit="LLN")
+    return Unusable("the observation has no reference range with a lower limit, and the vocabulary declares "
+                    "no default LLN", (f"reference range (LLN) of {subject.label}",))

@@ -1,0 +1,71 @@
+"""What every rule of one evaluation reads: the patient, the date, the protocol, the indexed record.
+
+A ``Context`` is built once per patient and evaluation date. The rule modules
+(``comparisons``, ``rates``, ``events``, ``facts``, ``logic``) are functions of a
+context and a plan node; ``rule`` dispatches a node to its function (the visitor
+is ``elig.engine.evaluator.Evaluation``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+from elig.engine import plan as p
+from elig.engine.index import index_record
+from elig.records.dates import whole_years_between
+from elig.engine.results import ValueUsed
+from elig.records.patient import Observation, Patient
+
+
+@attrs.frozen
+class Picked:
+    """A usable measurement: the record, its value in canonical units, and how it was read."""
+
+    obs: Observation
+    value: float
+    used: ValueUsed
+
+
+@attrs.frozen
+class Unusable:
+    reason: str
+    missing: tuple[str, ...]
+    values: tuple[ValueUsed, ...] = ()
+
+
+class Context:
+    def __init__(self, checked: p.CheckedProtocol, patient: Patient, as_of: dt.date):
+        self.checked = checked
+        self.patient = patient
+        self.as_of = as_of
+        self.vocabulary = checked.vocabulary
+        self.resolver = checked.resolver
+        self._index: dict[str, dict[str, list]] | None = None
+        self.display_notes: list[str] = []
+        self.section = "inclusion"
+
+    def rule(self, node: p.RulePlan):
+        """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
+        raise NotImplementedError
+
+    def index(self) -> dict[str, dict[str, list]]:
+        """Entries of the record by concept name, built once per evaluation, newest first."""
+        if self._index is None:
+            self._index, notes = index_record(self.patient, self.vocabulary)
+            self.display_notes.extend(notes)
+        return self._index
+
+    def observations(self, concept_name: str) -> list:
+        return self.index()["observation"].get(concept_name, [])
+
+    def age(self) -> int | None:
+        if self.patient.birth_date is None:
+            return None
+        return whole_years_between(self.patient.birth_date, self.as_of)
+
+    def window_text(self, window: p.Duration | None) -> str:
+        if window is None:
+            return ""
+        return f" within {window.text} before {self.as_of.isoformat()}"

@@ -1,0 +1,110 @@
+"""The value a comparison tests: a measurement, a demographic, a ratio of paired measurements, or a
+derived value computed by its declared formula (``elig.terminology.derivations``)."""
+
+from __future__ import annotations
+
+from elig.engine import plan as p
+from elig.engine.context import Context, Unusable
+from elig.engine.measure import demographic, measurement, paired
+from elig.engine.results import Derived, ValueUsed
+from elig.terminology.derivations import Inputs
+from elig.terminology.units import format_number as fmt, with_unit
+
+
+def subject_value(ctx: Context, subject: p.SubjectRef, window: p.Duration | None):
+    """(value, values used, derived explanation, observation) or Unusable."""
+    if isinstance(subject, p.MeasureRef):
+        if subject.concept.kind == "demographic":
+            return demographic(ctx, subject)
+        picked = measurement(ctx, subject.concept, subject.label, window)
+        if isinstance(picked, Unusable):
+            return picked
+        return picked.value, (picked.used,), None, picked.obs
+    if isinstance(subject, p.RatioRef):
+        return ratio(ctx, subject, window)
+    return derived(ctx, subject, window)
+
+
+def ratio(ctx: Context, subject: p.RatioRef, window: p.Duration | None):
+    pair = paired(ctx, [subject.numerator, subject.denominator], window)
+    if isinstance(pair, Unusable):
+        return pair
+    (num, den), pairing = pair
+    if den.value == 0:
+        return Unusable(f"{subject.denominator.label} is zero", (subject.denominator.label,), (den.used,))
+    value = num.value / den.value
+    unit = subject.unit
+    d = Derived(
+        concept=subject.label, method="ratio of paired measurements",
+        formula=f"{subject.label} = {subject.numerator.label} / {subject.denominator.label}",
+        substituted=f"{with_unit(fmt(num.value), subject.numerator.concept.unit)} / {fmt(den.value)} = {with_unit(fmt(value), unit)}",
+        value=value, unit=unit, inputs=(num.used, den.used), pairing=pairing,
+    )
+    return value, (num.used, den.used), d, None
+
+
+def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
+    d = subject.derivation
+    values: dict[str, float] = {}
+    used: list[ValueUsed] = []
+    missing: list[str] = []
+    reasons: list[str] = []
+    pairing = None
+    concepts = {i.key: ctx.vocabulary.lookup(i.concept) for i in d.inputs}
+    if d.paired:
+        refs = [p.MeasureRef(concepts[i.key], i.concept) for i in d.inputs]
+        pair = paired(ctx, refs, window)
+        if isinstance(pair, Unusable):
+            return pair
+        picked_list, pairing = pair
+        picked_map = dict(zip([i.key for i in d.inputs], picked_list))
+    else:
+        picked_map = {}
+        for inp in d.inputs:
+            picked = measurement(ctx, concepts[inp.key], inp.concept, window)
+            if isinstance(picked, Unusable):
+                missing.extend(picked.missing)
+                reasons.append(picked.reason)
+                used.extend(picked.values)
+                continue
+            picked_map[inp.key] = picked
+    for inp in d.inputs:
+        picked = picked_map.get(inp.key)
+        if picked is None:
+            continue
+        concept = concepts[inp.key]
+        factor = ctx.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
+        values[inp.key] = picked.value * (factor if isinstance(factor, float) else 1.0)
+        used.append(picked.used)
+    age = sex = None
+    if d.needs_age:
+        age = ctx.age()
+        if age is None:
+            missing.append("birth date")
+            reasons.append("the age is unknown (no full birth date)")
+        else:
+            used.insert(0, ValueUsed(concept="age", value=float(age), unit="years", date=ctx.as_of.isoformat(),
+                                     source=f"birth date {ctx.patient.birth_date}", text=f"{age} years"))
+    if d.needs_sex:
+        sex = ctx.patient.sex
+        if sex is None:
+            missing.append("sex")
+            reasons.append("the sex is not recorded")
+        else:
+            used.insert(1 if d.needs_age and age is not None else 0,
+                        ValueUsed(concept="sex", value=None, unit=None, text=sex, source="patient record"))
+    if reasons:
+        return Unusable(f"{subject.concept.name} ({d.title}) cannot be computed: " + "; ".join(reasons),
+                        tuple(missing), tuple(used))
+    params = {prm.key: prm.default for prm in d.params}
+    overridden = dict(subject.params)
+    params.update(overridden)
+    value, substituted = d.compute(Inputs(values={**values, **params}, age=age, sex=sex))
+    param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
+                       ("" if prm.key in overridden else " (default)") for prm in d.params)
+    explained = Derived(concept=subject.concept.name, method=d.title, formula=d.formula,
+                        substituted=f"{substituted} = {with_unit(fmt(value), d.unit)}", value=value, unit=d.unit,
+                        inputs=tuple(used), reference=d.reference, pairing=pairing, parameters=param_text)
+    factor = ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)
+    canonical = value * factor if isinstance(factor, float) else value
+    return canonical, tuple(used), explained, None

@@ -1,0 +1,87 @@
+"""Record indexing: the entries of a patient record by the concepts their codes (or names) mean.
+
+Display text never decides a match; a coded entry whose display alone names a
+concept is reported in a note instead (see ``display_only_note``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from elig.records.dates import PartialDate
+from elig.records.patient import Condition, Medication, Patient, Procedure
+from elig.terminology.vocabulary import Concept, Vocabulary
+
+KINDS = ("observation", "condition", "procedure", "medication")
+
+
+def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, dict[str, list]], list[str]]:
+    """Entries by kind and concept name, newest first; and the notes on display-only entries."""
+    idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
+    notes: list[str] = []
+    for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
+                          ("procedure", patient.procedures), ("medication", patient.medications)):
+        for entry in entries:
+            concepts = concepts_of(vocabulary, entry)
+            for concept in concepts:
+                idx[kind].setdefault(concept.name, []).append(entry)
+            if not concepts and entry.codes:
+                note = display_only_note(vocabulary, entry)
+                if note:
+                    notes.append(note)
+    for kind in idx:
+        for entries in idx[kind].values():
+            entries.sort(key=newest_first_key, reverse=True)
+    return idx, notes
+
+
+def display_only_note(vocabulary: Vocabulary, entry) -> str | None:
+    """A coded entry whose display names a concept its code is not in: say so, never match it.
+
+    Display text never decides a match; but silently dropping a 'Myocardial infarction'
+    coded in a local system could make a patient look eligible, so the report shows it.
+    """
+    for coding in entry.codes:
+        if not coding.display:
+            continue
+        text = re.sub(r"\s*\([^)]*\)\s*$", "", coding.display)  # SNOMED semantic tags: "(disorder)"
+        concept = vocabulary.lookup(text)
+        if concept is not None:
+            return (f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its code "
+                    f"{coding} is not in that concept's value set, so it is not counted (add the code to the "
+                    f"vocabulary if it means the same)")
+    return None
+
+
+def concepts_of(vocabulary: Vocabulary, entry) -> list[Concept]:
+    found: list[Concept] = []
+    for coding in entry.codes:
+        for concept in vocabulary.by_code(coding):
+            if concept not in found:
+                found.append(concept)
+    if entry.concept:
+        # The native format names concepts directly; FHIR entries are matched by code only.
+        concept = vocabulary.lookup(entry.concept)
+        if concept is not None and concept not in found:
+            found.append(concept)
+            # A named entry carries its concept's codes, so broader value sets that hold them
+            # match too: a record of 'dialysis' is also 'organ support'.
+            found.extend(c for c in vocabulary.broader(concept) if c not in found)
+    return found
+
+
+def newest_first_key(entry):
+    d = getattr(entry, "date", None) or getattr(entry, "onset", None) or getattr(entry, "start", None)
+    if d is None:
+        return (dt.date.min, dt.time(0, 0))
+    return d.sort_key()
+
+
+def period(r) -> tuple[PartialDate | None, PartialDate | None]:
+    """When an entry began and ended (conditions: onset and abatement; observations: their date)."""
+    if isinstance(r, Condition):
+        return r.onset, r.abatement
+    if isinstance(r, (Procedure, Medication)):
+        return r.start, r.end
+    return getattr(r, "date", None), None

@@ -1,0 +1,174 @@
+"""Measurement selection: the newest usable value of a concept in a window, or why there is none.
+
+Measurements are open-world: no usable value (missing, undated, future, stale,
+unit-less, unreadable, implausible, conflicting) is a ``Unusable`` with the
+reason and the data to collect. A usable one is a ``Picked`` value in the
+concept's canonical unit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import attrs
+
+from elig.engine import plan as p
+from elig.engine.bounds import REL_TOL
+from elig.engine.context import Context, Picked, Unusable
+from elig.engine.results import ValueUsed
+from elig.engine.summary import date_text
+from elig.records.dates import window_start, within
+from elig.records.patient import Observation
+from elig.terminology.units import format_converted as fmt3, format_number as fmt, with_unit
+from elig.terminology.vocabulary import Concept
+
+PAIRING_TOLERANCE = dt.timedelta(hours=1)
+
+
+def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                candidates: list | None = None) -> Picked | Unusable:
+    """The newest usable value of a concept in the window, or why there is none."""
+    as_of = ctx.as_of
+    want = f"{label}{ctx.window_text(window)}"
+    records = candidates if candidates is not None else ctx.observations(concept.name)
+    records = [o for o in records if o.value is not None or o.problem or o.result is None]
+    if not records:
+        return Unusable(f"no {label} recorded", (want,))
+    start = window_start(as_of, window.amount, window.unit) if window else dt.date.min
+    dated = [o for o in records if o.date is not None]
+    if not dated:
+        return Unusable(f"{label} is recorded without a date", (want,))
+    not_future = [o for o in dated if o.date.earliest() <= as_of]
+    if not not_future:
+        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (want,))
+    newest = not_future[0]
+    in_window = within(newest.date, start, as_of) if window else True
+    if in_window is None:
+        return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
+                        f"the {window.text} window", (want,), (raw_value(concept, newest),))
+    if not in_window:
+        return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
+                        f"before {as_of}", (want,), (raw_value(concept, newest),))
+    picked = read_value(ctx, concept, label, newest, want)
+    if isinstance(picked, Picked):
+        # Two results at the same instant that disagree: neither may silently win.
+        for twin in not_future[1:]:
+            if twin.date != newest.date:
+                break
+            other = read_value(ctx, concept, label, twin, want)
+            if isinstance(other, Picked) and not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
+                return Unusable(f"conflicting {label} results at the same time ({newest.date}): "
+                                f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
+                                (f"{want} (confirmed result)",), (picked.used, other.used))
+    return picked
+
+
+def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
+    return ValueUsed(concept=concept.name, value=obs.value, unit=obs.unit, date=date_text(obs.date),
+                     source=str(obs.source), text=obs.value_text or obs.result)
+
+
+def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str) -> Picked | Unusable:
+    """One observation's value in the concept's canonical unit, or why it cannot be read."""
+    raw = raw_value(concept, obs)
+    if obs.problem or obs.value is None:
+        return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
+                        (want,), (raw,))
+    unit = obs.unit
+    if unit is None:
+        if concept.unitless == "canonical":
+            unit = concept.unit
+        else:
+            return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
+                            f"cannot be read", (want,), (raw,))
+    resolver = ctx.resolver
+    factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+    if isinstance(factor, str):
+        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw,))
+    value = obs.value * factor
+    conversion = None
+    if resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1"):
+        conversion = f"{with_unit(fmt(obs.value), unit)} = {with_unit(fmt3(value), concept.unit)}"
+    used = attrs.evolve(raw, canonical_value=value, canonical_unit=concept.unit, conversion=conversion)
+    if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
+        lo, hi = concept.plausible
+        return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
+                        f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit", (want,), (used,))
+    return Picked(obs, value, used)
+
+
+def demographic(ctx: Context, subject: p.MeasureRef):
+    """(value, values used, derived, observation) of a demographic concept (age), or Unusable."""
+    patient = ctx.patient
+    if subject.concept.name == "age":
+        if patient.birth_date is None:
+            return Unusable("the birth date is not recorded", ("birth date",))
+        age = ctx.age()
+        if age is None:
+            return Unusable(f"the birth date is known only to {patient.birth_date}, "
+                            f"which leaves the age undecided", ("full birth date",))
+        used = ValueUsed(concept="age", value=float(age), unit="years", canonical_value=float(age),
+                         canonical_unit="year", date=ctx.as_of.isoformat(),
+                         source=f"birth date {patient.birth_date} ({patient.source_file or 'record'})",
+                         text=f"{age} years at {ctx.as_of}")
+        return float(age), (used,), None, None
+    return Unusable(f"no rule computes {subject.concept.name}", (subject.concept.name,))
+
+
+def paired(ctx: Context, refs: list, window: p.Duration | None):
+    """Measurements taken together: each input at the first input's time (±1 h, or the same day)."""
+    as_of = ctx.as_of
+    first, *others = refs
+    records = ctx.observations(first.concept.name)
+    want = [f"{r.label} measured together{ctx.window_text(window)}" for r in refs]
+    if not records:
+        return Unusable(f"no {first.label} recorded", tuple(want))
+    start = window_start(as_of, window.amount, window.unit) if window else dt.date.min
+    reasons = []
+    for obs in records:
+        if obs.date is None or obs.date.earliest() > as_of:
+            continue
+        if window and within(obs.date, start, as_of) is not True:
+            reasons.append(f"the newest {first.label} ({obs.date}) is outside the {window.text} window")
+            break
+        picked_first = read_value(ctx, first.concept, first.label, obs, want[0])
+        if isinstance(picked_first, Unusable):
+            reasons.append(picked_first.reason)
+            continue
+        partners = []
+        for ref in others:
+            partner = pairing_partner(ctx.observations(ref.concept.name), obs)
+            if partner is None:
+                break
+            picked = read_value(ctx, ref.concept, ref.label, partner, want[0])
+            if isinstance(picked, Unusable):
+                return picked
+            partners.append(picked)
+        if len(partners) == len(others):
+            when = obs.date
+            pairing = (f"{first.label} of {when} paired with " +
+                       ", ".join(f"{r.label} of {pk.obs.date}" for r, pk in zip(others, partners)) +
+                       (" (same time ±1 h)" if when.time else " (same day)"))
+            return [picked_first, *partners], pairing
+        reasons.append(f"no {others[len(partners)].label} recorded at the time of {first.label} on {obs.date}")
+    reason = reasons[0] if reasons else f"no usable {first.label}"
+    return Unusable(reason, tuple(want))
+
+
+def pairing_partner(candidates: list, obs: Observation) -> Observation | None:
+    """The candidate taken closest to ``obs`` within ±1 h (or on the same day, without times)."""
+    at = obs.date.instant()
+    best = None
+    for other in candidates:
+        if other.date is None:
+            continue
+        other_at = other.date.instant()
+        if at is not None and other_at is not None:
+            gap = abs(other_at - at)
+            if gap <= PAIRING_TOLERANCE and (best is None or gap < best[0]):
+                best = (gap, other)
+        elif other.date.is_complete and obs.date.is_complete and other.date.earliest() == obs.date.earliest():
+            if best is None:
+                best = (dt.timedelta(0), other)
+    return best[1] if best else None

@@ -1,0 +1,56 @@
+"""Summary text: the phrases an explanation shows a person (logic counts, limits, distances, dates)."""
+
+from __future__ import annotations
+
+import math
+
+from elig.engine import plan as p
+from elig.engine.bounds import REL_TOL
+from elig.engine.results import Outcome, ValueUsed
+from elig.language.canonical import SYMBOLS
+from elig.records.dates import PartialDate
+from elig.terminology.units import format_number as fmt, with_unit
+from elig.terminology.vocabulary import Concept
+
+LOGIC_NAMES = {"and": "all required", "all": "all of", "or": "one suffices", "any": "any of", "none": "none of",
+               "not": "not"}
+
+
+def logic_summary(op: str, children, outcome: Outcome) -> str:
+    if op == "not":
+        return f"not: {children[0].summary}"
+    counts = {o: sum(1 for c in children if c.outcome is o) for o in Outcome}
+    parts = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    return f"{LOGIC_NAMES[op]}: {parts} → {outcome}"
+
+
+def limit_text(bound: p.Bound, limit: float, unit: str) -> str:
+    if bound.uln_factor is not None or bound.lln_factor is not None:
+        return f"{bound.text} = {with_unit(fmt(limit), unit)}"
+    return f"{bound.text}"
+
+
+def distance(value: float, op: str, limit: float, unit: str) -> str:
+    """How far a value is from the threshold it does not meet."""
+    gap = abs(value - limit)
+    needs = f"{with_unit(fmt(value), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)}"
+    if math.isclose(value, limit, rel_tol=REL_TOL, abs_tol=1e-12):
+        # A strict comparator at its own threshold: no distance to give, only the direction.
+        return f"{needs} (it equals the threshold and must be {'above' if op in ('>', '>=') else 'below'} it)"
+    return f"{needs} ({with_unit(fmt(gap), unit)} away)"
+
+
+def meets(outcome: Outcome) -> str:
+    return "meets" if outcome is Outcome.MET else "does not meet"
+
+
+def date_text(d: PartialDate | None) -> str | None:
+    return str(d) if d is not None else None
+
+
+def record_value(concept: Concept, r, start: PartialDate | None, why: str) -> ValueUsed:
+    """A record entry (condition, procedure, medication) as a value used, with its codes or name."""
+    codes = ", ".join(str(c) for c in r.codes)
+    extra = f" (coded {codes})" if codes else (f" (recorded as '{r.concept}')" if r.concept else "")
+    return ValueUsed(concept=concept.name, value=None, unit=None, date=date_text(start), source=str(r.source),
+                     text=f"{why}{extra}")

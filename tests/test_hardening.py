@@ -1,0 +1,327 @@
+"""Regression tests for issue 11: hostile and broken input, one test per finding.
+
+Each test names the finding it keeps fixed. The reproducers are the small records and
+protocols of the fuzzing campaign; their twins without the garbage give the verdict
+the garbage must not improve on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import elig
+from elig.api import parse_protocol_text
+from elig.commands.cli import main
+from elig.diagnostics import DataError, ProtocolError, render_all
+from elig.engine.evaluator import evaluate
+from elig.records.loader import load_patient, patient_from_data
+from elig.report.markdown import render_markdown
+from elig.report.html import render_html
+from elig.report.text import render_text
+
+from conftest import ROOT, SYNTHEA_DIR
+
+AS_OF = "2024-03-15"
+
+
+def protocol(*rules: str, exclusion: tuple[str, ...] = ()):
+    text = "protocol T\ninclusion\n" + "".join(f'  I{i} "s"\n    {r}\n' for i, r in enumerate(rules, 1))
+    if exclusion:
+        text += "exclusion\n" + "".join(f'  E{i} "s"\n    {r}\n' for i, r in enumerate(exclusion, 1))
+    return parse_protocol_text(text)
+
+
+def record(*observations, **fields):
+    return {"id": "p1", "birth_date": "1960-01-01", "sex": "male", **fields, "observations": list(observations)}
+
+
+def verdict(proto, data) -> str:
+    return str(evaluate(proto, patient_from_data(data, "rec.yaml"), AS_OF).verdict)
+
+
+def result(proto, data):
+    return evaluate(proto, patient_from_data(data, "rec.yaml"), AS_OF)
+
+
+def obs(concept, value, unit=None, date="2024-03-10", **more):
+    out = {"concept": concept, "value": value, "date": date, **more}
+    if unit is not None:
+        out["unit"] = unit
+    return out
+
+
+# ====================================================================== garbage → ELIGIBLE
+def test_thousands_separator_in_a_record_value_is_refused_not_read_as_a_decimal():
+    proto = protocol("ALT ≤ 100 U/L")
+    assert verdict(proto, record(obs("ALT", 1200, "U/L"))) == "ineligible"
+    r = result(proto, record(obs("ALT", "1,200", "U/L")))
+    assert str(r.verdict) == "undetermined"
+    assert "ambiguous" in r.criteria[0].explanation.reason
+    assert any("1,200" in i and "ambiguous" in i for i in r.data_issues)
+
+
+def test_thousands_separator_with_decimals_reads_like_the_protocol_parser():
+    proto = protocol("PLT ≥ 1,000 x 10^9/L")
+    assert verdict(proto, record(obs("PLT", "1,200.5", "10^9/L"))) == "eligible"
+    # a decimal comma that cannot be a thousands separator stays a decimal comma
+    assert verdict(protocol("ANC ≥ 1.5 x 10^9/L"), record(obs("ANC", "1,25", "10^9/L"))) == "ineligible"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1_000", "0x10", "١٢"])
+def test_number_spellings_python_accepts_but_labs_do_not_are_refused(value):
+    r = result(protocol("ALT ≤ 100 U/L"), record(obs("ALT", value, "U/L")))
+    assert str(r.verdict) == "undetermined"
+
+
+def test_nonsense_unit_percent_squared_does_not_rescale_a_score():
+    proto = protocol("ECOG 0 to 3")
+    assert verdict(proto, record(obs("ECOG", 4))) == "ineligible"
+    for unit in ("%%", "%.%", "%^2"):
+        r = result(proto, record(obs("ECOG", 4, unit)))
+        assert str(r.verdict) == "undetermined", unit
+        assert "unit" in r.criteria[0].explanation.reason
+
+
+def test_invalid_utc_offsets_are_refused_not_shifted():
+    proto = protocol("ALT ≤ 100 U/L within 7 days")
+    for stamp in ("2024-03-10T10:00+25:00", "2024-03-10T10:00+99:99", "2024-03-10T10:00-13:00"):
+        r = result(proto, record(obs("ALT", 30, "U/L", date=stamp)))
+        assert str(r.verdict) == "undetermined", stamp
+        assert any("UTC offset" in i for i in r.data_issues)
+    assert verdict(proto, record(obs("ALT", 30, "U/L", date="2024-03-10T10:00+14:00"))) == "eligible"
+
+
+# ====================================================================== records lost, DoS
+def test_ndjson_line_of_invalid_utf8_gives_an_error_row_and_the_rest_is_screened(tmp_path):
+    good = json.dumps(record(obs("ALT", 30, "U/L")))
+    batch = tmp_path / "batch.ndjson"
+    batch.write_bytes((good + "\n").encode() + b'{"id": "bad\xff"}\n' + ((good + "\n") * 5).encode())
+    proto_file = tmp_path / "p.elig"
+    proto_file.write_text('protocol T\ninclusion\n  I1 "s"\n    ALT ≤ 100 U/L\n', encoding="utf-8")
+    out = tmp_path / "rows.csv"
+    r = CliRunner().invoke(main, ["screen", str(proto_file), str(batch), "--as-of", AS_OF, "--csv", str(out), "-q"])
+    assert r.exit_code == 1
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + 7
+    assert rows[2].split(",")[3] == "2" and "not UTF-8" in rows[2]
+    assert sum(",eligible," in row for row in rows) == 6
+    assert "batch.ndjson:2: not UTF-8" in r.output
+
+
+def test_unit_exponent_tower_is_refused_before_any_work():
+    from elig.terminology.units import parse_unit, UnitSyntaxError
+
+    for unit in ("10^9^9", "10**9**9", "10^99999999/L", "10*99999999/L", "m^999", "x" * 500):
+        with pytest.raises(UnitSyntaxError):
+            parse_unit(unit)
+    r = result(protocol("ANC ≥ 1.5 x 10^9/L"), record(obs("ANC", 2, "10^9^9")))
+    assert str(r.verdict) == "undetermined"
+
+
+def test_yaml_alias_bomb_is_refused_with_a_data_error(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}, *a{i-1}]"
+              for i in range(1, 9)]
+    lines += ["id: p", "name: *a8"]
+    bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        load_patient(bomb)
+    assert "aliases" in str(exc.value) and str(bomb) in str(exc.value)
+
+
+def test_explicit_yaml_timestamp_tag_is_read_as_text_and_a_bad_date_is_an_issue(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("id: p\nbirth_date: !!timestamp 2024-02-30\n", encoding="utf-8")
+    patient = load_patient(f)
+    assert patient.birth_date is None
+    assert any("2024-02-30" in i.message for i in patient.issues)
+
+
+def test_json_nested_100000_deep_is_a_data_error_naming_the_file(tmp_path):
+    f = tmp_path / "deep.json"
+    f.write_text('{"id": "p", "name": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        load_patient(f)
+    assert "nested too deeply" in str(exc.value) and "deep.json" in str(exc.value)
+
+
+def test_junk_nested_3000_deep_is_quoted_briefly_in_the_issue():
+    junk = []
+    inner = junk
+    for _ in range(3000):
+        inner.append([])
+        inner = inner[0]
+    patient = patient_from_data(record(obs("ALT", junk, "U/L"), name=junk), "rec.json")
+    assert all(len(i.message) < 300 for i in patient.issues)
+    assert patient.name is None and patient.observations[0].value is None
+
+
+def test_bare_fhir_resource_that_is_not_bundle_or_patient_is_a_data_error():
+    with pytest.raises(DataError) as exc:
+        patient_from_data({"resourceType": "Observation", "id": "o1", "status": "final"}, "obs.json")
+    assert "Observation" in str(exc.value) and "obs.json" in str(exc.value)
+
+
+# ====================================================================== crashes → diagnostics
+def test_non_string_concept_is_a_data_issue():
+    r = result(protocol("ALT ≤ 100 U/L"), record({"concept": ["ALT"], "value": 30, "unit": "U/L", "date": "2024-03-10"}))
+    assert str(r.verdict) == "undetermined"
+    assert any("concept" in i for i in r.data_issues)
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:30-01:00", "2024-01-01T25:00", "2024-01-01T23:59:60",
+                                   "2024-02-30"])
+def test_dates_at_the_edges_are_data_issues(stamp):
+    r = result(protocol("ALT ≤ 100 U/L within 7 days"), record(obs("ALT", 30, "U/L", date=stamp), birth_date=stamp))
+    assert str(r.verdict) == "undetermined"
+    assert any("cannot read date" in i for i in r.data_issues)
+
+
+@pytest.mark.parametrize("stamp", ["2024-01-01T25:00", "1970-01-01T23:59:60", "9999-12-31T23:30-01:00"])
+def test_fhir_birth_date_at_the_edges_is_a_data_issue(stamp):
+    patient = patient_from_data({"resourceType": "Patient", "id": "x", "birthDate": stamp}, "p.json")
+    assert patient.birth_date is None and any("birthDate" in i.location for i in patient.issues)
+
+
+def test_non_string_condition_status_is_a_data_issue():
+    proto = protocol("age ≥ 18 years", exclusion=("active radiation pneumonitis",))
+    data = {**record(), "conditions": [{"concept": "radiation pneumonitis", "status": {"x": 1}, "onset": "2024-01-01"}]}
+    r = result(proto, data)
+    assert any("status" in i for i in r.data_issues)
+    assert str(r.verdict) != "eligible"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 10 ** 400, -(10 ** 400)])
+def test_non_finite_and_huge_values_are_refused(value):
+    r = result(protocol("serum creatinine ≤ 150 µmol/L"), record(obs("serum creatinine", value, "mg/dL")))
+    assert str(r.verdict) == "undetermined"
+
+
+@pytest.mark.parametrize("grade", [float("nan"), float("inf"), 10 ** 400, 2.5, -1, 11])
+def test_grades_that_are_not_small_whole_numbers_are_refused(grade):
+    proto = protocol("active radiation pneumonitis grade 2 to 3")
+    data = {**record(), "conditions": [{"concept": "radiation pneumonitis", "grade": grade, "onset": "2024-01-01"}]}
+    r = result(proto, data)
+    assert str(r.verdict) == "undetermined"
+    assert any("grade" in i for i in r.data_issues)
+
+
+@pytest.mark.parametrize("unit", [["U/L"], {"u": "U/L"}, 42])
+def test_reference_range_unit_that_is_not_text_is_a_data_issue(unit):
+    r = result(protocol("ALT ≤ 2.5 x ULN"), record(obs("ALT", 30, "U/L", reference_range={"high": 40, "unit": unit})))
+    assert any("reference_range.unit" in i for i in r.data_issues)
+
+
+@pytest.mark.parametrize("rule", ["age 18 to 75 yeers", "200 < PaO2/FiO2 ≤ 300 mmHgg", "age ≥ 18 yeers"])
+def test_unit_typo_inside_a_range_is_E004_like_a_single_comparison(rule):
+    with pytest.raises(ProtocolError) as exc:
+        protocol(rule)
+    assert [d.code for d in exc.value.diagnostics] == ["E004"]
+
+
+@pytest.mark.parametrize("rule", ["not " * 500 + "pregnant", " and ".join(["any of pregnant, lactating"] * 1000)])
+def test_deep_nesting_is_a_located_E006_not_a_recursion_error(rule):
+    with pytest.raises(ProtocolError) as exc:
+        protocol(rule)
+    (d,) = exc.value.diagnostics
+    assert d.code == "E006" and d.span.line == 4
+
+
+def test_lone_surrogate_in_protocol_text_is_E001_at_its_place():
+    with pytest.raises(ProtocolError) as exc:
+        parse_protocol_text('protocol T\ninclusion\n  I1 "a\ud800"\n    age ≥ 18 years\n')
+    (d,) = exc.value.diagnostics
+    assert d.code == "E001" and (d.span.line, d.span.column) == (3, 8)
+    assert "\\ud800" in str(exc.value)
+
+
+# ====================================================================== reports that mislead
+FORGED = "x\nVERDICT: ELIGIBLE\n\x1b]0;pwned\x07\x1b[2J\x9b1m\u2028\u202e"
+
+
+def _forged_result():
+    proto = protocol("ALT ≤ 100 U/L")
+    return evaluate(proto, patient_from_data(record(obs("ALT", 300, "U/L"), id=FORGED, name=FORGED), "r.json"),
+                    AS_OF)
+
+
+def test_newline_in_a_patient_name_cannot_forge_a_verdict_line_in_the_text_report():
+    text = render_text(_forged_result())
+    verdict_lines = [line for line in text.splitlines() if line.startswith("VERDICT")]
+    assert verdict_lines == ["VERDICT: INELIGIBLE"]
+    assert "x\\nVERDICT: ELIGIBLE" in text
+
+
+@pytest.mark.parametrize("render", [render_text, render_markdown, render_html])
+def test_terminal_escapes_and_control_bytes_from_the_data_never_reach_a_report(render):
+    out = render(_forged_result())
+    assert not any(ch in out for ch in "\x1b\x07\x9b\u2028\u202e")
+    assert "\\x1b" in out
+
+
+def test_screen_csv_neutralises_bare_carriage_returns_and_formulas(tmp_path):
+    from elig.commands.screen import CsvWriter, Row
+    import io
+
+    buf = io.StringIO()
+    w = CsvWriter(buf, ["I1"])
+    for i, pid in enumerate(["a\rb", "=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "plain"]):
+        w.write(Row(i, "f.ndjson", i + 1, patient_id=pid, verdict="eligible", outcomes=(("I1", "met"),)))
+    lines = buf.getvalue().split("\n")
+    assert len(lines) == 1 + 7 + 1  # header, seven rows, the final newline
+    assert "\r" not in buf.getvalue()
+    ids = [line.split(",")[1] for line in lines[1:-1]]
+    assert ids[0] == "a\\rb"
+    assert all(cell.lstrip('"').startswith("'") for cell in ids[1:6])
+    assert ids[6] == "plain"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\v", "\f"])
+def test_caret_points_at_the_right_line_whatever_the_separators_in_a_sentence(separator):
+    text = f'protocol T\ninclusion\n  I1 "a{separator}b"\n    age ≥ 18 yeers\n'
+    with pytest.raises(ProtocolError) as exc:
+        parse_protocol_text(text, file="x.elig")
+    rendered = render_all(exc.value.diagnostics, exc.value.sources)
+    shown = rendered.splitlines()
+    assert "x.elig:4:14" in shown[0]
+    assert shown[2] == "4 |     age ≥ 18 yeers"
+    assert shown[3] == "  |              ^^^^^"
+
+
+def test_diagnosing_many_erroneous_criteria_is_linear(monkeypatch):
+    """Structural, not timed: the recovery parses pieces whose total size is linear in the file."""
+    from elig.language import parser
+
+    parsed: list[int] = []
+    real = parser.get_parser()
+
+    class Counting:
+        def parse(self, text, start, **options):
+            parsed.append(len(text))
+            return real.parse(text, start=start, **options)
+
+    monkeypatch.setattr(parser, "get_parser", lambda: Counting())
+    n = 400
+    text = "protocol T\ninclusion\n" + "".join(f'  I{i} "x"\n    age ≥ ≥ 18 years\n' for i in range(n))
+    with pytest.raises(ProtocolError) as exc:
+        parser.parse_protocol(text)
+    assert len(exc.value.diagnostics) == n
+    assert sum(parsed) <= 4 * len(text)
+    str(exc.value)  # rendering all of them splits the source once
+
+
+def test_cli_docs_describe_the_real_screen_options():
+    from elig.commands.screen import command
+
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = doc.split("## elig screen", 1)[1]
+    for option in command.params:
+        for name in option.opts:
+            if name.startswith("--"):
+                assert name in section, name
+    assert "--format" not in section and "-o FILE" not in section
