@@ -12,6 +12,8 @@ from typing import Iterable, Union
 from elig.engine import checker
 from elig.language import parser
 from elig.engine.evaluator import evaluate as _evaluate
+from elig.records.attestations import Answers, SiteMapping, apply_site_mapping, form_from_data, load_answers, \
+    load_site_mapping
 from elig.records.loader import load_patient
 from elig.records.patient import Patient
 from elig.engine.plan import CheckedProtocol
@@ -56,9 +58,33 @@ def load_protocol(path: str | Path, vocabulary: VocabularyArg = None) -> Checked
     return parse_protocol_text(path.read_text(encoding="utf-8"), file=str(path), vocabulary=vocabulary)
 
 
+def evaluate(protocol: CheckedProtocol, patient: Patient | str | Path, as_of=None, *,
+             attestations: Answers | dict | str | Path | None = None,
+             site_codes: SiteMapping | str | Path | None = None) -> EvaluationResult:
+    """Evaluate one patient (a Patient, or a path to a native or FHIR file) at ``as_of`` (default: today).
 
-def evaluate(protocol: CheckedProtocol, patient: Patient | str | Path, as_of=None) -> EvaluationResult:
-    """Evaluate one patient (a Patient, or a path to a native or FHIR file) at ``as_of`` (default: today)."""
+    ``attestations``: answers merged with the record (an attestation file's path, a mapping
+    such as ``{"informed consent": True}``, or ``Answers``). ``site_codes``: a mapping from a
+    site's own code system to attestations (a path or ``SiteMapping``), applied to the
+    record's observations. Every answer keeps its source for the explanation.
+    """
     if not isinstance(patient, Patient):
         patient = load_patient(patient)
+    patient = with_attestations(patient, attestations, site_codes)
     return _evaluate(protocol, patient, as_of)
+
+
+def with_attestations(patient: Patient, attestations: Answers | dict | str | Path | None = None,
+                      site_codes: SiteMapping | str | Path | None = None) -> Patient:
+    """The record with a site's coded answers and an attestation form merged in."""
+    if site_codes is not None:
+        mapping = site_codes if isinstance(site_codes, SiteMapping) else load_site_mapping(site_codes)
+        patient = apply_site_mapping(patient, mapping)
+    if attestations is not None:
+        if isinstance(attestations, dict):
+            answers, issues = form_from_data(attestations, "attestations")
+            attestations = Answers(common=answers, issues=issues)
+        elif not isinstance(attestations, Answers):
+            attestations = load_answers(attestations)
+        patient = attestations.apply(patient)
+    return patient

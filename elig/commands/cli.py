@@ -123,9 +123,13 @@ def check(paths, fmt, vocabulary_files):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "html"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(), help="Write the report to a file instead of standard output.")
+@click.option("--attestations", "attestations", type=click.Path(), metavar="FILE",
+              help="Attestation answers (YAML/JSON form or a FHIR QuestionnaireResponse) merged with the record.")
+@click.option("--site-codes", "site_codes", type=click.Path(), metavar="FILE",
+              help="Mapping from a site's own code system to attestations, applied to the record's observations.")
 @vocabulary_option
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output, vocabulary_files):
+def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, vocabulary_files):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -136,7 +140,7 @@ def explain(protocol, patient, as_of, fmt, output, vocabulary_files):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
-    record = load_patient(patient)
+    record = api.with_attestations(load_patient(patient), attestations, site_codes)
     result = api.evaluate(checked, record, as_of_date)
     text = render(result, fmt, colour=output is None and sys.stdout.isatty())
     if output:
@@ -189,6 +193,28 @@ def parse(text, fmt, no_check, vocabulary_files):
         if problems:
             click.echo(render_all(problems, {"<argument>": text}), err=True)
             sys.exit(1)
+
+
+@main.command()
+@click.argument("protocol", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the Questionnaire to a file instead of standard output.")
+@_handle_errors
+def questionnaire(protocol, output):
+    """Write the FHIR R4 Questionnaire of PROTOCOL's attestations (one yes/no item each).
+
+    Each item's linkId is the attestation's key and its text the sponsor's sentence. A
+    QuestionnaireResponse answering it can be given to explain and screen with
+    --attestations, or included in a FHIR bundle.
+    """
+    from elig import api
+    from elig.report.questionnaire import questionnaire_json
+
+    text = questionnaire_json(api.load_protocol(protocol))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 # Commands that live with their stage of the pipeline.

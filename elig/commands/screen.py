@@ -160,9 +160,13 @@ def _ndjson_tasks(path: Path, start: int) -> Iterator[_Task]:
 class _Screener:
     """Evaluates tasks into rows; one per process (built by the pool initializer in workers)."""
 
-    def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None):
+    def __init__(self, protocol: CheckedProtocol, as_of, explain: bool, html_dir: str | None,
+                 attestations: str | None = None, site_codes: str | None = None):
         from elig.engine.evaluator import as_date
+        from elig.records.attestations import load_answers, load_site_mapping
 
+        self.answers = load_answers(attestations) if attestations else None
+        self.mapping = load_site_mapping(site_codes) if site_codes else None
         self.protocol = protocol
         self.as_of = as_date(as_of) if as_of is not None else None
         self.explain = explain
@@ -173,8 +177,10 @@ class _Screener:
             return Row(task.index, task.file, task.line, error=task.error)
         try:
             record = self._read(task)
+            from elig.api import with_attestations
             from elig.engine.evaluator import evaluate
 
+            record = with_attestations(record, self.answers, self.mapping)
             result = evaluate(self.protocol, record, self.as_of)
         except EligError as exc:
             return Row(task.index, task.file, task.line, error=_one_line(exc))
@@ -239,7 +245,8 @@ _WORKER: _Screener | None = None  # set once per worker process by the pool init
 
 
 def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_file: str, as_of, explain: bool,
-                 html_dir: str | None, vocabulary_files: tuple[str, ...] = ()) -> None:
+                 html_dir: str | None, vocabulary_files: tuple[str, ...] = (), attestations: str | None = None,
+                 site_codes: str | None = None) -> None:
     global _WORKER
     from elig import api
 
@@ -248,7 +255,7 @@ def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_
         checked = api.load_protocol(protocol_path, vocabulary=vocabulary)
     else:
         checked = api.parse_protocol_text(protocol_text or "", file=protocol_file, vocabulary=vocabulary)
-    _WORKER = _Screener(checked, as_of, explain, html_dir)
+    _WORKER = _Screener(checked, as_of, explain, html_dir, attestations, site_codes)
 
 
 def _work(task: _Task) -> Row:
@@ -269,13 +276,16 @@ def _protocol_origin(protocol: CheckedProtocol) -> tuple[str | None, str | None,
 
 # ---------------------------------------------------------------- the batch
 def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path], as_of=None, jobs: int = 1,
-           explain: bool = False, html_dir: str | Path | None = None, chunksize: int = 16) -> Iterator[Row]:
+           explain: bool = False, html_dir: str | Path | None = None, chunksize: int = 16,
+           attestations: str | Path | None = None, site_codes: str | Path | None = None) -> Iterator[Row]:
     """Screen every record of ``inputs``; yield one ``Row`` per record, in input order.
 
     ``protocol`` is a ``CheckedProtocol`` or a path to a protocol file. With
     ``explain`` each patient's HTML report is rendered (and written into
     ``html_dir`` when given, the file name kept in ``Row.report``). Records that
-    cannot be read give rows with ``error`` set; the batch goes on.
+    cannot be read give rows with ``error`` set; the batch goes on. ``attestations`` (a form
+    for every patient, or ``patients:`` forms by patient id) and ``site_codes`` (a site's
+    code system mapped to attestations) are merged with each record.
     """
     from elig import api
 
@@ -285,9 +295,11 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
         Path(html_dir).mkdir(parents=True, exist_ok=True)
         explain = True
     html_dir = str(html_dir) if html_dir is not None else None
+    attestations = str(attestations) if attestations is not None else None
+    site_codes = str(site_codes) if site_codes is not None else None
     tasks = iter_tasks(inputs)
     if jobs <= 1:
-        screener = _Screener(protocol, as_of, explain, html_dir)
+        screener = _Screener(protocol, as_of, explain, html_dir, attestations, site_codes)
         for task in tasks:
             yield screener(task)
         return
@@ -303,7 +315,8 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
 
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(jobs, initializer=_init_worker, initargs=(path, text, file, as_of, explain, html_dir,
-                                                                protocol.vocabulary.files)) as pool:
+                                                                   protocol.vocabulary.files, attestations,
+                                                                   site_codes)) as pool:
         for row in pool.imap(_work, bounded(tasks), chunksize=chunksize):
             window.release()
             yield row
@@ -451,8 +464,13 @@ def _summary_row(row: Row) -> str:
 @click.option("--html-dir", type=click.Path(file_okay=False),
               help="Write an HTML summary (index.html) and one HTML report per patient into this folder.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-record table on standard output.")
+@click.option("--attestations", "attestations", type=click.Path(), metavar="FILE",
+              help="Attestation answers merged with every record: one form, or 'patients:' forms by patient id.")
+@click.option("--site-codes", "site_codes", type=click.Path(), metavar="FILE",
+              help="Mapping from a site's own code system to attestations, applied to each record's observations.")
 @vocabulary_option
-def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files):
+def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, quiet, vocabulary_files, attestations,
+            site_codes):
     """Screen many PATIENTS (files, folders, NDJSON, FHIR bundles) against PROTOCOL.
 
     One row per patient: the verdict and every criterion's outcome. Without
@@ -481,6 +499,16 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
+    try:  # read the attestation files once here, so a bad file is one clear error, not one per record
+        from elig.records.attestations import load_answers, load_site_mapping
+
+        if attestations:
+            load_answers(attestations)
+        if site_codes:
+            load_site_mapping(site_codes)
+    except EligError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     criteria = [c.id for c in checked.criteria]
     summary = Summary(checked, as_of_date.isoformat() if as_of_date else None)
     handles = []
@@ -511,7 +539,8 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
         if progress is not None:
             progress.start()
             bar = progress.add_task("screening", total=None)
-        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir):
+        for row in screen(checked, patients, as_of_date, jobs=jobs, explain=bool(html_dir), html_dir=html_dir,
+                          attestations=attestations, site_codes=site_codes):
             summary.add(row, html_rows=bool(html_dir))
             for w in writers:
                 w.write(row)

@@ -10,6 +10,8 @@ E105 percentage compared with a bare number     E106 concept of the wrong kind h
 E107 not a duration                             E108 x ULN on a value without a ULN
 E109 misplaced 'unless'                         E110 grade on a non-condition
 E112 duplicate criterion id                     E113 unknown method parameter
+E120 a definition that cannot be used           E121 '(whichever is recorded)' on a non-measurement
+E122 '(if of ...)' on something other than a fact
 E114 a name and its abbreviation name different concepts
 
 and warnings, which do not stop a protocol but say which reading was taken:
@@ -28,6 +30,7 @@ import attrs
 import pint
 
 from elig.language import canonical, tree as t
+from elig.language.parser import parse_rule
 from elig.engine import plan as p
 from elig.terminology.derivations import CATALOGUE, Catalogue
 from elig.diagnostics import Diagnostic, ProtocolError, Span
@@ -125,6 +128,9 @@ class _Checker:
         self.warnings: list[Diagnostic] = []
         self.lookback: p.Duration | None = None
         self.section = "inclusion"
+        self.definitions: dict[str, t.Definition] = {}  # the protocol's own readings, by concept name
+        self._defined: dict[str, p.DefinitionPlan | None] = {}  # compiled once per concept
+        self._defining: list[str] = []
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.errors.append(Diagnostic(code, message, span=span, hint=hint))
@@ -136,6 +142,18 @@ class _Checker:
     def run(self) -> tuple[p.CriterionPlan, ...]:
         if self.protocol.lookback is not None:
             self.lookback = self.duration(self.protocol.lookback)
+        for d in self.protocol.definitions:
+            concept = self.vocabulary.lookup(d.name.text)
+            if concept is None or concept.definition is None:
+                definable = ", ".join(c.name for c in self.vocabulary.concepts if c.definition) or "none"
+                self.error("E120", f"'{d.name.text}' is not a declared concept that a protocol can define",
+                           d.name.span, f"concepts with a default reading to replace: {definable}")
+            elif concept.name in self.definitions:
+                self.error("E120", f"'{concept.name}' is defined twice", d.span, "keep one definition")
+            else:
+                self.definitions[concept.name] = d
+        for name in self.definitions:  # check every definition, used or not
+            self.defined(self.vocabulary.lookup(name), self.definitions[name].name)
         seen: dict[str, t.Criterion] = {}
         out = []
         for c in self.protocol.criteria:
@@ -180,6 +198,13 @@ class _Checker:
             return p.LogicPlan("and", tuple(self.rule(o) for o in node.operands), node)
         if isinstance(node, t.Or):
             return p.LogicPlan("or", tuple(self.rule(o) for o in node.operands), node)
+        if isinstance(node, t.Whichever):
+            for o in node.operands:
+                if not isinstance(o, t.Comparison):
+                    self.error("E121", "'(whichever is recorded)' joins alternative measurements, but this is not "
+                                       "a comparison of a measured value", o.span,
+                               "write each alternative as a comparison (PTA ≤ 40% or INR ≥ 1.5), or use plain 'or'")
+            return p.LogicPlan("whichever", tuple(self.rule(o) for o in node.operands), node)
         if isinstance(node, t.ListOf):
             return p.LogicPlan(node.kind, tuple(self.rule(i) for i in node.items), node)
         if isinstance(node, t.Unless):
@@ -602,11 +627,30 @@ class _Checker:
         concept = self.concept(node.name, allowed, what)
         if concept is None:
             return None
+        if node.only_if is not None and concept.kind != "fact":
+            self.error("E122", f"'(if of {node.only_if.text})' says who is asked about a patient fact, but "
+                               f"'{node.name.text}' is a {concept.kind}", node.only_if.span,
+                       "use it on a fact, e.g. 'pregnant (if of childbearing potential)'")
         if concept.kind == "fact":
             if node.grade or node.timing:
                 self.error("E106", f"'{node.name.text}' is a patient fact: it takes no grade or time", node.span,
                            "write it alone, e.g. 'pregnant or lactating'")
-            return p.FactPlan(concept=concept, sex=None, node=node)
+            if concept.definition is not None:
+                if node.only_if is not None:
+                    self.error("E122", f"'{node.name.text}' is decided by its definition; "
+                                       f"'(if of ...)' does not apply to it", node.only_if.span, "remove it")
+                defined = self.defined(concept, node.name)
+                return defined if defined is not None else None
+            only_if = None
+            if node.only_if is not None:
+                target = self.concept(node.only_if, ("fact",), "a patient fact with a definition")
+                if target is not None and target.definition is None:
+                    definable = ", ".join(c.name for c in self.vocabulary.concepts if c.definition)
+                    self.error("E122", f"'{node.only_if.text}' has no definition to say who is asked",
+                               node.only_if.span, f"name a defined concept: {definable}")
+                elif target is not None:
+                    only_if = self.defined(target, node.only_if)
+            return p.FactPlan(concept=concept, sex=None, node=node, only_if=only_if)
         grade = None
         if node.grade is not None:
             if concept.kind != "condition":
@@ -627,6 +671,42 @@ class _Checker:
         return p.EventPlan(concept=concept, prefix=node.prefix, grade=grade, timing_kind=timing_kind,
                            duration=duration, timing_op=op, node=node,
                            searched=tuple(str(c) for c in concept.codes) + (f"name '{concept.name}'",))
+
+    def defined(self, concept: Concept, name: t.Name) -> p.DefinitionPlan | None:
+        """The plan of a defined concept: the protocol's definition, else the vocabulary's."""
+        if concept.name in self._defined:
+            return self._defined[concept.name]
+        if concept.name in self._defining:
+            self.error("E120", f"the definition of '{concept.name}' uses itself", name.span,
+                       "define it from other concepts")
+            return None
+        own = self.definitions.get(concept.name)
+        if own is not None:
+            rule_node, source, text = own.rule, "protocol", canonical.rule(own.rule)
+        else:
+            try:
+                rule_node = parse_rule(" ".join(concept.definition.split()), file=f"<definition of {concept.name}>")
+            except ProtocolError as exc:  # a vocabulary bug, reported where the concept is used
+                self.error("E120", f"the vocabulary's definition of '{concept.name}' does not parse: "
+                                   f"{exc.diagnostics[0].message}", name.span, "fix the vocabulary")
+                self._defined[concept.name] = None
+                return None
+            source, text = "vocabulary default", canonical.rule(rule_node)
+        self._defining.append(concept.name)
+        errors_before = len(self.errors)
+        plan = self.rule(rule_node)
+        self._defining.pop()
+        if source == "vocabulary default" and len(self.errors) > errors_before:
+            # Errors inside the vocabulary's text have no place in the protocol: point at the use.
+            for i in range(errors_before, len(self.errors)):
+                e = self.errors[i]
+                self.errors[i] = Diagnostic(e.code, f"in the definition of '{concept.name}': {e.message}",
+                                            span=name.span, hint=e.hint)
+        result = None if plan is None else p.DefinitionPlan(name=concept.name, source=source, definition=text,
+                                                              plan=plan, node=rule_node,
+                                                              text=f"{concept.name} ({source}: {text})")
+        self._defined[concept.name] = result
+        return result
 
     def rate(self, node: t.Rate) -> p.RulePlan | None:
         concept = self.concept(node.name, ("measurement",), "a measurement")

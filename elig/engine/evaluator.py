@@ -32,7 +32,7 @@ from elig.engine.bounds import REL_TOL, compare  # noqa: F401  (part of this mod
 from elig.engine.comparisons import comparison
 from elig.engine.context import Context
 from elig.engine.events import event
-from elig.engine.facts import attestation, fact
+from elig.engine.facts import attestation, definition, fact
 from elig.engine.logic import logic
 from elig.engine.rates import rate
 from elig.engine.results import (
@@ -80,6 +80,9 @@ class Evaluation(Context):
 
     def visit_AttestationPlan(self, node: p.AttestationPlan) -> Explanation:
         return attestation(self, node)
+
+    def visit_DefinitionPlan(self, node: p.DefinitionPlan) -> Explanation:
+        return definition(self, node)
 
     def visit_RatePlan(self, node: p.RatePlan) -> Explanation:
         return rate(self, node)

@@ -13,7 +13,7 @@ import datetime as dt
 
 from elig.engine import plan as p
 from elig.engine.context import Context
-from elig.engine.index import period
+from elig.engine.index import period, site_check, sites_text
 from elig.engine.results import Explanation, Outcome, ValueUsed, kleene_and, kleene_or
 from elig.engine.summary import date_text, record_value
 from elig.language.canonical import SYMBOLS
@@ -32,6 +32,10 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
     if concept.kind == "test":
         return test_event(ctx, node, text, searched)
     records = ctx.index()[concept.kind].get(concept.name, [])
+    if concept.kind == "procedure":
+        # Status codes of past procedures are recorded as conditions (ICD-10-CM Z90.710,
+        # acquired absence of uterus; Z98.51, tubal ligation status).
+        records = records + ctx.index()["condition"].get(concept.name, [])
     records = [r for r in records if (getattr(r, "verification_status", None) or "") not in NOT_RECORDED]
     if not records:
         return Explanation(kind="event", rule=text, outcome=Outcome.NOT_MET,
@@ -41,6 +45,12 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
     whys = []
     for r in records:
         ok, why = record_matches(ctx.as_of, node, r)
+        site = site_check(concept, r)
+        if site is not None:
+            ok = {Outcome.MET: True, Outcome.NOT_MET: False}.get(kleene_and([Outcome.of(ok), Outcome.of(site[0])]))
+            why = f"{why}; {site[1]}"
+        else:
+            why += sites_text(r)
         verdicts.append(Outcome.of(ok))
         whys.append(why)
         values.append(record_value(concept, r, period(r)[0], why))

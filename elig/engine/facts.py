@@ -1,12 +1,39 @@
-"""Fact rules (sex, pregnancy, lactation: fields of the patient record) and attestations
-(a person's answer, unknown until recorded)."""
+"""Fact rules (sex, pregnancy, lactation), defined concepts (childbearing potential) and
+attestations (a person's answer, unknown until recorded).
+
+A fact is read, in this order, from the record's own field (``pregnant: true`` in the
+native format), from the sex it cannot hold for (a man is not pregnant), and from the
+evidence its concept names in the vocabulary: status observations and tests within
+``evidence_days`` (the newest decides), quantitative results against their cut-offs, and
+conditions while active. Evidence that disagrees (an active pregnancy diagnosis and a
+negative test since) is unknown, with both shown. ``pregnant (if of childbearing
+potential)`` asks only whom the definition names: without evidence, a woman the reading
+does not count as of childbearing potential is "not pregnant", and the report shows the
+reading used.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+
+import attrs
+
 from elig.engine import plan as p
-from elig.engine.context import Context
+from elig.engine.context import Context, Picked
+from elig.engine.events import NOT_RECORDED, active_at
+from elig.engine.measure import read_value
 from elig.engine.results import Explanation, Outcome, ValueUsed
 from elig.engine.summary import date_text
+from elig.records.dates import window_start, within
+from elig.terminology.units import format_number as fmt, with_unit
+
+
+@attrs.frozen
+class _Evidence:
+    value: bool | None  # what it says: yes, no, or nothing usable (equivocal, unknown answer)
+    used: ValueUsed
+    observed: bool  # an observation (the newest decides) rather than a condition (counts while active)
+    when: tuple = ()  # sort key, newest first
 
 
 def fact(ctx: Context, node: p.FactPlan) -> Explanation:
@@ -18,28 +45,161 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
             return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary="unknown: sex not recorded",
                                reason="sex not recorded", missing=("sex",))
         return Explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
-    name = node.concept.field or node.concept.name
-    value = getattr(patient, name, None)
-    if value is None and sex is not None and sex == node.concept.not_for_sex:
+    concept = node.concept
+    name = concept.field or concept.name
+    reading = ctx.rule(node.only_if) if node.only_if is not None else None
+    children = (reading,) if reading is not None else ()
+    value = getattr(patient, concept.field, None) if concept.field else None
+    if value is not None:
+        return Explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
+                           summary=f"{name}: {'yes' if value else 'no'} (patient record)", children=children)
+    if sex is not None and sex == concept.not_for_sex:
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
-                           summary=f"not {name}: the patient is {sex}")
-    if value is None:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {name} not recorded",
-                           reason=f"{name} not recorded", missing=(f"{name} (yes/no)",))
-    return Explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
-                       summary=f"{name}: {'yes' if value else 'no'} (patient record)")
+                           summary=f"not {name}: the patient is {sex}", children=children)
+    found = evidence(ctx, concept)
+    values = tuple(e.used for e in found)
+    decided, why = decide(found)
+    if decided is not None:
+        return Explanation(kind="fact", rule=text, outcome=Outcome.of(decided), values=values,
+                           summary=f"{name}: {'yes' if decided else 'no'} ({why})", children=children)
+    searched = _searched(ctx, concept)
+    if reading is not None and reading.outcome is Outcome.NOT_MET and not found:
+        return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
+                           summary=f"not asked: the patient is not of {reading.rule.split(' (')[0]} "
+                                   f"({reading.summary}), and the record says nothing of {name}",
+                           searched=searched)
+    reason = why or f"{name} not recorded"
+    missing = (f"{name} (yes/no)" + (f": {_wanted(concept)}" if concept.evidence else ""),)
+    return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}", reason=reason,
+                       missing=missing, values=values, children=children, searched=searched)
+
+
+def _wanted(concept) -> str:
+    days = f" within {concept.evidence_days} days" if concept.evidence_days else ""
+    return " or ".join(concept.evidence[:2]) + days
+
+
+def _searched(ctx: Context, concept) -> tuple[str, ...]:
+    out = []
+    for ev in concept.evidence:
+        c = ctx.vocabulary.lookup(ev)
+        out.extend(str(s) for s in c.codes)
+    return tuple(out)
+
+
+def evidence(ctx: Context, concept) -> list[_Evidence]:
+    """What the record says of a fact: each status, test, result and condition its concept names."""
+    out: list[_Evidence] = []
+    as_of = ctx.as_of
+    opens = window_start(as_of, concept.evidence_days, "day") if concept.evidence_days else dt.date.min
+    idx = ctx.index()
+    for ev_name in concept.evidence:
+        ev = ctx.vocabulary.lookup(ev_name)
+        if ev.kind in ("test", "measurement"):
+            for obs in idx["observation"].get(ev.name, []):
+                if obs.date is None or obs.date.earliest() > as_of or within(obs.date, opens, as_of) is not True:
+                    continue  # undated, future or outside the window: not evidence of now
+                if ev.kind == "test":
+                    value = {"positive": True, "negative": False}.get(obs.result or "")
+                    said = obs.result or obs.value_text or "no readable result"
+                    used = ValueUsed(concept=ev.name, value=None, unit=None, date=date_text(obs.date),
+                                     source=str(obs.source), text=said)
+                else:
+                    picked = read_value(ctx, ev, ev.name, obs, ev.name)
+                    if not isinstance(picked, Picked):
+                        value, used = None, attrs.evolve(picked.values[0], text=picked.reason) if picked.values \
+                            else ValueUsed(concept=ev.name, value=obs.value, unit=obs.unit, source=str(obs.source))
+                    else:
+                        v = picked.value
+                        value = (True if ev.positive_at is not None and v >= ev.positive_at else
+                                 False if ev.negative_below is not None and v < ev.negative_below else None)
+                        verdict = {True: f"positive (≥ {with_unit(fmt(ev.positive_at), ev.unit)})",
+                                   False: f"negative (< {with_unit(fmt(ev.negative_below), ev.unit)})",
+                                   None: "equivocal"}[value]
+                        used = attrs.evolve(picked.used, text=f"{with_unit(fmt(v), ev.unit)}: {verdict}")
+                out.append(_Evidence(value, used, True, obs.date.sort_key()))
+        elif ev.kind == "condition":
+            for r in idx["condition"].get(ev.name, []):
+                if (r.verification_status or "") in NOT_RECORDED:
+                    continue
+                active, why = active_at(r, as_of)
+                if active is False or (r.onset is not None and r.onset.earliest() > as_of):
+                    continue
+                value = active
+                if active and concept.evidence_condition_days and r.onset is not None:
+                    began = within(r.onset, window_start(as_of, concept.evidence_condition_days, "day"), as_of)
+                    if began is not True:
+                        value, why = None, (f"open since {r.onset}, more than {concept.evidence_condition_days} "
+                                            f"days ago: it may have ended")
+                codes = ", ".join(str(c) for c in r.codes) or (r.concept or "")
+                used = ValueUsed(concept=ev.name, value=None, unit=None, date=date_text(r.onset),
+                                 source=str(r.source), text=f"{why} ({codes})")
+                out.append(_Evidence(value, used, False, r.onset.sort_key() if r.onset else ()))
+    return out
+
+
+def decide(found: list[_Evidence]) -> tuple[bool | None, str]:
+    """Yes or no from the evidence, or None with why; disagreement is never resolved by guessing."""
+    if not found:
+        return None, ""
+    observed = sorted((e for e in found if e.observed), key=lambda e: e.when, reverse=True)
+    conditions = [e for e in found if not e.observed]
+    said: list[_Evidence] = []
+    if observed:
+        newest = [e for e in observed if e.when == observed[0].when]
+        values = {e.value for e in newest}
+        if len(values) > 1:
+            return None, "conflicting results at the same time: " + "; ".join(_cite(e) for e in newest)
+        said.append(newest[0])
+    said.extend(e for e in conditions if e.value is not None or not said)
+    values = {e.value for e in said}
+    if values == {True} or values == {False}:
+        return values.pop(), "; ".join(_cite(e) for e in said)
+    if True in values and False in values:
+        return None, "the record disagrees with itself: " + "; ".join(_cite(e) for e in said)
+    return None, "; ".join(_cite(e) for e in said)
+
+
+def _cite(e: _Evidence) -> str:
+    return f"{e.used.concept} {e.used.text} on {e.used.date or 'an unknown date'}, {e.used.source}"
+
+
+def definition(ctx: Context, node: p.DefinitionPlan) -> Explanation:
+    """A defined concept: its rule's outcome, with the reading (protocol's or the vocabulary default) shown."""
+    child = ctx.rule(node.plan)
+    verdict = {Outcome.MET: "yes", Outcome.NOT_MET: "no", Outcome.UNKNOWN: "unknown"}[child.outcome]
+    return Explanation(kind="definition", rule=node.text, outcome=child.outcome,
+                       summary=f"{node.name}: {verdict}, by the {node.source} reading '{node.definition}'",
+                       reason=child.reason, children=(child,))
 
 
 def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
+    """An attested answer, citing its source; two sources that disagree leave it unknown, both shown."""
     text = node.text
-    found = next((a for a in ctx.patient.attestations if a.key == node.key), None)
-    if found is None or found.value is None:
-        return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN,
+    protocol_id = ctx.checked.id.lower()
+    answers = [a for a in ctx.patient.attestations if a.key == node.key and a.value is not None]
+    other_study = [a for a in answers if a.study and protocol_id not in a.study.lower()]
+    answers = [a for a in answers if a not in other_study]
+    values = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
+                             text=("yes" if a.value else "no") + (f" by {a.by}" if a.by else ""),
+                             date=date_text(a.date)) for a in answers)
+    ignored = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
+                              text=f"not counted: a consent to another study ({a.study})", date=date_text(a.date))
+                    for a in other_study)
+    if not answers:
+        return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,
                            summary=f"awaiting attestation: {node.statement}", reason="not attested yet",
                            missing=(f"attestation: {node.statement}",))
+    given = {a.value for a in answers}
+    if len(given) > 1:
+        reason = (f"conflicting answers: " +
+                  "; ".join(f"{'yes' if a.value else 'no'} ({a.source})" for a in answers))
+        return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=values + ignored,
+                           summary=f"unknown: {reason}: {node.statement}", reason=reason,
+                           missing=(f"attestation: {node.statement} (one answer; the sources disagree)",))
+    found = answers[0]
     by = f" by {found.by}" if found.by else ""
     on = f" on {found.date}" if found.date else ""
-    return Explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value),
-                       summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.statement}",
-                       values=(ValueUsed(concept=node.statement, value=None, unit=None, source=str(found.source),
-                                         text="yes" if found.value else "no", date=date_text(found.date)),))
+    also = f" (also {len(answers) - 1} more source{'s' if len(answers) > 2 else ''})" if len(answers) > 1 else ""
+    return Explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value), values=values + ignored,
+                       summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.statement}{also}")

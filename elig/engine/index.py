@@ -20,10 +20,11 @@ def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, di
     """Entries by kind and concept name, newest first; and the notes on display-only entries."""
     idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
     notes: list[str] = []
+    site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
                           ("procedure", patient.procedures), ("medication", patient.medications)):
         for entry in entries:
-            concepts = concepts_of(vocabulary, entry)
+            concepts = concepts_of(vocabulary, entry, site_concepts)
             for concept in concepts:
                 idx[kind].setdefault(concept.name, []).append(entry)
             if not concepts and entry.codes:
@@ -54,12 +55,17 @@ def display_only_note(vocabulary: Vocabulary, entry) -> str | None:
     return None
 
 
-def concepts_of(vocabulary: Vocabulary, entry) -> list[Concept]:
+def concepts_of(vocabulary: Vocabulary, entry, site_concepts: tuple[Concept, ...] = ()) -> list[Concept]:
     found: list[Concept] = []
     for coding in entry.codes:
         for concept in vocabulary.by_code(coding):
             if concept not in found:
                 found.append(concept)
+    if site_concepts and isinstance(entry, (Procedure, Condition)):
+        # A general code (radiotherapy, mCODE 1217123003 or category 108290001) is a candidate
+        # for every concept that takes it with a body site; the event rule reads the site.
+        codes = entry.codes + getattr(entry, "category", ())
+        found.extend(c for c in site_concepts if c not in found and c.has_site_code(codes))
     if entry.concept:
         # The native format names concepts directly; FHIR entries are matched by code only.
         concept = vocabulary.lookup(entry.concept)
@@ -69,6 +75,30 @@ def concepts_of(vocabulary: Vocabulary, entry) -> list[Concept]:
             # match too: a record of 'dialysis' is also 'organ support'.
             found.extend(c for c in vocabulary.broader(concept) if c not in found)
     return found
+
+
+def site_check(concept: Concept, r) -> tuple[bool | None, str] | None:
+    """For a record matched through a concept's site codes only: whether its body site is one the
+    concept lists (True), elsewhere (False) or not recorded (None), with a phrase; None when the
+    record matched by its own code or name and the site does not decide."""
+    if not concept.site_codes or any(concept.matches_coding(c) for c in r.codes) or \
+            (r.concept and concept.name.lower() == str(r.concept).lower()):
+        return None
+    sites = getattr(r, "body_sites", ())
+    reading = concept.site_reading(r.codes, [s.codes for s in sites])
+    named = "; ".join(str(s) for s in sites)
+    if reading is None:
+        return None, "recorded without a body site, so it may or may not be " + concept.name
+    if reading:
+        return True, f"site: {named}"
+    listed = ", ".join((b.display or str(b)).replace(" (body structure)", "") for b in concept.body_sites)
+    return False, f"site: {named}, not one of {listed}"
+
+
+def sites_text(r) -> str:
+    """The body sites and laterality of a record, for the explanation ('' when none)."""
+    sites = getattr(r, "body_sites", ())
+    return ("; site: " + "; ".join(str(s) for s in sites)) if sites else ""
 
 
 def newest_first_key(entry):

@@ -1,4 +1,5 @@
-"""Logic rules in Kleene's three-valued logic: and/all, or/any, none, not, and unless.
+"""Logic rules in Kleene's three-valued logic: and/all, or/any, none, not, and unless;
+and alternative measurements (``a or b (whichever is recorded)``).
 
 ``false and unknown`` is false, ``true or unknown`` is true; nothing is
 simplified (``x and not x`` stays unknown when ``x`` is). ``unless`` waives an
@@ -45,6 +46,55 @@ def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
         return Explanation(kind="unless", rule=text, outcome=outcome, summary=summary, children=(main, exception))
     children = tuple(ctx.rule(c) for c in node.children)
+    if node.op == "whichever":
+        return whichever(ctx, node, children)
     outcome = combine(node.op, [c.outcome for c in children])
     return Explanation(kind=node.op, rule=text, outcome=outcome, summary=logic_summary(node.op, children, outcome),
                        children=children)
+
+
+def recorded(ctx: Context, node) -> bool:
+    """Whether a measurement alternative has any record in its window (usable or not)."""
+    from elig.records.dates import window_start, within
+
+    subject = getattr(node, "subject", None)
+    concepts = []
+    if isinstance(subject, p.MeasureRef):
+        concepts = [subject.concept]
+    elif isinstance(subject, p.RatioRef):
+        concepts = [subject.numerator.concept, subject.denominator.concept]
+    elif isinstance(subject, p.DerivedRef):
+        concepts = [ctx.vocabulary.lookup(i.concept) for i in subject.derivation.inputs]
+    if not concepts or (isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"):
+        return True  # age and the like: never "not recorded" in this sense
+    window = node.window
+    opens = window_start(ctx.as_of, window.amount, window.unit) if window else None
+
+    def present(concept) -> bool:
+        for obs in ctx.observations(concept.name):
+            if obs.date is None or obs.date.earliest() > ctx.as_of:
+                continue
+            if opens is None or within(obs.date, opens, ctx.as_of) is not False:
+                return True
+        return False
+
+    return all(present(c) for c in concepts)
+
+
+def whichever(ctx: Context, node: p.LogicPlan, children) -> Explanation:
+    """Alternative measurements of one thing: decided by those recorded in their windows (Kleene 'or'
+    over them); unknown only when none is recorded. A recorded value that cannot be used stays
+    unknown, so it may still decide."""
+    present = [c for c, plan in zip(children, node.children) if recorded(ctx, plan)]
+    if not present:
+        reason = "none of the alternatives is recorded: " + "; ".join(c.reason or c.summary for c in children)
+        missing = tuple(m for c in children for m in c.missing[:1])
+        return Explanation(kind="whichever", rule=node.text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+                           reason=reason, missing=(" or ".join(missing),) if missing else (), children=children)
+    outcome = kleene_or([c.outcome for c in present])
+    deciding = next((c for c in present if c.outcome is outcome), present[0])
+    absent = [c.rule for c in children if c not in present]
+    skipped = f"; not recorded, so not needed: {', '.join(absent)}" if absent else ""
+    summary = f"decided by {deciding.rule.split(' within ')[0]}: {deciding.summary}{skipped}"
+    return Explanation(kind="whichever", rule=node.text, outcome=outcome, summary=summary,
+                       reason=deciding.reason if outcome is Outcome.UNKNOWN else None, children=children)

@@ -107,12 +107,31 @@ class EventPlan:
 
 
 @attrs.frozen
+class DefinitionPlan:
+    """A declared concept decided by a rule (``childbearing potential``): the vocabulary's
+    default reading, or the protocol's own (``define NAME: RULE``). ``source`` says which,
+    and ``definition`` is the rule's text, both shown in the report."""
+
+    name: str
+    source: str  # "vocabulary default" | "protocol"
+    definition: str
+    plan: "RulePlan"
+    node: object = attrs.field(eq=False, repr=False)
+    text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
+
+
+@attrs.frozen
 class FactPlan:
-    """Pregnancy, lactation (``concept``) or sex (``sex``)."""
+    """Pregnancy, lactation (``concept``) or sex (``sex``).
+
+    ``only_if`` (``pregnant (if of childbearing potential)``): when the record does not
+    say, the fact is "no" for whom the definition is not met, and unknown otherwise.
+    """
 
     concept: Concept | None
     sex: str | None
     node: object = attrs.field(eq=False, repr=False)
+    only_if: DefinitionPlan | None = None
     text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
@@ -138,13 +157,15 @@ class AttestationPlan:
 
 @attrs.frozen
 class LogicPlan:
-    op: str  # and | or | not | any | all | none | unless
+    # whichever: alternative measurements (``a or b (whichever is recorded)``); the children
+    # are ComparisonPlans, decided by those recorded (docs/semantics.md).
+    op: str  # and | or | not | any | all | none | unless | whichever
     children: tuple["RulePlan", ...]
     node: object = attrs.field(eq=False, repr=False)
     text: str = attrs.field(default="", eq=False, repr=False, kw_only=True)
 
 
-RulePlan = Union[ComparisonPlan, EventPlan, FactPlan, RatePlan, AttestationPlan, LogicPlan]
+RulePlan = Union[ComparisonPlan, EventPlan, FactPlan, RatePlan, AttestationPlan, LogicPlan, DefinitionPlan]
 
 
 @attrs.frozen

@@ -133,10 +133,12 @@ def event(e: t.Event) -> str:
             parts.append(f"onset within {quantity(tm.duration)}")
         else:
             parts.append(f"lasting {SYMBOLS[tm.comparator]} {quantity(tm.duration)}")
+    if e.only_if is not None:
+        parts.append(f"(if of {name(e.only_if)})")
     return " ".join(parts)
 
 
-_PRECEDENCE = {t.Unless: 0, t.Or: 1, t.And: 2, t.Not: 3}
+_PRECEDENCE = {t.Unless: 0, t.Or: 1, t.Whichever: 1, t.And: 2, t.Not: 3}
 
 
 def _prec(node) -> int:
@@ -174,6 +176,8 @@ def rule(node) -> str:
         return " and ".join(_wrap(o, 3) for o in node.operands)
     if isinstance(node, t.Or):
         return " or ".join(_wrap(o, 2) for o in node.operands)
+    if isinstance(node, t.Whichever):
+        return " or ".join(_wrap(o, 2) for o in node.operands) + " (whichever is recorded)"
     if isinstance(node, t.Unless):
         return f"{_wrap(node.rule, 1)} unless {_wrap(node.exception, 1)}"
     if isinstance(node, t.ListOf):
@@ -195,6 +199,10 @@ def _string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+def definition(d: t.Definition) -> str:
+    return f"define {name(d.name)}: {rule(d.rule)}"
+
+
 def protocol(p: t.Protocol) -> str:
     """The whole protocol in canonical layout (comments are not part of the tree)."""
     lines = [f"protocol {p.id}"]
@@ -206,6 +214,8 @@ def protocol(p: t.Protocol) -> str:
         lines.append(f"  lookback {quantity(p.lookback)}")
     for v in p.vocabularies:
         lines.append(f"  vocabulary {_string(v.path)}")
+    for d in p.definitions:
+        lines.append(f"  {definition(d)}")
     current = None
     for c in p.criteria:
         if c.section != current:  # keep the author's order of sections and criteria

@@ -154,6 +154,8 @@ def _layout(p: t.Protocol) -> tuple[list[_Slot], dict]:
         header.append(("lookback", f"lookback {canonical.quantity(p.lookback)}"))
     for i, v in enumerate(p.vocabularies):
         header.append((f"vocabulary{i}", f"vocabulary {canonical._string(v.path)}"))
+    for k, d in enumerate(p.definitions):
+        header.append((("define", k), canonical.definition(d)))
     for key, text in header:
         roles[("header", key)] = len(slots)
         slots.append(_Slot(STEP, text))
@@ -182,6 +184,7 @@ def _assign(p: t.Protocol, lines: list[_Logical]) -> list[tuple]:
     roles = []
     crit = -1
     vocabularies = 0
+    defines = 0
     remaining_rules = remaining_notes = 0
     for n, ln in enumerate(lines):
         word = _first_word(ln.text)
@@ -192,6 +195,9 @@ def _assign(p: t.Protocol, lines: list[_Logical]) -> list[tuple]:
         elif crit < 0 and word.lower() == "vocabulary":
             roles.append(("header", f"vocabulary{vocabularies}"))
             vocabularies += 1
+        elif crit < 0 and word.lower() == "define":
+            roles.append(("header", ("define", defines)))
+            defines += 1
         elif remaining_rules > 0:
             roles.append(("rule", crit, rule_counts[crit] - remaining_rules))
             remaining_rules -= 1

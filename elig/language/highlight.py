@@ -30,7 +30,7 @@ _ULN = r"(?:[x×]|\*|times)\s*(?:ULN\b|the\s+upper\s+limit\s+of\s+normal(?:\s*\(
 _SCALED_UNIT = r"(?:[x×]\s*)?10(?:\^|\*\*|\*)?-?(?:\d+|[⁰¹²³⁴⁵⁶⁷⁸⁹]+)(?:\s*/\s*[A-Za-zµμ][A-Za-z0-9µμ^³²]*)?"
 _PLAIN_UNIT = (r"(?!(?:" + _KEYWORD_WORDS + r")(?![A-Za-z0-9µμ_'\-]))"
                r"(?:%|[A-Za-zµμ/][A-Za-z0-9µμ/^³²·.\[\]{}_*]*(?<![.]))")
-_NOT_KEYWORD = (r"(?!(?:" + _KEYWORD_WORDS + r"|protocol|title|version|lookback|vocabulary|inclusion|exclusion)"
+_NOT_KEYWORD = (r"(?!(?:" + _KEYWORD_WORDS + r"|protocol|title|version|lookback|vocabulary|define|inclusion|exclusion)"
                 r"(?![A-Za-z0-9µμ_'\-]))")
 _ID = r"[A-Za-z][A-Za-z0-9]*(?:[.\-][A-Za-z0-9]+)*"
 
@@ -56,7 +56,8 @@ class EligLexer(RegexLexer):
             # protocol NCT06021067 / inclusion / exclusion
             (r"(protocol)([ \t]+)(" + _ID + r")", bygroups(Keyword.Declaration, Whitespace, Name.Label)),
             (r"(inclusion|exclusion)\b", Keyword.Declaration),
-            (r"(title|version|lookback|vocabulary)\b", Keyword.Declaration),
+            (r"(title|version|lookback|vocabulary|define)\b", Keyword.Declaration),
+            (r"\(\s*whichever\s+is\s+recorded\s*\)", Keyword),
             (r'"(?:[^"\\\n]|\\.)*"', String.Double),
             (r"`[^`\n]+`", Name.Variable),
             (r"P\(A-a\)O2", Name.Variable),

@@ -161,8 +161,8 @@ class _Builder(lark.Transformer):
         criteria = tuple(c for section in sections for c in section)
         return t.Protocol(
             id=header["id"], title=header.get("title"), version=header.get("version"),
-            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]), criteria=criteria,
-            file=self.file,
+            lookback=header.get("lookback"), vocabularies=tuple(header["vocabularies"]),
+            definitions=tuple(header.get("definitions", ())), criteria=criteria, file=self.file,
             span=self._span(meta),
         )
 
@@ -171,9 +171,15 @@ class _Builder(lark.Transformer):
         for key, value in items[1:]:
             if key == "vocabulary":
                 out["vocabularies"].append(value)
+            elif key == "definitions":
+                out.setdefault(key, []).append(value)
             else:
                 out[key] = value
         return out
+
+    @lark.v_args(meta=True)
+    def definition(self, meta, items):
+        return ("definitions", t.Definition(name=items[0], rule=items[1], span=self._span(meta)))
 
     def title(self, items):
         return ("title", self._string(items[0]))
@@ -223,6 +229,10 @@ class _Builder(lark.Transformer):
     @lark.v_args(meta=True)
     def or_(self, meta, items):
         return t.Or(operands=tuple(items), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def whichever(self, meta, items):
+        return t.Whichever(operands=tuple(i for i in items if not isinstance(i, lark.Token)), span=self._span(meta))
 
     @lark.v_args(meta=True)
     def and_(self, meta, items):
@@ -495,10 +505,12 @@ class _Builder(lark.Transformer):
     # -- events
     @lark.v_args(meta=True)
     def event(self, meta, items):
-        prefix = grade = timing = abbreviation = None
+        prefix = grade = timing = abbreviation = only_if = None
         name = None
         for item in items:
-            if isinstance(item, t.Method):
+            if isinstance(item, tuple) and item and item[0] == "only_if":
+                only_if = item[1]
+            elif isinstance(item, t.Method):
                 if item.params or len(item.names) != 1:
                     self.errors.append(Diagnostic(
                         "E002", "only a measured or derived value takes a method", span=item.span,
@@ -514,7 +526,10 @@ class _Builder(lark.Transformer):
             elif isinstance(item, t.Timing):
                 timing = item
         return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, abbreviation=abbreviation,
-                       span=self._span(meta))
+                       only_if=only_if, span=self._span(meta))
+
+    def only_if(self, items):
+        return ("only_if", items[0])
 
     def event_prefix(self, items):
         word = str(items[0]).split()[0].lower()
@@ -580,7 +595,7 @@ _TOKEN_DESCRIPTIONS = {
     "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
     "COND_WORD": "'if', 'for' or 'in' (a condition)", "_ALT_COMMA": "',' (another threshold)",
     "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
-    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "AND_OR": "'and/or'",
+    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
     "GAS_NAME": "a concept name",
@@ -602,7 +617,7 @@ _TOKEN_DESCRIPTIONS = {
     "LASTING": "'lasting'", "DAILY": "'daily increase'", "INCREASE": "'increase'",
     "ATTESTED": "'attested'", "NOTE": "'note'",
     "PROTOCOL": "'protocol'", "TITLE": "'title'", "VERSION": "'version'", "LOOKBACK": "'lookback'",
-    "VOCABULARY": "'vocabulary'",
+    "VOCABULARY": "'vocabulary'", "DEFINE": "'define'", "WHICHEVER": "'(whichever is recorded)'",
     "COMMENT": "a comment",
     "__IGNORE_0": "spaces", "__IGNORE_1": "a line continuation",
     "$END": "the end of the text",
@@ -613,7 +628,7 @@ KEYWORDS = (
     "and", "or", "not", "any", "all", "none", "of", "within", "if", "unless", "to", "between",
     "history", "active", "current", "taking", "positive", "onset", "lasting", "daily", "increase",
     "in", "attested", "note", "male", "female", "inclusion", "exclusion", "protocol", "title",
-    "version", "lookback", "vocabulary", "grade", "stage", "class",
+    "version", "lookback", "vocabulary", "define", "grade", "stage", "class",
 )
 
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
@@ -896,7 +911,7 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
 # LALR parser shares states, so the lexer may offer one where the plain word was meant:
 # `uncontrolled disease or active psychosis`. When the parser rejects such a token, it is fed
 # again as the plain keyword or as words of a name, and parsing goes on.
-_PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
+_PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "_AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
                    "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
 _SOFT_TERMINALS = {"_OF_SCORE", "SUBJECT_JOIN", "_METHOD_OR", "_ALT_COMMA", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
                    "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}

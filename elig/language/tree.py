@@ -257,6 +257,8 @@ class Event:
     timing: Timing | None = None
     # `Hypertension (HTN)`: the sponsor's abbreviation, kept for the reader.
     abbreviation: str | None = None
+    # ``pregnant (if of childbearing potential)``: the patient fact that says who is asked.
+    only_if: Name | None = None
     span: Span | None = _span
 
 
@@ -305,6 +307,15 @@ class Or:
 
 
 @attrs.frozen
+class Whichever:
+    """``PTA ≤ 40% or INR ≥ 1.5 (whichever is recorded)``: alternative measurements of one
+    thing, decided by those recorded; unknown only when none is (docs/semantics.md)."""
+
+    operands: tuple["Rule", ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
 class ListOf:
     """``any of``, ``all of`` or ``none of`` a list of rules."""
 
@@ -323,7 +334,17 @@ class Unless:
     span: Span | None = _span
 
 
-Rule = Union[Comparison, Event, SexFact, Rate, Attestation, Not, And, Or, ListOf, Unless]
+Rule = Union[Comparison, Event, SexFact, Rate, Attestation, Not, And, Or, Whichever, ListOf, Unless]
+
+
+@attrs.frozen
+class Definition:
+    """``define childbearing potential: RULE`` in a protocol's header: the protocol's own
+    reading of a declared concept, replacing the vocabulary's."""
+
+    name: Name
+    rule: Rule
+    span: Span | None = _span
 
 
 # ---------------------------------------------------------------- protocol
@@ -353,6 +374,7 @@ class Protocol:
     version: str | None = None
     lookback: Quantity | None = None
     vocabularies: tuple[VocabularyFile, ...] = ()
+    definitions: tuple[Definition, ...] = ()
     file: str = attrs.field(default="<protocol>", eq=False)
     source: str = attrs.field(default="", eq=False, repr=False)
     span: Span | None = _span
@@ -368,7 +390,7 @@ class Protocol:
 
 def children(node) -> tuple:
     """The rule-level children of a node, for walkers that need no dispatch."""
-    if isinstance(node, (And, Or)):
+    if isinstance(node, (And, Or, Whichever)):
         return node.operands
     if isinstance(node, ListOf):
         return node.items

@@ -44,6 +44,8 @@ from elig.diagnostics import DataError, shown
 from elig.terminology.units import unit_problem
 from elig.terminology.codes import Coding, canonical_system
 from elig.records.patient import (
+    Attestation,
+    BodySite,
     Condition,
     DataIssue,
     Medication,
@@ -52,6 +54,7 @@ from elig.records.patient import (
     Procedure,
     Source,
     grade_number,
+    normalise_key,
     qualitative_result,
 )
 
@@ -61,7 +64,8 @@ UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
 
 # Resource types turned into patient facts. Medication is read only through references.
-READ_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationStatement", "MedicationRequest")
+READ_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationStatement", "MedicationRequest",
+              "Consent", "QuestionnaireResponse")
 _BUNDLE_TYPES = {
     "collection", "transaction", "batch", "searchset", "document", "message", "history",
     "transaction-response", "batch-response",
@@ -85,7 +89,25 @@ _RESULT_CODES = {
     "10828004": "positive", "260373001": "positive", "52101004": "positive",  # Positive, Detected, Present
     "260385009": "negative", "260415000": "negative", "2667000": "negative",  # Negative, Not detected, Absent
 }
+# LOINC answer lists of status observations: pregnancy status (82810-3) and breastfeeding
+# status (63895-7) answer "is it so?", read as positive / negative like a test.
+_LOINC_ANSWERS = {
+    "LA15173-0": "positive", "LA26683-5": "negative",  # Pregnant, Not pregnant
+    "LA29252-6": "positive", "LA29253-4": "negative",  # Currently breastfeeding, Not currently breastfeeding
+    "LA4489-6": "unknown",  # Unknown
+    "LA33-6": "positive", "LA32-8": "negative",  # Yes, No
+}
+LOINC = "http://loinc.org"
 _SEX = {"male": "male", "female": "female", "other": None, "unknown": None}
+# Laterality qualifiers (mCODE LateralityQualifierVS, SNOMED CT qualifier values).
+_LATERALITY = {"7771000": "left", "24028007": "right", "51440002": "bilateral", "399488007": "midline"}
+_RT_VOLUME = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-radiotherapy-dose-delivered-to-volume"
+_CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+# Consent.status: what each says about the answer (None: no answer yet / no longer in force).
+_CONSENT_STATUS = {"active": True, "rejected": False, "draft": None, "proposed": None, "inactive": None}
+_QR_READ = ("completed", "amended", "in-progress")
+_YES_NO = {"y": True, "yes": True, "true": True, "la33-6": True, "n": False, "no": False, "false": False,
+           "la32-8": False}
 
 
 
@@ -320,11 +342,12 @@ class _Reader:
         conditions: list[Condition] = []
         procedures: list[Procedure] = []
         medications: list[Medication] = []
+        attestations: list[Attestation] = []
         about_others = Counter()
         for rloc, resource, ref in clinical:
             rtype = resource["resourceType"]
             if other_resources:
-                subject = _obj(resource.get("subject")).get("reference")
+                subject = _obj(resource.get("subject") or resource.get("patient")).get("reference")
                 target = by_url.get(subject) if isinstance(subject, str) else None
                 if target is not None and id(target) in other_resources:
                     about_others[subject] += 1
@@ -340,6 +363,10 @@ class _Reader:
                     p = self.procedure(resource, rloc, ref)
                     if p is not None:
                         procedures.append(p)
+                elif rtype == "Consent":
+                    attestations.extend(self.consent(resource, rloc, ref))
+                elif rtype == "QuestionnaireResponse":
+                    attestations.extend(self.questionnaire_response(resource, rloc, ref))
                 else:
                     m = self.medication(resource, rloc, ref)
                     if m is not None:
@@ -359,7 +386,8 @@ class _Reader:
         issues = sorted(self.issues, key=_entry_order)
         patient = attrs.evolve(
             patient, observations=tuple(observations), conditions=tuple(conditions),
-            procedures=tuple(procedures), medications=tuple(medications), issues=tuple(issues),
+            procedures=tuple(procedures), medications=tuple(medications), attestations=tuple(attestations),
+            issues=tuple(issues),
         )
         return FhirReading(patient, len(entries), dict(self.read_counts), dict(self.skipped))
 
@@ -515,7 +543,8 @@ class _Reader:
             vcodes = self.codes(cc, f"{loc}.valueCodeableConcept", ref)
             value_text = _text(_obj(cc).get("text")) or next((c.display for c in vcodes if c.display), None)
             result = next((_RESULT_CODES[c.code] for c in vcodes if c.system == SNOMED and c.code in _RESULT_CODES),
-                          None)
+                          None) or next((_LOINC_ANSWERS[c.code] for c in vcodes
+                                         if c.system == LOINC and c.code in _LOINC_ANSWERS), None)
             if result is None and value_text:
                 result = qualitative_result(value_text)
             if result is None:
@@ -637,7 +666,7 @@ class _Reader:
         return Condition(
             source=Source(self.file, ref), codes=codes, onset=onset, abatement=abatement,
             clinical_status=self.status_code(r.get("clinicalStatus")), verification_status=verification,
-            grade=grade,
+            grade=grade, body_sites=self.body_sites(r, loc, ref),
         )
 
     def date_like(self, value, loc: str, ref: str, what: str) -> PartialDate | None:
@@ -670,8 +699,160 @@ class _Reader:
             key = "performedAge" if "performedAge" in r else "performedRange"
             self.issue(f"{loc}.{key}", f"{ref}: a date given as {key} is not read; the date is unknown",
                        "give performedDateTime or performedPeriod")
+        category = self.codes(r.get("category"), f"{loc}.category", ref) if r.get("category") is not None else ()
         return Procedure(source=Source(self.file, ref), codes=codes, start=start, end=end,
-                         status=_text(r.get("status")))
+                         status=_text(r.get("status")), category=category,
+                         body_sites=self.body_sites(r, loc, ref) + self.treatment_volumes(r, loc, ref))
+
+    # ------------------------------------------------------------ body sites (US Core, mCODE)
+    def body_sites(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
+        """``bodySite`` CodeableConcepts, each with its laterality qualifier extension (mCODE)."""
+        raw = r.get("bodySite")
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            self.issue(f"{loc}.bodySite", f"{ref}: 'bodySite' must be a list of CodeableConcepts")
+            return ()
+        out = []
+        for k, site in enumerate(raw):
+            sloc = f"{loc}.bodySite[{k}]"
+            codes = self.codes(site, sloc, ref)
+            laterality = None
+            for ext in _list(_obj(site).get("extension")):
+                url = _text(_obj(ext).get("url")) or ""
+                if url.endswith("laterality-qualifier") or url.endswith("laterality"):
+                    laterality = self.laterality(_obj(ext).get("valueCodeableConcept"), f"{sloc}.extension", ref)
+            text = _text(_obj(site).get("text"))
+            if codes or text:
+                if not codes:
+                    self.issue(sloc, f"{ref}: the body site has no code (only the text {text!r}), so it cannot "
+                                     "match a body-site value set", "code body sites in SNOMED CT (body structure)")
+                out.append(BodySite(codes, laterality, text))
+        return tuple(out)
+
+    def laterality(self, concept, loc: str, ref: str) -> str | None:
+        for c in self.codes(concept, loc, ref):
+            if c.system == SNOMED and c.code in _LATERALITY:
+                return _LATERALITY[c.code]
+        return None
+
+    def treatment_volumes(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
+        """mCODE Radiotherapy Course Summary: each dose-delivered-to-volume names a Radiotherapy
+        Volume (BodyStructure) whose ``location`` and ``locationQualifier`` say where and which side."""
+        out = []
+        for k, ext in enumerate(_list(r.get("extension"))):
+            if _obj(ext).get("url") != _RT_VOLUME:
+                continue
+            for sub in _list(_obj(ext).get("extension")):
+                if _obj(sub).get("url") != "volume":
+                    continue
+                target_ref = _text(_obj(_obj(sub).get("valueReference")).get("reference"))
+                vloc = f"{loc}.extension[{k}].volume"
+                target = self.resolve(r, target_ref) if target_ref else None
+                if target is None or target.get("resourceType") != "BodyStructure":
+                    self.issue(vloc, f"{ref}: the treated volume {target_ref!r} is not a BodyStructure in the bundle; "
+                                     "its site is not read", "include the Radiotherapy Volume (BodyStructure) resource")
+                    continue
+                codes = self.codes(target.get("location"), f"{vloc} -> {target_ref}.location", ref)
+                laterality = None
+                for q, qualifier in enumerate(_list(target.get("locationQualifier"))):
+                    laterality = laterality or self.laterality(qualifier, f"{vloc} -> {target_ref}.locationQualifier[{q}]", ref)
+                if codes:
+                    out.append(BodySite(codes, laterality, _text(target.get("description"))))
+        return tuple(out)
+
+    def resolve(self, resource: dict, target_ref: str) -> dict | None:
+        """A reference to a resource in the bundle (urn:uuid, Type/id, absolute URL, #contained)."""
+        if target_ref.startswith("#"):
+            return next((c for c in _list(resource.get("contained"))
+                         if isinstance(c, dict) and c.get("id") == target_ref[1:]), None)
+        target = self.by_url.get(target_ref)
+        if target is None and "/" in target_ref:
+            parts = target_ref.split("/_history/")[0].rstrip("/").split("/")
+            if len(parts) >= 2:
+                target = self.by_url.get(f"{parts[-2]}/{parts[-1]}")
+        return target
+
+    # ------------------------------------------------------------ Consent, QuestionnaireResponse
+    def who(self, refs) -> str | None:
+        names = []
+        for x in (refs if isinstance(refs, list) else [refs]):
+            x = _obj(x)
+            name = _text(x.get("display")) or _text(x.get("reference"))
+            if name:
+                names.append(name)
+        return ", ".join(names) or None
+
+    def consent(self, r: dict, loc: str, ref: str) -> list[Attestation]:
+        """A research Consent: active is yes, rejected is no (an active 'deny' provision is no too)."""
+        scope = self.codes(r.get("scope"), f"{loc}.scope", ref)
+        categories = [c for cc in _list(r.get("category")) for c in self.codes(cc, f"{loc}.category", ref)]
+        if not any(c.code == "research" for c in scope) and not any("research" in (c.code or "").lower()
+                                                                     for c in categories):
+            self.skipped["Consent (not a research consent)"] += 1
+            return []
+        status = _text(r.get("status"))
+        if status == "entered-in-error" or status not in _CONSENT_STATUS:
+            self.issue(f"{loc}.status", f"{ref} was ignored: its status is {status!r}",
+                       "a research Consent is read when active (consent given) or rejected (refused)")
+            return []
+        value = _CONSENT_STATUS[status]
+        provision = _text(_obj(r.get("provision")).get("type"))
+        if value is True and provision == "deny":
+            value = False
+        if value is None:
+            self.issue(f"{loc}.status", f"{ref}: the consent is {status}, so it answers nothing yet")
+            return []
+        study = [_text(_obj(pol).get("uri")) or _text(_obj(pol).get("authority")) for pol in _list(r.get("policy"))]
+        study += [_text(_obj(r.get("policyRule")).get("text")), _text(_obj(r.get("sourceReference")).get("display"))]
+        study_text = "; ".join(x for x in study if x) or None
+        by = self.who(r.get("performer")) or self.who(r.get("organization"))
+        when = self.date(r.get("dateTime"), f"{loc}.dateTime", ref) if r.get("dateTime") is not None else None
+        return [Attestation(key="informed consent", value=value, source=Source(self.file, ref), by=by, date=when,
+                            study=study_text)]
+
+    def questionnaire_response(self, r: dict, loc: str, ref: str) -> list[Attestation]:
+        """Boolean answers of a QuestionnaireResponse, each an attestation keyed by its item's linkId."""
+        status = _text(r.get("status"))
+        if status not in _QR_READ:
+            self.issue(f"{loc}.status", f"{ref} was ignored: its status is {status!r}",
+                       "elig reads completed, amended and in-progress responses")
+            return []
+        by = self.who(r.get("author"))
+        when = self.date(r.get("authored"), f"{loc}.authored", ref) if r.get("authored") is not None else None
+        out: list[Attestation] = []
+
+        def walk(items, at: str) -> None:
+            for k, item in enumerate(_list(items)):
+                iloc = f"{at}.item[{k}]"
+                link = _text(_obj(item).get("linkId"))
+                answers = _list(_obj(item).get("answer"))
+                if link and answers:
+                    value = self.answer(answers[0], f"{iloc}.answer[0]", ref)
+                    if len(answers) > 1:
+                        self.issue(f"{iloc}.answer", f"{ref}: item {link!r} has {len(answers)} answers; "
+                                                     "the first is read")
+                    if value is not None or status != "in-progress":
+                        out.append(Attestation(key=normalise_key(link), value=value,
+                                               source=Source(self.file, f"{ref} item {link!r}"), by=by, date=when))
+                walk(_obj(item).get("item"), iloc)
+                for a in answers:
+                    walk(_obj(a).get("item"), iloc)
+
+        walk(r.get("item"), loc)
+        return out
+
+    def answer(self, answer, loc: str, ref: str) -> bool | None:
+        a = _obj(answer)
+        if isinstance(a.get("valueBoolean"), bool):
+            return a["valueBoolean"]
+        coding = _obj(a.get("valueCoding"))
+        key = (_text(coding.get("code")) or _text(a.get("valueString")) or "").lower()
+        if key in _YES_NO:
+            return _YES_NO[key]
+        self.issue(loc, f"{ref}: the answer {answer!r} is not yes or no; the attestation stays unknown",
+                   "answer with valueBoolean (true/false)")
+        return None
 
     def period(self, value, loc: str, ref: str) -> tuple[PartialDate | None, PartialDate | None]:
         if not isinstance(value, dict):

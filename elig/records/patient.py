@@ -56,6 +56,24 @@ class Observation:
 
 
 @attrs.frozen
+class BodySite:
+    """Where a procedure was done or a condition is: body-structure codes and laterality.
+
+    ``laterality`` is a word (left, right, bilateral, midline) read from the record's
+    laterality qualifier, so the explanation can say "thorax, left".
+    """
+
+    codes: tuple[Coding, ...] = ()
+    laterality: str | None = None
+    text: str | None = None  # the record's own words for the site, when it gives them
+
+    def __str__(self) -> str:
+        name = self.text or next((c.display for c in self.codes if c.display), None) \
+            or ", ".join(str(c) for c in self.codes) or "unnamed site"
+        return f"{name}, {self.laterality}" if self.laterality else name
+
+
+@attrs.frozen
 class Condition:
     source: Source
     concept: str | None = None
@@ -65,6 +83,7 @@ class Condition:
     clinical_status: str | None = None  # active | recurrence | relapse | inactive | remission | resolved
     verification_status: str | None = None  # confirmed | provisional | refuted | entered-in-error ...
     grade: int | None = None  # grade, stage or class as a number (CTCAE grade, NYHA class)
+    body_sites: tuple[BodySite, ...] = ()
 
 
 @attrs.frozen
@@ -75,6 +94,9 @@ class Procedure:
     start: PartialDate | None = None
     end: PartialDate | None = None
     status: str | None = None
+    # Procedure.category (mCODE: SNOMED 108290001 radiotherapy) and where it was done.
+    category: tuple[Coding, ...] = ()
+    body_sites: tuple[BodySite, ...] = ()
 
 
 @attrs.frozen
@@ -89,11 +111,18 @@ class Medication:
 
 @attrs.frozen
 class Attestation:
+    """An answer only a person can give, with who gave it, when, and where it was read.
+
+    ``study`` is the study a research Consent names (its policy or source), when it
+    names one: a consent to another study is not a consent to this one.
+    """
+
     key: str
     value: bool | None
     source: Source
     by: str | None = None
     date: PartialDate | None = None
+    study: str | None = None
 
 
 @attrs.frozen
@@ -168,8 +197,8 @@ class _NativeReader:
             self.issue(location, str(exc), "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
 
-    def codes(self, entry: dict, location: str) -> tuple[Coding, ...]:
-        raw = entry.get("codes", entry.get("code"))
+    def codes(self, entry: dict, location: str, key: str | None = None) -> tuple[Coding, ...]:
+        raw = entry.get(key) if key else entry.get("codes", entry.get("code"))
         if raw is None:
             return ()
         items = raw if isinstance(raw, list) else [raw]
@@ -353,7 +382,7 @@ class _NativeReader:
             onset=self.date(e.get("onset"), f"{loc}.onset"), abatement=self.date(e.get("abatement", e.get("resolved")), f"{loc}.abatement"),
             clinical_status=self.status(status, f"{loc}.status"),
             verification_status=self.status(e.get("verification"), f"{loc}.verification"),
-            grade=grade_value,
+            grade=grade_value, body_sites=self.body_sites(e, loc),
         )
 
     def status(self, value, location: str) -> str | None:
@@ -363,11 +392,28 @@ class _NativeReader:
             return "unreadable"
         return text
 
+    def body_sites(self, e: dict, loc: str) -> tuple[BodySite, ...]:
+        """``body_site: SNOMED:51185008`` (or a list, or {system, code, display}) and ``laterality: left``."""
+        if e.get("body_site") is None:
+            if e.get("laterality") is not None:
+                self.issue(f"{loc}.laterality", "a laterality without a body site is ignored",
+                           "add 'body_site: SNOMED:51185008' (thorax) beside it")
+            return ()
+        codes = self.codes(e, f"{loc}.body_site", key="body_site")
+        laterality = e.get("laterality")
+        if laterality is not None and str(laterality).strip().lower() not in LATERALITY_WORDS:
+            self.issue(f"{loc}.laterality", f"cannot read laterality {shown(laterality)}",
+                       "write left, right, bilateral or midline")
+            laterality = None
+        return (BodySite(codes, str(laterality).strip().lower() if laterality else None),) if codes else ()
+
     def procedure(self, e: dict, loc: str) -> Procedure:
         start = self.date(e.get("start", e.get("date")), f"{loc}.date")
         end = self.date(e.get("end"), f"{loc}.end") if "end" in e else (start if "date" in e else None)
         return Procedure(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
-                         start=start, end=end, status=self.status(e.get("status"), f"{loc}.status"))
+                         start=start, end=end, status=self.status(e.get("status"), f"{loc}.status"),
+                         category=self.codes(e, f"{loc}.category", key="category") if e.get("category") else (),
+                         body_sites=self.body_sites(e, loc))
 
     def medication(self, e: dict, loc: str) -> Medication:
         return Medication(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
@@ -392,6 +438,9 @@ class _NativeReader:
             out.append(Attestation(key=normalise_key(str(key)), value=self.boolean(value, loc),
                                    source=Source(self.file, loc), by=by, date=date))
         return tuple(out)
+
+
+LATERALITY_WORDS = ("left", "right", "bilateral", "midline")
 
 
 def normalise_key(text: str) -> str:

@@ -97,6 +97,25 @@ class Concept:
     # unrecorded value is "no" rather than unknown for that sex.
     not_for_sex: str | None = None
     molar_mass_source: str | None = None  # the citation of the molar mass (the conversion factor)
+    # procedure/condition: codes (of the record's code or category) that count only where the
+    # record names one of ``body_sites`` (SNOMED CT body structures, children listed too):
+    # radiotherapy (mCODE 1217123003, category 108290001) to the thorax is chest radiotherapy.
+    site_codes: tuple[CodeSpec, ...] = ()
+    body_sites: tuple[CodeSpec, ...] = ()
+    # fact: a rule in the elig language that decides it (childbearing potential); a protocol
+    # may replace it with its own 'define NAME: RULE'.
+    definition: str | None = None
+    # fact: the concepts whose records decide it (pregnancy status, hCG tests, pregnancy
+    # diagnoses), read within ``evidence_days`` of the evaluation date. A condition counts
+    # while active and, with ``evidence_condition_days``, only when it began within that many
+    # days (an open pregnancy record from a year ago is not evidence).
+    evidence: tuple[str, ...] = ()
+    evidence_days: int | None = None
+    evidence_condition_days: int | None = None
+    # measurement used as evidence: at or above ``positive_at`` is positive, below
+    # ``negative_below`` negative, in between equivocal (quantitative hCG).
+    positive_at: float | None = None
+    negative_below: float | None = None
     # Where the concept is declared (its `- name:` line), for messages and go-to-definition.
     origin: Span | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -110,6 +129,17 @@ class Concept:
 
     def matches_coding(self, coding: Coding) -> bool:
         return any(spec.matches(coding) for spec in self.codes)
+
+    def site_reading(self, codes: Iterable[Coding], sites: Iterable[tuple[Coding, ...]]) -> bool | None:
+        """For a record coded with one of ``site_codes``: True when one of its body sites is
+        listed, False when every site it names is elsewhere, None when it names no site."""
+        sites = [s for s in sites if s]
+        if not sites:
+            return None
+        return any(spec.matches(c) for site in sites for c in site for spec in self.body_sites)
+
+    def has_site_code(self, codes: Iterable[Coding]) -> bool:
+        return any(spec.matches(c) for c in codes for spec in self.site_codes)
 
 
 def normalise_name(text: str) -> str:
@@ -135,6 +165,11 @@ class Vocabulary:
         """Index concepts by name and code; raise ``VocabularyError`` when two concepts share a name."""
         concepts = tuple(concepts)
         by_name, clashes = _index_names(concepts)
+        for concept in concepts:
+            for name in concept.evidence:
+                if normalise_name(name) not in by_name:
+                    clashes.append(Diagnostic("V303", f"concept {concept.name!r}: evidence {name!r} is not a concept",
+                                              span=concept.origin, hint="name concepts of this vocabulary"))
         if clashes:
             raise VocabularyError(clashes)
         by_code: dict[tuple[str, str], list[Concept]] = {}
@@ -390,7 +425,9 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[Concept], list[Diagnost
 
 
 FIELDS = ("name", "kind", "aliases", "codes", "unit", "molar_mass", "molar_mass_source", "plausible", "uln",
-          "unitless", "methods", "field", "description", "qualitative", "acute", "not_for_sex")
+          "unitless", "methods", "field", "description", "qualitative", "acute", "not_for_sex",
+          "site_codes", "body_sites", "definition", "evidence", "evidence_days", "evidence_condition_days",
+          "positive_at", "negative_below")
 _CODE_FIELDS = ("system", "code", "display", "match")
 _ULN_FIELDS = ("value", "male", "female", "unit", "source")
 MEASURED_KINDS = ("measurement", "derived", "demographic")
@@ -459,6 +496,23 @@ class _EntryChecker:
                          "write aliases: [ANC, neutrophils]")
             aliases = []
         codes = self.codes(kind)
+        site_codes, body_sites = self.codes(kind, "site_codes"), self.codes(kind, "body_sites")
+        if bool(site_codes) != bool(body_sites):
+            self.problem("V304", "site_codes and body_sites go together", self.at,
+                         "list the general codes under site_codes and the body structures under body_sites")
+        evidence = e.get("evidence", []) or []
+        if not isinstance(evidence, list) or not all(isinstance(x, str) for x in evidence):
+            self.problem("V303", "evidence must be a list of concept names", self.where("evidence"),
+                         "write evidence: [pregnancy status, pregnancy test]")
+            evidence = []
+        numbers = {}
+        for key in ("evidence_days", "evidence_condition_days", "positive_at", "negative_below"):
+            if e.get(key) is not None:
+                numbers[key] = self.number(key, e.get(key))
+        definition = e.get("definition")
+        if definition is not None and (kind != "fact" or not isinstance(definition, str)):
+            self.problem("V303", "a definition is the text of a rule, on a fact concept", self.where("definition"),
+                         "write definition: female and age 12 to 55 years")
         unit, unit_q = e.get("unit"), None
         if unit is not None:
             unit_q = self.unit("unit", unit)
@@ -500,18 +554,25 @@ class _EntryChecker:
             description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
             acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
             molar_mass_source=e.get("molar_mass_source"), origin=self.at,
+            site_codes=tuple(site_codes), body_sites=tuple(body_sites),
+            definition=" ".join(definition.split()) if isinstance(definition, str) else None,
+            evidence=tuple(evidence),
+            evidence_days=int(numbers["evidence_days"]) if numbers.get("evidence_days") is not None else None,
+            evidence_condition_days=(int(numbers["evidence_condition_days"])
+                                     if numbers.get("evidence_condition_days") is not None else None),
+            positive_at=numbers.get("positive_at"), negative_below=numbers.get("negative_below"),
         )
 
-    def codes(self, kind: str) -> list[CodeSpec]:
+    def codes(self, kind: str, key: str = "codes") -> list[CodeSpec]:
         from elig.terminology.codes import KNOWN_SYSTEMS, code_problem, short_system
 
-        raw = self.e.get("codes", []) or []
+        raw = self.e.get(key, []) or []
         if not isinstance(raw, list):
-            self.problem("V304", "codes must be a list", self.where("codes"),
+            self.problem("V304", f"{key} must be a list", self.where(key),
                          "write codes: [{system: LOINC, code: 2160-0, display: ...}]")
             return []
         out = []
-        spans = raw.spans if isinstance(raw, _Seq) else [self.where("codes")] * len(raw)
+        spans = raw.spans if isinstance(raw, _Seq) else [self.where(key)] * len(raw)
         for c, at in zip(raw, spans):
             if not isinstance(c, dict) or "system" not in c or "code" not in c:
                 self.problem("V304", "each code needs a system and a code", at,
