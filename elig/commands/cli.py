@@ -222,8 +222,10 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.draft import command as _draft_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
+main.add_command(_draft_command, "draft")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
