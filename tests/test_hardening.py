@@ -325,3 +325,149 @@ def test_cli_docs_describe_the_real_screen_options():
             if name.startswith("--"):
                 assert name in section, name
     assert "--format" not in section and "-o FILE" not in section
+
+
+# ====================================================================== garbage → ELIGIBLE (evaluator)
+def test_nonsense_dimensionless_unit_on_a_score_is_unusable():
+    proto = protocol("ECOG 0 to 3")
+    for unit in ("%", "µ", "U", "‰", "ppm"):
+        r = result(proto, record(obs("ECOG", 4, unit)))
+        assert str(r.verdict) == "undetermined", unit
+    assert verdict(proto, record(obs("ECOG", 2, "{score}"))) == "eligible"
+
+
+def test_a_fraction_still_reads_its_declared_percent():
+    proto = protocol("FiO2 ≤ 0.5")
+    assert verdict(proto, record(obs("FiO2", 40, "%"))) == "eligible"
+    assert verdict(proto, record(obs("FiO2", 60, "%"))) == "ineligible"
+
+
+def test_enzyme_units_never_convert_to_a_count():
+    r = result(protocol("ANC ≥ 1.5 x 10^9/L"), record(obs("ANC", 2, "U/L")))
+    assert str(r.verdict) == "undetermined"
+
+
+def test_unreadable_date_on_the_newest_entry_never_lets_an_older_value_decide():
+    proto = protocol("ANC ≥ 1.5 x 10^9/L")
+    older = obs("ANC", 2.0, "10^9/L", date="2024-02-01")
+    assert verdict(proto, record(older)) == "eligible"
+    for newest in (obs("ANC", 0.5, "10^9/L", date="2024-02-30"), {"concept": "ANC", "value": 0.5, "unit": "10^9/L"}):
+        r = result(proto, record(newest, older))
+        assert str(r.verdict) == "undetermined"
+        assert "no readable date" in r.criteria[0].explanation.reason
+
+
+def test_garbage_on_the_newest_value_never_lets_an_older_value_decide():
+    proto = protocol("ANC ≥ 1.5 x 10^9/L")
+    older = obs("ANC", 2.0, "10^9/L", date="2024-02-01")
+    for newest in (obs("ANC", "0,5.", "10^9/L"), obs("ANC", 0.5, "10^9/Lx"), obs("ANC", 0.5, "%%")):
+        assert verdict(proto, record(newest, older)) == "undetermined"
+
+
+def test_garbage_code_on_the_newest_fhir_value_never_lets_an_older_value_decide():
+    def observation(oid, code, value, when):
+        return {"resource": {"resourceType": "Observation", "id": oid, "status": "final",
+                             "code": {"coding": [{"system": "http://loinc.org", "code": code,
+                                                  "display": "Neutrophils"}]},
+                             "effectiveDateTime": when,
+                             "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org",
+                                               "code": "10*9/L"}}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "birthDate": "1960-01-01", "gender": "male"}},
+        observation("old", "751-8", 2.0, "2024-02-01"), observation("new", "751-8", 0.5, "2024-03-10")]}
+    proto = protocol("ANC ≥ 1.5 x 10^9/L")
+    assert verdict(proto, bundle) == "ineligible"
+    bundle["entry"][2]["resource"]["code"]["coding"][0]["code"] = "75l-8"
+    r = result(proto, bundle)
+    assert str(r.verdict) == "undetermined"
+    assert "display" in r.criteria[0].explanation.reason
+
+
+def test_same_time_conflict_is_not_hidden_by_a_garbage_twin():
+    proto = protocol("serum creatinine ≤ 150 µmol/L")
+    first = obs("serum creatinine", 97.2, "µmol/L", date="2024-03-10T10:00Z")
+    assert verdict(proto, record(first, obs("serum creatinine", 300, "µmol/L", date="2024-03-10T10:00Z"))) \
+        == "undetermined"
+    for twin in (obs("serum creatinine", "abc", "µmol/L", date="2024-03-10T10:00Z"),
+                 obs("serum creatinine", 300, "µmol/LL", date="2024-03-10T10:00Z"),
+                 obs("serum creatinine", 300, "%", date="2024-03-10T10:00Z")):
+        r = result(proto, record(first, twin))
+        assert str(r.verdict) == "undetermined"
+        assert "same time" in r.criteria[0].explanation.reason
+
+
+SYNTHEA_TOM = SYNTHEA_DIR / "Tom_Goodwin_e20de9eb-6f2d-4871-a43f-bbede53293ed.json"
+
+
+@pytest.mark.skipif(not SYNTHEA_TOM.exists(), reason="the shared Synthea bundles are not available")
+@pytest.mark.parametrize("garbage", ["value", "unit", "code", "date"])
+def test_same_time_conflict_on_a_synthea_bundle_is_not_hidden_by_garbage(garbage):
+    """Tom Goodwin's panels of 2020-05-12 give creatinine 1.06 and 3.42 mg/dL at the same second."""
+    bundle = json.loads(SYNTHEA_TOM.read_text(encoding="utf-8"))
+    proto = protocol("serum creatinine ≤ 1.5 mg/dL")
+    as_of = "2020-05-20"
+    assert str(evaluate(proto, patient_from_data(bundle, "tom.json"), as_of).verdict) == "undetermined"
+    twin = next(e["resource"] for e in bundle["entry"] if e["resource"].get("id") == "433b061e-2ee6-42f7-a596-ed1c7948068c")
+    if garbage == "value":
+        twin["valueQuantity"]["value"] = "abc"
+    elif garbage == "unit":
+        twin["valueQuantity"]["code"] = twin["valueQuantity"]["unit"] = "mg/dLL"
+    elif garbage == "code":
+        twin["code"]["coding"][0]["code"] = "38483-X"
+    else:
+        twin["effectiveDateTime"] = "2020-05-12T25:55:41+00:00"
+    r = evaluate(proto, patient_from_data(bundle, "tom.json"), as_of)
+    assert str(r.verdict) == "undetermined", r.criteria[0].explanation.summary
+
+
+@pytest.mark.parametrize("high", [float("inf"), 1e308, 2 ** 63, -40, 0, 15000])
+def test_implausible_reference_range_upper_limit_falls_back_to_the_default_and_says_so(high):
+    proto = protocol("ALT ≤ 5 x ULN")
+    r = result(proto, record(obs("ALT", 300, "U/L", reference_range={"high": high, "unit": "U/L"})))
+    e = r.criteria[0].explanation
+    assert str(r.verdict) == "ineligible"  # 300 > 5 × 40, the default ULN for a man
+    assert e.threshold.uln == 40
+    if high not in (float("inf"),):  # inf is refused by the reader already, with a data issue
+        assert "because the reference range" in e.threshold.uln_source
+
+
+def test_implausible_fhir_reference_range_upper_limit_falls_back_to_the_default():
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "birthDate": "1960-01-01", "gender": "male"}},
+        {"resource": {"resourceType": "Observation", "id": "alt", "status": "final",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "1742-6"}]},
+                      "effectiveDateTime": "2024-03-10",
+                      "valueQuantity": {"value": 300, "system": "http://unitsofmeasure.org", "code": "U/L"},
+                      "referenceRange": [{"high": {"value": 1e308, "code": "U/L"}}]}}]}
+    r = result(protocol("ALT ≤ 5 x ULN"), bundle)
+    assert str(r.verdict) == "ineligible" and r.criteria[0].explanation.threshold.uln == 40
+
+
+def test_number_beside_a_threshold_has_enough_digits_to_read_true():
+    proto = protocol("Creatinine clearance ≥ 60 mL/min (Cockcroft-Gault) within 7 days")
+    data = record(obs("serum creatinine", 112, "µmol/L"), obs("body weight", 72, "kg"))
+    e = result(proto, data).criteria[0].explanation
+    assert e.outcome.value == "not met"
+    assert e.summary.startswith("Creatinine clearance 59.99 mL/min does not meet ≥ 60 mL/min")
+    assert e.distance.startswith("59.99 mL/min; needs ≥ 60 mL/min")
+
+
+def test_creatinine_conversion_convention_is_shown_within_rounding_of_a_threshold():
+    proto = protocol("Creatinine clearance ≥ 60 mL/min (Cockcroft-Gault) within 7 days")
+    near = result(proto, record(obs("serum creatinine", 112, "µmol/L"), obs("body weight", 72, "kg")))
+    assert "88.40 µmol/L per mg/dL" in near.criteria[0].explanation.summary
+    assert "113.12 g/mol" in near.criteria[0].explanation.summary
+    far = result(proto, record(obs("serum creatinine", 80, "µmol/L"), obs("body weight", 72, "kg")))
+    assert "µmol/L per mg/dL" not in far.criteria[0].explanation.summary
+    same_unit = result(proto, record(obs("serum creatinine", 1.2669, "mg/dL"), obs("body weight", 72, "kg")))
+    assert "µmol/L per mg/dL" not in same_unit.criteria[0].explanation.summary
+
+
+def test_creatinine_convention_is_stated_in_the_vocabulary_and_semantics():
+    vocab = (ROOT / "elig" / "data" / "vocabulary.yaml").read_text(encoding="utf-8")
+    semantics = (ROOT / "docs" / "semantics.md").read_text(encoding="utf-8")
+    for text in (vocab, semantics):
+        assert "88.40" in text and "88.42" in text and "PubChem CID 588" in text
+    from elig.terminology.units import conversion_factor
+
+    assert round(conversion_factor("mg/dL", "umol/L", 113.12), 2) == 88.40

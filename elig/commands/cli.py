@@ -128,8 +128,11 @@ def check(paths, fmt, vocabulary_files):
 @click.option("--site-codes", "site_codes", type=click.Path(), metavar="FILE",
               help="Mapping from a site's own code system to attestations, applied to the record's observations.")
 @vocabulary_option
+@click.option("--what-would-change", "changes", is_flag=True,
+              help="Print only what would change the verdict: data to collect and each value's distance "
+                   "to its threshold.")
 @_handle_errors
-def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, vocabulary_files):
+def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, vocabulary_files, changes):
     """Evaluate PATIENT against PROTOCOL and explain every criterion."""
     from elig import api
     from elig.engine.evaluator import as_date
@@ -142,7 +145,17 @@ def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, voc
     checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
     record = api.with_attestations(load_patient(patient), attestations, site_codes)
     result = api.evaluate(checked, record, as_of_date)
-    text = render(result, fmt, colour=output is None and sys.stdout.isatty())
+    if changes:
+        from elig.report.changes import render_changes_text, what_would_change
+
+        levers = what_would_change(result)
+        if fmt == "json":
+            text = json.dumps({"verdict": str(result.verdict), "changes": [lever.as_dict() for lever in levers]},
+                              ensure_ascii=False, indent=2) + "\n"
+        else:
+            text = f"{str(result.verdict).upper()}\n" + render_changes_text(levers)
+    else:
+        text = render(result, fmt, colour=output is None and sys.stdout.isatty())
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -223,12 +236,15 @@ from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
 from elig.commands.draft import command as _draft_command  # noqa: E402
+from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
 main.add_command(_draft_command, "draft")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
+main.add_command(_lsp_command, "lsp")
+main.add_command(_serve_command, "serve")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,23 +9,17 @@ import click
 
 from elig.commands.files import add_sources, base_vocabulary, protocol_files, vocabulary_option
 from elig.diagnostics import DataError, Diagnostic, ProtocolError, render_all
-from elig.engine import checker
-from elig.language import parser
-from elig.language.lint import lint
-from elig.terminology.vocabulary import Vocabulary, VocabularyError, default_vocabulary
+from elig.engine.diagnose import diagnose_text
+from elig.terminology.vocabulary import Vocabulary
 
 
 def lint_text(text: str, file: str = "<protocol>", vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """Parse errors, or checker errors and lint warnings, for one protocol text."""
-    try:
-        tree = parser.parse_protocol(text, file=file)
-    except ProtocolError as exc:
-        return list(exc.diagnostics)
-    try:
-        vocabulary = checker.protocol_vocabulary(tree, vocabulary or default_vocabulary())
-    except VocabularyError as exc:
-        return list(exc.diagnostics)
-    return list(checker.diagnose(tree, vocabulary)) + lint(tree, vocabulary)
+    """Parse errors, vocabulary-file errors, or checker errors and lint warnings, for one protocol text.
+
+    The composition lives in :func:`elig.engine.diagnose.diagnose_text`, which the language
+    server and the workbench call too.
+    """
+    return list(diagnose_text(text, file, vocabulary).diagnostics)
 
 
 @click.command("lint")

@@ -43,6 +43,45 @@ def subject_unit(subject) -> str:
     return {"year": "years", "1": ""}.get(unit, unit)
 
 
+def uln_problem(concept, uln: float, low: float | None, factor: float) -> str | None:
+    """Why a reference range's upper limit cannot serve as the ULN, or None when it can.
+
+    It must be a finite, positive number, above the range's low end, and within the
+    concept's plausible range: an upper limit of 1e308 U/L (or inf, or 0) would make any
+    multiple of it meaningless, and the check would pass every value.
+    """
+    if not math.isfinite(uln) or uln <= 0:
+        return "is not a positive finite number"
+    if low is not None and math.isfinite(low) and low * factor > uln:
+        return f"is below the range's low end {fmt(low)}"
+    window = plausible_uln(concept)
+    if window is not None and not window[0] <= uln <= window[1]:
+        lo, hi = window
+        return (f"is not a plausible upper limit of normal for {concept.name} "
+                f"({fmt(lo)}–{with_unit(fmt(hi), concept.unit)})")
+    return None
+
+
+ULN_SPREAD = 4.0  # laboratories' upper limits differ from the usual one by far less than fourfold
+
+
+def plausible_uln(concept) -> tuple[float, float] | None:
+    """The upper limits of normal a reference range may give for the concept (canonical unit):
+    within a factor of 4 of the vocabulary's default ULN; else within the plausible range."""
+    uln = concept.uln
+    defaults = [v for v in (uln.value, uln.male, uln.female) if v is not None] if uln is not None else []
+    if defaults and concept.unit_quantity is not None:
+        try:
+            from elig.terminology.units import conversion_factor
+
+            factor = conversion_factor(uln.unit, concept.unit or "1", concept.molar_mass)
+        except Exception:  # a vocabulary ULN in a unit that does not convert: checked by the vocabulary
+            factor = None
+        if factor:
+            return min(defaults) * factor / ULN_SPREAD, max(defaults) * factor * ULN_SPREAD
+    return concept.plausible
+
+
 def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, sex: str | None = None):
     """The threshold as a canonical float and how it was set, resolving x ULN; or why it cannot be set."""
     unit = subject_unit(subject)
@@ -52,13 +91,20 @@ def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | N
         return bound.value, ThresholdUsed(text=bound.text, value=bound.value, unit=unit)
     concept = subject.concept
     resolver = ctx.resolver
-    uln, source = None, None
+    uln, source, refused = None, None, None
     if obs is not None and obs.reference_high is not None:
         ref_unit = obs.reference_unit or obs.unit or concept.unit
         factor = resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
-        if isinstance(factor, float):
-            uln = obs.reference_high * factor
-            source = f"reference range of {obs.source.record} (upper limit {with_unit(fmt(obs.reference_high), ref_unit)})"
+        stated = f"upper limit {with_unit(fmt(obs.reference_high), ref_unit)}"
+        if not isinstance(factor, float):
+            refused = f"the reference range of {obs.source.record} ({stated}) cannot be read: {factor}"
+        else:
+            refused = uln_problem(concept, obs.reference_high * factor, obs.reference_low, factor)
+            if refused is None:
+                uln = obs.reference_high * factor
+                source = f"reference range of {obs.source.record} ({stated})"
+            else:
+                refused = f"the reference range of {obs.source.record} gives an {stated}, which {refused}"
     if uln is None and concept.uln is not None:
         sex_for_uln = sex or ctx.patient.sex
         default = concept.uln.for_sex(sex_for_uln)
@@ -67,10 +113,15 @@ def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | N
             uln = default * (factor if isinstance(factor, float) else 1.0)
             specific = concept.uln.male is not None and concept.uln.female is not None
             source = f"{concept.uln.source}" + (f", {sex_for_uln}" if specific else "")
+            if refused:
+                source += f", because {refused}"
     if uln is None:
         why = ("the observation has no reference range and the default ULN depends on sex, which is not recorded"
                if concept.uln is not None else
                "the observation has no reference range and the vocabulary declares no default ULN")
+        if refused:
+            why = refused + ("; the default ULN depends on sex, which is not recorded" if concept.uln is not None
+                             else "; the vocabulary declares no default ULN")
         return Unusable(why, (f"reference range (ULN) of {subject.label}",) if concept.uln is None else ("sex",))
     limit = bound.uln_factor * uln
     return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=uln, uln_source=source)

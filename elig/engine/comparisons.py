@@ -12,7 +12,43 @@ from elig.engine.derive import subject_value
 from elig.engine.results import Explanation, Outcome, ThresholdUsed
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
-from elig.terminology.units import format_number as fmt, with_unit
+from elig.terminology.units import format_beside, format_number as fmt, with_unit
+
+# A value this close to a threshold (relative) may fall on the other side under another lab's
+# rounding of a molar-mass conversion (creatinine: 88.40, 88.4 or 88.42 µmol/L per mg/dL).
+NEAR_THRESHOLD = 1e-3
+
+
+def conversion_note(ctx: Context, used, derived, value: float, limits) -> str:
+    """'; …converted at 88.40 µmol/L per mg/dL…' when a molar-mass conversion went into a value that
+    lies within rounding of a threshold; else nothing (docs/semantics.md, "Unit conversions")."""
+    if not any(abs(value - lim) <= NEAR_THRESHOLD * abs(lim) for lim in limits):
+        return ""
+    inputs = list(used) + (list(derived.inputs) if derived is not None else [])
+    notes = []
+    for v in inputs:
+        concept = ctx.vocabulary.lookup(v.concept) if v.concept else None
+        if concept is None or not concept.molar_mass or not v.unit or v.canonical_value is None:
+            continue
+        factor = molar_factor(ctx, concept, v.unit)
+        if factor is None:
+            continue
+        mass = concept.molar_mass_source or f"{concept.molar_mass:g} g/mol"
+        note = (f"{concept.name} converted at {factor:.2f} µmol/L per mg/dL (molar mass: {mass}); a laboratory "
+                f"that rounds the factor otherwise may place this value on the other side of the threshold")
+        if note not in notes:
+            notes.append(note)
+    return "".join(f"; {n}" for n in notes)
+
+
+def molar_factor(ctx: Context, concept, unit: str) -> float | None:
+    """µmol/L per mg/dL of the concept when ``unit`` is of the other kind (molar vs mass) than its
+    canonical unit, i.e. when the molar mass was used to read the value; else None."""
+    same = ctx.resolver.factor(unit, concept.unit or "1")  # no molar mass: fails across the two kinds
+    if isinstance(same, float):
+        return None
+    factor = ctx.resolver.factor("mg/dL", "umol/L", concept.molar_mass)
+    return factor if isinstance(factor, float) else None
 
 
 def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
@@ -37,8 +73,9 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
         limit, threshold = bound
         threshold = attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text}")
         outcome = Outcome.of(compare(value, test.op, limit))
-        summary = (f"{label} {with_unit(fmt(value), unit)} {meets(outcome)} "
-                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)}")
+        summary = (f"{label} {with_unit(format_beside(value, limit), unit)} {meets(outcome)} "
+                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)}"
+                   + conversion_note(ctx, used, derived, value, (limit,)))
         gap = distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived, distance=gap)
@@ -56,7 +93,9 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     outcome = Outcome.of(ok_lo and ok_hi)
     range_text = (f"{'[' if test.low_inclusive else '('}{limit_text(test.low, lo_v, unit)}, "
                   f"{limit_text(test.high, hi_v, unit)}{']' if test.high_inclusive else ')'}")
-    summary = f"{label} {with_unit(fmt(value), unit)} is {'within' if outcome is Outcome.MET else 'outside'} {range_text}"
+    shown = max((format_beside(value, lo_v), format_beside(value, hi_v)), key=len)
+    summary = (f"{label} {with_unit(shown, unit)} is {'within' if outcome is Outcome.MET else 'outside'} {range_text}"
+               + conversion_note(ctx, used, derived, value, (lo_v, hi_v)))
     threshold = ThresholdUsed(text=f"{'' if test.low_inclusive else 'more than '}{lo_t.text} to "
                                    f"{hi_t.text}{'' if test.high_inclusive else ' (exclusive)'}",
                               value=None, unit=unit, uln=hi_t.uln or lo_t.uln,
@@ -89,8 +128,9 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: no threshold could be set for {sex}", values=used,
                                derived=derived, reason="threshold unavailable")
-        summary = (f"{label} {with_unit(fmt(value), unit)} {meets(outcome)} "
-                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
+        summary = (f"{label} {with_unit(format_beside(value, limit), unit)} {meets(outcome)} "
+                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)} (threshold for {sex})"
+                   + conversion_note(ctx, used, derived, value, (limit,)))
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text} if {sex}"),
                            derived=derived,

@@ -60,6 +60,10 @@ class Context:
     def observations(self, concept_name: str) -> list:
         return self.index()["observation"].get(concept_name, [])
 
+    def unmatched(self, concept_name: str) -> list:
+        """Observations whose display names the concept but whose code is not in its value set."""
+        return self.index()["unmatched"].get(concept_name, [])
+
     def age(self) -> int | None:
         if self.patient.birth_date is None:
             return None

@@ -1,7 +1,7 @@
 """Record indexing: the entries of a patient record by the concepts their codes (or names) mean.
 
 Display text never decides a match; a coded entry whose display alone names a
-concept is reported in a note instead (see ``display_only_note``).
+concept is reported in a note instead (see ``display_only_concept``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ KINDS = ("observation", "condition", "procedure", "medication")
 def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, dict[str, list]], list[str]]:
     """Entries by kind and concept name, newest first; and the notes on display-only entries."""
     idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
+    idx["unmatched"] = {}  # observations whose display alone names a concept, by that concept
     notes: list[str] = []
     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
@@ -28,20 +29,26 @@ def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, di
             for concept in concepts:
                 idx[kind].setdefault(concept.name, []).append(entry)
             if not concepts and entry.codes:
-                note = display_only_note(vocabulary, entry)
-                if note:
-                    notes.append(note)
+                named = display_only_concept(vocabulary, entry)
+                if named is not None:
+                    coding, concept = named
+                    notes.append(f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its "
+                                 f"code {coding} is not in that concept's value set, so it is not counted (add the "
+                                 f"code to the vocabulary if it means the same)")
+                    if kind == "observation":
+                        idx["unmatched"].setdefault(concept.name, []).append(entry)
     for kind in idx:
         for entries in idx[kind].values():
             entries.sort(key=newest_first_key, reverse=True)
     return idx, notes
 
 
-def display_only_note(vocabulary: Vocabulary, entry) -> str | None:
-    """A coded entry whose display names a concept its code is not in: say so, never match it.
+def display_only_concept(vocabulary: Vocabulary, entry):
+    """(coding, concept) of a coded entry whose display names a concept its code is not in.
 
     Display text never decides a match; but silently dropping a 'Myocardial infarction'
-    coded in a local system could make a patient look eligible, so the report shows it.
+    coded in a local system could make a patient look eligible, so the report shows it,
+    and a measurement it may be the newest of is unknown (``measure.measurement``).
     """
     for coding in entry.codes:
         if not coding.display:
@@ -49,9 +56,7 @@ def display_only_note(vocabulary: Vocabulary, entry) -> str | None:
         text = re.sub(r"\s*\([^)]*\)\s*$", "", coding.display)  # SNOMED semantic tags: "(disorder)"
         concept = vocabulary.lookup(text)
         if concept is not None:
-            return (f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its code "
-                    f"{coding} is not in that concept's value set, so it is not counted (add the code to the "
-                    f"vocabulary if it means the same)")
+            return coding, concept
     return None
 
 

@@ -43,6 +43,11 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
     if not not_future:
         return Unusable(f"every {label} is dated after the evaluation date {as_of}", (want,))
     newest = not_future[0]
+    # An entry that cannot be placed in time, or whose code names the concept only in its display,
+    # may be the newest: the older value must not decide in its place (docs/semantics.md).
+    doubt = _may_be_newer(ctx, concept, label, records, newest)
+    if doubt is not None:
+        return Unusable(doubt[0], (want,), doubt[1])
     in_window = within(newest.date, start, as_of) if window else True
     if in_window is None:
         return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
@@ -52,16 +57,37 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
                         f"before {as_of}", (want,), (raw_value(concept, newest),))
     picked = read_value(ctx, concept, label, newest, want)
     if isinstance(picked, Picked):
-        # Two results at the same instant that disagree: neither may silently win.
+        # Two results at the same instant that disagree: neither may silently win. A twin that
+        # cannot be read may disagree too, so it makes the result of that instant uncertain.
         for twin in not_future[1:]:
             if twin.date != newest.date:
                 break
             other = read_value(ctx, concept, label, twin, want)
-            if isinstance(other, Picked) and not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
+            if isinstance(other, Unusable):
+                return Unusable(f"another {label} of the same time ({newest.date}, {twin.source}) cannot be read, "
+                                f"so {with_unit(fmt(picked.value), concept.unit)} may not be the result of that time: "
+                                f"{other.reason}", (f"{want} (confirmed result)",), (picked.used, *other.values))
+            if not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
                 return Unusable(f"conflicting {label} results at the same time ({newest.date}): "
                                 f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
                                 (f"{want} (confirmed result)",), (picked.used, other.used))
     return picked
+
+
+def _may_be_newer(ctx: Context, concept: Concept, label: str, records: list, newest: Observation):
+    """(reason, values) when an entry of the concept that cannot be placed or matched may be newer
+    than ``newest``; None when every entry is dated and matched by code or name."""
+    for o in records:
+        if o.date is None:
+            return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
+                    f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
+    for o in ctx.unmatched(concept.name):
+        if o.date is None or o.date.latest() >= newest.date.earliest():
+            when = f"of {o.date}" if o.date is not None else "without a readable date"
+            return (f"{o.source}, {when}, names {concept.name} in its display but its code is not in the "
+                    f"concept's value set; it may be the newest {label}, so the one of {newest.date} cannot "
+                    f"decide", (raw_value(concept, o),))
+    return None
 
 
 def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
@@ -86,6 +112,10 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
     factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
     if isinstance(factor, str):
         return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw,))
+    if obs.unit is not None and not unit_fits(ctx, concept, obs.unit, factor):
+        return Unusable(f"{label} on {obs.date}: the unit {obs.unit!r} does not fit {concept.name}, which is read "
+                        f"only " + ("without a unit or " if concept.unitless else "") +
+                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,), (raw,))
     value = obs.value * factor
     conversion = None
     if resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1"):
@@ -96,6 +126,17 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
                         f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit", (want,), (used,))
     return Picked(obs, value, used)
+
+
+def unit_fits(ctx: Context, concept: Concept, unit: str, factor: float) -> bool:
+    """Whether a recorded unit may be read for the concept. Units of another dimension fail the
+    conversion already; a dimensionless concept (a score, a ratio, a fraction) also refuses a
+    dimensionless unit of another scale (``%`` on ECOG) unless the vocabulary lists it."""
+    q = concept.unit_quantity
+    if q is None or not q.dimensionless or math.isclose(factor, 1.0, rel_tol=1e-12):
+        return True
+    key = ctx.resolver.unit_key(unit)
+    return any(key == ctx.resolver.unit_key(u) for u in concept.also_units)
 
 
 def demographic(ctx: Context, subject: p.MeasureRef):
@@ -125,6 +166,10 @@ def paired(ctx: Context, refs: list, window: p.Duration | None):
     if not records:
         return Unusable(f"no {first.label} recorded", tuple(want))
     start = window_start(as_of, window.amount, window.unit) if window else dt.date.min
+    undated = next((o for o in records if o.date is None), None)
+    if undated is not None:
+        return Unusable(f"a {first.label} result ({undated.source}) has no readable date, so it may be the newest",
+                        tuple(want), (raw_value(first.concept, undated),))
     reasons = []
     for obs in records:
         if obs.date is None or obs.date.earliest() > as_of:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from elig.engine import plan as p
 from elig.engine.bounds import compare
-from elig.engine.context import Context, Picked
+from elig.engine.context import Context, Picked, Unusable
 from elig.engine.measure import read_value
 from elig.engine.results import Derived, Explanation, Outcome, ThresholdUsed
 from elig.engine.summary import limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate, window_start, within
-from elig.terminology.units import format_number as fmt, with_unit
+from elig.terminology.units import format_beside, format_number as fmt, with_unit
 
 
 def rate(ctx: Context, node: p.RatePlan) -> Explanation:
@@ -27,10 +27,19 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
         if within(obs.date, start, as_of) is not True:
             break
         got = read_value(ctx, concept, label, obs, want[0])
-        if isinstance(got, Picked):
-            picked.append(got)
+        if isinstance(got, Unusable):
+            # Skipping it would compute the change from older results in its place.
+            reason = f"a {label} result in the window cannot be read, so the two newest are not known: {got.reason}"
+            return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+                               reason=reason, missing=want, values=tuple(x.used for x in picked) + got.values)
+        picked.append(got)
         if len(picked) == 2:
             break
+    undated = next((o for o in ctx.observations(concept.name) if o.date is None), None)
+    if undated is not None:
+        reason = f"a {label} result ({undated.source}) has no readable date, so it may be one of the two newest"
+        return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+                           reason=reason, missing=want, values=tuple(x.used for x in picked))
     if len(picked) < 2:
         reason = f"a daily increase needs two {label} results within {node.window.text}; found {len(picked)}"
         return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
@@ -49,7 +58,7 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
                       substituted=f"({fmt(newer.value)} − {fmt(older.value)}) {unit} / {fmt(days)} d = "
                                   f"{with_unit(fmt(per_day), unit)} per day",
                       value=per_day, unit=f"{unit}/day", inputs=(older.used, newer.used))
-    summary = (f"{label} rose {with_unit(fmt(per_day), unit)} per day; {meets(outcome)} "
+    summary = (f"{label} rose {with_unit(format_beside(per_day, node.bound.value), unit)} per day; {meets(outcome)} "
                f"{SYMBOLS[node.op]} {limit_text(node.bound, node.bound.value, unit)}")
     return Explanation(kind="rate", rule=text, outcome=outcome, summary=summary, values=(older.used, newer.used),
                        threshold=ThresholdUsed(text=f"{SYMBOLS[node.op]} {node.bound.text} per day",

@@ -9,7 +9,7 @@ from elig.engine.bounds import REL_TOL
 from elig.engine.results import Outcome, ValueUsed
 from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate
-from elig.terminology.units import format_number as fmt, with_unit
+from elig.terminology.units import format_beside, format_number as fmt, with_unit
 from elig.terminology.vocabulary import Concept
 
 LOGIC_NAMES = {"and": "all required", "all": "all of", "or": "one suffices", "any": "any of", "none": "none of",
@@ -33,7 +33,7 @@ def limit_text(bound: p.Bound, limit: float, unit: str) -> str:
 def distance(value: float, op: str, limit: float, unit: str) -> str:
     """How far a value is from the threshold it does not meet."""
     gap = abs(value - limit)
-    needs = f"{with_unit(fmt(value), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)}"
+    needs = f"{with_unit(format_beside(value, limit), unit)}; needs {SYMBOLS[op]} {with_unit(fmt(limit), unit)}"
     if math.isclose(value, limit, rel_tol=REL_TOL, abs_tol=1e-12):
         # A strict comparator at its own threshold: no distance to give, only the direction.
         return f"{needs} (it equals the threshold and must be {'above' if op in ('>', '>=') else 'below'} it)"

@@ -118,3 +118,11 @@ def patient_from_data(data: Any, file: str = "") -> Patient:
         raise DataError("a patient record must be a mapping (JSON object) at the top level", file=file,
                         hint="start the file with fields such as 'id:', 'birth_date:', 'sex:'")
     return _NativeReader(file).read(data)
+
+
+def patient_from_text(text: str, file: str) -> Patient:
+    """Read a patient from text already in memory (an upload), as ``load_patient`` reads a file.
+
+    ``file`` names it in messages and chooses YAML (``.yaml``/``.yml``) or JSON, as for a path.
+    """
+    return patient_from_data(_parse_text(text, file), file)

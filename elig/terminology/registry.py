@@ -21,7 +21,9 @@ for _definition in (
     "cell = [] = cells",
     "breath = [] = breaths",
     "beat = [] = beats",
-    "international_unit = [] = IU",
+    # An enzyme's international unit is its own dimension: reading it as a bare number would make
+    # U/L (ALT) and 10^9/L (a count) convertible, and a score recorded in "U" a number.
+    "international_unit = [enzyme_activity] = IU",
     "unit_count = [] ",
     "mmHg_alias = millimeter_Hg = mm_Hg",
     # UCUM's {1.73_m2}: an eGFR normalised to body surface area is not a clearance.

@@ -192,6 +192,7 @@ def describe_dimension(q: pint.Quantity) -> str:
         ureg.parse_expression("1/min").dimensionality: "rate per time (e.g. /min)",
         ureg.parse_expression("cm").dimensionality: "length (e.g. cm)",
         ureg.parse_expression("m**2").dimensionality: "area (e.g. m²)",
+        ureg.parse_expression("IU/L").dimensionality: "enzyme activity per volume (e.g. U/L)",
         ureg.parse_expression("mL/min/bsa_1_73").dimensionality:
             "flow per 1.73 m² of body surface area (e.g. mL/min/1.73 m², an eGFR)",
     }
@@ -275,6 +276,8 @@ def format_number(x: float, digits: int = 3) -> str:
     if x == 0:
         return "0"
     ax = abs(x)
+    if not math.isfinite(x) or ax >= 1e15:
+        return f"{x:.6g}"
     if ax >= 1000 or float(x).is_integer():
         return f"{x:.{0 if float(x).is_integer() else 1}f}"
     if ax >= 100:
@@ -286,6 +289,29 @@ def format_number(x: float, digits: int = 3) -> str:
     if "." in s and "e" not in s:
         s = s.rstrip("0").rstrip(".")
     return s
+
+
+def format_beside(x: float, limit: float, rel_tol: float = 1e-9) -> str:
+    """``x`` formatted to be read beside ``limit``: with as many digits as it takes for the
+    printed number to lie on the same side of the limit as ``x`` does.
+
+    A creatinine clearance of 59.998 mL/min fails ≥ 60 mL/min; ``format_number`` would print
+    60, and "60 does not meet ≥ 60" reads false. This prints 59.998. A value equal to the
+    limit (within ``rel_tol``, the evaluator's tolerance) prints as ``format_number`` does.
+    """
+    text = format_number(x)
+    if not (math.isfinite(x) and math.isfinite(limit)) or math.isclose(x, limit, rel_tol=rel_tol, abs_tol=1e-12):
+        return text
+    digits = 4
+    while digits <= 17:
+        shown = float(text)
+        if shown != limit and (shown > limit) == (x > limit):
+            return text
+        text = f"{x:.{digits}g}"
+        if "e" in text:
+            text = f"{x:.{max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))}f}"
+        digits += 1
+    return repr(x)
 
 
 def format_converted(x: float) -> str:

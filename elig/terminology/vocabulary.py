@@ -97,6 +97,10 @@ class Concept:
     # unrecorded value is "no" rather than unknown for that sex.
     not_for_sex: str | None = None
     molar_mass_source: str | None = None  # the citation of the molar mass (the conversion factor)
+    # A dimensionless concept (a score, a ratio, a fraction) reads a recorded value only without a
+    # unit, in a unit of the same scale as its own ({score}, {INR}), or in one listed here (FiO2: %).
+    # Any other dimensionless unit (%, ‰, %%) would silently rescale the value.
+    also_units: tuple[str, ...] = ()
     # procedure/condition: codes (of the record's code or category) that count only where the
     # record names one of ``body_sites`` (SNOMED CT body structures, children listed too):
     # radiotherapy (mCODE 1217123003, category 108290001) to the thorax is chest radiotherapy.
@@ -425,7 +429,7 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[Concept], list[Diagnost
 
 
 FIELDS = ("name", "kind", "aliases", "codes", "unit", "molar_mass", "molar_mass_source", "plausible", "uln",
-          "unitless", "methods", "field", "description", "qualitative", "acute", "not_for_sex",
+          "unitless", "also_units", "methods", "field", "description", "qualitative", "acute", "not_for_sex",
           "site_codes", "body_sites", "definition", "evidence", "evidence_days", "evidence_condition_days",
           "positive_at", "negative_below")
 _CODE_FIELDS = ("system", "code", "display", "match")
@@ -529,6 +533,13 @@ class _EntryChecker:
         elif unitless and unit_q is not None and not unit_q.dimensionless:
             self.problem("V306", "only a dimensionless concept (a score, a ratio) reads values without a unit",
                          self.where("unitless"), "remove 'unitless: canonical'")
+        also_units = e.get("also_units", []) or []
+        if not isinstance(also_units, list) or not all(isinstance(u, str) for u in also_units):
+            self.problem("V303", "also_units must be a list of units", self.where("also_units"),
+                         'write also_units: ["%"]')
+            also_units = []
+        for u in also_units:
+            self.unit("also_units", u)
         methods = e.get("methods", []) or []
         if kind == "derived":
             from elig.terminology.derivations import CATALOGUE
@@ -553,7 +564,7 @@ class _EntryChecker:
             unitless=unitless, methods=tuple(str(m) for m in methods), field=e.get("field"),
             description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
             acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
-            molar_mass_source=e.get("molar_mass_source"), origin=self.at,
+            molar_mass_source=e.get("molar_mass_source"), origin=self.at, also_units=tuple(also_units),
             site_codes=tuple(site_codes), body_sites=tuple(body_sites),
             definition=" ".join(definition.split()) if isinstance(definition, str) else None,
             evidence=tuple(evidence),

@@ -1,0 +1,5 @@
+"""``python -m elig``: the same as the ``elig`` command."""
+
+from elig.commands.cli import main
+
+main()
