@@ -8,6 +8,10 @@ What is read, what is ignored and why is documented in ``docs/fhir.md``. In shor
   MedicationRequest → ``Medication`` (a ``medicationReference`` is resolved to a
   Medication resource in the bundle, by ``urn:uuid:`` full URL, relative
   ``Medication/id``, absolute URL or ``#contained`` id).
+* Procedure and Condition keep their ``bodySite`` with its laterality, and a Procedure its
+  ``category``; an mCODE Radiotherapy Course Summary adds the site of each Radiotherapy
+  Volume (BodyStructure) it names. A research Consent and the answers of a
+  QuestionnaireResponse become attestations (``docs/fhir.md``, "Attestations").
 * Codes are kept as they are (system, code, display); the evaluator maps them to
   concepts through the vocabulary, by code. Display text never decides.
 * Units are kept as recorded: the UCUM ``valueQuantity.code`` when present, else

@@ -68,8 +68,8 @@ class BodySite:
     text: str | None = None  # the record's own words for the site, when it gives them
 
     def __str__(self) -> str:
-        name = self.text or next((c.display for c in self.codes if c.display), None) \
-            or ", ".join(str(c) for c in self.codes) or "unnamed site"
+        name = (self.text or next((c.display for c in self.codes if c.display), None)
+                or ", ".join(str(c) for c in self.codes) or "unnamed site").replace(" (body structure)", "")
         return f"{name}, {self.laterality}" if self.laterality else name
 
 

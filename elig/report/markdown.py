@@ -27,7 +27,7 @@ from elig.terminology.units import NO_UNIT, format_number, with_unit
 
 MARK = {Outcome.MET: "✔", Outcome.NOT_MET: "✘", Outcome.UNKNOWN: "?"}
 VERDICT_MARK = {"eligible": "✔", "ineligible": "✘", "undetermined": "?"}
-LOGIC_KINDS = ("and", "or", "all", "any", "none", "not", "unless")
+LOGIC_KINDS = ("and", "or", "all", "any", "none", "not", "unless", "whichever", "definition")
 _NEGATED = {"≥": "<", ">": "≤", "≤": ">", "<": "≥"}
 
 

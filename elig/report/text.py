@@ -86,7 +86,7 @@ def _distances(e: Explanation) -> list[str]:
 
 def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> list[str]:
     lines: list[str] = []
-    if e.kind in ("and", "or", "all", "any", "none", "not", "unless"):
+    if e.kind in ("and", "or", "all", "any", "none", "not", "unless", "whichever", "definition"):
         lines.extend(textwrap.wrap(e.summary, width, initial_indent=ind, subsequent_indent=ind + "  "))
         for child in e.children:
             lines.append(f"{ind}  {MARK[child.outcome]} {child.rule}")
