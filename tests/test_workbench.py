@@ -97,7 +97,7 @@ def _select(page, needle: str, occurrence_line_startswith: str = "    ") -> None
     }""", [needle, occurrence_line_startswith])
 
 
-def test_author_session_in_chromium(workbench, tmp_path):
+def test_author_session_in_chromium(workbench, tmp_path, monkeypatch):
     from playwright.sync_api import expect, sync_playwright
 
     outside: list[str] = []
@@ -126,6 +126,7 @@ def test_author_session_in_chromium(workbench, tmp_path):
             expect(problem).to_contain_text("line 9, column 5:")
             expect(problem).to_contain_text("unknown concept 'Creatinin clearance'")
             expect(problem).to_contain_text("help: did you mean 'Creatinine clearance'?")
+            expect(problem.locator("button.fix")).to_have_text("Replace with 'Creatinine clearance'")
             underlined = page.eval_on_selector_all("#highlight .diag-error", "els => els.map(e => e.textContent).join('')")
             assert underlined == "Creatinin clearance"
             expect(page.locator("#verdict")).to_contain_text("1 error in the protocol")
@@ -178,8 +179,8 @@ def test_author_session_in_chromium(workbench, tmp_path):
             from elig.commands.cli import main
 
             cli_html = tmp_path / "cli.html"
-            result = CliRunner().invoke(main, ["explain", str(saved), str(ROOT / "examples" / "patients" /
-                                                                          "demo_patient.yaml"),
+            monkeypatch.chdir(ROOT)  # where the workbench runs: reports name the example as given there
+            result = CliRunner().invoke(main, ["explain", str(saved), "examples/patients/demo_patient.yaml",
                                                "--as-of", AS_OF, "--format", "html", "-o", str(cli_html)])
             assert result.exit_code == 0, result.output
             assert html_path.read_text(encoding="utf-8") == cli_html.read_text(encoding="utf-8")
@@ -192,6 +193,15 @@ def test_author_session_in_chromium(workbench, tmp_path):
             page.set_input_files("#upload", files=[{"name": "huge.json", "mimeType": "application/json",
                                                     "buffer": b" " * (3 * 1024 * 1024)}])
             expect(page.locator("#upload-status")).to_contain_text("larger than 2 MB")
+
+            # a quick fix, as in an editor: a misspelt keyword replaced by a click
+            _select(page, "within 7 days")
+            page.keyboard.type("witin 7 days")
+            fix = page.locator("#diagnostics li[data-code=E001] button.fix")
+            expect(fix).to_have_text("Replace with 'within'")
+            fix.click()
+            expect(page.locator("#diagnostics-summary")).to_have_text("No problems: elig check and elig lint are satisfied")
+            assert "(Cockcroft-Gault, ideal body weight) within 7 days" in page.input_value("#source")
         finally:
             browser.close()
     assert outside == [], f"the page asked the network for {outside}"

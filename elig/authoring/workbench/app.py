@@ -2,7 +2,8 @@
 
 A Starlette application served by uvicorn on 127.0.0.1 only. Every answer comes
 from the functions the CLI uses: diagnostics from
-:func:`elig.engine.diagnose.diagnose_text` (``elig lint``), the checked protocol
+:func:`elig.engine.diagnose.diagnose_text` (``elig lint``) and their quick fixes from
+:mod:`elig.authoring.assist` (the language server's code actions), the checked protocol
 from :func:`elig.api.parse_protocol_text`, the verdict from :func:`elig.api.evaluate`,
 the report from :func:`elig.report.html.render_html` (``elig explain --format html``),
 "what would change" from :func:`elig.report.changes.what_would_change`, and the
@@ -31,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from elig import api
 from elig.diagnostics import DataError, Diagnostic, EligError, ProtocolError
-from elig.engine.diagnose import diagnose_text
+from elig.authoring.assist import Action, analyse
 from elig.engine.evaluator import as_date
 from elig.language.highlight import EligLexer
 from elig.records.loader import load_patient, patient_from_text
@@ -58,6 +59,15 @@ def default_examples() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def _shown(path: Path) -> Path:
+    """A path as reports show it: relative to the working folder when it lies inside it
+    (``examples/patients/demo_patient.yaml``, as ``elig explain`` run there shows it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def _utf16(text: str, index: int) -> int:
     """A code-point index as the browser counts (UTF-16 units)."""
     return len(text[:index].encode("utf-16-le")) // 2
@@ -71,18 +81,29 @@ def _offsets(text: str) -> list[int]:
     return starts
 
 
-def diagnostics_json(text: str, file: str, diagnostics: tuple[Diagnostic, ...]) -> list[dict]:
-    """Diagnostics as the page shows them: the fields of ``elig lint --format json`` plus offsets in the text."""
+def _offset(text: str, starts: list[int], line: int, column: int) -> int:
+    """A 1-based line and column as a UTF-16 offset into the text (clamped to it)."""
+    line = min(max(line, 1), len(starts))
+    return _utf16(text, min(starts[line - 1] + column - 1, len(text)))
+
+
+def diagnostics_json(text: str, file: str, diagnostics: tuple[Diagnostic, ...],
+                     actions: tuple[Action, ...] = ()) -> list[dict]:
+    """Diagnostics as the page shows them: the fields of ``elig lint --format json``, offsets in
+    the text, and each quick fix (the language server's code actions) as edits of the text."""
     starts = _offsets(text)
     out = []
     for d in diagnostics:
         item = d.as_dict()
         if d.span is not None and d.span.file == file and 1 <= d.span.line <= len(starts):
-            start = starts[d.span.line - 1] + d.span.column - 1
-            end_line = min(d.span.end_line, len(starts))
-            end = starts[end_line - 1] + d.span.end_column - 1
-            end = max(end, start + 1)
-            item["start"], item["end"] = _utf16(text, min(start, len(text))), _utf16(text, min(end, len(text)))
+            item["start"] = _offset(text, starts, d.span.line, d.span.column)
+            item["end"] = max(_offset(text, starts, d.span.end_line, d.span.end_column), item["start"] + 1)
+            item["fixes"] = [
+                {"title": a.title,
+                 "edits": [{"start": _offset(text, starts, e.span.line, e.span.column),
+                            "end": _offset(text, starts, e.span.end_line, e.span.end_column),
+                            "text": e.new_text} for e in a.edits]}
+                for a in actions if a.diagnostic is d]
         out.append(item)
     return out
 
@@ -136,7 +157,7 @@ class Workbench:
             wanted = key.removeprefix("example:")
             for f in self.example_files():
                 if f"{f.parent.name}/{f.name}" == wanted:
-                    return load_patient(f)
+                    return load_patient(_shown(f))
         raise DataError(f"no patient '{key}' in this workbench", hint="choose a patient from the list, or upload one")
 
     def upload(self, name: str, data: bytes) -> dict:
@@ -162,8 +183,9 @@ class Workbench:
         return "starter.elig", (STATIC / "starter.elig").read_text(encoding="utf-8")
 
     def evaluate(self, text: str, file: str, patient_key: str | None, as_of: str | None) -> dict:
-        diagnosed = diagnose_text(text, file, self.vocabulary)
-        out: dict = {"diagnostics": diagnostics_json(text, file, diagnosed.diagnostics), "tokens": tokens_json(text),
+        diagnosed = analyse(text, file, self.vocabulary)  # elig lint's diagnose_text, and the quick fixes
+        out: dict = {"diagnostics": diagnostics_json(text, file, diagnosed.diagnostics, tuple(diagnosed.actions())),
+                     "tokens": tokens_json(text),
                      "protocol_id": diagnosed.tree.id if diagnosed.tree else None}
         errors = [d for d in diagnosed.diagnostics if d.severity == "error"]
         if errors:

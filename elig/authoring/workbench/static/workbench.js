@@ -148,12 +148,29 @@ function showDiagnostics(diagnostics) {
       hint.textContent = "help: " + d.hint;
       li.appendChild(hint);
     }
+    for (const fix of d.fixes || []) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "fix";
+      button.textContent = fix.title;
+      button.addEventListener("click", (ev) => { ev.stopPropagation(); applyFix(fix); });
+      li.appendChild(button);
+    }
     if (d.start !== undefined) {
       li.title = "select it in the text";
       li.addEventListener("click", () => { source.focus(); source.setSelectionRange(d.start, d.end); });
     }
     list.appendChild(li);
   }
+}
+
+function applyFix(fix) {
+  // The edits are offsets into the text the server checked, which is the text in the editor
+  // (an answer to an older text is never shown); apply them from the end backwards.
+  const edits = [...fix.edits].sort((a, b) => b.start - a.start);
+  for (const e of edits) source.setRangeText(e.text, e.start, e.end, "end");
+  source.focus();
+  onInput();
 }
 
 function showStatus(kind, message) {
