@@ -47,26 +47,28 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
         return Explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
     concept = node.concept
     name = concept.field or concept.name
-    reading = ctx.rule(node.only_if) if node.only_if is not None else None
-    children = (reading,) if reading is not None else ()
     value = getattr(patient, concept.field, None) if concept.field else None
     if value is not None:
         return Explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
-                           summary=f"{name}: {'yes' if value else 'no'} (patient record)", children=children)
+                           summary=f"{name}: {'yes' if value else 'no'} (patient record)")
     if sex is not None and sex == concept.not_for_sex:
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
-                           summary=f"not {name}: the patient is {sex}", children=children)
+                           summary=f"not {name}: the patient is {sex}")
     found = evidence(ctx, concept)
     values = tuple(e.used for e in found)
     decided, why = decide(found)
     if decided is not None:
         return Explanation(kind="fact", rule=text, outcome=Outcome.of(decided), values=values,
-                           summary=f"{name}: {'yes' if decided else 'no'} ({why})", children=children)
+                           summary=f"{name}: {'yes' if decided else 'no'} ({why})")
     searched = _searched(ctx, concept)
+    # The reading of who is asked, shown (as a child) only when it is what decides or leaves it open.
+    reading = ctx.rule(node.only_if) if node.only_if is not None else None
+    children = (reading,) if reading is not None else ()
     if reading is not None and reading.outcome is Outcome.NOT_MET and not found:
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
-                           summary=f"not asked: the patient is not of {reading.rule.split(' (')[0]} "
-                                   f"({reading.summary}), and the record says nothing of {name}",
+                           summary=f"not asked: the patient is not of {node.only_if.name} by the "
+                                   f"{node.only_if.source} reading '{node.only_if.definition}', and the "
+                                   f"record says nothing of {name}",
                            searched=searched)
     reason = why or f"{name} not recorded"
     missing = (f"{name} (yes/no)" + (f": {_wanted(concept)}" if concept.evidence else ""),)
@@ -169,7 +171,7 @@ def definition(ctx: Context, node: p.DefinitionPlan) -> Explanation:
     child = ctx.rule(node.plan)
     verdict = {Outcome.MET: "yes", Outcome.NOT_MET: "no", Outcome.UNKNOWN: "unknown"}[child.outcome]
     return Explanation(kind="definition", rule=node.text, outcome=child.outcome,
-                       summary=f"{node.name}: {verdict}, by the {node.source} reading '{node.definition}'",
+                       summary=f"{node.name}: {verdict}, by the {node.source} reading",
                        reason=child.reason, children=(child,))
 
 

@@ -314,4 +314,6 @@ def _explanation(e: Explanation, depth: int) -> list[str]:
         lines.append(f"{bullet}Reason: {md(e.reason)}")
     if e.missing and e.outcome is Outcome.UNKNOWN:
         lines.append(f"{bullet}To collect: {md('; '.join(e.missing))}")
+    for child in e.children:  # a fact's reading of who is asked (childbearing potential)
+        lines.extend(_explanation(child, depth + 1))
     return lines

@@ -118,6 +118,9 @@ def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> lis
     if e.missing and e.outcome is Outcome.UNKNOWN:
         lines.extend(textwrap.wrap("to collect: " + "; ".join(e.missing), width, initial_indent=ind,
                                    subsequent_indent=ind + "  "))
+    for child in e.children:  # a fact's reading of who is asked (childbearing potential)
+        lines.append(f"{ind}  {MARK[child.outcome]} {child.rule}")
+        lines.extend(_explanation(child, ind + "    ", width))
     return lines
 
 
