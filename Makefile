@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv docs bench clean chromium
+.PHONY: demo test venv docs bench clean chromium fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP) chromium
 	$(BIN)/elig fmt --check protocols/
 	$(BIN)/elig test protocols/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+# The long fuzz profile (tests/test_fuzz.py; make test runs the quick one): 2,500 random
+# inputs per property, 12,500 in all, about 10 minutes on one core.
+fuzz: $(STAMP)
+	ELIG_FUZZ=long $(BIN)/python -m pytest tests/test_fuzz.py -p no:cacheprovider
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir build/site

@@ -73,3 +73,52 @@ def test_serve_refuses_a_port_in_use_and_a_bad_date():
     assert r.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in r.output
     r = CliRunner().invoke(main, ["serve", "--as-of", "2024-02-30"])
     assert r.exit_code == 2 and "--as-of" in r.output
+
+
+def test_workbench_answers_only_its_own_page(tmp_path):
+    """``elig serve`` on 127.0.0.1: other host names, cross-site forms and oversized uploads are refused."""
+    import http.client
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+
+    script = Path(sys.executable).with_name("elig")
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "elig"]
+    proc = subprocess.Popen([*cmd, "serve", "--as-of", "2024-03-15"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split()[2].rsplit(":", 1)[1].strip("/"))
+
+        def ask(method, path, body=None, headers=None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            conn.close()
+            return r.status, dict(r.getheaders()), data
+
+        status, headers, _ = ask("GET", "/")
+        assert status == 200 and "default-src 'self'" in headers["content-security-policy"]
+        assert ask("GET", "/", headers={"Host": "attacker.example"})[0] == 400  # DNS rebinding
+        status, _, data = ask("POST", "/api/evaluate", body="text=x",
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 400 and b"application/json" in data
+        assert ask("POST", "/api/upload", body=b"{}")[0] == 400  # no X-Filename: not the page's script
+        status, _, data = ask("POST", "/api/upload", body=b" " * (3 * 1024 * 1024), headers={"X-Filename": "big.json"})
+        assert status == 413 and b"larger than 2 MB" in data
+        status, _, data = ask("POST", "/api/upload", body=b"- just\n- a list\n", headers={"X-Filename": "p.yaml"})
+        assert status == 400 and json.loads(data)["error"].startswith("p.yaml: a patient record must be a mapping")
+        status, _, data = ask("POST", "/api/evaluate", body=json.dumps(
+            {"text": (ROOT / "protocols" / "NCT06021067.elig").read_text(encoding="utf-8"),
+             "patient": "example:patients/organ_unknown.yaml", "as_of": "2024-03-15"}),
+            headers={"Content-Type": "application/json"})
+        explanation = json.loads(data)["explanation"]
+        assert status == 200 and explanation["verdict"] == "undetermined"
+        assert any(c["kind"] == "collect" and c["criteria"] == ["I4.5", "E8"] for c in explanation["changes"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

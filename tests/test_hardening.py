@@ -7,6 +7,7 @@ the garbage must not improve on.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -471,3 +472,50 @@ def test_creatinine_convention_is_stated_in_the_vocabulary_and_semantics():
     from elig.terminology.units import conversion_factor
 
     assert round(conversion_factor("mg/dL", "umol/L", 113.12), 2) == 88.40
+
+
+# ====================================================================== found by the fuzz suite
+def test_condition_whose_concept_cannot_be_read_makes_not_present_unknown():
+    proto = protocol("age ≥ 18 years", exclusion=("history of chronic bronchitis",))
+    assert verdict(proto, record()) == "eligible"
+    data = {**record(), "conditions": [{"concept": ["chronic bronchitis"], "onset": "2020-01-01"}]}
+    r = result(proto, data)
+    assert str(r.verdict) == "undetermined"
+    assert "names no concept" in r.criteria[1].explanation.reason
+
+
+def test_observation_whose_concept_cannot_be_read_may_be_the_newest_value():
+    proto = protocol("ANC ≥ 1.5 x 10^9/L")
+    data = record({"concept": {"x": "ANC"}, "value": 0.5, "unit": "10^9/L", "date": "2024-03-10"},
+                  obs("ANC", 2.0, "10^9/L", date="2024-02-01"))
+    assert verdict(proto, data) == "undetermined"
+
+
+@pytest.mark.parametrize("status", ["abc", "", ["resolved"], {"x": 1}])
+def test_condition_status_elig_cannot_read_is_unknown_not_active(status):
+    proto = protocol("active radiation pneumonitis")
+    data = {**record(), "conditions": [{"concept": "radiation pneumonitis", "onset": "2024-01-01", "status": status}]}
+    assert verdict(proto, data) == "undetermined"
+    resolved = {**record(), "conditions": [{"concept": "radiation pneumonitis", "onset": "2024-01-01",
+                                            "status": "resolved"}]}
+    assert verdict(proto, resolved) == "ineligible"
+
+
+def test_unreadable_end_date_is_not_an_open_end():
+    proto = protocol("age ≥ 18 years", exclusion=("taking anticoagulant",))
+    ended = {**record(), "medications": [{"concept": "anticoagulant", "start": "2023-01-01", "end": "2023-06-01"}]}
+    assert verdict(proto, ended) == "eligible"
+    for end in ("2023-02-30", ["2023-06-01"], "soon"):
+        garbled = copy.deepcopy(ended)
+        garbled["medications"][0]["end"] = end
+        assert verdict(proto, garbled) == "undetermined", end
+
+
+def test_unreadable_fhir_abatement_is_not_an_open_end():
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p", "birthDate": "1960-01-01", "gender": "male"}},
+        {"resource": {"resourceType": "Condition", "id": "c",
+                      "code": {"coding": [{"system": "http://snomed.info/sct", "code": "63480004"}]},
+                      "onsetDateTime": "2020-01-01", "abatementDateTime": "2021-02-30"}}]}
+    r = result(protocol("age ≥ 18 years", exclusion=("active chronic bronchitis",)), bundle)
+    assert str(r.verdict) == "undetermined"

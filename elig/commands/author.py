@@ -50,6 +50,7 @@ def serve_command(protocol, port, as_of, examples, vocabulary_files):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
+        sock.listen(128)  # connections wait in the queue from now on, even before uvicorn has started
     except OSError as exc:
         sock.close()
         raise click.UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}; "

@@ -60,6 +60,10 @@ class Context:
     def observations(self, concept_name: str) -> list:
         return self.index()["observation"].get(concept_name, [])
 
+    def unreadable(self, kind: str) -> list:
+        """Entries of a kind that name no concept and carry no code (their concept could not be read)."""
+        return self.index()["unreadable"].get(kind, [])
+
     def unmatched(self, concept_name: str) -> list:
         """Observations whose display names the concept but whose code is not in its value set."""
         return self.index()["unmatched"].get(concept_name, [])

@@ -20,8 +20,11 @@ from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate, window_start, within
 from elig.records.patient import Condition, Medication, Procedure
 
+ACTIVE_CONDITION = ("active", "recurrence", "relapse")
 INACTIVE_CONDITION = ("inactive", "remission", "resolved")
 STOPPED_MEDICATION = ("completed", "stopped", "cancelled", "not-taken")
+GOING_MEDICATION = ("active", "on-hold", "intended", "draft")
+PROCEDURE_STATUS = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "unknown")
 NOT_RECORDED = ("refuted", "entered-in-error")
 
 
@@ -37,7 +40,10 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         # acquired absence of uterus; Z98.51, tubal ligation status).
         records = records + ctx.index()["condition"].get(concept.name, [])
     records = [r for r in records if (getattr(r, "verification_status", None) or "") not in NOT_RECORDED]
+    unreadable = ctx.unreadable(concept.kind) + (ctx.unreadable("condition") if concept.kind == "procedure" else [])
     if not records:
+        if unreadable:
+            return _doubt(concept, text, searched, unreadable)
         return Explanation(kind="event", rule=text, outcome=Outcome.NOT_MET,
                            summary=f"no matching record of {concept.name}", searched=searched)
     verdicts = []
@@ -55,6 +61,8 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         whys.append(why)
         values.append(record_value(concept, r, period(r)[0], why))
     outcome = kleene_or(verdicts)
+    if outcome is Outcome.NOT_MET and unreadable:
+        return _doubt(concept, text, searched, unreadable)
     if outcome is Outcome.MET:
         summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is Outcome.MET)
     elif outcome is Outcome.UNKNOWN:
@@ -68,6 +76,16 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         missing = (f"{concept.name}: {reason}",)
     return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
                        searched=searched, reason=reason, missing=missing)
+
+
+def _doubt(concept, text: str, searched, unreadable: list) -> Explanation:
+    """Unknown: no readable record matches, but an entry that names no concept may be one."""
+    first = unreadable[0]
+    more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+    reason = (f"no readable record of {concept.name} matches, but {first.source}{more} names no concept and has "
+              f"no code, so it may be one")
+    return Explanation(kind="event", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+                       searched=searched, reason=reason, missing=(f"{concept.name}: a readable {first.source}",))
 
 
 def record_matches(as_of: dt.date, node: p.EventPlan, r) -> tuple[bool | None, str]:
@@ -90,6 +108,13 @@ def record_matches(as_of: dt.date, node: p.EventPlan, r) -> tuple[bool | None, s
             checks.append((lo <= g <= hi, f"{word} {g}"))
     if node.timing_kind is not None and node.duration is not None:
         checks.append(timing(as_of, node, start_date, end_date, r))
+    bad = getattr(r, "unreadable_dates", ())
+    starts = [b for b in bad if "end" not in b.lower() and "abatement" not in b.lower()]
+    if starts or (bad and (node.prefix in ("active", "taking") or node.timing_kind is not None)):
+        # A date given but unreadable is not a missing date: an unreadable start may be after the
+        # evaluation date (a planned procedure), an unreadable end date is no evidence that the
+        # entry goes on (nor its status that it ended).
+        return None, f"its {', '.join(bad)} date could not be read"
     if not checks:
         when = f"since {start_date}" if start_date else "undated"
         return True, f"recorded ({when})"
@@ -106,6 +131,11 @@ def active_at(r, as_of: dt.date) -> tuple[bool | None, str]:
         if end.earliest() >= as_of:
             return True, f"ongoing until {end}"
         return None, f"ended {end}, imprecise"
+    known = (ACTIVE_CONDITION + INACTIVE_CONDITION if isinstance(r, Condition) else
+             STOPPED_MEDICATION + GOING_MEDICATION if isinstance(r, Medication) else PROCEDURE_STATUS)
+    if status and status not in known:
+        # A status elig cannot read (garbage, or a word of no vocabulary) may be 'resolved'.
+        return None, f"status {status!r} is not one elig reads, so whether it is current is unknown"
     if isinstance(r, Condition):
         if status in INACTIVE_CONDITION:
             return False, f"status {status}"

@@ -20,6 +20,7 @@ def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, di
     """Entries by kind and concept name, newest first; and the notes on display-only entries."""
     idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
     idx["unmatched"] = {}  # observations whose display alone names a concept, by that concept
+    idx["unreadable"] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
     notes: list[str] = []
     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
@@ -28,6 +29,8 @@ def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, di
             concepts = concepts_of(vocabulary, entry, site_concepts)
             for concept in concepts:
                 idx[kind].setdefault(concept.name, []).append(entry)
+            if not entry.concept and not entry.codes:
+                idx["unreadable"].setdefault(kind, []).append(entry)
             if not concepts and entry.codes:
                 named = display_only_concept(vocabulary, entry)
                 if named is not None:

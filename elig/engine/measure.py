@@ -81,6 +81,10 @@ def _may_be_newer(ctx: Context, concept: Concept, label: str, records: list, new
         if o.date is None:
             return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
                     f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
+    for o in ctx.unreadable("observation"):
+        if o.date is None or o.date.latest() >= newest.date.earliest():
+            return (f"{o.source} names no concept and has no code, and it may be a {label} newer than the one of "
+                    f"{newest.date}, which therefore cannot decide", ())
     for o in ctx.unmatched(concept.name):
         if o.date is None or o.date.latest() >= newest.date.earliest():
             when = f"of {o.date}" if o.date is not None else "without a readable date"

@@ -204,6 +204,7 @@ class _Reader:
         self.file = file
         self.issues: list[DataIssue] = []
         self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
+        self.bad_dates: list[str] = []  # date fields of the resource being read that could not be read
         self.by_url: dict[str, dict] = {}
         self.read_counts: Counter = Counter()
         self.skipped: Counter = Counter()
@@ -215,6 +216,17 @@ class _Reader:
     def date(self, value, loc: str, what: str) -> PartialDate | None:
         if value is None:
             return None
+        self.bad_dates.append(loc.rsplit(".", 1)[-1])  # removed again when it reads
+        d = self._date(value, loc, what)
+        if d is not None:
+            self.bad_dates.pop()
+        return d
+
+    def dated(self, entry):
+        """The entry with the date fields it gave but that could not be read (they decide nothing)."""
+        return attrs.evolve(entry, unreadable_dates=tuple(self.bad_dates)) if self.bad_dates else entry
+
+    def _date(self, value, loc: str, what: str) -> PartialDate | None:
         if not isinstance(value, str):
             self.issue(loc, f"{what}: cannot read date {shown(value)}: a FHIR date is text",
                        "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
@@ -356,17 +368,18 @@ class _Reader:
                 if target is not None and id(target) in other_resources:
                     about_others[subject] += 1
                     continue
+            self.bad_dates = []
             try:
                 if rtype == "Observation":
                     observations.extend(self.observation(resource, rloc, ref))
                 elif rtype == "Condition":
                     c = self.condition(resource, rloc, ref)
                     if c is not None:
-                        conditions.append(c)
+                        conditions.append(self.dated(c))
                 elif rtype == "Procedure":
                     p = self.procedure(resource, rloc, ref)
                     if p is not None:
-                        procedures.append(p)
+                        procedures.append(self.dated(p))
                 elif rtype == "Consent":
                     attestations.extend(self.consent(resource, rloc, ref))
                 elif rtype == "QuestionnaireResponse":
@@ -374,7 +387,7 @@ class _Reader:
                 else:
                     m = self.medication(resource, rloc, ref)
                     if m is not None:
-                        medications.append(m)
+                        medications.append(self.dated(m))
             except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a shape no rule above foresaw
                 self.issue(rloc, f"{ref}: could not be read ({type(exc).__name__}: {exc}); it is ignored")
                 continue
@@ -677,10 +690,12 @@ class _Reader:
         text = _text(value) if isinstance(value, str) else None
         if text is None:
             self.issue(loc, f"{ref}: the {what} {shown(value)} is not text; {what} is unknown")
+            self.bad_dates.append(what)
             return None
         try:
             return _parse_date(text)
         except DateSyntaxError:
+            self.bad_dates.append(what)
             self.issue(loc, f"{ref}: the {what} {shown(text)} is not a date; {what} is unknown",
                        f"give the {what} as a date (YYYY, YYYY-MM or YYYY-MM-DD)")
             return None

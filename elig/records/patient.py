@@ -84,6 +84,7 @@ class Condition:
     verification_status: str | None = None  # confirmed | provisional | refuted | entered-in-error ...
     grade: int | None = None  # grade, stage or class as a number (CTCAE grade, NYHA class)
     body_sites: tuple[BodySite, ...] = ()
+    unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
 @attrs.frozen
@@ -97,6 +98,7 @@ class Procedure:
     # Procedure.category (mCODE: SNOMED 108290001 radiotherapy) and where it was done.
     category: tuple[Coding, ...] = ()
     body_sites: tuple[BodySite, ...] = ()
+    unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
 @attrs.frozen
@@ -107,6 +109,7 @@ class Medication:
     start: PartialDate | None = None
     end: PartialDate | None = None
     status: str | None = None  # active | completed | stopped | on-hold | intended | entered-in-error
+    unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
 @attrs.frozen
@@ -170,6 +173,7 @@ class _NativeReader:
         self.file = file
         self.issues: list[DataIssue] = []
         self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
+        self.bad_dates: list[str] = []  # the date fields of the entry being read that could not be read
 
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
         self.issues.append(DataIssue(location, message, hint, self.file))
@@ -178,21 +182,24 @@ class _NativeReader:
         """A field that must be text (a number is taken as its text); anything else is an issue."""
         if value is None or isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-                and abs(value) < 1e15:
+        if _scalar(value):
             return f"{value:g}" if isinstance(value, float) else str(value)
         self.issue(location, f"cannot read {what} {shown(value)}: expected text")
         return None
 
     def date(self, value, location: str) -> PartialDate | None:
+        """A date, or None; a date given but unreadable is also noted in ``bad_dates``."""
         if value is None:
             return None
+        self.bad_dates.append(location.rsplit(".", 1)[-1])  # removed again below when it reads
         if not isinstance(value, (str, int)) or isinstance(value, bool):
             self.issue(location, f"cannot read date {shown(value)}: expected text such as 2024-03-15",
                        "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
         try:
-            return parse_date(value)
+            d = parse_date(value)
+            self.bad_dates.pop()
+            return d
         except DateSyntaxError as exc:
             self.issue(location, str(exc), "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
@@ -234,9 +241,12 @@ class _NativeReader:
                 observations.append(self.observation(self._shorthand(data[key], concept), key))
         for i, entry in enumerate(self.entries(data, "observations")):
             observations.append(self.observation(entry, f"observations[{i}]"))
-        conditions = [self.condition(e, f"conditions[{i}]") for i, e in enumerate(self.entries(data, "conditions"))]
-        procedures = [self.procedure(e, f"procedures[{i}]") for i, e in enumerate(self.entries(data, "procedures"))]
-        medications = [self.medication(e, f"medications[{i}]") for i, e in enumerate(self.entries(data, "medications"))]
+        conditions = [self.dated(self.condition, e, f"conditions[{i}]")
+                      for i, e in enumerate(self.entries(data, "conditions"))]
+        procedures = [self.dated(self.procedure, e, f"procedures[{i}]")
+                      for i, e in enumerate(self.entries(data, "procedures"))]
+        medications = [self.dated(self.medication, e, f"medications[{i}]")
+                       for i, e in enumerate(self.entries(data, "medications"))]
         attestations = self.attestations(data.get("attestations"))
         return Patient(
             id=pid, source_file=self.file, format="native", name=self.text(data.get("name"), "name", "the name"),
@@ -249,6 +259,14 @@ class _NativeReader:
             medications=tuple(m for m in medications if m is not None),
             attestations=attestations, issues=tuple(self.issues),
         )
+
+    def dated(self, read, e: dict, loc: str):
+        """An entry read by ``read``, with the date fields it gave but that could not be read."""
+        self.bad_dates = []
+        entry = read(e, loc)
+        if self.bad_dates:
+            entry = attrs.evolve(entry, unreadable_dates=tuple(self.bad_dates))
+        return entry
 
     def _shorthand(self, value, concept: str) -> dict:
         if isinstance(value, dict):
@@ -376,7 +394,7 @@ class _NativeReader:
             if grade_value is None:
                 self.issue(f"{loc}.grade", f"cannot read grade {shown(grade)}",
                            f"write a whole number from 0 to {MAX_GRADE} (2) or a Roman numeral (III)")
-        status = e.get("status") or e.get("clinical_status")
+        status = e["status"] if "status" in e else e.get("clinical_status")
         return Condition(
             source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
             onset=self.date(e.get("onset"), f"{loc}.onset"), abatement=self.date(e.get("abatement", e.get("resolved")), f"{loc}.abatement"),
@@ -388,8 +406,10 @@ class _NativeReader:
     def status(self, value, location: str) -> str | None:
         """A status word; one that is not text is an issue and reads as an unreadable status."""
         text = self.text(value, location, "status")
-        if value is not None and text is None:
-            return "unreadable"
+        if value is not None and not (text or "").strip():
+            if text is not None:
+                self.issue(location, "the status is empty", "write the status (active, resolved, ...) or leave it out")
+            return UNREADABLE_STATUS
         return text
 
     def body_sites(self, e: dict, loc: str) -> tuple[BodySite, ...]:
@@ -486,6 +506,9 @@ def grade_number(value) -> int | None:
     return number if number is not None and 0 <= number <= MAX_GRADE else None
 
 
+# The status of an entry whose status field could not be read: the evaluator reads it as unknown.
+UNREADABLE_STATUS = "unreadable"
+
 MAX_GRADE = 10  # grades, stages and classes in use run from 0 (ECOG, CTCAE) to 5 (CTCAE), IV (NYHA, stage)
 
 # What a record may give as a number: 1200, -3, 1.25, 1e-3, and a decimal comma (1,25).
@@ -541,5 +564,7 @@ def _scalar(value) -> bool:
         return True
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
+    if isinstance(value, int):
+        return abs(value) < 10 ** 15
     return math.isfinite(value) and abs(value) < 1e15
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from pygments.token import STANDARD_TYPES
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -219,6 +221,10 @@ def _error(message: str, status: int = 400, hint: str | None = None) -> JSONResp
 
 
 async def _json_body(request: Request) -> dict:
+    # Only the page's own script sends JSON: a form on another site cannot, without a
+    # CORS preflight this server never grants.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise ValueError("expected Content-Type: application/json")
     body = await _read_limited(request, MAX_PROTOCOL_CHARS * 4)
     data = json.loads(body.decode("utf-8") or "{}")
     if not isinstance(data, dict):
@@ -297,6 +303,8 @@ def create_app(workbench: Workbench | None = None) -> Starlette:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def upload(request: Request):
+        if "x-filename" not in request.headers:  # set by the page's script; a cross-site form cannot
+            return _error("an upload names its file in the X-Filename header", 400)
         try:
             body = await _read_limited(request, MAX_UPLOAD_BYTES)
         except _TooLarge:
@@ -316,6 +324,9 @@ def create_app(workbench: Workbench | None = None) -> Starlette:
         Route("/api/upload", upload, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    app = Starlette(routes=routes)
+    # Only this machine, by its own name: a page elsewhere that rebinds its domain to
+    # 127.0.0.1 (DNS rebinding) is refused, and so cannot read what was uploaded.
+    app = Starlette(routes=routes, middleware=[
+        Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]"])])
     app.state.workbench = wb
     return app
