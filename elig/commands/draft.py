@@ -128,19 +128,19 @@ def split_criteria(text: str) -> list[Item]:
 # ---------------------------------------------------------------- reading one sentence
 _LEADING = re.compile(
     r"(?i)^(?:(?:male\s+or\s+female|men\s+and\s+women|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
-    r"individuals?|women|men|volunteers?|people)?\s*(?:who\s+)?(?:must\s+|should\s+)?(?:have|has|had|with|be|are|is)?"
+    r"individuals?|women|men|volunteers?|people|those)?\s*(?:who\s+)?(?:must\s+|should\s+)?(?:have|has|had|with|be|are|is)?"
     r"\s*(?:an?\s+|the\s+)?(?:documented\s+)?")
 _TRAILING = re.compile(
     r"(?i)[\s,;]*(?:\(?\s*(?:at|during|on)\s+(?:the\s+)?(?:time\s+of\s+)?(?:screening|baseline|enrol+ment|"
-    r"registration|study\s+entry|randomi[sz]ation|inclusion)(?:\s+visit)?\s*\)?|\.)\s*$")
-_PRIOR = re.compile(r"(?i)\b(within\s+(?:the\s+)?(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
-                    r"\s+(?:prior\s+to|before)\s+.*$")
+    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge)\b[^()]*\)?|\.)\s*$")
+_PRIOR = re.compile(r"(?i)(?:,?\s*(?:obtained|measured|performed|done|assessed|drawn)\s+)?\b(within\s+(?:the\s+)?"
+                    r"(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
+                    r"\s+(?:prior\s+to|before|of|from)\s+.*$")
 _AGE = [
-    # ≥ 18 years of age, > 18 years old, aged ≥ 18 years, age ≥ 18 years
-    (re.compile(r"(?i)^(?:age[d]?\s*(?:of\s+)?)?(?P<cmp>≥|≤|>=|<=|>/=|</=|>|<|=>|=<|at\s+least|greater\s+than"
-                r"(?:\s+or\s+equal\s+to)?|older\s+than|younger\s+than|less\s+than|under|over)\s*(?P<n>\d+)"
+    # ≥ 18 years of age, > 18 years old, aged ≥ 18 years, age ≥ 18 years, is equal to or greater than 18 years
+    (re.compile(r"(?i)^(?:age[ds]?\s*(?:of\s+)?(?:is\s+)?)?(?P<cmp>[^\d()]{1,32}?)\s*(?P<n>\d+)"
                 r"\s*(?:years?|yrs?|y)\b(?:\s+(?:of\s+age|old))?(?:\s+(?:or\s+older|and\s+older))?$"),
-     lambda m: f"age {_AGE_CMP.get(m['cmp'].lower(), m['cmp'])} {m['n']} years"),
+     lambda m: _age_rule(m['cmp'], m['n'])),
     # 18 years or older, 18 years of age or older, aged 18 years and above
     (re.compile(r"(?i)^(?:age[d]?\s*)?(?P<n>\d+)\s*(?:years?|yrs?)\s*(?:of\s+age\s+|old\s+)?(?:or|and)\s+"
                 r"(?:older|over|above|greater)$"), lambda m: f"age ≥ {m['n']} years"),
@@ -149,9 +149,33 @@ _AGE = [
                 r"(?P<b>\d+)\s*(?:years?|yrs?|y)\b(?:\s+(?:of\s+age|old))?(?:,?\s+inclusive)?$"),
      lambda m: f"age {m['a']} to {m['b']} years"),
 ]
-_AGE_CMP = {"at least": "≥", "greater than": ">", "greater than or equal to": "≥", "older than": ">",
+def _with_sex(sentence: str, rule: str) -> str:
+    """`Women at least 18 years of age` is female and aged ≥ 18: the sex is never dropped."""
+    words = set(re.findall(r"[a-z]+", sentence.lower().split("year")[0]))
+    female, male = bool(words & {"female", "females", "women", "woman"}), bool(words & {"male", "males", "men", "man"})
+    if female and not male:
+        return f"female and {rule}"
+    if male and not female:
+        return f"male and {rule}"
+    return rule
+
+
+def _age_rule(cmp: str, n: str) -> str | None:
+    words = " ".join(cmp.lower().split())
+    op = _AGE_CMP.get(words)
+    if op is None:
+        try:
+            op = canonical.SYMBOLS[parser.normalise_comparator(words)]
+        except KeyError:
+            return None
+    return f"age {op} {n} years"
+
+
+_AGE_CMP = {"equal or above": "≥", "equal or superior to": "≥", "above": ">", "below": "<",
+            "older": ">", ">/=": "≥", "</=": "≤", "at least": "≥", "greater than": ">", "greater than or equal to": "≥", "older than": ">",
             "younger than": "<", "less than": "<", "under": "<", "over": ">"}
-_SUBJECT_AGE = re.compile(r"(?i)^(?:(?:male|female|men|women|patients?|subjects?|participants?|adults?)"
+_SUBJECT_AGE = re.compile(r"(?i)^(?:(?:male|female|men|women|patients?|subjects?|participants?|adults?|older|"
+                          r"patients?\s+is|the\s+patient\s+is|must\s+be|be)"
                           r"(?:\s+(?:or|and)\s+(?:male|female|men|women))?\s*,?\s*)+(?:aged?\s*|who\s+are\s+)?")
 
 
@@ -161,7 +185,26 @@ _LABEL = re.compile(r"^[A-Za-z][A-Za-z ()/\-]{2,60}:\s*(?=\S)")  # `Biochemical 
 def _tidy(text: str) -> str:
     text = re.sub(r"(\d)\s*points?\b", r"\1", text)  # ECOG 0 to 3 points: a score has no unit
     text = re.sub(r"(?<=\w) - (?=\w)", "-", text)  # Cockcroft - Gault
+    text = re.sub(r"\(\s*[≥≤<>]=?\s*\)", "", text)  # at least 18 years old (≥): the sponsor's gloss
+    text = re.sub(r">\s+=", "≥", re.sub(r"<\s+=", "≤", text))  # > = 4
+    text = re.sub(r"(?i)\b(than|least|most)(\d)", r"\1 \2", text)  # greater than100 g/L
+    text = re.sub(r"(?<=[A-Za-zµ0-9]) / (?=[A-Za-zµ0-9])", "/", text)  # kg / m2
+    text = re.sub(r"(?<=[a-z])\((?=[A-Z])", " (", text)  # index(BMI)
+    # Eastern Cooperative Oncology Group (ECOG) performance status ≥ 3: the abbreviation stands for the words before it
+    text = re.sub(r"^[A-Za-z][A-Za-z'\- ]*?\s*\(([A-Z][A-Za-z0-9\-]{1,8})\)\s+(?=[a-z][a-z ]*?\s*(?:[≥≤<>=]|of\b|[a-z]+\s+than\b|at\s+least\b))",
+                  r"\1 ", text)
+    text = re.sub(r"(?i)\s+(?:will|would|are|is)\s+be\s+(?:recruited|included|eligible|excluded|enrolled)\s*$", "", text)
     return text
+
+
+def _parenthesised_rule(text: str) -> str | None:
+    """`Hyperkalemia (serum potassium >5.5 mEq/L)`: the threshold that defines the condition."""
+    # Only when the words outside are the name of what the threshold defines, and nothing follows.
+    m = re.fullmatch(r"\s*[A-Za-z][A-Za-z'\- ]{0,40}\(([^()]*?[≥≤<>][^()]*)\)\s*", text)
+    if m and not re.match(r"\s*[≥≤<>]?=?\s*$", m.group(1)):
+        inner = re.sub(r"(?i)^\s*(?:defined\s+as|i\.?e\.?,?|e\.g\.?,?)\s*", "", m.group(1))
+        return inner.strip()
+    return None
 
 
 def _candidates(sentence: str) -> list[str]:
@@ -175,11 +218,14 @@ def _candidates(sentence: str) -> list[str]:
         out.append(t1)
     t2 = _LEADING.sub("", t1, count=1).strip(" ,;:")
     out.append(t2)
-    for text in (t1, t2, _SUBJECT_AGE.sub("", t1, count=1).strip(" ,;:")):
+    inner = _parenthesised_rule(t1)
+    if inner:
+        out.append(inner)
+    for text in (t1, t2, _SUBJECT_AGE.sub("", t1, count=1).strip(" ,;:"), inner or ""):
         for pattern, build in _AGE:
             m = pattern.match(text)
-            if m:
-                out.append(build(m))
+            if m and build(m):
+                out.append(_with_sex(t1, build(m)))
     seen, unique = set(), []
     for c in out:
         if c and c not in seen:
@@ -194,8 +240,15 @@ def _why(diagnostic) -> str:
     return f"{diagnostic.message} [{diagnostic.code}]"
 
 
+# A bare `=` or `?` before a number: registry text that lost its ≥ or ≤ (`Age =18 years`, `PTA? 40%`).
+_LOST_COMPARATOR = re.compile(r"(?:(?<![<>≤≥!=/])=(?![<>=])|\?)\s*\d")
+
+
 def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) -> Reading:
     """The rule a sponsor's sentence encodes, or why it cannot be encoded yet."""
+    if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
+        return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
+                                      "from the protocol")
     first_problem = None
     for text in _candidates(sentence):
         try:
@@ -209,10 +262,7 @@ def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) ->
             first_problem = first_problem if first_problem and first_problem.code != "E001" else errors[0]
             continue
         return Reading(rule=canonical.rule(node), warnings=tuple(f"{d.code}: {d.message}" for d in problems))
-    if re.search(r"[?]|(?<![<>≤≥!])=(?![<>])", sentence):
-        why = "the comparator was lost in the registry text ('?' or '='); restore it from the protocol"
-    else:
-        why = _why(first_problem) if first_problem else "nothing to encode"
+    why = _why(first_problem) if first_problem else "nothing to encode"
     return Reading(rule=None, why=why)
 
 

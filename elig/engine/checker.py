@@ -37,6 +37,8 @@ from elig.diagnostics import Diagnostic, ProtocolError, Span
 from elig.terminology.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
 from elig.terminology.vocabulary import EVENT_KINDS, Concept, Vocabulary, VocabularyError, default_vocabulary
 
+_NOT_SHARED = object()  # shared_subjects: the comparison has one subject
+
 # Words sponsors add after a concept's name that do not change what is measured.
 _PADDING_AFTER = frozenset({"level", "levels", "value", "values", "result", "results", "concentration",
                             "concentrations", "score"})
@@ -437,8 +439,8 @@ class _Checker:
     # ------------------------------------------------------------ comparisons
     def comparison(self, node: t.Comparison) -> p.RulePlan | None:
         shared = self.shared_subjects(node)
-        if shared is not None:
-            return shared
+        if shared is not _NOT_SHARED:
+            return shared  # a plan, or None when a name had an error (reported)
         if isinstance(node.test, t.Conditional):
             return self.conditional(node)
         if isinstance(node.test, t.OneOf):
@@ -499,12 +501,12 @@ class _Checker:
         subject = node.subject
         if isinstance(subject, t.Ratio):
             if not self._shared_ratio(subject, node.test):
-                return None
+                return _NOT_SHARED
             items, joiner = (subject.numerator, subject.denominator), "/"
         elif isinstance(subject, t.Subjects):
             items, joiner = subject.items, subject.joiner
         else:
-            return None
+            return _NOT_SHARED
         events = []
         for m in items[:-1]:
             concept = self.lookup(m.name.text)

@@ -10,7 +10,7 @@ W201 criterion without the sponsor's sentence   W202 criterion ids out of order
 W203 threshold made redundant by another        W204 thresholds that cannot all hold
 W205 threshold outside the plausible range      W206 measurement without a look-back window
 W207 exclusion that repeats an inclusion        W208 attestation of something in the data
-W209 restored comparator without a note
+W209 restored comparator without a note        W212 draft criterion still to encode (TODO note)
 
 ``lint`` is pure: it reads a tree and a vocabulary and returns diagnostics.
 """
@@ -36,6 +36,7 @@ CODES = {
     "W207": "exclusion that repeats an inclusion",
     "W208": "attestation of something the record could decide",
     "W209": "restored comparator without a note",
+    "W212": "draft criterion still to encode (TODO note)",
 }
 
 _NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
@@ -165,6 +166,11 @@ class _Linter:
             self.warn("W209", f"criterion {c.id}: the sponsor's sentence has '?' or '=' where the rule has ≥ or ≤, "
                               f"and no note says the comparator was restored", _id_span(c),
                       'add a note, e.g. note "the registry text lost the ≥ sign; restored from the protocol"')
+        for note in c.notes:
+            if note.lstrip().upper().startswith("TODO"):
+                self.warn("W212", f"criterion {c.id} is still to encode: {note.strip()}", _id_span(c),
+                          "encode the sponsor's sentence as a rule (or keep 'attested' for what only a person "
+                          "can record), then remove the TODO note")
         self.rule(c.rule)
         for node in _walk(c.rule):
             if isinstance(node, t.Attestation):

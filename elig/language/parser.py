@@ -268,6 +268,9 @@ class _Builder(lark.Transformer):
                 window = x
         if method is not None:
             subject = self._with_method(subject, method)
+        if isinstance(test, tuple) and test[0] == "either":
+            return t.Or(operands=tuple(t.Comparison(subject=subject, test=c, window=window, assessment=assessment,
+                                                    span=span) for c in test[1:]), span=span)
         if alternatives:
             test = self._with_alternatives(test, alternatives, span)
         return t.Comparison(subject=subject, test=test, window=window, assessment=assessment, span=span)
@@ -350,7 +353,33 @@ class _Builder(lark.Transformer):
 
     @lark.v_args(meta=True)
     def clauses(self, meta, items):
-        return self._tests(items, self._span(meta))
+        joins = [" ".join(str(i).replace(",", " , ").split()).lower() for i in items if isinstance(i, lark.Token)]
+        clauses = [i for i in items if not isinstance(i, lark.Token)]
+        if len(clauses) == 2 and all(c[2] is None for c in clauses) and joins and joins[0].strip(" ,") == "or":
+            # `age < 20 or > 70 years`: either bound (the bare one borrows the other's unit)
+            (op1, th1, _, s1), (op2, th2, _, s2) = clauses
+            th1, th2 = self._borrow_unit(th1, th2)
+            th2, th1 = self._borrow_unit(th2, th1)
+            # Each bound stands alone in `age < 20 years or age > 70 years`: it keeps the unit it borrowed.
+            th1, th2 = (attrs.evolve(x, borrowed=False) if isinstance(x, t.Quantity) else x for x in (th1, th2))
+            return ("either", t.Compare(op1, th1, span=s1), t.Compare(op2, th2, span=s2))
+        return self._tests(clauses, self._span(meta))
+
+    @lark.v_args(meta=True)
+    def two_bounds(self, meta, items):
+        """`≥ 18 and < 65 years`: the two bounds of one range, in either order."""
+        op1, th1, op2, th2 = normalise_comparator(items[0]), items[1], normalise_comparator(items[2]), items[3]
+        span = self._span(meta)
+        up = {">": True, ">=": True, "<": False, "<=": False}
+        if op1 not in up or op2 not in up or up[op1] == up[op2]:
+            self.errors.append(Diagnostic(
+                "E003", f"a range needs a lower and an upper bound: found '{items[0]}' and '{items[2]}'", span=span,
+                hint="write '≥ 18 and < 65 years', or join two conditions with 'or'"))
+            return t.Compare(op1, th1, span=span)
+        (lo_op, lo), (hi_op, hi) = ((op1, th1), (op2, th2)) if up[op1] else ((op2, th2), (op1, th1))
+        lo, hi = self._borrow_unit(lo, hi)
+        hi, lo = self._borrow_unit(hi, lo)
+        return t.Between(low=lo, high=hi, low_inclusive=lo_op == ">=", high_inclusive=hi_op == "<=", span=span)
 
     @lark.v_args(meta=True)
     def clause(self, meta, items):
@@ -475,6 +504,7 @@ class _Builder(lark.Transformer):
         span = self._span(meta)
         restored = None
         if unit is not None:
+            unit = re.sub(r"(?i)^(years?|yrs?)\s+(?:old|of\s+age)$", r"\1", unit)  # 18 years old: years
             lost = _LOST_SUPERSCRIPT.fullmatch(unit)
             if lost:  # 100x109/L: the registry text lost the superscript of 10⁹
                 restored, unit = unit, f"x 10^{lost.group(1)}/{lost.group(2)}"
@@ -593,7 +623,7 @@ _TOKEN_DESCRIPTIONS = {
     "_RANGE_DASH": "'-' (a range such as 0-1)",
     "UNIT": "a unit (mg/dL, 10^9/L, %, ...)",
     "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
-    "COND_WORD": "'if', 'for' or 'in' (a condition)", "_ALT_COMMA": "',' (another threshold)",
+    "COND_WORD": "'if', 'for' or 'in' (a condition)", "ALT_JOIN": "',' (another threshold)", "_BOUND_AND": "'and' (another bound)",
     "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
     "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
     "WORD": "a concept name",
@@ -913,7 +943,7 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
 # again as the plain keyword or as words of a name, and parsing goes on.
 _PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "_AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
                    "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
-_SOFT_TERMINALS = {"_OF_SCORE", "SUBJECT_JOIN", "_METHOD_OR", "_ALT_COMMA", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
+_SOFT_TERMINALS = {"_OF_SCORE", "_BOUND_AND", "SUBJECT_JOIN", "_METHOD_OR", "ALT_JOIN", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
                    "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}
 
 
@@ -957,9 +987,13 @@ def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
 
 
 def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
-    """Parse a single rule, as ``elig parse`` does."""
+    """Parse a single rule, as ``elig parse`` does.
+
+    A sponsor's sentence may end with a full stop or a semicolon (`Age >75 years.`): it is
+    not part of the rule.
+    """
     _refuse_surrogates(text, file)
-    source = _ensure_newline(text.strip("\n"))
+    source = _ensure_newline(re.sub(r"[.;][ \t]*$", "", text.strip("\n")))
     return _parse(source, file, "single_rule", original=text)
 
 

@@ -62,7 +62,8 @@ def normalise_unit_text(text: str) -> str:
     ``x 10^9/L`` → ``1e9 / L``; ``× 10⁹/L`` → ``1e9 / L``; ``µmol/L`` → ``umol / L``;
     ``/mm^3`` → ``1 / mm**3``; ``mg/dl`` → ``mg / dL``; ``50%`` → ``percent``.
     """
-    s = text.strip().translate(_SUPERSCRIPTS)
+    s = re.sub(r"(?i)^(years?|yrs?)\s+(?:old|of\s+age)$", r"\1", text.strip())  # 18 years old, of age
+    s = s.translate(_SUPERSCRIPTS)
     s = s.replace("µ", "u").replace("μ", "u").replace("·", "*")
     s = re.sub(r"\s+", "", s)
     if not s:
