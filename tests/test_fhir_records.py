@@ -178,7 +178,7 @@ def test_rejected_consent_and_consent_to_another_study(protocol):
     other["entry"][1]["resource"]["policy"] = [{"uri": "urn:elig:study:NCT00000000"}]
     i2 = crit(api.evaluate(protocol, patient_from_data(other, "x.json"), AS_OF), "I2")
     assert i2.outcome is Outcome.UNKNOWN
-    assert "not counted: a consent to another study" in texts(i2)
+    assert "not counted: given for another study" in texts(i2)
 
 
 def test_generated_questionnaire_is_valid_fhir_and_stable(protocol):
@@ -203,6 +203,14 @@ def test_questionnaire_response_answers_the_attestations(protocol):
               if e["resource"]["resourceType"] == "QuestionnaireResponse")
     fhir_r4b = pytest.importorskip("fhir.resources.R4B.questionnaireresponse")
     fhir_r4b.QuestionnaireResponse.model_validate(qr)
+
+
+def test_answers_to_another_protocols_questionnaire_are_not_counted(protocol):
+    data = json.loads((DATA / "eligible.json").read_text())
+    qr = next(e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    qr["questionnaire"] = "urn:elig:questionnaire:NCT06416709"
+    i2 = crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "I2")
+    assert i2.outcome is Outcome.UNKNOWN and "not counted: given for another study" in texts(i2)
 
 
 def test_every_test_bundle_is_valid_fhir():
