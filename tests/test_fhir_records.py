@@ -109,6 +109,13 @@ def test_postmenopausal_woman_is_not_asked_and_the_reading_is_shown(protocol):
     assert any("Condition/menopause-1" in v.source for e in walk(reading) for v in e.values)
 
 
+def test_menopause_coded_in_snomed_ct_counts_too(protocol):
+    data = json.loads((DATA / "postmenopausal.json").read_text())
+    data["entry"][1]["resource"]["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "76498008",
+                                                        "display": "Postmenopausal state (finding)"}]}
+    assert crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "E1").outcome is Outcome.NOT_MET
+
+
 def test_a_woman_of_childbearing_age_without_data_stays_undetermined(protocol):
     data = json.loads((DATA / "postmenopausal.json").read_text())
     data["entry"] = data["entry"][:1]  # no menopause record: 52 is within 12 to 55
