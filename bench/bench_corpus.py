@@ -85,13 +85,22 @@ def _stats(times: list[float]) -> str:
 
 
 def labelled_figures(labels: list[dict]) -> dict:
+    """Right, wrong and refused among the labelled lines that state a record-decidable threshold, today."""
     decidable = [x for x in labels if x.get("decidable")]
-    parse_right = sum(1 for x in decidable if x["parse"] == "right")
-    draft_right = sum(1 for x in decidable if x["draft"] == "right")
-    parse_wrong = sum(1 for x in labels if x["parse"] == "wrong")
-    draft_wrong = sum(1 for x in labels if x["draft"] == "wrong")
-    return {"labelled": len(labels), "decidable": len(decidable), "parse_right": parse_right,
-            "draft_right": draft_right, "parse_wrong": parse_wrong, "draft_wrong": draft_wrong}
+    out = {"labelled": len(labels), "decidable": len(decidable)}
+    for what, read in (("parse", lambda x: parse_line(x["line"], x["kind"])),
+                       ("draft", lambda x: ("OK", draft_line(x["line"], x["kind"])))):
+        right = wrong = 0
+        for x in decidable:
+            code, text = read(x)
+            if code != "OK" or text is None:
+                continue
+            if text == x["reading"]:
+                right += 1
+            else:
+                wrong += 1
+        out[f"{what}_right"], out[f"{what}_wrong"] = right, wrong
+    return out
 
 
 def main(argv=None) -> int:
@@ -141,7 +150,7 @@ def main(argv=None) -> int:
               f"({100 * f['parse_right'] / max(1, f['decidable']):.1f}%)")
         print(f"  right by the draft reader: {f['draft_right']} of {f['decidable']} "
               f"({100 * f['draft_right'] / max(1, f['decidable']):.1f}%)")
-        print(f"  accepted but wrong (all labelled lines): parse {f['parse_wrong']}, draft {f['draft_wrong']}")
+        print(f"  read with another meaning than the clinician's: parse {f['parse_wrong']}, draft {f['draft_wrong']}")
 
     print(f"time, {args.repeat} runs over {n} lines: parse {_stats(parse_times)}; draft {_stats(draft_times)}; "
           f"draft/parse median ratio {statistics.median(draft_times) / statistics.median(parse_times):.2f}")

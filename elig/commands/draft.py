@@ -194,6 +194,10 @@ def _tidy(text: str) -> str:
     text = re.sub(r"^[A-Za-z][A-Za-z'\- ]*?\s*\(([A-Z][A-Za-z0-9\-]{1,8})\)\s+(?=[a-z][a-z ]*?\s*(?:[≥≤<>=]|of\b|[a-z]+\s+than\b|at\s+least\b))",
                   r"\1 ", text)
     text = re.sub(r"(?i)\s+(?:will|would|are|is)\s+be\s+(?:recruited|included|eligible|excluded|enrolled)\s*$", "", text)
+    text = re.sub(r"(?i)\bmm\s+Hg\b", "mmHg", text)
+    # blood pressure > 150/100 mmHg: either value above its own threshold (the way hypertension is defined)
+    text = re.sub(r"(?i)\b(?:blood\s+pressure|BP)\s+(?:of\s+)?(?:persistently\s+)?(>|≥)\s*(\d+)\s*/\s*(\d+)\s*mmHg",
+                  r"systolic blood pressure \1 \2 mmHg or diastolic blood pressure \1 \3 mmHg", text)
     return text
 
 
@@ -202,7 +206,7 @@ def _parenthesised_rule(text: str) -> str | None:
     # Only when the words outside are the name of what the threshold defines, and nothing follows.
     m = re.fullmatch(r"\s*[A-Za-z][A-Za-z'\- ]{0,40}\(([^()]*?[≥≤<>][^()]*)\)\s*", text)
     if m and not re.match(r"\s*[≥≤<>]?=?\s*$", m.group(1)):
-        inner = re.sub(r"(?i)^\s*(?:defined\s+as|i\.?e\.?,?|e\.g\.?,?)\s*", "", m.group(1))
+        inner = re.sub(r"(?i)^\s*(?:defined\s+as|i\.?e\.?,?|e\.g\.?,?|any\s+reading\s+of)\s*", "", m.group(1))
         return inner.strip()
     return None
 
