@@ -154,7 +154,7 @@ def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, voc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
-    record = api.with_attestations(load_patient(patient), attestations, site_codes)
+    record = api.with_attestations(load_patient(patient), attestations, site_codes, checked)
     result = api.evaluate(checked, record, as_of_date)
     if changes:
         from elig.report.changes import render_changes_text, what_would_change
