@@ -1,7 +1,7 @@
 """mkdocs hook: generate reference tables from their declarations at build time.
 
 A page containing ``<!-- elig:vocabulary -->`` gets the vocabulary table from
-``elig/data/vocabulary.yaml``; ``<!-- elig:derivations -->`` gets the derivation
+the bundled ``elig/data/vocabulary*.yaml`` files; ``<!-- elig:derivations -->`` gets the derivation
 catalogue from ``elig/terminology/derivations.py``. Nothing is copied by hand, so the docs
 cannot drift from the code.
 """
@@ -39,6 +39,8 @@ def _vocabulary() -> str:
                     uln = (f"{u.value:g} {u.unit}" if u.value is not None else
                            f"M {u.male:g} / F {u.female:g} {u.unit}")
                 mm = f"{c.molar_mass:g} g/mol" if c.molar_mass else "—"
+                if c.refused_units:
+                    mm += "; not in " + ", ".join(u for u, _ in c.refused_units)
                 lines.append(f"| {c.name} | {aliases} | `{c.unit}` | {plaus} | {mm} | {uln} | {codes} |")
             else:
                 lines.append(f"| {c.name} | {aliases} | {codes} |")
