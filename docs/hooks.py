@@ -94,7 +94,34 @@ def _gallery() -> str:
     return "\n".join(out)
 
 
+def _include(match) -> str:
+    """``<!-- elig:file PATH -->``: the file itself, fenced, so a page cannot drift from it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rel = match.group(1)
+    lang = {"elig": "elig", "yaml": "yaml", "yml": "yaml"}.get(rel.rsplit(".", 1)[-1], "text")
+    text = (root / rel).read_text(encoding="utf-8").rstrip("\n")
+    return f"`{rel}`:\n\n```{lang}\n{text}\n```"
+
+
+def _test_report(match) -> str:
+    """``<!-- elig:test PATH -->``: what ``elig test PATH`` prints, run at build time."""
+    from pathlib import Path
+
+    from elig.commands.casefile import format_report, run_cases
+
+    root = Path(__file__).resolve().parent.parent
+    # paths in the report as a user in the checkout sees them
+    report = format_report(run_cases(root / match.group(1))).replace(str(root) + "/", "")
+    return f"```text\n$ elig test {match.group(1)}\n{report.rstrip()}\n```"
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    import re
+
+    markdown = re.sub(r"<!-- elig:file (\S+) -->", _include, markdown)
+    markdown = re.sub(r"<!-- elig:test (\S+) -->", _test_report, markdown)
     if "<!-- elig:gallery -->" in markdown:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:vocabulary -->" in markdown:
