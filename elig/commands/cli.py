@@ -203,9 +203,10 @@ def parse(text, fmt, no_check, vocabulary_files):
         click.echo(canonical.rule(node))
     if not no_check:
         problems = checker.diagnose_rule(node, vocabulary, file="<argument>")
-        if problems:
+        if problems:  # warnings (W210, W211) name the reading taken; only errors fail
             click.echo(render_all(problems, {"<argument>": text}), err=True)
-            sys.exit(1)
+            if any(d.severity == "error" for d in problems):
+                sys.exit(1)
 
 
 @main.command()
@@ -235,9 +236,11 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.draft import command as _draft_command  # noqa: E402
 from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
+main.add_command(_draft_command, "draft")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
