@@ -212,8 +212,9 @@ def parse(text, fmt, no_check, vocabulary_files):
 @main.command()
 @click.argument("protocol", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="Write the Questionnaire to a file instead of standard output.")
+@vocabulary_option
 @_handle_errors
-def questionnaire(protocol, output):
+def questionnaire(protocol, output, vocabulary_files):
     """Write the FHIR R4 Questionnaire of PROTOCOL's attestations (one yes/no item each).
 
     Each item's linkId is the attestation's key and its text the sponsor's sentence. A
@@ -223,7 +224,7 @@ def questionnaire(protocol, output):
     from elig import api
     from elig.report.questionnaire import questionnaire_json
 
-    text = questionnaire_json(api.load_protocol(protocol))
+    text = questionnaire_json(api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files)))
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
