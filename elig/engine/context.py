@@ -45,6 +45,7 @@ class Context:
         self._index: dict[str, dict[str, list]] | None = None
         self.display_notes: list[str] = []
         self.section = "inclusion"
+        self.concept_cache: dict | None = None  # set by a compiled protocol: concepts per distinct code
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
@@ -53,7 +54,7 @@ class Context:
     def index(self) -> dict[str, dict[str, list]]:
         """Entries of the record by concept name, built once per evaluation, newest first."""
         if self._index is None:
-            self._index, notes = index_record(self.patient, self.vocabulary)
+            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache)
             self.display_notes.extend(notes)
         return self._index
 
