@@ -323,3 +323,29 @@ def test_native_records_carry_body_sites_too():
     assert str(p.procedures[0].body_sites[0]) == "SNOMED CT 51185008, left"
     assert not p.issues
     assert load_patient(DATA / "eligible.json").attestations[0].by == "Dr Lee (investigator)"
+
+
+def test_the_library_takes_answers_as_a_mapping(protocol):
+    result = api.evaluate(protocol, DATA / "mcode_radiotherapy_thorax.json", AS_OF,
+                          attestations={"informed consent": True, "life expectancy of at least 6 months": "no"})
+    assert crit(result, "I2").outcome is Outcome.MET and crit(result, "I3").outcome is Outcome.NOT_MET
+    assert any("form answer 'informed consent'" in s for s in sources(crit(result, "I2")))
+
+
+def test_a_bad_site_mapping_names_its_place(tmp_path):
+    bad = tmp_path / "site.yaml"
+    bad.write_text("system: http://x\ncodes:\n  A1: [not, a, name]\n")
+    out = CliRunner().invoke(main, ["explain", str(DATA / "records.elig"), str(DATA / "site_codes.json"),
+                                    "--site-codes", str(bad)])
+    assert out.exit_code == 1
+    assert "site.yaml" in out.output and "codes.A1" in out.output and "Traceback" not in out.output
+
+
+def test_screen_with_two_workers_reads_the_attestation_files(tmp_path):
+    from elig.commands.screen import screen
+
+    rows = list(screen(DATA / "records.elig", [DATA / "site_codes.json", DATA / "consent.json"], AS_OF, jobs=2,
+                       site_codes=DATA / "site_codes.yaml"))
+    outcomes = {r.patient_id: dict(r.outcomes) for r in rows}
+    assert outcomes["site-coded-patient"]["I3"] == "met"
+    assert outcomes["consented-patient"]["I2"] == "met"
