@@ -31,7 +31,8 @@ from elig.engine import plan as p
 from elig.engine.bounds import compare, quick_uln
 from elig.engine.comparisons import comparison
 from elig.engine.derive import quick_derived
-from elig.engine.events import event, records_of
+from elig.engine.events import event
+from elig.engine.facts import quick_attestation
 from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_of
 from elig.engine.logic import unless
 from elig.engine.measure import quick_value
@@ -107,7 +108,16 @@ def _compile(node: p.RulePlan, section: str) -> Rule:
         return _comparison(node)
     if isinstance(node, p.EventPlan):
         return _event(node)
+    if isinstance(node, p.AttestationPlan):
+        return _attestation(node)
     return _explained(node)
+
+
+def _attestation(node: p.AttestationPlan) -> Rule:
+    def rule(run: _Run) -> Outcome:
+        outcome = quick_attestation(run, node)
+        return outcome if outcome is not None else run.rule(node).outcome
+    return rule
 
 
 def _explained(node) -> Rule:
@@ -167,10 +177,16 @@ def _event(node: p.EventPlan) -> Rule:
     if concept.kind == "test":
         return _explained(node)
 
+    kind, name = concept.kind, concept.name
+    also = ("condition",) if kind == "procedure" else ()  # as events.records_of gathers them
+
     def rule(run: _Run) -> Outcome:
-        records, unreadable = records_of(run, concept)
-        if not records and not unreadable:
-            return NOT_MET  # nothing on the record: not present
+        # Nothing the event rule could judge (no entry of the concept, nothing unreadable that may
+        # be one): not present. Otherwise events.event decides, from events.records_of.
+        idx = run.index()
+        if not idx[kind].get(name) and not idx["unreadable"].get(kind) and \
+                not any(idx[k].get(name) or idx["unreadable"].get(k) for k in also):
+            return NOT_MET
         return event(run, node).outcome
     return rule
 

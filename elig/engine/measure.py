@@ -233,8 +233,9 @@ def quick_value(ctx: Context, concept: Concept, window: p.Duration | None, facto
     unit convertible and fitting, the value plausible, and no other result of the same date.
     ``factors`` is the compiled protocol's cache of unit factors per (unit, concept).
     """
-    records = ctx.observations(concept.name)
-    if not records or ctx.unreadable("observation") or ctx.unmatched(concept.name):
+    idx = ctx.index()
+    records = idx["observation"].get(concept.name)
+    if not records or idx["unreadable"].get("observation") or idx["unmatched"].get(concept.name):
         return None
     as_of = ctx.as_of
     newest = nxt = None
@@ -248,7 +249,7 @@ def quick_value(ctx: Context, concept: Concept, window: p.Duration | None, facto
             nxt = o
     if newest is None or not newest.date.is_complete or (nxt is not None and nxt.date == newest.date):
         return None
-    if window is not None and within(newest.date, window_start(as_of, window.amount, window.unit), as_of) is not True:
+    if window is not None and within(newest.date, ctx.window_opens(window), as_of) is not True:
         return None
     unit = newest.unit
     if unit is None:
