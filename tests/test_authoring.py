@@ -122,3 +122,12 @@ def test_workbench_answers_only_its_own_page(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_hover_and_definition_still_answer_while_the_text_does_not_parse():
+    text = TEXT.replace("    LVEF ≥ 50% within 30 days", "    LVEF ≥ 50% within 30 days and (")
+    a = analyse(text, "a.elig")
+    assert a.tree is None and a.diagnostics[0].code == "E001"
+    line, column = _at(text, "serum creatinine", 3)
+    assert a.hover(line, column).markdown.startswith("**serum creatinine** (measurement)")
+    assert a.definition(line, column).file.endswith("vocabulary.yaml")

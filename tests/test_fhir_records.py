@@ -109,6 +109,13 @@ def test_postmenopausal_woman_is_not_asked_and_the_reading_is_shown(protocol):
     assert any("Condition/menopause-1" in v.source for e in walk(reading) for v in e.values)
 
 
+def test_menopause_coded_in_snomed_ct_counts_too(protocol):
+    data = json.loads((DATA / "postmenopausal.json").read_text())
+    data["entry"][1]["resource"]["code"] = {"coding": [{"system": "http://snomed.info/sct", "code": "76498008",
+                                                        "display": "Postmenopausal state (finding)"}]}
+    assert crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "E1").outcome is Outcome.NOT_MET
+
+
 def test_a_woman_of_childbearing_age_without_data_stays_undetermined(protocol):
     data = json.loads((DATA / "postmenopausal.json").read_text())
     data["entry"] = data["entry"][:1]  # no menopause record: 52 is within 12 to 55
@@ -178,7 +185,7 @@ def test_rejected_consent_and_consent_to_another_study(protocol):
     other["entry"][1]["resource"]["policy"] = [{"uri": "urn:elig:study:NCT00000000"}]
     i2 = crit(api.evaluate(protocol, patient_from_data(other, "x.json"), AS_OF), "I2")
     assert i2.outcome is Outcome.UNKNOWN
-    assert "not counted: a consent to another study" in texts(i2)
+    assert "not counted: given for another study" in texts(i2)
 
 
 def test_generated_questionnaire_is_valid_fhir_and_stable(protocol):
@@ -203,6 +210,14 @@ def test_questionnaire_response_answers_the_attestations(protocol):
               if e["resource"]["resourceType"] == "QuestionnaireResponse")
     fhir_r4b = pytest.importorskip("fhir.resources.R4B.questionnaireresponse")
     fhir_r4b.QuestionnaireResponse.model_validate(qr)
+
+
+def test_answers_to_another_protocols_questionnaire_are_not_counted(protocol):
+    data = json.loads((DATA / "eligible.json").read_text())
+    qr = next(e["resource"] for e in data["entry"] if e["resource"]["resourceType"] == "QuestionnaireResponse")
+    qr["questionnaire"] = "urn:elig:questionnaire:NCT06416709"
+    i2 = crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "I2")
+    assert i2.outcome is Outcome.UNKNOWN and "not counted: given for another study" in texts(i2)
 
 
 def test_every_test_bundle_is_valid_fhir():

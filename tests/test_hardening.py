@@ -519,3 +519,15 @@ def test_unreadable_fhir_abatement_is_not_an_open_end():
                       "onsetDateTime": "2020-01-01", "abatementDateTime": "2021-02-30"}}]}
     r = result(protocol("age ≥ 18 years", exclusion=("active chronic bronchitis",)), bundle)
     assert str(r.verdict) == "undetermined"
+
+
+def test_json_report_escapes_c1_controls_separators_and_surrogates_and_decodes_to_the_same_data():
+    from elig.report.json import render_json
+
+    proto = protocol("ALT ≤ 100 U/L")
+    pid = "a\x9b1mb\u2028c\u202ed\ud800e"
+    r = evaluate(proto, patient_from_data(record(obs("ALT", 30, "U/L"), id=pid), "r.json"), AS_OF)
+    text = render_json(r)
+    assert not any(ch in text for ch in "\x9b\u2028\u202e\ud800")
+    text.encode("utf-8")
+    assert json.loads(text)["patient_id"] == pid

@@ -64,4 +64,8 @@ def serve_command(protocol, port, as_of, examples, vocabulary_files):
 
     sys.stdout.flush()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C is how a workbench is stopped, not an error
+        pass
+    click.echo("elig workbench stopped; uploaded files are forgotten")

@@ -41,6 +41,7 @@ import click
 from elig.diagnostics import DataError, EligError, visible
 from elig.engine.plan import CheckedProtocol
 from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
+from elig.report.json import json_safe
 from elig.report.safe import csv_cell
 
 PATIENT_SUFFIXES = (".json", ".yaml", ".yml", ".ndjson", ".jsonl")
@@ -358,7 +359,7 @@ class JsonlWriter:
         self.fh = fh
 
     def write(self, row: Row) -> None:
-        self.fh.write(json.dumps(row.as_dict(), ensure_ascii=False) + "\n")
+        self.fh.write(json_safe(json.dumps(row.as_dict(), ensure_ascii=False)) + "\n")
 
 
 class Summary:

@@ -200,7 +200,7 @@ def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
                              text=("yes" if a.value else "no") + (f" by {a.by}" if a.by else ""),
                              date=date_text(a.date)) for a in answers)
     ignored = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
-                              text=f"not counted: a consent to another study ({a.study})", date=date_text(a.date))
+                              text=f"not counted: given for another study ({a.study})", date=date_text(a.date))
                     for a in other_study)
     if not answers:
         return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,

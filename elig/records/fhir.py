@@ -839,6 +839,9 @@ class _Reader:
             return []
         by = self.who(r.get("author"))
         when = self.date(r.get("authored"), f"{loc}.authored", ref) if r.get("authored") is not None else None
+        # Answers to the Questionnaire elig wrote for a protocol count for that protocol only.
+        questionnaire = _text(r.get("questionnaire")) if isinstance(r.get("questionnaire"), str) else None
+        study = questionnaire if questionnaire and questionnaire.startswith("urn:elig:questionnaire:") else None
         out: list[Attestation] = []
 
         def walk(items, at: str) -> None:
@@ -853,7 +856,8 @@ class _Reader:
                                                      "the first is read")
                     if value is not None or status != "in-progress":
                         out.append(Attestation(key=normalise_key(link), value=value,
-                                               source=Source(self.file, f"{ref} item {link!r}"), by=by, date=when))
+                                               source=Source(self.file, f"{ref} item {link!r}"), by=by, date=when,
+                                               study=study))
                 walk(_obj(item).get("item"), iloc)
                 for a in answers:
                     walk(_obj(a).get("item"), iloc)

@@ -91,8 +91,10 @@ def _parse_text(text: str, file: str) -> Any:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-            raise DataError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file, location=where,
-                            hint="check indentation and quoting") from None
+            problem = str(getattr(exc, "problem", exc))
+            raise DataError(f"not valid YAML: {problem}", file=file, location=where,
+                            hint="write the value out where the alias stands" if "aliases" in problem
+                            else "check indentation and quoting") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

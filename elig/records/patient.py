@@ -116,8 +116,9 @@ class Medication:
 class Attestation:
     """An answer only a person can give, with who gave it, when, and where it was read.
 
-    ``study`` is the study a research Consent names (its policy or source), when it
-    names one: a consent to another study is not a consent to this one.
+    ``study`` is the study a research Consent names (its policy or source), or the elig
+    Questionnaire a response answers, when there is one: an answer given for another
+    study is not an answer for this one.
     """
 
     key: str
