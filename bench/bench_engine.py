@@ -172,11 +172,11 @@ def main(argv=None) -> int:
             size["variants"].append(row)
         report["sizes"].append(size)
         print_size(size)
-    report["targets"] = targets(report)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+        report["targets"] = targets(report)
+        out = Path(args.output)  # after each size, so a long run keeps what it measured
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", flush=True)
     for t in report["targets"]:
         print(f"  {'met    ' if t['met'] else 'NOT met'}  {t['target']}: {t['measured']}")
     return 0
