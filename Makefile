@@ -22,10 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest
-	$(BIN)/elig check protocols/
-	$(BIN)/elig lint protocols/
-	$(BIN)/elig fmt --check protocols/
+	$(BIN)/elig check protocols/ examples/trials/
+	$(BIN)/elig lint protocols/ examples/trials/
+	$(BIN)/elig fmt --check protocols/ examples/trials/
 	$(BIN)/elig test protocols/
+	$(BIN)/elig test examples/trials/
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 # The long fuzz profile (tests/test_fuzz.py; make test runs the quick one): 2,500 random

@@ -27,6 +27,8 @@ EXAMPLE_TESTS = {
     "body surface area": ("BSA", "≥ 1.5 m^2"),
     "CKD-EPI eGFR": ("CKD-EPI eGFR", "≥ 60 mL/min/1.73m2"),
     "corrected QT interval": ("QTc", "≤ 470 ms"),
+    "ideal body weight": ("ideal body weight", "≥ 45 kg"),
+    "adjusted body weight": ("adjusted body weight", "≥ 45 kg"),
 }
 
 HEADER = """\

@@ -1,7 +1,7 @@
 """mkdocs hook: generate reference tables from their declarations at build time.
 
 A page containing ``<!-- elig:vocabulary -->`` gets the vocabulary table from
-``elig/data/vocabulary.yaml``; ``<!-- elig:derivations -->`` gets the derivation
+the bundled ``elig/data/vocabulary*.yaml`` files; ``<!-- elig:derivations -->`` gets the derivation
 catalogue from ``elig/terminology/derivations.py``. Nothing is copied by hand, so the docs
 cannot drift from the code.
 """
@@ -39,6 +39,8 @@ def _vocabulary() -> str:
                     uln = (f"{u.value:g} {u.unit}" if u.value is not None else
                            f"M {u.male:g} / F {u.female:g} {u.unit}")
                 mm = f"{c.molar_mass:g} g/mol" if c.molar_mass else "—"
+                if c.refused_units:
+                    mm += "; not in " + ", ".join(u for u, _ in c.refused_units)
                 lines.append(f"| {c.name} | {aliases} | `{c.unit}` | {plaus} | {mm} | {uln} | {codes} |")
             else:
                 lines.append(f"| {c.name} | {aliases} | {codes} |")
@@ -127,7 +129,34 @@ def _performance() -> str:
     return "\n".join(out) + "\n"
 
 
+def _include(match) -> str:
+    """``<!-- elig:file PATH -->``: the file itself, fenced, so a page cannot drift from it."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rel = match.group(1)
+    lang = {"elig": "elig", "yaml": "yaml", "yml": "yaml"}.get(rel.rsplit(".", 1)[-1], "text")
+    text = (root / rel).read_text(encoding="utf-8").rstrip("\n")
+    return f"`{rel}`:\n\n```{lang}\n{text}\n```"
+
+
+def _test_report(match) -> str:
+    """``<!-- elig:test PATH -->``: what ``elig test PATH`` prints, run at build time."""
+    from pathlib import Path
+
+    from elig.commands.casefile import format_report, run_cases
+
+    root = Path(__file__).resolve().parent.parent
+    # paths in the report as a user in the checkout sees them
+    report = format_report(run_cases(root / match.group(1))).replace(str(root) + "/", "")
+    return f"```text\n$ elig test {match.group(1)}\n{report.rstrip()}\n```"
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    import re
+
+    markdown = re.sub(r"<!-- elig:file (\S+) -->", _include, markdown)
+    markdown = re.sub(r"<!-- elig:test (\S+) -->", _test_report, markdown)
     if "<!-- elig:performance -->" in markdown:
         markdown = markdown.replace("<!-- elig:performance -->", _performance())
     if "<!-- elig:gallery -->" in markdown:

@@ -185,6 +185,16 @@ async def _session(tmp_path: Path) -> None:
 
         units = await complete("    ANC ≥ 1.5 ")
         assert "x 10^9/L" in units and "/mm3" in units and "mg/dL" not in units
+        line_text = "    platelet count ≥ "  # a space typed where no unit is due: no list pops up
+        body = text.replace("\nexclusion\n", f"\n{line_text}\nexclusion\n")
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=9),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=body)]))
+        got = await client.text_document_completion_async(lsp.CompletionParams(
+            text_document=doc, position=lsp.Position(body.split("\n").index(line_text), len(line_text)),
+            context=lsp.CompletionContext(trigger_kind=lsp.CompletionTriggerKind.TriggerCharacter,
+                                          trigger_character=" ")))
+        assert list(got.items) == []
         units = await complete("    serum creatinine ≤ 1.5 ")
         assert {"mg/dL", "µmol/L", "x ULN"} <= set(units) and "mmHg" not in units
         methods = await complete("    creatinine clearance ≥ 60 mL/min (")

@@ -168,8 +168,14 @@ def make_server(debounce: float = DEBOUNCE_SECONDS, vocabulary: Vocabulary | Non
                     lsp.CompletionOptions(trigger_characters=[" ", "(", ","]))
     def completion(ls: EligServer, params: lsp.CompletionParams):
         uri = params.text_document.uri
+        found = ls.analysis(uri).completions(*ls.position(uri, params.position))
+        ctx = params.context
+        if ctx is not None and ctx.trigger_kind == lsp.CompletionTriggerKind.TriggerCharacter and \
+                ctx.trigger_character == " ":
+            # After a space, offer only what the place calls for (units after a number), not every name.
+            found = [c for c in found if c.kind in ("unit", "method", "criterion")]
         items = []
-        for c in ls.analysis(uri).completions(*ls.position(uri, params.position)):
+        for c in found:
             items.append(lsp.CompletionItem(
                 label=c.label, kind=_COMPLETION_KIND.get(c.kind), detail=c.detail or None,
                 documentation=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=c.documentation)

@@ -232,7 +232,7 @@ class _Checker:
         if concept.kind == "derived":
             names = subject.method.names if subject.method else ()
             default = concept.methods[0] if concept.methods else None
-            found = self.catalogue.resolve(concept.name, default, names)
+            found = self.catalogue.resolve(concept.name, default, names, concept.methods)
             if isinstance(found, str):
                 self.error("E102", found, subject.method.span if subject.method else subject.name.span,
                            "name a known method in parentheses, e.g. (Cockcroft-Gault); see docs/derived.md")
@@ -310,6 +310,11 @@ class _Checker:
             self.error("E105", f"'{subject_label}' is a score or ratio, not a percentage: {text} would mean "
                                f"{float(q.to('dimensionless').magnitude):g}", th.span,
                        f"write the bare number, e.g. '{th.number}'")
+            return None
+        refused = concept.refused(th.unit) if concept is not None else None
+        if refused:
+            self.error("E103", f"'{subject_label}' is not compared in {th.unit}: {refused}", th.span,
+                       f"give the threshold in {unit_text}")
             return None
         try:
             value = conversion_factor_q(q, unit_q, concept.molar_mass if concept else None)

@@ -112,6 +112,10 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
         else:
             return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
                             f"cannot be read", (want,), (raw,))
+    refused = concept.refused(unit)
+    if refused:
+        return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: {refused}",
+                        (f"{want} in {concept.unit}",), (raw,))
     resolver = ctx.resolver
     factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
     if isinstance(factor, str):

@@ -166,6 +166,41 @@ def cockcroft_gault_adjusted(v: Inputs) -> tuple[float, str]:
     return _cg(v.age, adj, v.scr, female), text
 
 
+_DEVINE_REF = "Devine BJ. Gentamicin therapy. Drug Intell Clin Pharm 1974;8:650-5."
+
+
+@derivation(
+    key="devine", concept="ideal body weight", title="Ideal body weight (Devine)",
+    method_names=("Devine", "Devine formula"),
+    inputs={"height": ("body height", "cm")},
+    needs_sex=True, unit="kg",
+    formula="IBW = 50 kg (45.5 kg if female) + 2.3 kg × (height in inches − 60)",
+    reference=_DEVINE_REF,
+    notes="Height in cm is converted to inches (÷ 2.54). Defined for adults; below 5 feet the formula "
+          "still subtracts, as published.",
+)
+def devine(v: Inputs) -> tuple[float, str]:
+    female = v.sex == "female"
+    ibw = ideal_body_weight(v.height, female)
+    return ibw, f"{'45.5' if female else '50'} + 2.3 × ({fmt(v.height)} cm / 2.54 − 60)"
+
+
+@derivation(
+    key="adjusted-body-weight", concept="adjusted body weight", title="Adjusted body weight (IBW + 0.4 × excess)",
+    method_names=("adjusted", "IBW + 0.4", "Devine adjusted"),
+    inputs={"weight": ("body weight", "kg"), "height": ("body height", "cm")},
+    needs_sex=True, unit="kg",
+    formula="AdjBW = IBW + 0.4 × (actual weight − IBW); IBW by Devine",
+    reference=_DEVINE_REF + " Winter MA et al. Pharmacotherapy 2012;32:604-12.",
+    notes="The 0.4 correction factor is the one used for creatinine clearance dosing.",
+)
+def adjusted_body_weight(v: Inputs) -> tuple[float, str]:
+    female = v.sex == "female"
+    ibw = ideal_body_weight(v.height, female)
+    adj = ibw + 0.4 * (v.weight - ibw)
+    return adj, f"IBW = {fmt(ibw)} kg; {fmt(ibw)} + 0.4 × ({fmt(v.weight)} − {fmt(ibw)})"
+
+
 def _fraction(x: float) -> str:
     """A fraction such as FiO2 with at least two decimals: 0.40, 0.21, 0.355."""
     text = num(x)
@@ -384,13 +419,17 @@ class Catalogue:
     def for_concept(self, concept: str) -> tuple[Derivation, ...]:
         return tuple(d for d in self.by_key.values() if _norm(d.concept) == _norm(concept))
 
-    def resolve(self, concept: str, default_key: str | None, names: tuple[str, ...]) -> Derivation | str:
+    def resolve(self, concept: str, default_key: str | None, names: tuple[str, ...],
+                keys: tuple[str, ...] = ()) -> Derivation | str:
         """The derivation a protocol names, or a message saying why none fits.
 
         ``names`` are the parenthesised words: the first names the method family
-        (or a variant of the default family), the rest select a variant.
+        (or a variant of the default family), the rest select a variant. The candidates
+        are the derivations of the concept and those its vocabulary entry declares
+        (``keys``), so a concept such as QTcF can reuse Fridericia.
         """
-        candidates = self.for_concept(concept)
+        declared = tuple(self.by_key[k] for k in keys if k in self.by_key)
+        candidates = declared + tuple(d for d in self.for_concept(concept) if d not in declared)
         if not candidates:
             return f"no derivation computes '{concept}'"
         wanted = [_norm(n) for n in names]

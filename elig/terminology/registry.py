@@ -21,6 +21,7 @@ for _definition in (
     "cell = [] = cells",
     "breath = [] = breaths",
     "beat = [] = beats",
+    "copy = [] = copies",
     # An enzyme's international unit is its own dimension: reading it as a bare number would make
     # U/L (ALT) and 10^9/L (a count) convertible, and a score recorded in "U" a number.
     "international_unit = [enzyme_activity] = IU",

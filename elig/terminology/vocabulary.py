@@ -97,6 +97,9 @@ class Concept:
     # unrecorded value is "no" rather than unknown for that sex.
     not_for_sex: str | None = None
     molar_mass_source: str | None = None  # the citation of the molar mass (the conversion factor)
+    # Units that would convert by dimension but mean something else for this analyte (HbA1c in
+    # IFCC mmol/mol is not a tenth of a per cent; mEq/L of a divalent ion is not mmol/L): (unit, reason).
+    refused_units: tuple[tuple[str, str], ...] = ()
     # A dimensionless concept (a score, a ratio, a fraction) reads a recorded value only without a
     # unit, in a unit of the same scale as its own ({score}, {INR}), or in one listed here (FiO2: %).
     # Any other dimensionless unit (%, ‰, %%) would silently rescale the value.
@@ -131,6 +134,16 @@ class Concept:
     def all_names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
+    def refused(self, unit: str | None) -> str | None:
+        """Why a value or threshold in ``unit`` is not converted for this concept (None: it may be)."""
+        if not unit or not self.refused_units:
+            return None
+        key = _unit_key(unit)
+        for refused, reason in self.refused_units:
+            if _unit_key(refused) == key:
+                return reason
+        return None
+
     def matches_coding(self, coding: Coding) -> bool:
         return any(spec.matches(coding) for spec in self.codes)
 
@@ -144,6 +157,10 @@ class Concept:
 
     def has_site_code(self, codes: Iterable[Coding]) -> bool:
         return any(spec.matches(c) for c in codes for spec in self.site_codes)
+
+
+def _unit_key(unit: str) -> str:
+    return "".join(unit.split()).replace("μ", "µ").lower()
 
 
 def normalise_name(text: str) -> str:
@@ -431,7 +448,7 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[Concept], list[Diagnost
 FIELDS = ("name", "kind", "aliases", "codes", "unit", "molar_mass", "molar_mass_source", "plausible", "uln",
           "unitless", "also_units", "methods", "field", "description", "qualitative", "acute", "not_for_sex",
           "site_codes", "body_sites", "definition", "evidence", "evidence_days", "evidence_condition_days",
-          "positive_at", "negative_below")
+          "positive_at", "negative_below", "refused_units")
 _CODE_FIELDS = ("system", "code", "display", "match")
 _ULN_FIELDS = ("value", "male", "female", "unit", "source")
 MEASURED_KINDS = ("measurement", "derived", "demographic")
@@ -553,6 +570,7 @@ class _EntryChecker:
                     self.problem("V311", f"unknown derivation method {m!r}", self.where("methods"),
                                  f"did you mean {close[0]!r}?" if close else
                                  f"the methods are: {', '.join(CATALOGUE.by_key)}")
+        refused = self.refused_units()
         if kind in EVENT_KINDS and not codes:
             self.problem("V304", f"a {kind} concept needs codes: they are its value set", self.at,
                          "add codes: [{system: ICD-10-CM, code: ...}] (or SNOMED, LOINC, RxNorm, ATC)")
@@ -564,7 +582,7 @@ class _EntryChecker:
             unitless=unitless, methods=tuple(str(m) for m in methods), field=e.get("field"),
             description=e.get("description"), qualitative=bool(e.get("qualitative", False)),
             acute=bool(e.get("acute", False)), not_for_sex=e.get("not_for_sex"),
-            molar_mass_source=e.get("molar_mass_source"), origin=self.at, also_units=tuple(also_units),
+            molar_mass_source=e.get("molar_mass_source"), refused_units=refused, origin=self.at, also_units=tuple(also_units),
             site_codes=tuple(site_codes), body_sites=tuple(body_sites),
             definition=" ".join(definition.split()) if isinstance(definition, str) else None,
             evidence=tuple(evidence),
@@ -573,6 +591,20 @@ class _EntryChecker:
                                      if numbers.get("evidence_condition_days") is not None else None),
             positive_at=numbers.get("positive_at"), negative_below=numbers.get("negative_below"),
         )
+
+    def refused_units(self) -> tuple[tuple[str, str], ...]:
+        raw = self.e.get("refused_units") or []
+        out = []
+        if not isinstance(raw, list):
+            raw = [raw]
+        for item in raw:
+            if not isinstance(item, dict) or not item.get("unit") or not item.get("reason"):
+                self.problem("V306", "each refused unit needs a unit and the reason it is refused",
+                             self.where("refused_units"), "write refused_units: [{unit: mmol/mol, reason: \"...\"}]")
+                continue
+            self.unknown_fields(item, ("unit", "reason"), "a refused unit")
+            out.append((str(item["unit"]), str(item["reason"])))
+        return tuple(out)
 
     def codes(self, kind: str, key: str = "codes") -> list[CodeSpec]:
         from elig.terminology.codes import KNOWN_SYSTEMS, code_problem, short_system
