@@ -47,6 +47,27 @@ def _vocabulary() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _corpus() -> str:
+    """The measurable concepts of the registry corpus, from bench/vocabulary_corpus_counts.json
+    (written by bench/vocabulary_corpus.py; a test keeps it equal to a fresh count)."""
+    import json
+    from pathlib import Path
+
+    from elig.terminology.vocabulary import default_vocabulary
+
+    root = Path(__file__).resolve().parent.parent
+    data = json.loads((root / "bench" / "vocabulary_corpus_counts.json").read_text(encoding="utf-8"))
+    vocab = default_vocabulary()
+    rows = sorted(data["concepts"].items(), key=lambda kv: (-kv[1]["trials"], kv[0].lower()))
+    out = ["| concept | trials | lines | shipped |", "|---|---|---|---|"]
+    for name, c in rows:
+        shipped = "yes" if vocab.lookup(name) is not None else "—"
+        out.append(f"| {name} | {c['trials']} | {c['lines']} | {shipped} |")
+    two = sum(1 for _, c in rows if c["trials"] >= 2)
+    return (f"Counted by `{data['command']}` on {data['corpus']}: {len(rows)} measurable concepts named, "
+            f"{two} of them in two or more trials.\n\n" + "\n".join(out) + "\n")
+
+
 def _derivations() -> str:
     from elig.terminology.derivations import CATALOGUE
 
@@ -161,6 +182,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         markdown = markdown.replace("<!-- elig:performance -->", _performance())
     if "<!-- elig:gallery -->" in markdown:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
+    if "<!-- elig:corpus -->" in markdown:
+        markdown = markdown.replace("<!-- elig:corpus -->", _corpus())
     if "<!-- elig:vocabulary -->" in markdown:
         markdown = markdown.replace("<!-- elig:vocabulary -->", _vocabulary())
     if "<!-- elig:derivations -->" in markdown:

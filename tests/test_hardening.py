@@ -302,9 +302,9 @@ def test_diagnosing_many_erroneous_criteria_is_linear(monkeypatch):
     real = parser.get_parser()
 
     class Counting:
-        def parse(self, text, start):
+        def parse(self, text, start, **options):
             parsed.append(len(text))
-            return real.parse(text, start=start)
+            return real.parse(text, start=start, **options)
 
     monkeypatch.setattr(parser, "get_parser", lambda: Counting())
     n = 400

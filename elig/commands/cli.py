@@ -203,16 +203,18 @@ def parse(text, fmt, no_check, vocabulary_files):
         click.echo(canonical.rule(node))
     if not no_check:
         problems = checker.diagnose_rule(node, vocabulary, file="<argument>")
-        if problems:
+        if problems:  # warnings (W210, W211) name the reading taken; only errors fail
             click.echo(render_all(problems, {"<argument>": text}), err=True)
-            sys.exit(1)
+            if any(d.severity == "error" for d in problems):
+                sys.exit(1)
 
 
 @main.command()
 @click.argument("protocol", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="Write the Questionnaire to a file instead of standard output.")
+@vocabulary_option
 @_handle_errors
-def questionnaire(protocol, output):
+def questionnaire(protocol, output, vocabulary_files):
     """Write the FHIR R4 Questionnaire of PROTOCOL's attestations (one yes/no item each).
 
     Each item's linkId is the attestation's key and its text the sponsor's sentence. A
@@ -222,7 +224,7 @@ def questionnaire(protocol, output):
     from elig import api
     from elig.report.questionnaire import questionnaire_json
 
-    text = questionnaire_json(api.load_protocol(protocol))
+    text = questionnaire_json(api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files)))
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -235,9 +237,11 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.draft import command as _draft_command  # noqa: E402
 from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
+main.add_command(_draft_command, "draft")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")

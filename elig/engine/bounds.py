@@ -85,6 +85,8 @@ def plausible_uln(concept) -> tuple[float, float] | None:
 def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, sex: str | None = None):
     """The threshold as a canonical float and how it was set, resolving x ULN; or why it cannot be set."""
     unit = subject_unit(subject)
+    if bound.lln_factor is not None:
+        return lln_value(ctx, bound, subject, obs, unit)
     if bound.uln_factor is None:
         return bound.value, ThresholdUsed(text=bound.text, value=bound.value, unit=unit)
     concept = subject.concept
@@ -123,6 +125,22 @@ def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | N
         return Unusable(why, (f"reference range (ULN) of {subject.label}",) if concept.uln is None else ("sex",))
     limit = bound.uln_factor * uln
     return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=uln, uln_source=source)
+
+
+def lln_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, unit: str):
+    """A multiple of the lower limit of normal (`≥ LLN`), from the observation's reference range."""
+    concept = subject.concept
+    if obs is not None and obs.reference_low is not None:
+        ref_unit = obs.reference_unit or obs.unit or concept.unit
+        factor = ctx.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
+        if isinstance(factor, float):
+            lln = obs.reference_low * factor
+            source = f"reference range of {obs.source.record} (lower limit {with_unit(fmt(obs.reference_low), ref_unit)})"
+            limit = bound.lln_factor * lln
+            return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=lln, uln_source=source,
+                                        limit="LLN")
+    return Unusable("the observation has no reference range with a lower limit, and the vocabulary declares "
+                    "no default LLN", (f"reference range (LLN) of {subject.label}",))
 
 
 def quick_uln(ctx, concept, obs: Observation, cache: dict) -> float | None:

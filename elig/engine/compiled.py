@@ -208,6 +208,8 @@ def _comparison(node: p.ComparisonPlan) -> Rule:
         branches = {None: ((">=" if test.low_inclusive else ">", test.low),
                            ("<=" if test.high_inclusive else "<", test.high))}
     by_sex = isinstance(test, p.SexTest)
+    if any(getattr(b, "lln_factor", None) is not None for bounds in branches.values() for _, b in bounds):
+        return _explained(node)  # a multiple of the lower limit of normal: bounds.bound_value decides
     plain = all(b.uln_factor is None for bounds in branches.values() for _, b in bounds)
     if not isinstance(subject, p.MeasureRef) and not plain:
         return _explained(node)  # a multiple of the ULN needs the observation behind the value
