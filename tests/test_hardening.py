@@ -531,3 +531,13 @@ def test_json_report_escapes_c1_controls_separators_and_surrogates_and_decodes_t
     assert not any(ch in text for ch in "\x9b\u2028\u202e\ud800")
     text.encode("utf-8")
     assert json.loads(text)["patient_id"] == pid
+
+
+def test_garbage_never_makes_an_alternative_not_recorded_and_hands_the_decision_to_another():
+    proto = protocol("age ≥ 18 years", exclusion=(
+        "PTA ≤ 40% within 3 days or INR ≥ 1.5 within 3 days (whichever is recorded)",))
+    inr = obs("INR", 1.05, date="2024-03-14")
+    assert verdict(proto, record(obs("PTA", 30, "%", date="2024-03-14"), inr)) == "ineligible"
+    for pta in (obs("PTA", 30, "%", date="2024-02-30"), {"concept": [1], "value": 30, "unit": "%",
+                                                          "date": "2024-03-14"}):
+        assert verdict(proto, record(pta, inr)) == "undetermined"
