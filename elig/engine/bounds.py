@@ -159,7 +159,7 @@ def quick_uln(ctx, concept, obs: Observation, cache: dict) -> float | None:
     if uln is False:
         factor = ctx.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
         uln = None
-        if isinstance(factor, float) and uln_problem(concept, high * factor, obs.reference_low, factor) is None:
+        if isinstance(factor, float) and uln_problem(concept, high * factor, obs.reference_low, factor, ctx.resolver) is None:
             uln = high * factor
         cache[key] = uln
     return uln
