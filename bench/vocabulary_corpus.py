@@ -7,7 +7,8 @@ counts, per concept, the lines and the distinct trials that name it. Then it ask
 shipped vocabulary for each concept: a concept named in two or more trials must be there.
 
     python bench/vocabulary_corpus.py              # the table, most frequent first
-    python bench/vocabulary_corpus.py --json       # the counts as data (the tests use this)
+    python bench/vocabulary_corpus.py --json       # the counts as data
+    python bench/vocabulary_corpus.py --write-snapshot   # refresh bench/vocabulary_corpus_counts.json (docs table)
 
 Exit status 1 when a concept named in two or more trials is missing from the vocabulary.
 The patterns are deliberately spelled out one by one, as sponsors write the names
@@ -191,6 +192,13 @@ def count(corpus: Path) -> dict[str, dict]:
             for name in CONCEPTS}
 
 
+def snapshot(counts: dict[str, dict]) -> dict:
+    """The counts as committed for the documentation (concepts named at least once)."""
+    return {"corpus": "../shared/data/criteria/lines.jsonl (1,500 lines, 940 trials)",
+            "command": ".venv/bin/python bench/vocabulary_corpus.py --json",
+            "concepts": {k: {"trials": v["trials"], "lines": v["lines"]} for k, v in counts.items() if v["trials"] > 0}}
+
+
 def coverage(counts: dict[str, dict]) -> dict[str, str | None]:
     """concept -> the vocabulary concept it resolves to (None when the vocabulary lacks it)."""
     sys.path.insert(0, str(ROOT))
@@ -208,6 +216,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--json", action="store_true", help="print the counts as JSON")
+    ap.add_argument("--write-snapshot", action="store_true",
+                    help="write the counts to bench/vocabulary_corpus_counts.json, from which the docs table is built")
     ap.add_argument("--min-trials", type=int, default=2, help="concepts named in this many trials must be covered")
     args = ap.parse_args(argv)
     if not args.corpus.is_file():
@@ -216,6 +226,10 @@ def main(argv=None) -> int:
     counts = count(args.corpus)
     covered = coverage(counts)
     missing = [n for n, c in counts.items() if c["trials"] >= args.min_trials and covered[n] is None]
+    if args.write_snapshot:
+        (ROOT / "bench" / "vocabulary_corpus_counts.json").write_text(json.dumps(snapshot(counts), indent=1,
+                                                                                 ensure_ascii=False) + "\n",
+                                                                      encoding="utf-8")
     if args.json:
         print(json.dumps({"concepts": counts, "covered": covered, "missing": missing}, indent=2, ensure_ascii=False))
         return 1 if missing else 0

@@ -302,9 +302,9 @@ def test_diagnosing_many_erroneous_criteria_is_linear(monkeypatch):
     real = parser.get_parser()
 
     class Counting:
-        def parse(self, text, start):
+        def parse(self, text, start, **options):
             parsed.append(len(text))
-            return real.parse(text, start=start)
+            return real.parse(text, start=start, **options)
 
     monkeypatch.setattr(parser, "get_parser", lambda: Counting())
     n = 400
@@ -444,6 +444,22 @@ def test_implausible_fhir_reference_range_upper_limit_falls_back_to_the_default(
     assert str(r.verdict) == "ineligible" and r.criteria[0].explanation.threshold.uln == 40
 
 
+def test_reference_ranges_of_many_patients_convert_each_unit_once(monkeypatch):
+    """A screen of many patients whose ALT comes with a reference range converts "U/L" (and the
+    vocabulary's ULN unit) through pint a fixed number of times, not once per patient."""
+    from elig.terminology import units
+
+    calls = []
+    real = units.conversion_factor_q
+    monkeypatch.setattr(units, "conversion_factor_q", lambda *a, **k: calls.append(a) or real(*a, **k))
+    proto = protocol("ALT ≤ 5 x ULN")
+    verdicts = [verdict(proto, record(obs("ALT", 30 + 100 * (i % 3), "U/L",
+                                          reference_range={"high": 40 + i % 5, "unit": "U/L"})))
+                for i in range(60)]
+    assert verdicts[:3] == ["eligible", "eligible", "ineligible"]
+    assert len(calls) <= 3
+
+
 def test_number_beside_a_threshold_has_enough_digits_to_read_true():
     proto = protocol("Creatinine clearance ≥ 60 mL/min (Cockcroft-Gault) within 7 days")
     data = record(obs("serum creatinine", 112, "µmol/L"), obs("body weight", 72, "kg"))
@@ -531,3 +547,13 @@ def test_json_report_escapes_c1_controls_separators_and_surrogates_and_decodes_t
     assert not any(ch in text for ch in "\x9b\u2028\u202e\ud800")
     text.encode("utf-8")
     assert json.loads(text)["patient_id"] == pid
+
+
+def test_garbage_never_makes_an_alternative_not_recorded_and_hands_the_decision_to_another():
+    proto = protocol("age ≥ 18 years", exclusion=(
+        "PTA ≤ 40% within 3 days or INR ≥ 1.5 within 3 days (whichever is recorded)",))
+    inr = obs("INR", 1.05, date="2024-03-14")
+    assert verdict(proto, record(obs("PTA", 30, "%", date="2024-03-14"), inr)) == "ineligible"
+    for pta in (obs("PTA", 30, "%", date="2024-02-30"), {"concept": [1], "value": 30, "unit": "%",
+                                                          "date": "2024-03-14"}):
+        assert verdict(proto, record(pta, inr)) == "undetermined"

@@ -175,3 +175,15 @@ def test_units_that_mean_something_else_are_refused_not_rescaled():
     assert "divalent" in result.criterion("I2").explanation.summary
     with pytest.raises(ProtocolError, match="not compared in mmol/mol"):
         elig.parse_protocol_text("protocol X\ninclusion\n  I1\n    HbA1c ≤ 53 mmol/mol\n")
+
+
+def test_the_documented_counts_are_the_corpus_counts():
+    import json
+
+    bench = _bench()
+    corpus = bench.default_corpus()
+    if not corpus.is_file():
+        pytest.skip(f"no registry corpus at {corpus} (set ELIG_CORPUS)")
+    committed = json.loads((ROOT / "bench" / "vocabulary_corpus_counts.json").read_text(encoding="utf-8"))
+    assert committed == bench.snapshot(bench.count(corpus)), \
+        "refresh: .venv/bin/python bench/vocabulary_corpus.py --write-snapshot"

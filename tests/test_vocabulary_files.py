@@ -128,6 +128,8 @@ def test_every_command_takes_vocabulary(site):
     r = invoke("test", "--vocabulary", voc, plain)
     assert r.exit_code == 0, r.output
     assert "1 passed" in r.output or "1/1" in r.output
+    r = invoke("questionnaire", "--vocabulary", voc, plain)
+    assert r.exit_code == 0 and '"resourceType": "Questionnaire"' in r.output.replace('":"', '": "')
 
 
 def test_the_same_file_named_twice_is_read_once(site):

@@ -100,5 +100,5 @@ def explain(checked: CheckedProtocol, folder: str | Path, patient_id: str, as_of
     pid, source, line, origin = found[0]
     from elig.api import with_attestations
 
-    record = with_attestations(read_again(source, line, origin, pid), attestations, site_codes)
+    record = with_attestations(read_again(source, line, origin, pid), attestations, site_codes, checked)
     return evaluate(checked, record, as_of)

@@ -29,7 +29,7 @@ def _handle_errors(fn):
         except OSError as exc:  # cannot read or write a file the user named
             where = getattr(exc, "filename", None)
             click.echo(f"error: {where + ': ' if where else ''}{exc.strerror or exc}", err=True)
-            click.echo("  = help: check the path and that its folder exists and is writable", err=True)
+            click.echo(f"  = help: {_os_error_hint(exc)}", err=True)
             sys.exit(1)
         except ProtocolError as exc:
             click.echo(render_all(exc.diagnostics, exc.sources), err=True)
@@ -55,6 +55,17 @@ def _handle_errors(fn):
                        err=True)
             sys.exit(70)
     return wrapper
+
+
+def _os_error_hint(exc: OSError) -> str:
+    """A hint that fits what went wrong: a missing input is not a folder that is not writable."""
+    if isinstance(exc, FileNotFoundError):
+        return "check the path (for a file to write, that its folder exists)"
+    if isinstance(exc, IsADirectoryError):
+        return "give a file, not a folder"
+    if isinstance(exc, PermissionError):
+        return "check that you may read the file (or write to its folder)"
+    return "check the path and that its folder exists and is writable"
 
 
 def _style(text: str, kind) -> str:
@@ -152,7 +163,7 @@ def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, fro
 
         result = batch_api.explain(checked, from_batch, patient, as_of_date, attestations, site_codes)
     else:
-        record = api.with_attestations(load_patient(patient), attestations, site_codes)
+        record = api.with_attestations(load_patient(patient), attestations, site_codes, checked)
         result = api.evaluate(checked, record, as_of_date)
     if changes:
         from elig.report.changes import render_changes_text, what_would_change
@@ -212,16 +223,18 @@ def parse(text, fmt, no_check, vocabulary_files):
         click.echo(canonical.rule(node))
     if not no_check:
         problems = checker.diagnose_rule(node, vocabulary, file="<argument>")
-        if problems:
+        if problems:  # warnings (W210, W211) name the reading taken; only errors fail
             click.echo(render_all(problems, {"<argument>": text}), err=True)
-            sys.exit(1)
+            if any(d.severity == "error" for d in problems):
+                sys.exit(1)
 
 
 @main.command()
 @click.argument("protocol", type=click.Path())
 @click.option("-o", "--output", type=click.Path(), help="Write the Questionnaire to a file instead of standard output.")
+@vocabulary_option
 @_handle_errors
-def questionnaire(protocol, output):
+def questionnaire(protocol, output, vocabulary_files):
     """Write the FHIR R4 Questionnaire of PROTOCOL's attestations (one yes/no item each).
 
     Each item's linkId is the attestation's key and its text the sponsor's sentence. A
@@ -231,7 +244,7 @@ def questionnaire(protocol, output):
     from elig import api
     from elig.report.questionnaire import questionnaire_json
 
-    text = questionnaire_json(api.load_protocol(protocol))
+    text = questionnaire_json(api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files)))
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -244,9 +257,11 @@ from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command, tables_command as _tables_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
+from elig.commands.draft import command as _draft_command  # noqa: E402
 from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
 
 main.add_command(_lint_command, "lint")
+main.add_command(_draft_command, "draft")
 main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")

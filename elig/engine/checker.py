@@ -12,6 +12,12 @@ E109 misplaced 'unless'                         E110 grade on a non-condition
 E112 duplicate criterion id                     E113 unknown method parameter
 E120 a definition that cannot be used           E121 '(whichever is recorded)' on a non-measurement
 E122 '(if of ...)' on something other than a fact
+E114 a name and its abbreviation name different concepts
+
+and warnings, which do not stop a protocol but say which reading was taken:
+
+W210 ambiguous sponsor phrasing (the reading is named)
+W211 a unit read with a restored superscript (100x109/L as 100 x 10^9/L)
 """
 
 from __future__ import annotations
@@ -30,6 +36,12 @@ from elig.terminology.derivations import CATALOGUE, Catalogue
 from elig.diagnostics import Diagnostic, ProtocolError, Span
 from elig.terminology.units import Q_, conversion_factor_q, describe_dimension, format_number, parse_unit, ureg
 from elig.terminology.vocabulary import EVENT_KINDS, Concept, Vocabulary, VocabularyError, default_vocabulary
+
+_NOT_SHARED = object()  # shared_subjects: the comparison has one subject
+
+# Words sponsors add after a concept's name that do not change what is measured.
+_PADDING_AFTER = frozenset({"level", "levels", "value", "values", "result", "results", "concentration",
+                            "concentrations", "score"})
 
 _TIME_UNITS = (("year", ureg.year), ("month", ureg.month), ("week", ureg.week),
                ("day", ureg.day), ("hour", ureg.hour))
@@ -78,26 +90,35 @@ def check(protocol: t.Protocol, vocabulary: Vocabulary | None = None,
     if checker.errors:
         raise ProtocolError(checker.errors, {protocol.file: protocol.source})
     return p.CheckedProtocol(tree=protocol, criteria=criteria, vocabulary=checker.vocabulary,
-                             checksum=protocol_checksum(protocol.source or canonical.protocol(protocol)))
+                             checksum=protocol_checksum(protocol.source or canonical.protocol(protocol)),
+                             warnings=tuple(checker.warnings))
 
 
 def diagnose(protocol: t.Protocol, vocabulary: Vocabulary | None = None) -> list[Diagnostic]:
-    """All diagnostics of a protocol, without raising (problems of its vocabulary files included)."""
+    """All diagnostics of a protocol (errors, then the readings it warns about), without raising.
+
+    Problems of its vocabulary files are included."""
     try:
         vocabulary = protocol_vocabulary(protocol, vocabulary)
     except VocabularyError as exc:
         return list(exc.diagnostics)
     checker = _Checker(vocabulary, CATALOGUE, protocol)
     checker.run()
-    return checker.errors
+    return checker.errors + checker.warnings
 
 
-def diagnose_rule(rule, vocabulary: Vocabulary | None = None, file: str = "<rule>") -> list[Diagnostic]:
-    """The diagnostics of one rule (``elig parse`` checks names and units, not only syntax)."""
+def diagnose_rule(rule, vocabulary: Vocabulary | None = None, file: str = "<rule>",
+                  section: str = "inclusion") -> list[Diagnostic]:
+    """The diagnostics of one rule (``elig parse`` checks names and units, not only syntax).
+
+    Errors come first; warnings (W210, W211) say which reading an ambiguous phrase was given,
+    as in an inclusion unless ``section`` says otherwise.
+    """
     checker = _Checker(vocabulary or default_vocabulary(), CATALOGUE, t.Protocol(id="rule", title=None, criteria=(),
                                                                                 file=file))
+    checker.section = section
     checker.rule(rule)
-    return checker.errors
+    return checker.errors + checker.warnings
 
 
 class _Checker:
@@ -106,13 +127,18 @@ class _Checker:
         self.catalogue = catalogue
         self.protocol = protocol
         self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
         self.lookback: p.Duration | None = None
+        self.section = "inclusion"
         self.definitions: dict[str, t.Definition] = {}  # the protocol's own readings, by concept name
         self._defined: dict[str, p.DefinitionPlan | None] = {}  # compiled once per concept
         self._defining: list[str] = []
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.errors.append(Diagnostic(code, message, span=span, hint=hint))
+
+    def warn(self, code: str, message: str, span: Span | None, hint: str) -> None:
+        self.warnings.append(Diagnostic(code, message, span=span, hint=hint, severity="warning"))
 
     # ------------------------------------------------------------ protocol
     def run(self) -> tuple[p.CriterionPlan, ...]:
@@ -139,6 +165,7 @@ class _Checker:
                            f"ids name criteria in reports; rename one (the first is at line {first.line})"
                            if first else "rename one of them")
             seen[c.id] = c
+            self.section = c.section
             rule = c.rule
             if isinstance(rule, t.Unless):
                 plan = p.LogicPlan("unless", (self.rule(rule.rule), self.rule(rule.exception)), rule,
@@ -189,8 +216,21 @@ class _Checker:
         raise TypeError(type(node).__name__)
 
     # ------------------------------------------------------------ names
+    def lookup(self, text: str) -> Concept | None:
+        """A concept by name, also as sponsors pad it: `serum creatinine level`, `platelet count value`."""
+        concept = self.vocabulary.lookup(text)
+        if concept is not None:
+            return concept
+        words = text.split()
+        while len(words) > 1 and words[-1].lower() in _PADDING_AFTER:
+            words = words[:-1]
+            concept = self.vocabulary.lookup(" ".join(words))
+            if concept is not None:
+                return concept
+        return None
+
     def concept(self, name: t.Name, kinds: tuple[str, ...], what: str) -> Concept | None:
-        concept = self.vocabulary.lookup(name.text)
+        concept = self.lookup(name.text)
         if concept is None:
             suggestion = self.vocabulary.suggest(name.text, kinds) or self.vocabulary.suggest(name.text)
             if suggestion and name.text[:1].isupper():
@@ -225,9 +265,12 @@ class _Checker:
             unit_text = f"{num[2]}" if den[2] in ("1", None) else f"{num[2]}/({den[2]})"
             label = f"{num[0].label}/{den[0].label}"
             return p.RatioRef(num[0], den[0], label, unit_text), unit_q, unit_text
+        subject = self.abbreviation(subject)
         concept = self.concept(subject.name, ("measurement", "derived", "demographic"), "a measured or derived value")
         if concept is None:
             return None, None, None
+        if concept.kind == "measurement" and subject.method is not None and not subject.method.params:
+            concept = self.derived_instead(concept, subject.method) or concept
         unit_q = parse_unit(concept.unit) if concept.unit else Q_(1, "dimensionless")
         if concept.kind == "derived":
             names = subject.method.names if subject.method else ()
@@ -239,10 +282,59 @@ class _Checker:
                 return None, None, None
             params = self.params(found, subject.method)
             return p.DerivedRef(concept, found, subject.name.text, params), unit_q, concept.unit
-        if subject.method is not None:
+        if subject.method is not None and (subject.method.params or self._derivation_method(subject.method)):
             self.error("E102", f"'{subject.name.text}' is measured, not derived: it takes no method",
                        subject.method.span, "remove the parenthesised method")
+        # Any other name after a measured value says how it is assessed (`by echocardiogram or MUGA`):
+        # kept in the tree, not checked against the record.
         return p.MeasureRef(concept, subject.name.text), unit_q, concept.unit
+
+    def derived_instead(self, measured: Concept, method: t.Method) -> Concept | None:
+        """`eGFR ≥ 60 mL/min/1.73 m² (CKD-EPI 2021)`: the method names the calculation of a derived concept.
+
+        The measured value named, with a method that computes a value of the same kind, selects
+        the derived concept (the sponsor asks for the calculation, not a reported value).
+        """
+        if measured.unit is None:
+            return None
+        for derivation in self.catalogue.by_key.values():
+            derived = self.vocabulary.lookup(derivation.concept)
+            if derived is None or derived.kind != "derived" or derived.unit is None:
+                continue
+            if not isinstance(self.catalogue.resolve(derived.name, None, method.names), str):
+                try:
+                    same = parse_unit(derived.unit).dimensionality == parse_unit(measured.unit).dimensionality
+                except Exception:  # a vocabulary unit pint cannot read: not this one
+                    same = False
+                if same:
+                    return derived
+        return None
+
+    def _derivation_method(self, method: t.Method) -> bool:
+        return any(self.catalogue.is_method_name(n) for n in method.names)
+
+    def abbreviation(self, measure: t.Measure) -> t.Measure:
+        """`Absolute neutrophil count (ANC)`: a parenthesised name that names a concept is an abbreviation.
+
+        The vocabulary decides: when the parenthesised word is a concept's name it is the
+        sponsor's abbreviation (it must name the same concept as the words before it, E114);
+        otherwise it is a derivation or assessment method.
+        """
+        m = measure.method
+        if m is None or m.by or m.params or len(m.names) != 1:
+            return measure
+        short = self.lookup(m.names[0])
+        if short is None:
+            return measure
+        full = self.lookup(measure.name.text)
+        if full is None:  # the sponsor's long name is not in the vocabulary; its abbreviation is
+            return t.Measure(name=t.Name(m.names[0], span=m.span), method=None, span=measure.span)
+        if full.name != short.name:
+            self.error("E114", f"'{measure.name.text}' is {full.name}, but its abbreviation '{m.names[0]}' is "
+                               f"{short.name}", m.span,
+                       "correct the name or the abbreviation; a method in parentheses must not be a concept's name")
+            return t.Measure(name=measure.name, method=None, span=measure.span)
+        return t.Measure(name=measure.name, method=None, span=measure.span)
 
     def params(self, derivation, method: t.Method | None) -> tuple[tuple[str, float], ...]:
         if method is None or not method.params:
@@ -275,8 +367,15 @@ class _Checker:
     # ------------------------------------------------------------ thresholds
     def bound(self, th, concept: Concept | None, unit_q: pint.Quantity, unit_text: str | None,
               subject_label: str, allow_uln: bool) -> p.Bound | None:
+        if isinstance(th, t.LlnMultiple):
+            text = canonical.threshold(th)
+            if not allow_uln:
+                self.error("E108", f"'{subject_label}' has no lower limit of normal", th.span,
+                           "x LLN applies to laboratory measurements; give a value with a unit instead")
+                return None
+            return p.Bound(text=text, lln_factor=th.factor)
         if isinstance(th, t.UlnMultiple):
-            text = f"{th.number} x ULN"
+            text = canonical.threshold(th)
             if not allow_uln:
                 hint = "x ULN applies to laboratory measurements; give a value with a unit instead"
                 if "/" in subject_label:
@@ -288,6 +387,10 @@ class _Checker:
             return p.Bound(text=text, uln_factor=th.factor)
         text = canonical.quantity(th)
         q = th.value
+        if th.restored_from is not None:
+            self.warn("W211", f"'{th.number}{th.restored_from}' is read as {text}: the superscript of the power "
+                              f"of ten was lost in the registry text", th.span,
+                      f"write '{text}' if that is what the protocol says (then the warning goes)")
         dimensionless_subject = not unit_q.dimensionality
         if not th.has_unit:
             if dimensionless_subject and (unit_text or "1") not in ("%", "percent"):
@@ -340,6 +443,13 @@ class _Checker:
 
     # ------------------------------------------------------------ comparisons
     def comparison(self, node: t.Comparison) -> p.RulePlan | None:
+        shared = self.shared_subjects(node)
+        if shared is not _NOT_SHARED:
+            return shared  # a plan, or None when a name had an error (reported)
+        if isinstance(node.test, t.Conditional):
+            return self.conditional(node)
+        if isinstance(node.test, t.OneOf):
+            return self.one_of(node)
         subject, unit_q, unit_text = self.subject(node.subject)
         window = self.duration(node.window) if node.window is not None else None
         if subject is None:
@@ -352,6 +462,13 @@ class _Checker:
             return self.bound(th, concept, unit_q, unit_text, label, allow_uln)
 
         test = node.test
+        if isinstance(test, t.NormalRange):
+            if not allow_uln:
+                self.error("E108", f"'{label}' has no normal range", test.span,
+                           "'within normal limits' applies to laboratory measurements; give a range instead")
+                return None
+            test = t.Between(low=t.LlnMultiple(1.0, "1", span=test.span), high=t.UlnMultiple(1.0, "1", span=test.span),
+                             span=test.span)
         if isinstance(test, t.Compare):
             bound = b(test.threshold)
             plan_test = p.CompareTest(test.comparator, bound) if bound else None
@@ -377,6 +494,134 @@ class _Checker:
         if window is None and not demographic:
             window = self.lookback  # the protocol's default look-back, for measured and derived values
         return p.ComparisonPlan(subject=subject, test=plan_test, window=window, node=node)
+
+    def shared_subjects(self, node: t.Comparison) -> p.RulePlan | None:
+        """`AST and ALT ≤ 3 x ULN`, `SGOT and/or SGPT ...`, `AST/ALT ≤ 2.5 x ULN`: one test for each name.
+
+        `and` means each; `or`, `and/or` and a slash that is not a ratio are ambiguous: read as
+        each in an inclusion and as either in an exclusion (the reading that excludes the patient
+        when one value is out of range), with a W210 naming it. When the vocabulary says the first
+        names are conditions or facts (`pregnant and ANC ≥ 1.5 x 10^9/L`) they are rules of their own.
+        """
+        subject = node.subject
+        if isinstance(subject, t.Ratio):
+            if not self._shared_ratio(subject, node.test):
+                return _NOT_SHARED
+            items, joiner = (subject.numerator, subject.denominator), "/"
+        elif isinstance(subject, t.Subjects):
+            items, joiner = subject.items, subject.joiner
+        else:
+            return _NOT_SHARED
+        events = []
+        for m in items[:-1]:
+            concept = self.lookup(m.name.text)
+            if concept is not None and concept.kind not in ("measurement", "derived", "demographic"):
+                events.append(m)
+            else:
+                break
+        if events:  # `pregnant and ANC ≥ ...`: the vocabulary reads the first names as rules
+            rules = [self.rule(t.Event(name=m.name, abbreviation=m.method.names[0] if m.method and len(m.method.names) == 1
+                                       else None, span=m.span)) for m in events]
+            rest = items[len(events):]
+            last = rest[0] if len(rest) == 1 else t.Subjects(items=tuple(rest), joiner=joiner, span=subject.span)
+            rules.append(self.rule(attrs.evolve(node, subject=last)))
+            if any(r is None for r in rules):
+                return None
+            op = "or" if joiner in ("or", "and/or") else "and"
+            return p.LogicPlan(op, tuple(rules), node)
+        names = " and ".join(m.name.text for m in items)
+        if joiner == "and":
+            op = "and"
+            if self.section == "exclusion":
+                self.warn("W210", f"'{canonical.subject(subject)}' in an exclusion is read as written: the patient is "
+                                  f"excluded only when each of {names} meets the test", subject.span,
+                          "if one value out of range excludes the patient, write 'or' and the warning names that "
+                          "reading; or write one comparison per name")
+        else:
+            op = "and" if self.section != "exclusion" else "or"
+            reading = (f"each of {names} must meet the test" if op == "and" else
+                       f"the patient is excluded when any of " + " or ".join(m.name.text for m in items) +
+                       " meets the test")
+            what = f"'{subject.numerator.name.text}/{subject.denominator.name.text}' is not a ratio the vocabulary knows, " \
+                   if joiner == "/" else f"'{joiner}' between names is ambiguous, "
+            self.warn("W210", f"{what}read as two values sharing the test: {reading}", subject.span,
+                      "write one comparison per name joined by 'and' or 'or' to say it outright")
+        plans = []
+        for m in items:
+            plans.append(self.rule(attrs.evolve(node, subject=m)))
+        if any(x is None for x in plans):
+            return None
+        return p.LogicPlan(op, tuple(plans), node)
+
+    def _shared_ratio(self, ratio: t.Ratio, test) -> bool:
+        """`AST/ALT ≤ 2.5 x ULN` shares the test; `PaO2/FiO2 ≤ 300 mmHg` divides."""
+        whole = f"{ratio.numerator.name.text}/{ratio.denominator.name.text}"
+        if self.lookup(whole) is not None or self.lookup(whole + " ratio") is not None:
+            return False
+        num, den = self.lookup(ratio.numerator.name.text), self.lookup(ratio.denominator.name.text)
+        if num is None or den is None or num.kind != "measurement" or den.kind != "measurement":
+            return False
+        thresholds = _thresholds(test)
+        if any(isinstance(th, (t.UlnMultiple, t.LlnMultiple)) for th in thresholds) or isinstance(test, t.NormalRange):
+            return True
+        if not thresholds or num.unit is None:
+            return False
+        if den.unit is None:
+            return False
+        try:  # two values of one kind, and a threshold of that kind: not their quotient
+            a, b = parse_unit(num.unit), parse_unit(den.unit)
+            units = [th.value for th in thresholds if isinstance(th, t.Quantity) and th.has_unit]
+            return (a.dimensionality == b.dimensionality and bool(a.dimensionality) and bool(units)
+                    and all(u.dimensionality == a.dimensionality for u in units))
+        except Exception:  # an unparseable unit: leave the ratio to the usual checks
+            return False
+
+    def conditional(self, node: t.Comparison) -> p.RulePlan | None:
+        """`≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)`: the alternative applies to the patients named.
+
+        Met when the main test holds, or when the condition holds and its own test does. When an
+        alternative is stricter than the main test, the main test applies only without the condition.
+        """
+        test = node.test
+        main_plan = None
+        if test.main is not None:
+            main_plan = self.rule(attrs.evolve(node, test=test.main))
+        branches = []
+        negated = []
+        for alt in test.alternatives:
+            cond = self.rule(alt.condition)
+            alt_plan = self.rule(attrs.evolve(node, test=alt.test))
+            if cond is None or alt_plan is None:
+                return None
+            branches.append(p.LogicPlan("and", (cond, alt_plan), alt, text=canonical.condition(alt.condition) +
+                                        f" and {canonical.rule(attrs.evolve(node, test=alt.test))}"))
+            if test.main is None or not _looser(alt.test, test.main):
+                negated.append(p.LogicPlan("not", (cond,), alt.condition, text="not " + canonical.condition(alt.condition)))
+        if test.main is None:
+            if main_plan is None and len(branches) == 1:
+                # `AST ≤ 5 x ULN if liver metastases`: a test for those patients; the others pass it.
+                cond = branches[0].children[0]
+                return p.LogicPlan("or", (negated[0], branches[0].children[1]), node)
+            return p.LogicPlan("or", tuple([p.LogicPlan("and", tuple(negated), node, text="none of the conditions")]
+                                           + branches), node)
+        if main_plan is None:
+            return None
+        first = main_plan if not negated else p.LogicPlan(
+            "and", tuple(negated) + (main_plan,), test.main, text=" and ".join(n.text for n in negated) +
+            f" and {main_plan.text}")
+        return p.LogicPlan("or", (first, *branches), node)
+
+    def one_of(self, node: t.Comparison) -> p.RulePlan | None:
+        """`ECOG performance status of 0 or 1`: a range when the values follow one another, else any of them."""
+        values = sorted(float(v.value.magnitude) for v in node.test.values)
+        if all(v.is_integer() for v in values) and values == [values[0] + i for i in range(len(values))]:
+            low = min(node.test.values, key=lambda v: float(v.value.magnitude))
+            high = max(node.test.values, key=lambda v: float(v.value.magnitude))
+            return self.comparison(attrs.evolve(node, test=t.Between(low=low, high=high, span=node.test.span)))
+        plans = [self.rule(attrs.evolve(node, test=t.Compare("==", v, span=v.span))) for v in node.test.values]
+        if any(x is None for x in plans):
+            return None
+        return p.LogicPlan("or", tuple(plans), node)
 
     # ------------------------------------------------------------ events
     def event(self, node: t.Event) -> p.RulePlan | None:
@@ -480,6 +725,36 @@ class _Checker:
         if bound is None or window is None:
             return None
         return p.RatePlan(concept=concept, op=node.comparator, bound=bound, window=window, node=node)
+
+
+def _thresholds(test) -> list:
+    if isinstance(test, t.Compare):
+        return [test.threshold]
+    if isinstance(test, t.Between):
+        return [test.low, test.high]
+    if isinstance(test, t.BySex):
+        return [b.test.threshold for b in test.branches]
+    if isinstance(test, t.Conditional):
+        return ([test.main.threshold] if test.main else []) + [a.test.threshold for a in test.alternatives]
+    return []
+
+
+def _looser(alt: t.Compare, main: t.Compare) -> bool:
+    """Whether every value meeting ``main`` meets ``alt`` (same direction, a wider threshold)."""
+    up = {">": 1, ">=": 1, "<": -1, "<=": -1}
+    if up.get(alt.comparator) is None or up.get(alt.comparator) != up.get(main.comparator):
+        return False
+    a, m = alt.threshold, main.threshold
+    if type(a) is not type(m):
+        return False
+    if isinstance(a, t.Quantity):
+        try:
+            av, mv = float(a.value.to(m.value.units).magnitude), float(m.value.magnitude)
+        except Exception:  # units of different kinds: the checker reports them
+            return False
+    else:
+        av, mv = a.factor, m.factor
+    return av <= mv if up[alt.comparator] > 0 else av >= mv
 
 
 def _kind_hint(concept: Concept) -> str:

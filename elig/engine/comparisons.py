@@ -98,8 +98,9 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
                + conversion_note(ctx, used, derived, value, (lo_v, hi_v)))
     threshold = ThresholdUsed(text=f"{'' if test.low_inclusive else 'more than '}{lo_t.text} to "
                                    f"{hi_t.text}{'' if test.high_inclusive else ' (exclusive)'}",
-                              value=None, unit=unit, uln=lo_t.uln or hi_t.uln,
-                              uln_source=lo_t.uln_source or hi_t.uln_source)
+                              value=None, unit=unit, uln=hi_t.uln or lo_t.uln,
+                              uln_source=hi_t.uln_source or lo_t.uln_source,
+                              limit=hi_t.limit if hi_t.uln is not None else lo_t.limit)
     gap = None
     if outcome is Outcome.NOT_MET:
         gap = (distance(value, ">=" if test.low_inclusive else ">", lo_v, unit) if not ok_lo

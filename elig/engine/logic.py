@@ -71,8 +71,14 @@ def recorded(ctx: Context, node) -> bool:
     opens = window_start(ctx.as_of, window.amount, window.unit) if window else None
 
     def present(concept) -> bool:
-        for obs in ctx.observations(concept.name):
-            if obs.date is None or obs.date.earliest() > ctx.as_of:
+        # An entry that cannot be placed in time, or that may be of the concept (no readable concept
+        # or code; a display naming it), may be recorded in the window: garbage never makes an
+        # alternative "not recorded" and hands the decision to another (docs/semantics.md).
+        maybe = ctx.observations(concept.name) + ctx.unmatched(concept.name) + ctx.unreadable("observation")
+        for obs in maybe:
+            if obs.date is None:
+                return True
+            if obs.date.earliest() > ctx.as_of:
                 continue
             if opens is None or within(obs.date, opens, ctx.as_of) is not False:
                 return True

@@ -29,11 +29,12 @@ class Duration:
 
 @attrs.frozen
 class Bound:
-    """A threshold in canonical units, or a multiple of the ULN."""
+    """A threshold in canonical units, or a multiple of the ULN or LLN."""
 
     text: str  # as written: "1.5 x 10^9/L", "2.5 x ULN"
-    value: float | None = None  # canonical unit; None for ULN multiples
+    value: float | None = None  # canonical unit; None for ULN and LLN multiples
     uln_factor: float | None = None
+    lln_factor: float | None = None
     quantity: pint.Quantity | None = attrs.field(default=None, eq=False, repr=False)
 
 

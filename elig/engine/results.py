@@ -87,6 +87,7 @@ class ThresholdUsed:
     unit: str | None
     uln: float | None = None
     uln_source: str | None = None  # "reference range of Observation/abc" or "vocabulary default"
+    limit: str = "ULN"  # which limit of normal `uln` holds: "ULN", or "LLN" for `≥ LLN`
 
 
 @attrs.frozen
@@ -179,8 +180,13 @@ class EvaluationResult:
         raise KeyError(cid)
 
     def to_json_dict(self) -> dict[str, Any]:
-        out = attrs.asdict(self, value_serializer=_serialise)
+        out = attrs.asdict(self, value_serializer=_serialise, filter=_keep)
         return {"schema_version": SCHEMA_VERSION, **out}
+
+
+def _keep(field, value) -> bool:
+    """A threshold's ``limit`` appears only when it is not the usual ULN."""
+    return not (field.name == "limit" and value == "ULN")
 
 
 def _serialise(inst, field, value):

@@ -25,7 +25,7 @@ def logic_summary(op: str, children, outcome: Outcome) -> str:
 
 
 def limit_text(bound: p.Bound, limit: float, unit: str) -> str:
-    if bound.uln_factor is not None:
+    if bound.uln_factor is not None or bound.lln_factor is not None:
         return f"{bound.text} = {with_unit(fmt(limit), unit)}"
     return f"{bound.text}"
 

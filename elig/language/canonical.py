@@ -28,12 +28,15 @@ def quantity(q: t.Quantity) -> str:
 
 
 def threshold(th) -> str:
-    if isinstance(th, t.UlnMultiple):
-        return f"{th.number} x ULN"
+    if isinstance(th, (t.UlnMultiple, t.LlnMultiple)):
+        word = "ULN" if isinstance(th, t.UlnMultiple) else "LLN"
+        return word if th.factor == 1 else f"{th.number} x {word}"
     return quantity(th)
 
 
 def method(m: t.Method) -> str:
+    if m.by and not m.params and len(m.names) > 1:
+        return "by " + " or ".join(m.names)
     items = list(m.names) + [f"{p.name}: {quantity(p.value)}" for p in m.params]
     return "(" + ", ".join(items) + ")"
 
@@ -50,7 +53,13 @@ def measure(m: t.Measure) -> str:
 def subject(s) -> str:
     if isinstance(s, t.Ratio):
         return f"{measure(s.numerator)}/{measure(s.denominator)}"
+    if isinstance(s, t.Subjects):  # each name keeps its abbreviation or method right after it
+        return f" {s.joiner} ".join(measure(m) + (f" {method(m.method)}" if m.method else "") for m in s.items)
     return measure(s)
+
+
+def condition(c) -> str:
+    return c.sex if isinstance(c, t.SexFact) else event(c)
 
 
 def _method_of(s) -> t.Method | None:
@@ -62,6 +71,15 @@ def test(ts) -> str:
         return f"{SYMBOLS[ts.comparator]} {threshold(ts.threshold)}"
     if isinstance(ts, t.BySex):
         return ", ".join(f"{SYMBOLS[b.test.comparator]} {threshold(b.test.threshold)} if {b.sex}" for b in ts.branches)
+    if isinstance(ts, t.Conditional):
+        parts = [test(ts.main)] if ts.main is not None else []
+        parts += [f"{test(a.test)} if {condition(a.condition)}" for a in ts.alternatives]
+        return ", ".join(parts)
+    if isinstance(ts, t.OneOf):
+        numbers = [v.number for v in ts.values]
+        return ", ".join(numbers[:-1]) + f" or {numbers[-1]}"
+    if isinstance(ts, t.NormalRange):
+        return "within normal limits"
     if isinstance(ts, t.Between):
         raise AssertionError("ranges are printed by comparison()")
     raise TypeError(ts)
@@ -82,6 +100,8 @@ def comparison(c: t.Comparison) -> str:
         parts.append(f"{subject(c.subject)} {test(c.test)}")
     if m is not None:
         parts.append(method(m))
+    if c.assessment is not None:
+        parts.append("assessed by " + " or ".join(c.assessment.names))
     if c.window is not None:
         parts.append(f"within {quantity(c.window)}")
     return " ".join(parts)
@@ -99,6 +119,8 @@ def event(e: t.Event) -> str:
     elif e.prefix:
         parts.append(e.prefix)
     parts.append(name(e.name))
+    if e.abbreviation is not None:
+        parts.append(f"({e.abbreviation})")
     if e.grade is not None:
         g = e.grade
         show = _roman if g.roman else str

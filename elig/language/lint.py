@@ -10,7 +10,7 @@ W201 criterion without the sponsor's sentence   W202 criterion ids out of order
 W203 threshold made redundant by another        W204 thresholds that cannot all hold
 W205 threshold outside the plausible range      W206 measurement without a look-back window
 W207 exclusion that repeats an inclusion        W208 attestation of something in the data
-W209 restored comparator without a note
+W209 restored comparator without a note        W212 draft criterion still to encode (TODO note)
 
 ``lint`` is pure: it reads a tree and a vocabulary and returns diagnostics.
 """
@@ -36,6 +36,7 @@ CODES = {
     "W207": "exclusion that repeats an inclusion",
     "W208": "attestation of something the record could decide",
     "W209": "restored comparator without a note",
+    "W212": "draft criterion still to encode (TODO note)",
 }
 
 _NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
@@ -76,8 +77,30 @@ def _walk(node):
         yield from _walk(child)
 
 
+def _split(o: t.Comparison) -> list[t.Comparison]:
+    """`AST and ALT ≤ 3 x ULN` as one comparison per name (the checker's reading, for these questions)."""
+    if isinstance(o.subject, t.Subjects):
+        return [t.Comparison(subject=m, test=o.test, window=o.window, assessment=o.assessment, span=o.span)
+                for m in o.subject.items]
+    return [o]
+
+
 def _comparisons(node):
-    return [n for n in _walk(node) if isinstance(n, t.Comparison)]
+    return [c for n in _walk(node) if isinstance(n, t.Comparison) for c in _split(n)]
+
+
+def _thresholds(test) -> list:
+    if isinstance(test, t.Compare):
+        return [test.threshold]
+    if isinstance(test, t.Between):
+        return [test.low, test.high]
+    if isinstance(test, t.BySex):
+        return [b.test.threshold for b in test.branches]
+    if isinstance(test, t.Conditional):
+        return ([test.main.threshold] if test.main else []) + [a.test.threshold for a in test.alternatives]
+    if isinstance(test, t.OneOf):
+        return list(test.values)
+    return []
 
 
 class _Interval:
@@ -143,12 +166,18 @@ class _Linter:
             self.warn("W209", f"criterion {c.id}: the sponsor's sentence has '?' or '=' where the rule has ≥ or ≤, "
                               f"and no note says the comparator was restored", _id_span(c),
                       'add a note, e.g. note "the registry text lost the ≥ sign; restored from the protocol"')
+        for note in c.notes:
+            if note.lstrip().upper().startswith("TODO"):
+                self.warn("W212", f"criterion {c.id} is still to encode: {note.strip()}", _id_span(c),
+                          "encode the sponsor's sentence as a rule (or keep 'attested' for what only a person "
+                          "can record), then remove the TODO note")
         self.rule(c.rule)
         for node in _walk(c.rule):
             if isinstance(node, t.Attestation):
                 self.attestation(node)
             if isinstance(node, t.Comparison):
-                self.comparison(node)
+                for one in _split(node):
+                    self.comparison(one)
 
     # ------------------------------------------------------------ W203, W204
     def rule(self, node) -> None:
@@ -198,7 +227,7 @@ class _Linter:
     def contradiction(self, operands) -> None:
         groups: dict = {}
         for o in operands:
-            if not isinstance(o, t.Comparison):
+            if not isinstance(o, t.Comparison) or isinstance(o.subject, t.Subjects):
                 continue
             interval = self.interval(o)
             if interval is None:
@@ -238,6 +267,8 @@ class _Linter:
 
     # ------------------------------------------------------------ subjects and values
     def subject_concept(self, subject) -> Concept | None:
+        if isinstance(subject, t.Subjects):
+            return None
         if isinstance(subject, t.Measure):
             return self.vocabulary.lookup(subject.name.text)
         text = f"{subject.numerator.name.text}/{subject.denominator.name.text}"
@@ -246,7 +277,8 @@ class _Linter:
     def key(self, o: t.Comparison):
         """What a comparison is about: the same subject, method and window."""
         s = o.subject
-        measures = (s,) if isinstance(s, t.Measure) else (s.numerator, s.denominator)
+        measures = ((s,) if isinstance(s, t.Measure) else s.items if isinstance(s, t.Subjects)
+                    else (s.numerator, s.denominator))
         names = []
         for m in measures:
             concept = self.vocabulary.lookup(m.name.text)
@@ -263,6 +295,8 @@ class _Linter:
         """A threshold as a comparable number: ('uln', factor) or ('q', value in canonical unit)."""
         if isinstance(th, t.UlnMultiple):
             return ("uln", float(th.factor))
+        if isinstance(th, t.LlnMultiple):
+            return ("lln", float(th.factor))
         try:
             concept = self.subject_concept(o.subject)
             if concept is not None and concept.unit:
@@ -282,10 +316,7 @@ class _Linter:
         if concept is None:
             return
         if concept.plausible and concept.unit:
-            test = o.test
-            thresholds = {t.Compare: lambda: [test.threshold], t.Between: lambda: [test.low, test.high],
-                          t.BySex: lambda: [b.test.threshold for b in test.branches]}[type(test)]()
-            for th in thresholds:
+            for th in _thresholds(o.test):
                 self.plausible(o, concept, th)
         if (o.window is None and self.protocol.lookback is None
                 and concept.kind in ("measurement", "derived")):

@@ -33,6 +33,15 @@ class _ProtocolIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 4
 
+    _resuming = False
+
+    def process(self, stream):
+        """As Lark's, but a parse resumed after ``_soften`` keeps the indentation levels read so far."""
+        if self._resuming:
+            self._resuming = False
+            return self._process(stream)
+        return super().process(stream)
+
     def handle_NL(self, token: lark.Token):
         """As Lark's, but a tab or a dedent to no outer level is an E005 at its own line."""
         if self.paren_level > 0:
@@ -86,15 +95,22 @@ def get_parser() -> lark.Lark:
 
 
 COMPARATORS = {
-    "≥": ">=", ">=": ">=", "=>": ">=", "⩾": ">=",
-    "≤": "<=", "<=": "<=", "=<": "<=", "⩽": "<=",
+    "≥": ">=", ">=": ">=", "=>": ">=", "⩾": ">=", "≧": ">=", ">/=": ">=",
+    "≤": "<=", "<=": "<=", "=<": "<=", "⩽": "<=", "≦": "<=", "</=": "<=",
     ">": ">", "<": "<", "=": "==", "≠": "!=", "!=": "!=",
     "greater than or equal to": ">=", "less than or equal to": "<=",
     "greater than": ">", "more than": ">", "less than": "<", "fewer than": "<",
     "at least": ">=", "at most": "<=", "no more than": "<=", "no greater than": "<=",
     "no less than": ">=", "not exceeding": "<=", "not more than": "<=", "not less than": ">=",
-    "equal to": "==",
+    "equal to": "==", "up to": "<=",
+    "equal to or greater than": ">=", "equal to or more than": ">=", "equal to or less than": "<=",
+    "greater than or equal": ">=", "more than or equal to": ">=", "more than or equal": ">=",
+    "less than or equal": "<=", "equal or greater than": ">=", "equal or more than": ">=",
+    "equal or less than": "<=",
 }
+
+# 100x109/L, 4.0 x 103/µL: a scaled unit whose superscript was lost in the registry text.
+_LOST_SUPERSCRIPT = re.compile(r"[x×*]\s*10(3|6|9|12)\s*/\s*([A-Za-zµμ][A-Za-z0-9µμ^³²]*)")
 
 ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}  # the grammar's ROMAN terminal
 
@@ -233,13 +249,56 @@ class _Builder(lark.Transformer):
     @lark.v_args(meta=True)
     def comparison(self, meta, items):
         subject, test, *rest = items
-        method = next((x for x in rest if isinstance(x, t.Method)), None)
-        window = next((x for x in rest if isinstance(x, t.Quantity)), None)
+        span = self._span(meta)
+        method = assessment = None
+        alternatives = []
+        window = None
+        for x in rest:
+            if isinstance(x, t.Method):
+                if method is not None:
+                    self.errors.append(Diagnostic(
+                        "E002", "a derivation method is given twice", span=x.span,
+                        hint="write the method once, after the name or after the threshold"))
+                method = method or x
+            elif isinstance(x, t.Assessment):
+                assessment = x
+            elif isinstance(x, tuple) and x and x[0] == "alt":
+                alternatives.append(x)
+            elif isinstance(x, t.Quantity):
+                window = x
         if method is not None:
             subject = self._with_method(subject, method)
-        return t.Comparison(subject=subject, test=test, window=window, span=self._span(meta))
+        if isinstance(test, tuple) and test[0] == "either":
+            return t.Or(operands=tuple(t.Comparison(subject=subject, test=c, window=window, assessment=assessment,
+                                                    span=span) for c in test[1:]), span=span)
+        if alternatives:
+            test = self._with_alternatives(test, alternatives, span)
+        return t.Comparison(subject=subject, test=test, window=window, assessment=assessment, span=span)
+
+    def _with_alternatives(self, test, alternatives, span):
+        """``≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)``: the parenthesised threshold for some patients."""
+        if isinstance(test, t.Compare):
+            main, alts = test, []
+        elif isinstance(test, t.Conditional) and test.main is not None:
+            main, alts = test.main, list(test.alternatives)
+        else:
+            self.errors.append(Diagnostic(
+                "E007", "a conditional threshold in parentheses must follow one threshold", span=span,
+                hint="write one threshold, then the alternative: 'bilirubin ≤ 1.5 x ULN (≤ 3 x ULN if Gilbert's "
+                     "syndrome)'"))
+            return test
+        for _, cmp_tok, threshold, condition, alt_span in alternatives:
+            op = normalise_comparator(cmp_tok) if cmp_tok is not None else main.comparator
+            alts.append(t.Alternative(test=t.Compare(op, threshold, span=alt_span), condition=condition,
+                                      span=alt_span))
+        return t.Conditional(main=main, alternatives=tuple(alts), span=span)
 
     def _with_method(self, subject, method):
+        if isinstance(subject, t.Subjects):
+            self.errors.append(Diagnostic(
+                "E002", "a method after the threshold cannot say which of several names it belongs to",
+                span=method.span, hint="put the method or abbreviation right after the name it belongs to"))
+            return subject
         measure = subject.denominator if isinstance(subject, t.Ratio) else subject
         if measure.method is not None:
             self.errors.append(Diagnostic(
@@ -290,18 +349,103 @@ class _Builder(lark.Transformer):
 
     @lark.v_args(meta=True)
     def single_test(self, meta, items):
-        return t.Compare(comparator=normalise_comparator(items[0]), threshold=items[1], span=self._span(meta))
+        return self._tests([items[0]], self._span(meta))
 
     @lark.v_args(meta=True)
-    def sex_tests(self, meta, items):
-        return t.BySex(branches=tuple(items), span=self._span(meta))
+    def clauses(self, meta, items):
+        joins = [" ".join(str(i).replace(",", " , ").split()).lower() for i in items if isinstance(i, lark.Token)]
+        clauses = [i for i in items if not isinstance(i, lark.Token)]
+        if len(clauses) == 2 and all(c[2] is None for c in clauses) and joins and joins[0].strip(" ,") == "or":
+            # `age < 20 or > 70 years`: either bound (the bare one borrows the other's unit)
+            (op1, th1, _, s1), (op2, th2, _, s2) = clauses
+            th1, th2 = self._borrow_unit(th1, th2)
+            th2, th1 = self._borrow_unit(th2, th1)
+            # Each bound stands alone in `age < 20 years or age > 70 years`: it keeps the unit it borrowed.
+            th1, th2 = (attrs.evolve(x, borrowed=False) if isinstance(x, t.Quantity) else x for x in (th1, th2))
+            return ("either", t.Compare(op1, th1, span=s1), t.Compare(op2, th2, span=s2))
+        return self._tests(clauses, self._span(meta))
 
     @lark.v_args(meta=True)
-    def branch(self, meta, items):
-        cmp_tok, threshold, sex = items
+    def two_bounds(self, meta, items):
+        """`≥ 18 and < 65 years`: the two bounds of one range, in either order."""
+        op1, th1, op2, th2 = normalise_comparator(items[0]), items[1], normalise_comparator(items[2]), items[3]
         span = self._span(meta)
-        return t.SexBranch(sex=str(sex).lower(), test=t.Compare(normalise_comparator(cmp_tok), threshold, span=span),
-                           span=span)
+        up = {">": True, ">=": True, "<": False, "<=": False}
+        if op1 not in up or op2 not in up or up[op1] == up[op2]:
+            self.errors.append(Diagnostic(
+                "E003", f"a range needs a lower and an upper bound: found '{items[0]}' and '{items[2]}'", span=span,
+                hint="write '≥ 18 and < 65 years', or join two conditions with 'or'"))
+            return t.Compare(op1, th1, span=span)
+        (lo_op, lo), (hi_op, hi) = ((op1, th1), (op2, th2)) if up[op1] else ((op2, th2), (op1, th1))
+        lo, hi = self._borrow_unit(lo, hi)
+        hi, lo = self._borrow_unit(hi, lo)
+        return t.Between(low=lo, high=hi, low_inclusive=lo_op == ">=", high_inclusive=hi_op == "<=", span=span)
+
+    @lark.v_args(meta=True)
+    def clause(self, meta, items):
+        cmp_tok, threshold, *cond = items
+        return (normalise_comparator(cmp_tok), threshold, cond[0] if cond else None, self._span(meta))
+
+    def _tests(self, clauses, span):
+        """One threshold; thresholds by sex; or a threshold with conditional alternatives."""
+        if len(clauses) == 1 and clauses[0][2] is None:
+            op, threshold, _, cspan = clauses[0]
+            return t.Compare(comparator=op, threshold=threshold, span=cspan)
+        if len(clauses) > 1 and all(isinstance(c[2], t.SexFact) for c in clauses):
+            return t.BySex(branches=tuple(
+                t.SexBranch(sex=c[2].sex, test=t.Compare(c[0], c[1], span=c[3]), span=c[3]) for c in clauses),
+                span=span)
+        first, *others = clauses
+        main = None
+        if first[2] is None:
+            main = t.Compare(first[0], first[1], span=first[3])
+        else:
+            others = clauses
+        if any(c[2] is None for c in others):
+            self.errors.append(Diagnostic(
+                "E007", "several thresholds, and it is not said whom each applies to", span=span,
+                hint="give the first threshold for everyone and the others with their condition: "
+                     "'≤ 1.5 x ULN, ≤ 3 x ULN if Gilbert's syndrome'"))
+            return main or t.Compare(first[0], first[1], span=first[3])
+        alts = tuple(t.Alternative(test=t.Compare(c[0], c[1], span=c[3]), condition=c[2], span=c[3]) for c in others)
+        return t.Conditional(main=main, alternatives=alts, span=span)
+
+    _SEX_WORDS = {"male": "male", "males": "male", "men": "male", "man": "male", "female": "female",
+                  "females": "female", "women": "female", "woman": "female"}
+
+    @lark.v_args(meta=True)
+    def condition(self, meta, items):
+        what = items[-1]
+        if isinstance(what, lark.Token):  # SEX
+            return t.SexFact(sex=str(what).lower(), span=self._span(what))
+        if isinstance(what, t.Event) and what.prefix is None and what.grade is None:
+            sex = self._SEX_WORDS.get(what.name.text.lower())
+            if sex:
+                return t.SexFact(sex=sex, span=what.span)
+        return what
+
+    @lark.v_args(meta=True)
+    def cond_event(self, meta, items):
+        return self.event(meta, items)
+
+    @lark.v_args(meta=True)
+    def paren_alt(self, meta, items):
+        cmp_tok = next((i for i in items if isinstance(i, lark.Token) and i.type == "COMPARATOR"), None)
+        rest = [i for i in items if not (isinstance(i, lark.Token) and i.type == "COMPARATOR")]
+        threshold, condition = rest[0], rest[1]
+        return ("alt", cmp_tok, threshold, condition, self._span(meta))
+
+    @lark.v_args(meta=True)
+    def one_of(self, meta, items):
+        values = []
+        for tok in items:
+            values.append(t.Quantity(value=make_quantity(_number(str(tok)), None), number=str(tok), unit=None,
+                                     has_unit=False, span=self._span(tok)))
+        return t.OneOf(values=tuple(values), span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def normal_range(self, meta, items):
+        return t.NormalRange(span=self._span(meta))
 
     @lark.v_args(meta=True)
     def range_to(self, meta, items):
@@ -320,6 +464,14 @@ class _Builder(lark.Transformer):
         return t.Ratio(numerator=items[0], denominator=items[1], span=self._span(meta))
 
     @lark.v_args(meta=True)
+    def subjects(self, meta, items):
+        measures = tuple(i for i in items if isinstance(i, t.Measure))
+        joins = [" ".join(str(i).lower().split()) for i in items if isinstance(i, lark.Token)]
+        words = [j for j in joins if j not in (",", "&")]
+        joiner = words[-1] if words else "and"
+        return t.Subjects(items=measures, joiner=joiner, span=self._span(meta))
+
+    @lark.v_args(meta=True)
     def measure(self, meta, items):
         return t.Measure(name=items[0], method=items[1] if len(items) > 1 else None, span=self._span(meta))
 
@@ -329,8 +481,17 @@ class _Builder(lark.Transformer):
         params = tuple(i for i in items if isinstance(i, t.MethodParam))
         return t.Method(names=names, params=params, span=self._span(meta))
 
+    @lark.v_args(meta=True)
+    def method_by(self, meta, items):
+        return attrs.evolve(self.method(meta, items), by=True)
+
+    @lark.v_args(meta=True)
+    def assessment(self, meta, items):
+        names = tuple(i for i in items if isinstance(i, str) and not isinstance(i, lark.Token))
+        return t.Assessment(names=names, span=self._span(meta))
+
     def method_name(self, items):
-        return items[0].text
+        return " ".join(i.text if isinstance(i, t.Name) else str(i) for i in items)
 
     @lark.v_args(meta=True)
     def method_param(self, meta, items):
@@ -341,6 +502,12 @@ class _Builder(lark.Transformer):
         number = str(items[0])
         unit = str(items[1]) if len(items) > 1 else None
         span = self._span(meta)
+        restored = None
+        if unit is not None:
+            unit = re.sub(r"(?i)^(years?|yrs?)\s+(?:old|of\s+age)$", r"\1", unit)  # 18 years old: years
+            lost = _LOST_SUPERSCRIPT.fullmatch(unit)
+            if lost:  # 100x109/L: the registry text lost the superscript of 10⁹
+                restored, unit = unit, f"x 10^{lost.group(1)}/{lost.group(2)}"
         try:
             value = make_quantity(_number(number), unit)
         except UnitSyntaxError:
@@ -349,11 +516,18 @@ class _Builder(lark.Transformer):
                 hint="write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
                      "breaths/min, days, months, years"))
             value = make_quantity(_number(number), None)
-        return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, span=span)
+        return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, restored_from=restored,
+                          span=span)
 
     @lark.v_args(meta=True)
     def uln_multiple(self, meta, items):
-        return t.UlnMultiple(factor=_number(str(items[0])), number=str(items[0]), span=self._span(meta))
+        number = str(items[0]) if len(items) > 1 else "1"
+        return t.UlnMultiple(factor=_number(number), number=number, span=self._span(meta))
+
+    @lark.v_args(meta=True)
+    def lln_multiple(self, meta, items):
+        number = str(items[0]) if len(items) > 1 else "1"
+        return t.LlnMultiple(factor=_number(number), number=number, span=self._span(meta))
 
     def window(self, items):
         return items[0]
@@ -361,11 +535,18 @@ class _Builder(lark.Transformer):
     # -- events
     @lark.v_args(meta=True)
     def event(self, meta, items):
-        prefix = grade = timing = only_if = None
+        prefix = grade = timing = abbreviation = only_if = None
         name = None
         for item in items:
             if isinstance(item, tuple) and item and item[0] == "only_if":
                 only_if = item[1]
+            elif isinstance(item, t.Method):
+                if item.params or len(item.names) != 1:
+                    self.errors.append(Diagnostic(
+                        "E002", "only a measured or derived value takes a method", span=item.span,
+                        hint="in parentheses after a condition, write only its abbreviation: 'Hypertension (HTN)'"))
+                else:
+                    abbreviation = item.names[0]
             elif isinstance(item, str) and not isinstance(item, t.Name):
                 prefix = item
             elif isinstance(item, t.Name):
@@ -374,8 +555,8 @@ class _Builder(lark.Transformer):
                 grade = item
             elif isinstance(item, t.Timing):
                 timing = item
-        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, only_if=only_if,
-                       span=self._span(meta))
+        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, abbreviation=abbreviation,
+                       only_if=only_if, span=self._span(meta))
 
     def only_if(self, items):
         return ("only_if", items[0])
@@ -441,7 +622,10 @@ _TOKEN_DESCRIPTIONS = {
     "BY": "'by' (a derivation method)",
     "_RANGE_DASH": "'-' (a range such as 0-1)",
     "UNIT": "a unit (mg/dL, 10^9/L, %, ...)",
-    "ULN_FACTOR": "'x ULN'",
+    "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
+    "COND_WORD": "'if', 'for' or 'in' (a condition)", "ALT_JOIN": "',' (another threshold)", "_BOUND_AND": "'and' (another bound)",
+    "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
+    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
     "GAS_NAME": "a concept name",
@@ -480,9 +664,12 @@ KEYWORDS = (
 _NAME_TOKENS = {"WORD", "CRITERION_ID", "UNIT", "QUOTED_NAME"}
 
 
+_FIRST = ("NUMBER", "COMPARATOR", "WORD")
+
+
 def _describe_expected(expected: set[str]) -> str:
     words = []
-    for name in sorted(expected):
+    for name in sorted(expected, key=lambda n: (_FIRST.index(n) if n in _FIRST else len(_FIRST), n)):
         desc = _TOKEN_DESCRIPTIONS.get(name)
         if desc is None:  # an anonymous keyword of a future grammar: show the word, never the name
             desc = f"'{name.lower()}'" if name.isupper() and name.isalpha() else "another token"
@@ -749,6 +936,45 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
     return out
 
 
+# Sponsor-phrasing terminals recognised by what follows them (`and` before a name and a
+# comparator joins subjects; `or` before a comparator starts an alternative threshold). The
+# LALR parser shares states, so the lexer may offer one where the plain word was meant:
+# `uncontrolled disease or active psychosis`. When the parser rejects such a token, it is fed
+# again as the plain keyword or as words of a name, and parsing goes on.
+_PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "_AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
+                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
+_SOFT_TERMINALS = {"_OF_SCORE", "_BOUND_AND", "SUBJECT_JOIN", "_METHOD_OR", "ALT_JOIN", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
+                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}
+
+
+def _soften(exc) -> bool:
+    if not isinstance(exc, lark.exceptions.UnexpectedToken) or exc.token.type not in _SOFT_TERMINALS:
+        return False
+    tok = exc.token
+    parser = exc.interactive_parser
+    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&]", str(tok))
+    if not pieces:
+        return False
+    choices = parser.choices()
+    plan = []
+    for piece in pieces:
+        kind = _PLAIN_KEYWORDS.get(piece.lower(), "WORD")
+        if kind is None:
+            return False
+        plan.append(lark.Token.new_borrow_pos(kind, piece, tok))
+    if plan[0].type not in choices:
+        return False
+    try:
+        for t_ in plan:
+            parser.feed_token(t_)
+    except lark.exceptions.UnexpectedToken:
+        return False
+    postlex = getattr(parser.lexer_thread.lexer, "postlexer", None)
+    if postlex is not None:
+        postlex._resuming = True  # resume_parse asks the post-lexer for a new stream
+    return True
+
+
 def _ensure_newline(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
@@ -761,9 +987,13 @@ def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
 
 
 def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
-    """Parse a single rule, as ``elig parse`` does."""
+    """Parse a single rule, as ``elig parse`` does.
+
+    A sponsor's sentence may end with a full stop or a semicolon (`Age >75 years.`): it is
+    not part of the rule.
+    """
     _refuse_surrogates(text, file)
-    source = _ensure_newline(text.strip("\n"))
+    source = _ensure_newline(re.sub(r"[.;][ \t]*$", "", text.strip("\n")))
     return _parse(source, file, "single_rule", original=text)
 
 
@@ -811,7 +1041,7 @@ def _check_nesting(tree: lark.Tree, file: str) -> None:
 
 def _parse(source: str, file: str, start: str, original: str, recover: bool = True):
     try:
-        lark_tree = get_parser().parse(source, start=start)
+        lark_tree = get_parser().parse(source, start=start, on_error=_soften)
     except lark.exceptions.LarkError as exc:
         first = _syntax_diagnostic(exc, file, source)
         diagnostics = [first]
@@ -842,7 +1072,7 @@ def _with_source(protocol: t.Protocol, source: str) -> t.Protocol:
 def is_plain_name(text: str) -> bool:
     """Whether a concept name can be written without backticks (no keyword inside)."""
     try:
-        node = get_parser().parse(f"attested {text}\n", start="single_rule")
+        node = get_parser().parse(f"attested {text}\n", start="single_rule", on_error=_soften)
     except lark.exceptions.LarkError:
         return False
     words = [str(tok) for tok in node.scan_values(lambda v: isinstance(v, lark.Token))]

@@ -43,19 +43,31 @@ class Quantity:
     has_unit: bool = True
     # True for the bare bound of `18 to 75 years`, which borrows its unit from the other bound.
     borrowed: bool = attrs.field(default=False, eq=False)
+    # The unit as typed when the parser read it otherwise: `100x109/L` lost its superscript
+    # and is read as 100 x 10^9/L; the checker warns (W211) so the reading is never silent.
+    restored_from: str | None = attrs.field(default=None, eq=False)
     span: Span | None = _span
 
 
 @attrs.frozen
 class UlnMultiple:
-    """``2.5 x ULN``: a multiple of the upper limit of normal."""
+    """``2.5 x ULN``: a multiple of the upper limit of normal (``≤ ULN``: a factor of 1)."""
 
     factor: float
     number: str = attrs.field(eq=False)
     span: Span | None = _span
 
 
-Threshold = Union[Quantity, UlnMultiple]
+@attrs.frozen
+class LlnMultiple:
+    """``≥ LLN``, ``≥ 0.8 x LLN``: a multiple of the lower limit of normal."""
+
+    factor: float
+    number: str = attrs.field(eq=False)
+    span: Span | None = _span
+
+
+Threshold = Union[Quantity, UlnMultiple, LlnMultiple]
 
 
 @attrs.frozen
@@ -67,10 +79,25 @@ class MethodParam:
 
 @attrs.frozen
 class Method:
-    """``(Cockcroft-Gault, ideal body weight, Patm: 700 mmHg)``."""
+    """``(Cockcroft-Gault, ideal body weight, Patm: 700 mmHg)``, ``by Cockcroft-Gault``.
+
+    What a parenthesised or ``by`` name means is the vocabulary's call (the checker's):
+    a derivation method of a derived concept, the abbreviation of the name before it
+    (``Absolute neutrophil count (ANC)``), or how a measured value is assessed
+    (``by echocardiogram or MUGA``), kept but not checked against the record.
+    """
 
     names: tuple[str, ...]
     params: tuple[MethodParam, ...] = ()
+    by: bool = attrs.field(default=False, eq=False)  # written `by X or Y`: printed the same way
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Assessment:
+    """``as assessed by echocardiogram or MUGA``: how the value is measured (not checked yet)."""
+
+    names: tuple[str, ...]
     span: Span | None = _span
 
 
@@ -92,7 +119,20 @@ class Ratio:
     span: Span | None = _span
 
 
-Subject = Union[Measure, Ratio]
+@attrs.frozen
+class Subjects:
+    """``AST and ALT``, ``SGOT and/or SGPT``: several values sharing one test.
+
+    ``joiner`` is ``and``, ``or`` or ``and/or``; the checker gives each its reading
+    (docs/language.md, "Several subjects, one threshold").
+    """
+
+    items: tuple[Measure, ...]
+    joiner: str
+    span: Span | None = _span
+
+
+Subject = Union[Measure, Ratio, Subjects]
 
 
 # ---------------------------------------------------------------- tests on a subject
@@ -129,7 +169,44 @@ class BySex:
     span: Span | None = _span
 
 
-Test = Union[Compare, Between, BySex]
+@attrs.frozen
+class Alternative:
+    """``≤ 3 x ULN if Gilbert's syndrome``: a threshold for the patients a condition names."""
+
+    test: Compare
+    condition: "Event | SexFact"
+    span: Span | None = _span
+
+
+@attrs.frozen
+class Conditional:
+    """``≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)``.
+
+    ``main`` is the threshold for everyone else; None when the sentence gives only the
+    conditional one (``AST ≤ 5 x ULN if liver metastases``: the rule applies to those patients).
+    """
+
+    main: Compare | None
+    alternatives: tuple[Alternative, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class OneOf:
+    """``ECOG performance status of 0 or 1``: one of the listed values."""
+
+    values: tuple[Quantity, ...]
+    span: Span | None = _span
+
+
+@attrs.frozen
+class NormalRange:
+    """``within normal limits``: from the lower to the upper limit of normal."""
+
+    span: Span | None = _span
+
+
+Test = Union[Compare, Between, BySex, Conditional, OneOf, NormalRange]
 
 
 # ---------------------------------------------------------------- rules
@@ -138,6 +215,7 @@ class Comparison:
     subject: Subject
     test: Test
     window: Quantity | None = None
+    assessment: Assessment | None = None
     span: Span | None = _span
 
 
@@ -177,6 +255,8 @@ class Event:
     prefix: str | None = None
     grade: GradeRange | None = None
     timing: Timing | None = None
+    # `Hypertension (HTN)`: the sponsor's abbreviation, kept for the reader.
+    abbreviation: str | None = None
     # ``pregnant (if of childbearing potential)``: the patient fact that says who is asked.
     only_if: Name | None = None
     span: Span | None = _span

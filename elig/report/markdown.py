@@ -163,7 +163,7 @@ def uln_text(e: Explanation) -> str | None:
     t = e.threshold
     if t is None or t.uln is None:
         return None
-    return f"ULN {format_value(format_number(t.uln), t.unit)}" + (f", from {t.uln_source}" if t.uln_source else "")
+    return f"{t.limit} {format_value(format_number(t.uln), t.unit)}" + (f", from {t.uln_source}" if t.uln_source else "")
 
 
 # ---------------------------------------------------------------- Markdown

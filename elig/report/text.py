@@ -110,7 +110,7 @@ def _explanation(e: Explanation, ind: str, width: int, top: bool = False) -> lis
         t = e.threshold
         text = f"threshold: {t.text}"
         if t.uln is not None:
-            text += f" (ULN {format_value(format_number(t.uln), t.unit)}" + (f" from {t.uln_source})" if t.uln_source else ")")
+            text += f" ({t.limit} {format_value(format_number(t.uln), t.unit)}" + (f" from {t.uln_source})" if t.uln_source else ")")
         lines.extend(textwrap.wrap(text, width, initial_indent=ind, subsequent_indent=ind + "  "))
     if e.outcome is Outcome.NOT_MET and e.searched and not e.values:
         lines.extend(textwrap.wrap("searched: " + ", ".join(e.searched), width, initial_indent=ind,

@@ -419,6 +419,11 @@ class Catalogue:
     def for_concept(self, concept: str) -> tuple[Derivation, ...]:
         return tuple(d for d in self.by_key.values() if _norm(d.concept) == _norm(concept))
 
+    def is_method_name(self, name: str) -> bool:
+        """Whether some derivation is called this (a method family or a variant)."""
+        wanted = _norm(name)
+        return any(wanted in {_norm(n) for n in (*d.method_names, *d.variant_names)} for d in self.by_key.values())
+
     def resolve(self, concept: str, default_key: str | None, names: tuple[str, ...],
                 keys: tuple[str, ...] = ()) -> Derivation | str:
         """The derivation a protocol names, or a message saying why none fits.

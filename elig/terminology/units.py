@@ -62,11 +62,14 @@ def normalise_unit_text(text: str) -> str:
     ``x 10^9/L`` → ``1e9 / L``; ``× 10⁹/L`` → ``1e9 / L``; ``µmol/L`` → ``umol / L``;
     ``/mm^3`` → ``1 / mm**3``; ``mg/dl`` → ``mg / dL``; ``50%`` → ``percent``.
     """
-    s = text.strip().translate(_SUPERSCRIPTS)
+    s = re.sub(r"(?i)^(years?|yrs?)\s+(?:old|of\s+age)$", r"\1", text.strip())  # 18 years old, of age
+    s = s.translate(_SUPERSCRIPTS)
     s = s.replace("µ", "u").replace("μ", "u").replace("·", "*")
     s = re.sub(r"\s+", "", s)
     if not s:
         raise UnitSyntaxError("empty unit")
+    # Per 1.73 m² of body surface area, as typed: /1.73m^2, /1,73m2, per1.73m2 (never 1.73 × m²).
+    s = re.sub(r"(?i)(?:/|per)1[.,]73m(?:\^?2)?$", "/1.73m2", s)
     if s in _WHOLE:
         return _WHOLE[s]
     # A leading scale: x10^9, ×10^9, 10^9, 10*9 (UCUM), 10**9, 10E9.

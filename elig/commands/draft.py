@@ -1,0 +1,335 @@
+"""``elig draft``: from a registry's eligibility text to a draft protocol.
+
+The text is read as registries publish it (``../shared/seeds/``): an ``Inclusion
+Criteria`` heading and an ``Exclusion Criteria`` heading, each followed by
+bullets (``*``, ``•``, ``-``), numbered items (``1.``, ``2)``) or one paragraph
+of items separated by numbers or semicolons. Every item becomes a criterion with
+the sponsor's sentence. An item elig can read becomes its rule; any other item
+becomes ``attested "<sentence>"`` with a ``note "TODO: <why>"`` that ``elig lint``
+lists (W212), so nothing the sponsor wrote is lost or silently dropped.
+
+An item is read as written first; then with the words sponsors put around a
+rule taken off (``Patients must have ...``, a final full stop, ``at screening``)
+and with age phrasings written as a rule (``≥ 18 years of age`` is
+``age ≥ 18 years``). The reading that checks without errors is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import attrs
+import click
+
+from elig.diagnostics import ProtocolError
+from elig.engine import checker
+from elig.language import canonical, parser
+
+_HEADING = re.compile(r"(?i)\b(inclusion|exclusion)\s+criteria\s*:?")
+_BULLET = re.compile(r"^\s*(?:[*•·▪◦\-–]|\d{1,2}[.)](?!\d)|\(\d{1,2}\)|[a-z][.)](?=\s))\s*")
+_NUMBERED = re.compile(r"(?:(?<=^)|(?<=[\s;.]))(\d{1,2})[.)]\s+(?=\D)")
+
+
+@attrs.frozen
+class Item:
+    section: str  # inclusion | exclusion
+    id: str
+    sentence: str
+
+
+@attrs.frozen
+class Reading:
+    """How one sponsor's sentence was encoded: a rule's text, or why not."""
+
+    rule: str | None
+    why: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- splitting the registry text
+def _clean(text: str) -> str:
+    text = text.replace("\\^", "^").replace("\\", "")
+    return " ".join(text.split()).strip(" ;")
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """(section, body) for each criteria heading, in order; the body runs to the next heading."""
+    marks = list(_HEADING.finditer(text))
+    out = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        out.append((m.group(1).lower(), text[m.end():end]))
+    return out
+
+
+def _end_of_list(lines: list[str]) -> list[str]:
+    """The lines of a criteria list: they stop at the first unbulleted paragraph after a blank line."""
+    kept: list[str] = []
+    seen_item = blank = False
+    for line in lines:
+        if not line.strip():
+            blank = True
+            continue
+        bulleted = bool(_BULLET.match(line))
+        if seen_item and blank and not bulleted:
+            break
+        kept.append(line)
+        seen_item = seen_item or bulleted
+        blank = False
+    return kept
+
+
+def _items_of(body: str) -> list[str]:
+    lines = body.split("\n")
+    first = next((ln for ln in lines if ln.strip()), "")
+    if _BULLET.match(first) and not _NUMBERED.search(first[_BULLET.match(first).end():]):
+        items: list[str] = []
+        for line in _end_of_list(lines):
+            if _BULLET.match(line):
+                items.append(_BULLET.sub("", line, count=1))
+            elif items:
+                items[-1] += " " + line.strip()
+            else:
+                items.append(line.strip())
+        return [_clean(i) for i in items if _clean(i)]
+    # One paragraph: numbered items (1. ... 2. ...), else items separated by semicolons.
+    para = _clean(body.split("\n\n")[0] if "\n\n" in body.strip("\n") else body)
+    numbered = list(_NUMBERED.finditer(para))
+    if len(numbered) >= 2 and numbered[0].group(1) == "1":
+        parts = []
+        for i, m in enumerate(numbered):
+            end = numbered[i + 1].start() if i + 1 < len(numbered) else len(para)
+            parts.append(para[m.end():end])
+        return [_clean(p) for p in parts if _clean(p)]
+    return [_clean(p) for p in para.split(";") if _clean(p)]
+
+
+def split_criteria(text: str) -> list[Item]:
+    """The criteria of a registry text; an item with several `;`-separated parts is numbered n.1, n.2, ..."""
+    out: list[Item] = []
+    for section, body in _sections(text):
+        prefix = "I" if section == "inclusion" else "E"
+        n = sum(1 for i in out if i.section == section)
+        numbers = {}
+        for k, item in enumerate(_items_of(body), start=1):
+            parts = [_clean(p) for p in re.split(r";\s*", item) if _clean(p)]
+            base = f"{prefix}{k + n}" if section not in numbers else f"{prefix}{k}"
+            if len(parts) > 1:
+                out.extend(Item(section, f"{base}.{j}", p) for j, p in enumerate(parts, start=1))
+            else:
+                out.append(Item(section, base, item))
+        numbers[section] = True
+    return out
+
+
+# ---------------------------------------------------------------- reading one sentence
+_LEADING = re.compile(
+    r"(?i)^(?:(?:male\s+or\s+female|men\s+and\s+women|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
+    r"individuals?|women|men|volunteers?|people|those)?\s*(?:who\s+)?(?:must\s+|should\s+)?(?:have|has|had|with|be|are|is)?"
+    r"\s*(?:an?\s+|the\s+)?(?:documented\s+)?")
+_TRAILING = re.compile(
+    r"(?i)[\s,;]*(?:\(?\s*(?:at|during|on)\s+(?:the\s+)?(?:time\s+of\s+)?(?:screening|baseline|enrol+ment|"
+    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge)\b[^()]*\)?|\.)\s*$")
+_PRIOR = re.compile(r"(?i)(?:,?\s*(?:obtained|measured|performed|done|assessed|drawn)\s+)?\b(within\s+(?:the\s+)?"
+                    r"(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
+                    r"\s+(?:prior\s+to|before|of|from)\s+.*$")
+_AGE = [
+    # ≥ 18 years of age, > 18 years old, aged ≥ 18 years, age ≥ 18 years, is equal to or greater than 18 years
+    (re.compile(r"(?i)^(?:age[ds]?\s*(?:of\s+)?(?:is\s+)?)?(?P<cmp>[^\d()]{1,32}?)\s*(?P<n>\d+)"
+                r"\s*(?:years?|yrs?|y)\b(?:\s+(?:of\s+age|old))?(?:\s+(?:or\s+older|and\s+older))?$"),
+     lambda m: _age_rule(m['cmp'], m['n'])),
+    # 18 years or older, 18 years of age or older, aged 18 years and above
+    (re.compile(r"(?i)^(?:age[d]?\s*)?(?P<n>\d+)\s*(?:years?|yrs?)\s*(?:of\s+age\s+|old\s+)?(?:or|and)\s+"
+                r"(?:older|over|above|greater)$"), lambda m: f"age ≥ {m['n']} years"),
+    # between 18 and 75 years (of age), aged 18-75 years, age 18 to 75 years
+    (re.compile(r"(?i)^(?:age[ds]?\s*(?:of\s+|range\s+)?)?(?:between\s+)?(?P<a>\d+)\s*(?:years?\s*)?(?:-|–|to|and)\s*"
+                r"(?P<b>\d+)\s*(?:years?|yrs?|y)\b(?:\s+(?:of\s+age|old))?(?:,?\s+inclusive)?$"),
+     lambda m: f"age {m['a']} to {m['b']} years"),
+]
+def _with_sex(sentence: str, rule: str) -> str:
+    """`Women at least 18 years of age` is female and aged ≥ 18: the sex is never dropped."""
+    words = set(re.findall(r"[a-z]+", sentence.lower().split("year")[0]))
+    female, male = bool(words & {"female", "females", "women", "woman"}), bool(words & {"male", "males", "men", "man"})
+    if female and not male:
+        return f"female and {rule}"
+    if male and not female:
+        return f"male and {rule}"
+    return rule
+
+
+def _age_rule(cmp: str, n: str) -> str | None:
+    words = " ".join(cmp.lower().split())
+    op = _AGE_CMP.get(words)
+    if op is None:
+        try:
+            op = canonical.SYMBOLS[parser.normalise_comparator(words)]
+        except KeyError:
+            return None
+    return f"age {op} {n} years"
+
+
+_AGE_CMP = {"equal or above": "≥", "equal or superior to": "≥", "above": ">", "below": "<",
+            "older": ">", ">/=": "≥", "</=": "≤", "at least": "≥", "greater than": ">", "greater than or equal to": "≥", "older than": ">",
+            "younger than": "<", "less than": "<", "under": "<", "over": ">"}
+_SUBJECT_AGE = re.compile(r"(?i)^(?:(?:male|female|men|women|patients?|subjects?|participants?|adults?|older|"
+                          r"patients?\s+is|the\s+patient\s+is|must\s+be|be)"
+                          r"(?:\s+(?:or|and)\s+(?:male|female|men|women))?\s*,?\s*)+(?:aged?\s*|who\s+are\s+)?")
+
+
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z ()/\-]{2,60}:\s*(?=\S)")  # `Biochemical examination: TBil ≤ ...`
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"(\d)\s*points?\b", r"\1", text)  # ECOG 0 to 3 points: a score has no unit
+    text = re.sub(r"(?<=\w) - (?=\w)", "-", text)  # Cockcroft - Gault
+    text = re.sub(r"\(\s*[≥≤<>]=?\s*\)", "", text)  # at least 18 years old (≥): the sponsor's gloss
+    text = re.sub(r">\s+=", "≥", re.sub(r"<\s+=", "≤", text))  # > = 4
+    text = re.sub(r"(?i)\b(than|least|most)(\d)", r"\1 \2", text)  # greater than100 g/L
+    text = re.sub(r"(?<=[A-Za-zµ0-9]) / (?=[A-Za-zµ0-9])", "/", text)  # kg / m2
+    text = re.sub(r"(?<=[a-z])\((?=[A-Z])", " (", text)  # index(BMI)
+    # Eastern Cooperative Oncology Group (ECOG) performance status ≥ 3: the abbreviation stands for the words before it
+    text = re.sub(r"^[A-Za-z][A-Za-z'\- ]*?\s*\(([A-Z][A-Za-z0-9\-]{1,8})\)\s+(?=[a-z][a-z ]*?\s*(?:[≥≤<>=]|of\b|[a-z]+\s+than\b|at\s+least\b))",
+                  r"\1 ", text)
+    text = re.sub(r"(?i)\s+(?:will|would|are|is)\s+be\s+(?:recruited|included|eligible|excluded|enrolled)\s*$", "", text)
+    text = re.sub(r"(?i)\bmm\s+Hg\b", "mmHg", text)
+    # blood pressure > 150/100 mmHg: either value above its own threshold (the way hypertension is defined)
+    text = re.sub(r"(?i)\b(?:blood\s+pressure|BP)\s+(?:of\s+)?(?:persistently\s+)?(>|≥)\s*(\d+)\s*/\s*(\d+)\s*mmHg",
+                  r"systolic blood pressure \1 \2 mmHg or diastolic blood pressure \1 \3 mmHg", text)
+    return text
+
+
+def _parenthesised_rule(text: str) -> str | None:
+    """`Hyperkalemia (serum potassium >5.5 mEq/L)`: the threshold that defines the condition."""
+    # Only when the words outside are the name of what the threshold defines, and nothing follows.
+    m = re.fullmatch(r"\s*[A-Za-z][A-Za-z'\- ]{0,40}\(([^()]*?[≥≤<>][^()]*)\)\s*", text)
+    if m and not re.match(r"\s*[≥≤<>]?=?\s*$", m.group(1)):
+        inner = re.sub(r"(?i)^\s*(?:defined\s+as|i\.?e\.?,?|e\.g\.?,?|any\s+reading\s+of)\s*", "", m.group(1))
+        return inner.strip()
+    return None
+
+
+def _candidates(sentence: str) -> list[str]:
+    s = sentence.strip()
+    out = [s]
+    t1 = _tidy(_TRAILING.sub("", s).strip())
+    t1 = _PRIOR.sub(r"\1", t1).strip(" ,;:")
+    out.append(t1)
+    if _LABEL.match(t1):
+        t1 = _LABEL.sub("", t1, count=1)
+        out.append(t1)
+    t2 = _LEADING.sub("", t1, count=1).strip(" ,;:")
+    out.append(t2)
+    inner = _parenthesised_rule(t1)
+    if inner:
+        out.append(inner)
+    for text in (t1, t2, _SUBJECT_AGE.sub("", t1, count=1).strip(" ,;:"), inner or ""):
+        for pattern, build in _AGE:
+            m = pattern.match(text)
+            if m and build(m):
+                out.append(_with_sex(t1, build(m)))
+    seen, unique = set(), []
+    for c in out:
+        if c and c not in seen:
+            seen.add(c)
+            unique.append(c)
+    return unique
+
+
+def _why(diagnostic) -> str:
+    if diagnostic.code == "E001":
+        return "elig cannot read this sentence as a rule yet (" + diagnostic.message.split(";")[0] + ")"
+    return f"{diagnostic.message} [{diagnostic.code}]"
+
+
+# A bare `=` or `?` before a number: registry text that lost its ≥ or ≤ (`Age =18 years`, `PTA? 40%`).
+_LOST_COMPARATOR = re.compile(r"(?:(?<![<>≤≥!=/])=(?![<>=])|\?)\s*\d")
+
+
+def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) -> Reading:
+    """The rule a sponsor's sentence encodes, or why it cannot be encoded yet."""
+    if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
+        return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
+                                      "from the protocol")
+    first_problem = None
+    for text in _candidates(sentence):
+        try:
+            node = parser.parse_rule(text, file="<draft>")
+        except ProtocolError as exc:
+            first_problem = first_problem or exc.diagnostics[0]
+            continue
+        problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+        errors = [d for d in problems if d.severity == "error"]
+        if errors:
+            first_problem = first_problem if first_problem and first_problem.code != "E001" else errors[0]
+            continue
+        return Reading(rule=canonical.rule(node), warnings=tuple(f"{d.code}: {d.message}" for d in problems))
+    why = _why(first_problem) if first_problem else "nothing to encode"
+    return Reading(rule=None, why=why)
+
+
+# ---------------------------------------------------------------- the draft
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def draft(text: str, protocol_id: str, title: str | None = None, vocabulary=None) -> tuple[str, list]:
+    """The draft protocol text and, for each criterion, (item, reading)."""
+    items = split_criteria(text)
+    lines = [f"protocol {protocol_id}"]
+    lines.append(f"  title {_string(title or 'Draft from the registry text: review every criterion')}")
+    current = None
+    readings = []
+    for item in items:
+        if item.section != current:
+            current = item.section
+            lines += ["", current]
+        reading = read_sentence(item.sentence, item.section, vocabulary)
+        readings.append((item, reading))
+        lines.append(f"  {item.id} {_string(item.sentence)}")
+        if reading.rule is not None:
+            lines.append(f"    {reading.rule}")
+            for w in reading.warnings:  # the reading taken for an ambiguous phrase, for the reviewer
+                lines.append(f"    note {_string('reading: ' + w)}")
+        else:
+            lines.append(f"    attested {_string(item.sentence)}")
+            lines.append(f"    note {_string('TODO: ' + reading.why)}")
+    return "\n".join(lines) + "\n", readings
+
+
+def _protocol_id(text: str, path: Path) -> str:
+    m = re.search(r"\bNCT\d{8}\b", text)
+    if m:
+        return m.group(0)
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", path.stem).strip("-") or "DRAFT"
+    return stem if stem[0].isalpha() else f"D{stem}"
+
+
+@click.command("draft")
+@click.argument("criteria", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the draft to a file instead of standard output.")
+def command(criteria, output):
+    """Draft a protocol from a registry's eligibility text (CRITERIA.txt).
+
+    Every criterion keeps the sponsor's sentence; those elig can read are
+    encoded, the others are attested with a note "TODO: why" that 'elig lint'
+    lists (W212). A summary goes to standard error.
+    """
+    path = Path(criteria)
+    text = path.read_text(encoding="utf-8")
+    if not _HEADING.search(text):
+        click.echo(f"error: {path}: no 'Inclusion Criteria' or 'Exclusion Criteria' heading found", err=True)
+        click.echo("  = help: draft reads registry eligibility text with those headings, then bullets, "
+                   "numbered items or one paragraph per section", err=True)
+        sys.exit(1)
+    protocol_text, readings = draft(text, _protocol_id(text, path))
+    parser.parse_protocol(protocol_text, file=output or "<draft>")  # the draft itself must parse
+    if output:
+        Path(output).write_text(protocol_text, encoding="utf-8")
+    else:
+        click.echo(protocol_text, nl=False)
+    encoded = sum(1 for _, r in readings if r.rule is not None)
+    click.echo(f"{len(readings)} criteria: {encoded} encoded, {len(readings) - encoded} to do (TODO notes, "
+               f"listed by 'elig lint' as W212)" + (f"; wrote {output}" if output else ""), err=True)

@@ -1,0 +1,98 @@
+"""`elig draft`: registry eligibility text to a draft protocol (issue 9, part 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from elig.commands.cli import main
+from elig.commands.draft import draft, read_sentence, split_criteria
+from elig.commands.lint import lint_text
+from elig.language import parser
+
+BULLETS = """Some trial
+
+Eligibility Criteria
+
+Inclusion Criteria:
+
+* Age ≥ 18 years
+* ANC ≥ 1.5 x 10^9 / L, PLT ≥ 80 x 10^9 / L; ALT or AST ≤ 2.5 x ULN
+* Signed and dated written informed consent
+
+Exclusion Criteria:
+
+* Pregnant or lactating women
+* History of lung resection surgery
+
+Why it matters
+Not a criterion.
+"""
+
+PARAGRAPH = ("Eligibility Inclusion Criteria: 1. Age =18 years old; 2. Understand and sign the informed consent "
+             "form; 3. Patients aged between 18 and 70 years. Exclusion Criteria: 1. Patients with solid tumors; "
+             "2. Renal failure (serum creatinine >2.0 mg/dL)")
+
+
+def test_bullets_and_semicolon_parts_become_numbered_criteria():
+    items = split_criteria(BULLETS)
+    assert [(i.section, i.id) for i in items] == [
+        ("inclusion", "I1"), ("inclusion", "I2.1"), ("inclusion", "I2.2"), ("inclusion", "I3"),
+        ("exclusion", "E1"), ("exclusion", "E2")]
+    assert items[1].sentence == "ANC ≥ 1.5 x 10^9 / L, PLT ≥ 80 x 10^9 / L"
+
+
+def test_a_paragraph_of_numbered_items():
+    items = split_criteria(PARAGRAPH)
+    assert [i.id for i in items] == ["I1", "I2", "I3", "E1", "E2"]
+    assert items[2].sentence == "Patients aged between 18 and 70 years."
+
+
+def test_every_line_is_kept_readable_ones_encoded_others_todo():
+    text, readings = draft(PARAGRAPH, "NCT00000000")
+    tree = parser.parse_protocol(text)
+    assert [c.sentence for c in tree.criteria] == [i.sentence for i, _ in readings]
+    by_id = {c.id: c for c in tree.criteria}
+    assert parser.parse_rule("age 18 to 70 years") == by_id["I3"].rule
+    assert by_id["I1"].notes[0].startswith("TODO: the comparator was lost")  # 'Age =18': never guessed
+    assert by_id["E2"].rule == parser.parse_rule("serum creatinine > 2.0 mg/dL")
+    todo = [d for d in lint_text(text, "draft.elig") if d.code == "W212"]
+    assert {d.message.split()[1] for d in todo} == {c.id for c in tree.criteria if c.notes and
+                                                     c.notes[0].startswith("TODO")}
+
+
+def test_sex_is_never_dropped_from_an_age_line():
+    assert read_sentence("Patients must be female at least 18 years of age.").rule == "female and age ≥ 18 years"
+    assert read_sentence("Male or female subjects aged ≥ 18 years").rule == "age ≥ 18 years"
+
+
+def test_a_parenthesis_inside_a_longer_sentence_is_not_taken_for_the_rule():
+    line = ("Equipoise by the hospital physicians regarding the use of benzodiazepines during surgery (≥ 95% of "
+            "hospital cardiac anesthesia group agrees to manage adult patients (age >18 years) as per the policy).")
+    assert read_sentence(line).rule is None
+
+
+def test_ambiguous_reading_is_noted_in_the_draft():
+    text, _ = draft(BULLETS, "NCT00000001")
+    assert 'note "reading: W210' in text
+
+
+SEEDS = Path("/work/shared/seeds")
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed texts are outside the repository")
+def test_draft_command_on_the_seed_texts(tmp_path):
+    runner = CliRunner()
+    for seed in sorted(SEEDS.glob("*.txt")):
+        out = tmp_path / (seed.stem + ".elig")
+        res = runner.invoke(main, ["draft", str(seed), "-o", str(out)])
+        if "Inclusion Criteria" not in seed.read_text(encoding="utf-8"):
+            assert res.exit_code == 1 and "no 'Inclusion Criteria'" in res.output
+            continue
+        assert res.exit_code == 0, res.output
+        tree = parser.parse_protocol(out.read_text(encoding="utf-8"))
+        assert tree.inclusions and tree.exclusions and tree.id
+        res = runner.invoke(main, ["lint", str(out)])
+        assert "W212" in res.output

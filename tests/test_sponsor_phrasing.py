@@ -1,0 +1,170 @@
+"""Sponsor phrasing as written (issue 9, part 3): each construct parses, prints back
+canonically, keeps its tree, checks, and evaluates with the meaning a clinician reads."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings, strategies as st
+
+import elig
+from elig.commands.cli import main
+from elig.engine import checker
+from elig.engine.evaluator import evaluate
+from elig.language import canonical, parser
+from elig.language import tree as t
+from elig.records.loader import patient_from_data
+
+AS_OF = "2024-03-15"
+
+
+@pytest.mark.parametrize("text, printed", [
+    ("Absolute neutrophil count (ANC) ≥1,500/mm3", "Absolute neutrophil count ≥ 1,500 /mm3 (ANC)"),
+    ("AST and ALT ≤ 3.0 x ULN", "AST and ALT ≤ 3.0 x ULN"),
+    ("AST/ALT ≤ 2.5 × ULN", "AST/ALT ≤ 2.5 x ULN"),
+    ("SGOT and/or SGPT no greater than 3 times upper limit of normal (ULN)", "SGOT and/or SGPT ≤ 3 x ULN"),
+    ("Total bilirubin ≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)",
+     "Total bilirubin ≤ 1.5 x ULN, ≤ 3 x ULN if Gilbert's syndrome"),
+    ("ALT ≤ 2.5 x ULN or ≤ 5 x ULN in patients with liver metastases",
+     "ALT ≤ 2.5 x ULN, ≤ 5 x ULN if liver metastases"),
+    ("AST ≤ 5 × ULN if liver metastases", "AST ≤ 5 x ULN if liver metastases"),
+    ("eGFR ≥ 60 mL/min/1.73 m²", "eGFR ≥ 60 mL/min/1.73 m²"),
+    ("eGFR ≥ 45 mL/min/1.73 m2 (CKD-EPI 2021)", "eGFR ≥ 45 mL/min/1.73 m2 (CKD-EPI 2021)"),
+    ("ECOG performance status of 0 or 1", "ECOG performance status 0 or 1"),
+    ("ECOG 0, 1 or 2", "ECOG 0, 1 or 2"),
+    ("Serum potassium within normal limits", "Serum potassium within normal limits"),
+    ("Potassium within the institutional normal range", "Potassium within normal limits"),
+    ("bilirubin ≤ ULN", "bilirubin ≤ ULN"),
+    ("haemoglobin ≥ LLN", "haemoglobin ≥ LLN"),
+    ("LVEF ≥ 50% by echocardiogram or MUGA", "LVEF ≥ 50% by echocardiogram or MUGA"),
+    ("LVEF ≥ 50% as assessed by echocardiogram", "LVEF ≥ 50% assessed by echocardiogram"),
+    ("Age >/= 18 years", "Age ≥ 18 years"),
+    ("Age ≧ 18 years", "Age ≥ 18 years"),
+    ("Triglycerides =< 400 mg/dL", "Triglycerides ≤ 400 mg/dL"),
+    ("creatinine </= 1.5 mg/dL", "creatinine ≤ 1.5 mg/dL"),
+    ("ALT ≤ 3 x upper limit of normal (ULN)", "ALT ≤ 3 x ULN"),
+    ("ALT ≤ 3 times the institutional ULN", "ALT ≤ 3 x ULN"),
+    ("TBil ≤ 1.5 x ULN (upper limit of normal)", "TBil ≤ 1.5 x ULN"),
+    ("Platelets < 100x109/L", "Platelets < 100 x 10^9/L"),
+    ("hypertension (HTN)", "hypertension (HTN)"),
+])
+def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
+    node = parser.parse_rule(text)
+    assert canonical.rule(node) == printed
+    again = parser.parse_rule(printed)
+    assert again == node and canonical.rule(again) == printed
+
+
+def test_keywords_inside_words_stay_names():
+    # 'or' in 'orally', 'and' in 'Andersen', lookaheads that stop at the end of the line.
+    assert parser.parse_rule("Nothing orally").name.text == "Nothing orally"
+    node = parser.parse_protocol('protocol P\ninclusion\n  I1\n    pregnant or lactating\n  I2\n    ANC ≥ 1.5 x 10^9/L\n')
+    assert isinstance(node.criteria[0].rule, t.Or)
+
+
+def _warnings(text, section="inclusion"):
+    return [d for d in checker.diagnose_rule(parser.parse_rule(text), section=section)]
+
+
+def test_the_vocabulary_decides_ratio_or_two_names():
+    assert _warnings("PaO2/FiO2 ≤ 300 mmHg") == []  # a ratio: the quotient is compared
+    (w,) = _warnings("AST/ALT ≤ 2.5 x ULN")
+    assert w.code == "W210" and "each of AST and ALT" in w.message
+    (w,) = _warnings("AST/ALT > 3 x ULN", section="exclusion")
+    assert w.code == "W210" and "any of AST or ALT" in w.message
+
+
+def test_and_between_names_is_each_and_warns_only_in_exclusions():
+    assert _warnings("AST and ALT ≤ 3 x ULN") == []
+    (w,) = _warnings("AST and ALT > 3 x ULN", section="exclusion")
+    assert w.code == "W210" and "read as written" in w.message
+
+
+def test_lost_superscript_is_read_with_a_warning():
+    (w,) = _warnings("Platelets ≥ 100x109/L")
+    assert w.code == "W211" and "100 x 10^9/L" in w.message
+
+
+def test_abbreviation_of_another_concept_is_an_error():
+    (e,) = _warnings("Absolute neutrophil count (PLT) ≥ 1.5 x 10^9/L")
+    assert e.code == "E114" and "platelet count" in e.message
+
+
+def test_second_threshold_without_condition_is_an_error():
+    with pytest.raises(elig.ProtocolError) as exc:
+        parser.parse_rule("ALT ≤ 2.5 x ULN, ≤ 5 x ULN")
+    assert exc.value.diagnostics[0].code == "E007"
+
+
+def _verdict(rule: str, observations=(), conditions=(), sex="female", section="inclusion"):
+    text = f'protocol T\n{section}\n  C1 "s"\n    {rule}\n'
+    checked = checker.check(parser.parse_protocol(text))
+    patient = patient_from_data({
+        "id": "p", "sex": sex, "birth_date": "1970-01-01",
+        "observations": [dict(o, date="2024-03-10") for o in observations],
+        "conditions": [{"concept": c, "onset": "2020-01-01", "status": "active"} for c in conditions],
+    })
+    return str(evaluate(checked, patient, AS_OF).criteria[0].outcome)
+
+
+ALT = {"concept": "ALT", "unit": "U/L", "reference_range": {"high": 40, "low": 7}}
+
+
+def test_shared_threshold_means_each_value():
+    obs = [dict(ALT, value=30), {"concept": "AST", "value": 200, "unit": "U/L", "reference_range": {"high": 40}}]
+    assert _verdict("AST and ALT ≤ 3 x ULN", obs) == "not met"
+    assert _verdict("ALT or AST ≤ 3 x ULN", obs) == "not met"  # inclusion: each
+    assert _verdict("ALT or AST > 3 x ULN", obs, section="exclusion") == "met"  # exclusion: either
+
+
+def test_conditional_threshold_applies_to_the_patients_named():
+    obs = [{"concept": "total bilirubin", "value": 2.0, "unit": "mg/dL", "reference_range": {"high": 1.0}}]
+    rule = "total bilirubin ≤ 1.5 x ULN (≤ 3 x ULN for hepatitis B)"
+    assert _verdict(rule, obs) == "not met"
+    assert _verdict(rule, obs, conditions=["hepatitis B"]) == "met"
+    low = [dict(obs[0], value=1.2)]
+    assert _verdict(rule, low) == "met"
+
+
+def test_normal_limits_use_the_reference_range():
+    obs = [dict(ALT, value=5)]
+    assert _verdict("ALT within normal limits", obs) == "not met"
+    assert _verdict("ALT within normal limits", [dict(ALT, value=20)]) == "met"
+    assert _verdict("ALT ≥ LLN", [{"concept": "ALT", "value": 20, "unit": "U/L"}]) == "unknown"
+
+
+def test_score_lists():
+    ecog = [{"concept": "ECOG performance status", "value": 2}]
+    assert _verdict("ECOG performance status of 0 or 1", ecog) == "not met"
+    assert _verdict("ECOG performance status of 0, 1 or 2", ecog) == "met"
+    assert _verdict("ECOG performance status 0 or 2", [{"concept": "ECOG performance status", "value": 1}]) == "not met"
+
+
+def test_derivation_named_after_a_measured_concept_selects_the_calculation():
+    checked = checker.check(parser.parse_protocol(
+        'protocol T\ninclusion\n  I1 "s"\n    eGFR ≥ 45 mL/min/1.73 m2 (CKD-EPI 2021)\n'))
+    plan = checked.criteria[0].plan
+    assert plan.subject.concept.name == "CKD-EPI eGFR"
+
+
+def test_elig_parse_prints_the_reading_and_the_warning():
+    res = CliRunner().invoke(main, ["parse", "SGOT and/or SGPT no greater than 3 times ULN"])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == "SGOT and/or SGPT ≤ 3 x ULN"
+    assert "W210" in res.output
+
+
+_NAMES = st.sampled_from(["AST", "ALT", "serum creatinine", "total bilirubin", "ANC"])
+_CMP = st.sampled_from(["≤", "<", "≥", ">"])
+_FACTOR = st.sampled_from(["1.5", "2", "2.5", "3", "5"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_NAMES, _NAMES, st.sampled_from(["and", "or", "and/or"]), _CMP, _FACTOR, _FACTOR,
+       st.sampled_from(["if", "for", "in patients with"]))
+def test_property_shared_and_conditional_thresholds_round_trip(a, b, joiner, cmp, f1, f2, cond_word):
+    text = f"{a} {joiner} {b} {cmp} {f1} x ULN ({cmp} {f2} x ULN {cond_word} hepatitis B)"
+    node = parser.parse_rule(text)
+    printed = canonical.rule(node)
+    assert parser.parse_rule(printed) == node
+    assert canonical.rule(parser.parse_rule(printed)) == printed
