@@ -666,13 +666,20 @@ class _Compiler:
             joins.append(f"LEFT JOIN pair{j} ON pair{j}.pk = p.pk")
         if self.presence:
             aggs = []
+            # Entries that may be of the concept (a display naming it, no concept nor code) or that cannot
+            # be placed in time count as recorded (elig.engine.logic.recorded).
+            ur = []
             for i, (concept, start) in enumerate(self.presence):
                 inside = f" AND {within('d_lo', 'd_hi', date_lit(start), A)} IS NOT FALSE" if start else ""
-                aggs.append(f"bool_or(d_lo IS NOT NULL AND d_lo <= {A}{inside}) "
-                            f"FILTER (WHERE concept = {text_lit(concept.name)}) AS rec{i}")
-            ctes.append("present AS (\n  SELECT pk, " + ",\n         ".join(aggs) + "\n  FROM obs GROUP BY pk\n)")
-            cols += [f"present.rec{i}" for i in range(len(self.presence))]
-            joins.append("LEFT JOIN present ON present.pk = p.pk")
+                here = f"(d_lo IS NULL OR (d_lo <= {A}{inside}))"
+                aggs.append(f"bool_or({here}) FILTER (WHERE concept = {text_lit(concept.name)}) AS rec{i}")
+                ur.append(f"bool_or({here}) AS rec{i}")
+            ctes.append("present_m AS (\n  SELECT pk, " + ",\n         ".join(aggs) + "\n  FROM obs_all GROUP BY pk\n)")
+            ctes.append("present_u AS (\n  SELECT pk, " + ", ".join(ur) +
+                        "\n  FROM observations WHERE unread GROUP BY pk\n)")
+            cols += [f"(coalesce(present_m.rec{i}, FALSE) OR coalesce(present_u.rec{i}, FALSE)) AS rec{i}"
+                     for i in range(len(self.presence))]
+            joins.append("LEFT JOIN present_m ON present_m.pk = p.pk LEFT JOIN present_u ON present_u.pk = p.pk")
         if self.facts:
             ctes += self.fact_ctes()
         for kind in sorted(self.unread):
@@ -923,7 +930,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                 row = {"mkey": mkey, "target": concept.name, "unmatched": unmatched,
                        "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
                 if kind == "observation":
-                    window = plausible_uln(concept)
+                    window = plausible_uln(concept, resolver)
                     row.update(unit=concept.unit or "1",
                                unitless_unit=concept.unit if concept.unitless == "canonical" else None,
                                p_lo=concept.plausible[0] if concept.plausible else None,
