@@ -38,6 +38,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_fhir.py
 	$(BIN)/python bench/bench_screen.py
 

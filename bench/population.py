@@ -351,9 +351,12 @@ def handwritten(p: dict) -> tuple[str, list]:
     sex = p.get("sex")
     female = sex == "female"
     labs: dict[str, list[dict]] = {}
+    undated = set()  # an undated result may be the newest: that lab cannot decide
     for o in p["observations"]:
         if o.get("date") is not None:
             labs.setdefault(_name(o), []).append(o)
+        else:
+            undated.add(_name(o))
 
     def reading(name, o):
         """The value in the canonical unit, or None when it cannot be used."""
@@ -370,7 +373,7 @@ def handwritten(p: dict) -> tuple[str, list]:
     def newest(name, days):
         """(canonical value, observation) of the newest result in the window; (None, obs) when unusable."""
         past = [o for o in labs.get(name, ()) if o["date"] <= as_of.isoformat()]
-        if not past:
+        if not past or name in undated:
             return None, None
         when = max(o["date"] for o in past)
         if (as_of - dt.date.fromisoformat(when)).days > days:
@@ -519,10 +522,12 @@ def handwritten(p: dict) -> tuple[str, list]:
     crit.append(attested("informed consent"))  # I7
     crit.append(None if age is None else 18 <= age <= 75)  # I8
     # exclusions
-    if sex == "male":
-        preg = lact = False
-    else:
-        preg, lact = p.get("pregnant"), p.get("lactating")
+    # Not recorded, pregnancy and lactation are "no" for a patient not of childbearing potential
+    # (elig's default reading: female, aged 12 to 55, no menopause or sterilisation on record).
+    childbearing = _and(None if sex is None else female, None if age is None else 12 <= age <= 55)
+    preg, lact = p.get("pregnant"), p.get("lactating")
+    preg = False if preg is None and childbearing is False else preg
+    lact = False if lact is None and childbearing is False else lact
     crit.append(_or(preg, lact, attested("unwilling or unable to use effective contraception")))  # E1
     crit.append(history_of("chronic bronchitis"))  # E2 (no emphysema, cor pulmonale generated)
     crit.append(False)  # E3 lung resection: none generated

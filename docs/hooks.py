@@ -115,6 +115,41 @@ def _gallery() -> str:
     return "\n".join(out)
 
 
+def _performance() -> str:
+    """The table of bench/results/engine.json, written by `make bench` (bench/bench_engine.py)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "engine.json"
+    if not path.exists():
+        return "\n*No benchmark results yet: run `make bench`.*\n"
+    r = json.loads(path.read_text(encoding="utf-8"))
+    out = [f"\nMeasured {r['generated']} with `{r['command']}` (Python {r['python']}, {r['machine']}, "
+           f"load average {r['load_average']:.1f} at the start; each variant in its own "
+           f"process; protocol {r['protocol']} as of {r['as_of']}).\n"]
+    for size in r["sizes"]:
+        agree = size["agreement"]
+        out.append(f"\n### {size['patients']:,} patients ({size['repeat']} repeats)\n")
+        out.append(f"Verdicts: {', '.join(f'{v} {n:,}' for v, n in sorted(size['verdicts'].items()))}. "
+                   f"Agreement with the hand-written verdicts: compiled {agree['compiled']}, "
+                   f"explained {agree['explained']}.\n")
+        out.append("| variant | patients | decide, patients/s (min / median / max) | × hand-written | "
+                   "end to end from JSON, patients/s (median) | × hand-written | reader ÷ json.loads | peak RSS |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for v in size["variants"]:
+            d, e = v["decide_per_s"], v["end_to_end_per_s"]
+            reader = f"{v['reader_over_json']['median']:.1f}×" if "reader_over_json" in v else "—"
+            out.append(f"| {v['variant']} | {v['patients']:,} | {d['min']:,.0f} / {d['median']:,.0f} / "
+                       f"{d['max']:,.0f} | {v['decide_ratio']:.1f}× | {e['median']:,.0f} | "
+                       f"{v['end_to_end_ratio']:.1f}× | {reader} | {v['peak_rss_mb']:,.0f} MB |")
+    out.append("\n### Targets\n")
+    out.append("| target | measured | met |")
+    out.append("|---|---:|---|")
+    for t in r["targets"]:
+        out.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(out) + "\n"
+
+
 def _include(match) -> str:
     """``<!-- elig:file PATH -->``: the file itself, fenced, so a page cannot drift from it."""
     from pathlib import Path
@@ -143,6 +178,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
     markdown = re.sub(r"<!-- elig:file (\S+) -->", _include, markdown)
     markdown = re.sub(r"<!-- elig:test (\S+) -->", _test_report, markdown)
+    if "<!-- elig:performance -->" in markdown:
+        markdown = markdown.replace("<!-- elig:performance -->", _performance())
     if "<!-- elig:gallery -->" in markdown:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:corpus -->" in markdown:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/population.py (the generated population) is shared by the benchmarks and the tests.
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
 UPDATE_GOLDEN = bool(os.environ.get("ELIG_UPDATE_GOLDEN"))
 
 

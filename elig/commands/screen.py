@@ -172,6 +172,13 @@ class _Screener:
         self.as_of = as_date(as_of) if as_of is not None else None
         self.explain = explain
         self.html_dir = Path(html_dir) if html_dir else None
+        # Without reports, only verdicts and outcomes are written: the compiled evaluator gives
+        # the same outcomes and never builds an explanation (docs/performance.md).
+        self.compiled = None
+        if not explain:
+            from elig.engine.compiled import compile_protocol
+
+            self.compiled = compile_protocol(protocol)
 
     def __call__(self, task: _Task) -> Row:
         if task.error is not None:
@@ -182,6 +189,11 @@ class _Screener:
             from elig.engine.evaluator import evaluate
 
             record = with_attestations(record, self.answers, self.mapping)
+            if self.compiled is not None:
+                screened = self.compiled.outcomes(record, self.as_of)
+                return Row(task.index, task.file, task.line, patient_id=screened.patient_id,
+                           verdict=str(screened.verdict), outcomes=tuple((c, str(o)) for c, o in screened.outcomes),
+                           excluded_by=screened.excluded_by, data_issues=screened.data_issues)
             result = evaluate(self.protocol, record, self.as_of)
         except EligError as exc:
             return Row(task.index, task.file, task.line, error=_one_line(exc))

@@ -141,3 +141,25 @@ def lln_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | Non
                                         limit="LLN")
     return Unusable("the observation has no reference range with a lower limit, and the vocabulary declares "
                     "no default LLN", (f"reference range (LLN) of {subject.label}",))
+
+
+def quick_uln(ctx, concept, obs: Observation, cache: dict) -> float | None:
+    """The ULN an observation's own reference range gives, when ``bound_value`` would use it; else None.
+
+    The compiled evaluator falls back to ``bound_value`` when this answers None (no reference
+    range, a unit that does not convert, a limit ``uln_problem`` refuses). ``cache`` is the
+    compiled protocol's: one check per distinct (concept, range, unit).
+    """
+    high = obs.reference_high
+    if high is None:
+        return None
+    ref_unit = obs.reference_unit or obs.unit or concept.unit
+    key = (concept.name, high, obs.reference_low, ref_unit)
+    uln = cache.get(key, False)
+    if uln is False:
+        factor = ctx.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
+        uln = None
+        if isinstance(factor, float) and uln_problem(concept, high * factor, obs.reference_low, factor) is None:
+            uln = high * factor
+        cache[key] = uln
+    return uln

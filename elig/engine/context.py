@@ -14,7 +14,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.index import index_record
-from elig.records.dates import whole_years_between
+from elig.records.dates import whole_years_between, window_start
 from elig.engine.results import ValueUsed
 from elig.records.patient import Observation, Patient
 
@@ -45,6 +45,8 @@ class Context:
         self._index: dict[str, dict[str, list]] | None = None
         self.display_notes: list[str] = []
         self.section = "inclusion"
+        self._opens: dict = {}
+        self.concept_cache: dict | None = None  # set by a compiled protocol: concepts per distinct code
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
@@ -53,9 +55,16 @@ class Context:
     def index(self) -> dict[str, dict[str, list]]:
         """Entries of the record by concept name, built once per evaluation, newest first."""
         if self._index is None:
-            self._index, notes = index_record(self.patient, self.vocabulary)
+            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache)
             self.display_notes.extend(notes)
         return self._index
+
+    def window_opens(self, window: p.Duration) -> dt.date:
+        """The first day of a look-back window ending on the evaluation date (computed once per window)."""
+        opens = self._opens.get(window)
+        if opens is None:
+            opens = self._opens[window] = window_start(self.as_of, window.amount, window.unit)
+        return opens
 
     def observations(self, concept_name: str) -> list:
         return self.index()["observation"].get(concept_name, [])

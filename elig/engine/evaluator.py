@@ -112,11 +112,17 @@ class Evaluation(Context):
 
 # ---------------------------------------------------------------- the whole protocol
 def overall_verdict(results: Iterable[CriterionResult]) -> Verdict:
-    results = list(results)
-    if any(r.excludes for r in results):
+    return verdict_of([(r.section, r.outcome) for r in results])
+
+
+def verdict_of(outcomes: list[tuple[str, Outcome]]) -> Verdict:
+    """The verdict from each criterion's (section, outcome): any failed inclusion or met exclusion is
+    ineligible; every inclusion met and every exclusion not met is eligible; else undetermined."""
+    if any((section == "inclusion" and o is Outcome.NOT_MET) or (section == "exclusion" and o is Outcome.MET)
+           for section, o in outcomes):
         return Verdict.INELIGIBLE
-    if all((r.section == "inclusion" and r.outcome is Outcome.MET) or
-           (r.section == "exclusion" and r.outcome is Outcome.NOT_MET) for r in results):
+    if all((section == "inclusion" and o is Outcome.MET) or (section == "exclusion" and o is Outcome.NOT_MET)
+           for section, o in outcomes):
         return Verdict.ELIGIBLE
     return Verdict.UNDETERMINED
 

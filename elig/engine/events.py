@@ -28,12 +28,9 @@ PROCEDURE_STATUS = ("preparation", "in-progress", "not-done", "on-hold", "stoppe
 NOT_RECORDED = ("refuted", "entered-in-error")
 
 
-def event(ctx: Context, node: p.EventPlan) -> Explanation:
-    text = node.text
-    concept = node.concept
-    searched = node.searched
-    if concept.kind == "test":
-        return test_event(ctx, node, text, searched)
+def records_of(ctx: Context, concept) -> tuple[list, list]:
+    """The entries an event rule judges (refuted ones left out), and the entries without concept or
+    code that may be one of them. Both evaluators start here: with neither, the event is not present."""
     records = ctx.index()[concept.kind].get(concept.name, [])
     if concept.kind == "procedure":
         # Status codes of past procedures are recorded as conditions (ICD-10-CM Z90.710,
@@ -41,6 +38,16 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         records = records + ctx.index()["condition"].get(concept.name, [])
     records = [r for r in records if (getattr(r, "verification_status", None) or "") not in NOT_RECORDED]
     unreadable = ctx.unreadable(concept.kind) + (ctx.unreadable("condition") if concept.kind == "procedure" else [])
+    return records, unreadable
+
+
+def event(ctx: Context, node: p.EventPlan) -> Explanation:
+    text = node.text
+    concept = node.concept
+    searched = node.searched
+    if concept.kind == "test":
+        return test_event(ctx, node, text, searched)
+    records, unreadable = records_of(ctx, concept)
     if not records:
         if unreadable:
             return _doubt(concept, text, searched, unreadable)

@@ -16,8 +16,12 @@ from elig.terminology.vocabulary import Concept, Vocabulary
 KINDS = ("observation", "condition", "procedure", "medication")
 
 
-def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, dict[str, list]], list[str]]:
-    """Entries by kind and concept name, newest first; and the notes on display-only entries."""
+def index_record(patient: Patient, vocabulary: Vocabulary,
+                 cache: dict | None = None) -> tuple[dict[str, dict[str, list]], list[str]]:
+    """Entries by kind and concept name, newest first; and the notes on display-only entries.
+
+    With ``cache`` (a dict owned by a compiled protocol), the concepts of each distinct
+    (kind, codes, name) are looked up once, not once per entry."""
     idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
     idx["unmatched"] = {}  # observations whose display alone names a concept, by that concept
     idx["unreadable"] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
@@ -26,7 +30,13 @@ def index_record(patient: Patient, vocabulary: Vocabulary) -> tuple[dict[str, di
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
                           ("procedure", patient.procedures), ("medication", patient.medications)):
         for entry in entries:
-            concepts = concepts_of(vocabulary, entry, site_concepts)
+            if cache is None:
+                concepts = concepts_of(vocabulary, entry, site_concepts)
+            else:
+                key = (kind, entry.codes, entry.concept, getattr(entry, "category", ()))
+                concepts = cache.get(key)
+                if concepts is None:
+                    concepts = cache[key] = concepts_of(vocabulary, entry, site_concepts)
             for concept in concepts:
                 idx[kind].setdefault(concept.name, []).append(entry)
             if not entry.concept and not entry.codes:

@@ -225,3 +225,50 @@ def pairing_partner(candidates: list, obs: Observation) -> Observation | None:
             if best is None:
                 best = (dt.timedelta(0), other)
     return best[1] if best else None
+
+
+def quick_value(ctx: Context, concept: Concept, window: p.Duration | None, factors: dict):
+    """(canonical value, observation) of the newest result when the record is plain; None otherwise.
+
+    The compiled evaluator (``elig.engine.compiled``) asks this first and falls back to
+    ``measurement`` whenever it answers None, so it must answer only when ``measurement``
+    would pick the same value: every entry of the concept dated and readable, nothing
+    unreadable or display-only that may be newer, the newest full-dated in the window, its
+    unit convertible and fitting, the value plausible, and no other result of the same date.
+    ``factors`` is the compiled protocol's cache of unit factors per (unit, concept).
+    """
+    idx = ctx.index()
+    records = idx["observation"].get(concept.name)
+    if not records or idx["unreadable"].get("observation") or idx["unmatched"].get(concept.name):
+        return None
+    as_of = ctx.as_of
+    newest = nxt = None
+    for o in records:
+        if o.date is None or o.value is None or o.problem:
+            return None
+        if newest is None:
+            if o.date.earliest() <= as_of:
+                newest = o
+        elif nxt is None:
+            nxt = o
+    if newest is None or not newest.date.is_complete or (nxt is not None and nxt.date == newest.date):
+        return None
+    if window is not None and within(newest.date, ctx.window_opens(window), as_of) is not True:
+        return None
+    unit = newest.unit
+    if unit is None:
+        if concept.unitless != "canonical":
+            return None
+        unit = concept.unit
+    key = (unit, concept.name)
+    factor = factors.get(key, False)
+    if factor is False:
+        f = ctx.resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+        factor = factors[key] = (f if isinstance(f, float) and (newest.unit is None or unit_fits(ctx, concept, unit, f))
+                                 else None)
+    if factor is None:
+        return None
+    value = newest.value * factor
+    if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
+        return None
+    return value, newest

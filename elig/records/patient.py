@@ -174,6 +174,7 @@ class _NativeReader:
         self.file = file
         self.issues: list[DataIssue] = []
         self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
+        self.dates: dict[str, PartialDate] = {}  # each distinct date text is parsed once
         self.bad_dates: list[str] = []  # the date fields of the entry being read that could not be read
 
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
@@ -197,9 +198,16 @@ class _NativeReader:
             self.issue(location, f"cannot read date {shown(value)}: expected text such as 2024-03-15",
                        "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
+        if isinstance(value, str):
+            d = self.dates.get(value)  # entries of one record share their dates: each is parsed once
+            if d is not None:
+                self.bad_dates.pop()
+                return d
         try:
             d = parse_date(value)
             self.bad_dates.pop()
+            if isinstance(value, str):
+                self.dates[value] = d
             return d
         except DateSyntaxError as exc:
             self.issue(location, str(exc), "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
