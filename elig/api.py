@@ -7,6 +7,8 @@ and the parser and vocabulary are immutable once built.
 from __future__ import annotations
 
 from pathlib import Path
+
+import attrs
 from typing import Iterable, Union
 
 from elig.engine import checker
@@ -70,13 +72,18 @@ def evaluate(protocol: CheckedProtocol, patient: Patient | str | Path, as_of=Non
     """
     if not isinstance(patient, Patient):
         patient = load_patient(patient)
-    patient = with_attestations(patient, attestations, site_codes)
+    patient = with_attestations(patient, attestations, site_codes, protocol)
     return _evaluate(protocol, patient, as_of)
 
 
 def with_attestations(patient: Patient, attestations: Answers | dict | str | Path | None = None,
-                      site_codes: SiteMapping | str | Path | None = None) -> Patient:
-    """The record with a site's coded answers and an attestation form merged in."""
+                      site_codes: SiteMapping | str | Path | None = None,
+                      protocol: CheckedProtocol | None = None) -> Patient:
+    """The record with a site's coded answers and an attestation form merged in.
+
+    With ``protocol``, a form's answer to a question the protocol never asks (a misspelt
+    key) is a data issue with the nearest question, as ``check_answers`` gives it.
+    """
     if site_codes is not None:
         mapping = site_codes if isinstance(site_codes, SiteMapping) else load_site_mapping(site_codes)
         patient = apply_site_mapping(patient, mapping)
@@ -86,5 +93,34 @@ def with_attestations(patient: Patient, attestations: Answers | dict | str | Pat
             attestations = Answers(common=answers, issues=issues)
         elif not isinstance(attestations, Answers):
             attestations = load_answers(attestations)
+        if protocol is not None:
+            attestations = check_answers(protocol, attestations)
         patient = attestations.apply(patient)
     return patient
+
+
+def check_answers(protocol: CheckedProtocol, answers: Answers) -> Answers:
+    """``answers`` with a data issue for each answer to a question ``protocol`` never asks.
+
+    A form's key is matched to the protocol's attestations by its words; a misspelt one
+    ('informed consnt: no') would otherwise be dropped in silence and the question stay
+    open, or another source's yes decide. Answers given for another study are left alone:
+    the evaluation shows them as not counted.
+    """
+    import difflib
+
+    from elig.records.patient import DataIssue
+    from elig.report.questionnaire import attestation_keys
+
+    asked = attestation_keys(protocol)
+    given = list(answers.common) + [a for found in answers.by_patient.values() for a in found]
+    issues = []
+    for a in given:
+        if a.key in asked or a.study or any(i.location == a.source.record and i.file == a.source.file
+                                            for i in issues):
+            continue
+        close = difflib.get_close_matches(a.key, sorted(asked), n=1, cutoff=0.75)
+        issues.append(DataIssue(a.source.record, f"not a question of {protocol.id}; the answer is not used",
+                                f"did you mean '{close[0]}'?" if close else
+                                f"the protocol asks: {', '.join(sorted(asked)) or 'nothing'}", a.source.file or None))
+    return attrs.evolve(answers, issues=answers.issues + tuple(issues)) if issues else answers

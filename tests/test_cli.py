@@ -105,6 +105,16 @@ def test_explain_to_a_folder_that_does_not_exist_is_a_message(tmp_path):
     assert r.exit_code == 1 and "No such file or directory" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("protocol_arg, hint", [
+    ("missing.elig", "help: check the path"),
+    ("protocols", "help: give a file, not a folder"),
+])
+def test_an_unreadable_protocol_gets_a_hint_about_reading_not_writing(protocol_arg, hint):
+    r = CliRunner().invoke(main, ["explain", str(ROOT / protocol_arg), DEMO, "--as-of", "2024-03-15"])
+    assert r.exit_code == 1 and hint in r.output
+    assert "writable" not in r.output and "Traceback" not in r.output
+
+
 def test_explain_defaults_to_today():
     r = invoke("explain", PROTOCOL, DEMO, "--format", "json")
     import datetime as dt

@@ -282,6 +282,21 @@ def test_explain_and_screen_take_attestations_on_the_command_line(tmp_path):
     assert "Traceback" not in out.output
 
 
+def test_a_misspelt_question_in_a_form_is_a_data_issue_with_the_nearest_question(protocol, tmp_path):
+    form = tmp_path / "form.yaml"
+    form.write_text("informed consnt: no\nlife expectancy of at least 6 months: yes\n")
+    result = run(protocol, "consent.json", attestations=form)
+    assert crit(result, "I3").outcome is Outcome.MET  # the well-spelt answer is used
+    assert crit(result, "I2").outcome is Outcome.MET  # the Consent decides; the misspelt 'no' is not used...
+    issue = next(i for i in result.data_issues if "informed consnt" in i)  # ...and the report says so
+    assert "not a question of RECORDS-DEMO" in issue and "did you mean 'informed consent'?" in issue
+    assert not any("life expectancy" in i for i in result.data_issues)
+    out = CliRunner().invoke(main, ["explain", str(DATA / "records.elig"), str(DATA / "consent.json"),
+                                    "--as-of", AS_OF, "--attestations", str(form), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert any("did you mean 'informed consent'?" in json.dumps(i) for i in json.loads(out.output)["data_issues"])
+
+
 def test_questionnaire_command_writes_the_file(tmp_path):
     target = tmp_path / "q.json"
     out = CliRunner().invoke(main, ["questionnaire", str(DATA / "records.elig"), "-o", str(target)])

@@ -444,6 +444,22 @@ def test_implausible_fhir_reference_range_upper_limit_falls_back_to_the_default(
     assert str(r.verdict) == "ineligible" and r.criteria[0].explanation.threshold.uln == 40
 
 
+def test_reference_ranges_of_many_patients_convert_each_unit_once(monkeypatch):
+    """A screen of many patients whose ALT comes with a reference range converts "U/L" (and the
+    vocabulary's ULN unit) through pint a fixed number of times, not once per patient."""
+    from elig.terminology import units
+
+    calls = []
+    real = units.conversion_factor_q
+    monkeypatch.setattr(units, "conversion_factor_q", lambda *a, **k: calls.append(a) or real(*a, **k))
+    proto = protocol("ALT ≤ 5 x ULN")
+    verdicts = [verdict(proto, record(obs("ALT", 30 + 100 * (i % 3), "U/L",
+                                          reference_range={"high": 40 + i % 5, "unit": "U/L"})))
+                for i in range(60)]
+    assert verdicts[:3] == ["eligible", "eligible", "ineligible"]
+    assert len(calls) <= 3
+
+
 def test_number_beside_a_threshold_has_enough_digits_to_read_true():
     proto = protocol("Creatinine clearance ≥ 60 mL/min (Cockcroft-Gault) within 7 days")
     data = record(obs("serum creatinine", 112, "µmol/L"), obs("body weight", 72, "kg"))

@@ -284,3 +284,19 @@ def test_doc_examples_parse_and_check(block):
             result = run(checked, patient, "2024-03-15")
             for c in result.criteria:
                 assert c.outcome in set(elig.Outcome) and c.explanation.summary, (name, c.id)
+
+
+def test_tutorial_mistake_is_shown_as_check_prints_it(tmp_path, monkeypatch):
+    """The tutorial's misspelt 'serum creatinin', made in its whole protocol, gives the error it shows."""
+    from click.testing import CliRunner
+
+    from elig.commands.cli import main
+
+    text = (DOCS / "tutorial.md").read_text(encoding="utf-8")
+    whole = next(b for b in _blocks(text) if b.lstrip().startswith("# DEMO-1"))
+    shown = re.search(r"```text\n(demo\.elig:.*?)```", text, re.S).group(1).rstrip()
+    (tmp_path / "demo.elig").write_text(whole.replace("serum creatinine >", "serum creatinin >"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["check", "demo.elig"])
+    assert r.exit_code == 1
+    assert shown in r.output

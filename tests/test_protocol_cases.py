@@ -42,16 +42,21 @@ def test_case(protocol_file, case):
         f"{m.field}: expected {m.expected}, got {m.actual}\n{m.explanation}" for m in result.mismatches)
 
 
-def test_every_seed_trial_has_cases():
-    report = casefile.run_cases(PROTOCOLS)
+@pytest.fixture(scope="module")
+def report():
+    """Every case of every seed trial, run once for the tests of the whole report (each run takes
+    seconds; the cases one by one are the parametrised test above)."""
+    return casefile.run_cases(PROTOCOLS)
+
+
+def test_every_seed_trial_has_cases(report):
     assert {t.protocol_id for t in report.trials} >= {"NCT06021067", "NCT06416709", "NCT02444455"}
     for t in report.trials:
         assert t.cases, t.protocol_id
         assert not t.errors, t.errors
 
 
-def test_every_criterion_is_asserted_met_and_not_met():
-    report = casefile.run_cases(PROTOCOLS)
+def test_every_criterion_is_asserted_met_and_not_met(report):
     for t in report.trials:
         cov = t.coverage()
         for c in t.computable:

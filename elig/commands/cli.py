@@ -29,7 +29,7 @@ def _handle_errors(fn):
         except OSError as exc:  # cannot read or write a file the user named
             where = getattr(exc, "filename", None)
             click.echo(f"error: {where + ': ' if where else ''}{exc.strerror or exc}", err=True)
-            click.echo("  = help: check the path and that its folder exists and is writable", err=True)
+            click.echo(f"  = help: {_os_error_hint(exc)}", err=True)
             sys.exit(1)
         except ProtocolError as exc:
             click.echo(render_all(exc.diagnostics, exc.sources), err=True)
@@ -55,6 +55,17 @@ def _handle_errors(fn):
                        err=True)
             sys.exit(70)
     return wrapper
+
+
+def _os_error_hint(exc: OSError) -> str:
+    """A hint that fits what went wrong: a missing input is not a folder that is not writable."""
+    if isinstance(exc, FileNotFoundError):
+        return "check the path (for a file to write, that its folder exists)"
+    if isinstance(exc, IsADirectoryError):
+        return "give a file, not a folder"
+    if isinstance(exc, PermissionError):
+        return "check that you may read the file (or write to its folder)"
+    return "check the path and that its folder exists and is writable"
 
 
 def _style(text: str, kind) -> str:
@@ -143,7 +154,7 @@ def explain(protocol, patient, as_of, fmt, output, attestations, site_codes, voc
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--as-of") from None
     checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
-    record = api.with_attestations(load_patient(patient), attestations, site_codes)
+    record = api.with_attestations(load_patient(patient), attestations, site_codes, checked)
     result = api.evaluate(checked, record, as_of_date)
     if changes:
         from elig.report.changes import render_changes_text, what_would_change

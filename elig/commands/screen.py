@@ -166,7 +166,9 @@ class _Screener:
         from elig.engine.evaluator import as_date
         from elig.records.attestations import load_answers, load_site_mapping
 
-        self.answers = load_answers(attestations) if attestations else None
+        from elig.api import check_answers
+
+        self.answers = check_answers(protocol, load_answers(attestations)) if attestations else None
         self.mapping = load_site_mapping(site_codes) if site_codes else None
         self.protocol = protocol
         self.as_of = as_date(as_of) if as_of is not None else None

@@ -43,7 +43,7 @@ def subject_unit(subject) -> str:
     return {"year": "years", "1": ""}.get(unit, unit)
 
 
-def uln_problem(concept, uln: float, low: float | None, factor: float) -> str | None:
+def uln_problem(concept, uln: float, low: float | None, factor: float, resolver) -> str | None:
     """Why a reference range's upper limit cannot serve as the ULN, or None when it can.
 
     It must be a finite, positive number, above the range's low end, and within the
@@ -54,7 +54,7 @@ def uln_problem(concept, uln: float, low: float | None, factor: float) -> str | 
         return "is not a positive finite number"
     if low is not None and math.isfinite(low) and low * factor > uln:
         return f"is below the range's low end {fmt(low)}"
-    window = plausible_uln(concept)
+    window = plausible_uln(concept, resolver)
     if window is not None and not window[0] <= uln <= window[1]:
         lo, hi = window
         return (f"is not a plausible upper limit of normal for {concept.name} "
@@ -65,19 +65,19 @@ def uln_problem(concept, uln: float, low: float | None, factor: float) -> str | 
 ULN_SPREAD = 4.0  # laboratories' upper limits differ from the usual one by far less than fourfold
 
 
-def plausible_uln(concept) -> tuple[float, float] | None:
+def plausible_uln(concept, resolver) -> tuple[float, float] | None:
     """The upper limits of normal a reference range may give for the concept (canonical unit):
-    within a factor of 4 of the vocabulary's default ULN; else within the plausible range."""
+    within a factor of 4 of the vocabulary's default ULN; else within the plausible range.
+
+    The factor comes from the protocol's ``UnitResolver``: this runs for every observation with
+    a reference range, and pint is consulted once per distinct unit, not once per patient.
+    """
     uln = concept.uln
     defaults = [v for v in (uln.value, uln.male, uln.female) if v is not None] if uln is not None else []
     if defaults and concept.unit_quantity is not None:
-        try:
-            from elig.terminology.units import conversion_factor
-
-            factor = conversion_factor(uln.unit, concept.unit or "1", concept.molar_mass)
-        except Exception:  # a vocabulary ULN in a unit that does not convert: checked by the vocabulary
-            factor = None
-        if factor:
+        # a vocabulary ULN in a unit that does not convert (a reason string) is checked by the vocabulary
+        factor = resolver.factor(uln.unit, concept.unit or "1", concept.molar_mass)
+        if isinstance(factor, float) and factor:
             return min(defaults) * factor / ULN_SPREAD, max(defaults) * factor * ULN_SPREAD
     return concept.plausible
 
@@ -99,7 +99,7 @@ def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | N
         if not isinstance(factor, float):
             refused = f"the reference range of {obs.source.record} ({stated}) cannot be read: {factor}"
         else:
-            refused = uln_problem(concept, obs.reference_high * factor, obs.reference_low, factor)
+            refused = uln_problem(concept, obs.reference_high * factor, obs.reference_low, factor, resolver)
             if refused is None:
                 uln = obs.reference_high * factor
                 source = f"reference range of {obs.source.record} ({stated})"
@@ -159,7 +159,7 @@ def quick_uln(ctx, concept, obs: Observation, cache: dict) -> float | None:
     if uln is False:
         factor = ctx.resolver.factor(ref_unit, concept.unit or "1", concept.molar_mass) if ref_unit else 1.0
         uln = None
-        if isinstance(factor, float) and uln_problem(concept, high * factor, obs.reference_low, factor) is None:
+        if isinstance(factor, float) and uln_problem(concept, high * factor, obs.reference_low, factor, ctx.resolver) is None:
             uln = high * factor
         cache[key] = uln
     return uln

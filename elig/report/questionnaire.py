@@ -15,7 +15,7 @@ import re
 
 from elig.engine import plan as p
 
-__all__ = ["questionnaire", "questionnaire_json"]
+__all__ = ["attestation_keys", "questionnaire", "questionnaire_json"]
 
 
 def _attestations(node) -> list[p.AttestationPlan]:
@@ -28,6 +28,11 @@ def _attestations(node) -> list[p.AttestationPlan]:
     if isinstance(node, p.FactPlan) and node.only_if is not None:
         return _attestations(node.only_if)
     return []
+
+
+def attestation_keys(checked: p.CheckedProtocol) -> set[str]:
+    """The keys of every attestation the protocol asks (what a form or a QuestionnaireResponse answers)."""
+    return {a.key for c in checked.criteria for a in _attestations(c.plan)}
 
 
 def _sole(node) -> bool:
