@@ -44,6 +44,7 @@ from elig.diagnostics import DataError, ProtocolError
 from elig.engine.evaluator import evaluate
 from elig.engine.results import Outcome, Verdict
 from elig.records.loader import patient_from_data
+from elig.records.patient import grade_number, read_number
 from elig.report.html import render_html
 from elig.report.json import render_json
 from elig.report.markdown import render_markdown
@@ -155,8 +156,10 @@ def garbage_for(field: str):
     if field in ("pregnant", "lactating"):
         return GARBAGE.filter(lambda g: not isinstance(g, bool) and
                               not (isinstance(g, (str, int)) and str(g).strip().lower() in YES_NO))
-    if field in ("value", "grade"):
-        return NOT_A_NUMBER
+    if field == "value":  # text the reader takes as a number ("0", "1,25") is a number: data
+        return NOT_A_NUMBER.filter(lambda g: read_number(g)[0] is None)
+    if field == "grade":  # likewise a grade it reads ("0", "II", "grade 2")
+        return NOT_A_NUMBER.filter(lambda g: grade_number(g) is None)
     if field == "reference_range":
         return st.one_of(GARBAGE, st.fixed_dictionaries({"high": NOT_A_NUMBER}),
                          st.fixed_dictionaries({"high": st.sampled_from([1e308, 2 ** 63, -40, 0, 1e-9, 15000])}),
