@@ -557,3 +557,19 @@ def test_garbage_never_makes_an_alternative_not_recorded_and_hands_the_decision_
     for pta in (obs("PTA", 30, "%", date="2024-02-30"), {"concept": [1], "value": 30, "unit": "%",
                                                           "date": "2024-03-14"}):
         assert verdict(proto, record(pta, inr)) == "undetermined"
+
+
+def test_a_procedure_with_both_a_date_and_a_start_is_not_read_as_ended():
+    """Found by `make fuzz`: a garbled `date` beside `start` used to end the procedure on its start
+    date, so 'not active invasive mechanical ventilation' was met for a ventilated patient."""
+    proto = protocol("not active invasive mechanical ventilation")
+    ventilated = record(procedures=[{"concept": "invasive mechanical ventilation", "start": "2024-03-14"}])
+    assert result(proto, ventilated).criteria[0].outcome is elig.Outcome.NOT_MET
+    for garbage in ("", "garbage", "2024-03-14"):
+        garbled = copy.deepcopy(ventilated)
+        garbled["procedures"][0]["date"] = garbage
+        r = result(proto, garbled)
+        assert r.criteria[0].outcome is elig.Outcome.UNKNOWN, garbage
+        assert any("both 'date' and 'start'/'end'" in issue for issue in r.data_issues)
+    one_off = record(procedures=[{"concept": "invasive mechanical ventilation", "date": "2024-03-01"}])
+    assert result(proto, one_off).criteria[0].outcome is elig.Outcome.MET  # began and ended that day

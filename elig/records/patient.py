@@ -437,8 +437,20 @@ class _NativeReader:
         return (BodySite(codes, str(laterality).strip().lower() if laterality else None),) if codes else ()
 
     def procedure(self, e: dict, loc: str) -> Procedure:
-        start = self.date(e.get("start", e.get("date")), f"{loc}.date")
-        end = self.date(e.get("end"), f"{loc}.end") if "end" in e else (start if "date" in e else None)
+        if e.get("date") is not None and ("start" in e or "end" in e):
+            # A one-off date beside a period: which one the record means cannot be told, and reading
+            # either silently would let a garbled field change whether the procedure is current.
+            self.issue(f"{loc}.date", "both 'date' and 'start'/'end' are given, so the procedure's period "
+                       "cannot be told", "give 'date' for a one-off procedure, or 'start' (and 'end') for one "
+                       "that lasts")
+            self.bad_dates.append("date")
+            start = self.date(e.get("start"), f"{loc}.start")
+            end = self.date(e.get("end"), f"{loc}.end")
+        elif e.get("date") is not None:
+            start = end = self.date(e["date"], f"{loc}.date")  # a one-off procedure: it began and ended that day
+        else:
+            start = self.date(e.get("start"), f"{loc}.start")
+            end = self.date(e.get("end"), f"{loc}.end")
         return Procedure(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
                          start=start, end=end, status=self.status(e.get("status"), f"{loc}.status"),
                          category=self.codes(e, f"{loc}.category", key="category") if e.get("category") else (),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import attrs
 
 from elig.engine.results import EvaluationResult, Explanation, Outcome
-from elig.report.markdown import format_value, outcome_changes
+from elig.report.markdown import compared_value, format_value, outcome_changes
 from elig.terminology.units import format_number
 
 _SYMBOL_NEGATED = {"≥": "<", ">": "≤", "≤": ">", "<": "≥"}
@@ -131,14 +131,9 @@ def _margin(e: Explanation, section: str) -> str | None:
     op = (t.text or "")[:1]
     if op not in _SYMBOL_NEGATED:
         return None
-    if e.derived is not None:
-        value = e.derived.value
-    else:
-        numbers = [v.canonical_value if v.canonical_value is not None else v.value for v in e.values
-                   if v.value is not None]
-        if len(numbers) != 1:
-            return None
-        value = numbers[0]
+    value = compared_value(e)
+    if value is None:
+        return None
     if e.outcome is Outcome.MET:
         flip = _SYMBOL_NEGATED[op]
     elif e.outcome is Outcome.NOT_MET:

@@ -140,19 +140,24 @@ def _met_distances(e: Explanation) -> list[tuple[str, str]]:
     return out
 
 
+def compared_value(e: Explanation) -> float | None:
+    """The one number a comparison compared with its threshold (a derived value, or the single
+    value used, in the threshold's unit), or None when the test did not rest on one number."""
+    if e.derived is not None:
+        return e.derived.value
+    numbers = [v.canonical_value if v.canonical_value is not None else v.value for v in e.values
+               if v.value is not None]
+    return numbers[0] if len(numbers) == 1 else None
+
+
 def _gap_to_other_side(e: Explanation) -> str | None:
     t = e.threshold
     op = t.text[:1] if t and t.text else ""
     if op not in _NEGATED:
         return None
-    if e.derived is not None:
-        value = e.derived.value
-    else:
-        numbers = [v.canonical_value if v.canonical_value is not None else v.value for v in e.values
-                   if v.value is not None]
-        if len(numbers) != 1:
-            return None
-        value = numbers[0]
+    value = compared_value(e)
+    if value is None:
+        return None
     gap = abs(value - t.value)
     return (f"{format_value(format_number(value), t.unit)}; needs {_NEGATED[op]} "
             f"{format_value(format_number(t.value), t.unit)} not to exclude "
