@@ -573,3 +573,16 @@ def test_a_procedure_with_both_a_date_and_a_start_is_not_read_as_ended():
         assert any("both 'date' and 'start'/'end'" in issue for issue in r.data_issues)
     one_off = record(procedures=[{"concept": "invasive mechanical ventilation", "date": "2024-03-01"}])
     assert result(proto, one_off).criteria[0].outcome is elig.Outcome.MET  # began and ended that day
+
+
+def test_an_unreadable_pregnancy_answer_is_not_passed_by_the_childbearing_gate():
+    """Found by `make fuzz`: `pregnant: ''` (or 'si', or 'unknown') on a woman outside childbearing
+    potential read as 'not asked', so the exclusion was not met although the record spoke of it."""
+    proto = protocol("age ≥ 18 years", exclusion=("pregnant (if of childbearing potential)",))
+    older_woman = {"id": "w", "birth_date": "1955-06-01", "sex": "female", "observations": []}
+    assert result(proto, older_woman).criteria[1].outcome is elig.Outcome.NOT_MET  # not asked
+    assert result(proto, {**older_woman, "pregnant": True}).criteria[1].outcome is elig.Outcome.MET
+    for said in ("", "unknown", "si"):
+        r = result(proto, {**older_woman, "pregnant": said})
+        assert r.criteria[1].outcome is elig.Outcome.UNKNOWN, said
+        assert r.verdict is not elig.Verdict.ELIGIBLE

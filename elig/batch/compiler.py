@@ -519,7 +519,8 @@ class _Compiler:
             steps.append(f"WHEN f.d{i} IS NOT NULL THEN f.d{i}")
             found = f"coalesce(f.found{i}, FALSE)"
         if reading is not None:
-            steps.append(f"WHEN ({reading}) = FALSE AND NOT {found} THEN FALSE")
+            stated = f"coalesce(list_contains(b.unstated, {text_lit(field)}), FALSE)" if field else "FALSE"
+            steps.append(f"WHEN ({reading}) = FALSE AND NOT {found} AND NOT {stated} THEN FALSE")
         return f"(CASE {' '.join(steps)} ELSE NULL END)" if steps else "CAST(NULL AS BOOLEAN)"
 
     def evidence(self, concept: Concept) -> int:
@@ -558,7 +559,7 @@ class _Compiler:
         A = self.AS_OF
         ctes = []
         joins = []
-        cols = ["p.pk", "p.patient_id", "p.source", "p.line", "p.sex", "p.pregnant", "p.lactating", "p.issues", _age_sql(self.as_of)]
+        cols = ["p.pk", "p.patient_id", "p.source", "p.line", "p.sex", "p.pregnant", "p.lactating", "p.unstated", "p.issues", _age_sql(self.as_of)]
         if self.slots or self.rates or self.pairs or self.tests or self.presence or self.facts:
             uln = "o.ref_high * rf.ref_factor"
             finite = "abs({x}) <= 1.7976931348623157e308"

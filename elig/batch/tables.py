@@ -50,7 +50,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("pk", pa.int64()), ("patient_id", pa.string()), ("source", pa.string()), ("line", pa.int32()),
         ("origin", pa.string()), ("birth_lo", pa.date32()),
         ("birth_hi", pa.date32()), ("sex", pa.string()), ("pregnant", pa.bool_()), ("lactating", pa.bool_()),
-        ("issues", pa.int32()),
+        ("unstated", pa.list_(pa.string())), ("issues", pa.int32()),
     ]),
     "observations": pa.schema([
         ("pk", pa.int64()), ("seq", pa.int32()), ("mkey", pa.string()), ("concept", pa.string()), ("codes", _CODES),
@@ -154,7 +154,7 @@ def rows_of(patient: Patient, pk: int, source: str | None = None, line: int | No
         "pk": pk, "patient_id": patient.id, "source": source if source is not None else patient.source_file,
         "line": line, "origin": origin, "birth_lo": _lo(patient.birth_date),
         "birth_hi": _hi(patient.birth_date), "sex": patient.sex, "pregnant": patient.pregnant,
-        "lactating": patient.lactating, "issues": len(patient.issues),
+        "lactating": patient.lactating, "unstated": list(patient.unstated_facts), "issues": len(patient.issues),
     })
     for seq, o in enumerate(patient.observations):
         codes = _codes(o)

@@ -64,7 +64,10 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     # The reading of who is asked, shown (as a child) only when it is what decides or leaves it open.
     reading = ctx.rule(node.only_if) if node.only_if is not None else None
     children = (reading,) if reading is not None else ()
-    if reading is not None and reading.outcome is Outcome.NOT_MET and not found:
+    stated = name in patient.unstated_facts
+    if stated:
+        why = why or f"the record gives {name} but not as yes or no"
+    if reading is not None and reading.outcome is Outcome.NOT_MET and not found and not stated:
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
                            summary=f"not asked: the patient is not of {node.only_if.name} by the "
                                    f"{node.only_if.source} reading '{node.only_if.definition}', and the "

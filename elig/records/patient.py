@@ -143,6 +143,16 @@ class DataIssue:
         return f"{where}: {self.message}" + (f" ({self.hint})" if self.hint else "")
 
 
+def _yes_no(value) -> bool | None:
+    """What the native reader takes as yes or no; None for anything else (unknown, blank, garbage)."""
+    if isinstance(value, bool):
+        return value
+    if not _scalar(value):
+        return None
+    return {"yes": True, "true": True, "y": True, "1": True,
+            "no": False, "false": False, "n": False, "0": False}.get(str(value).strip().lower())
+
+
 @attrs.frozen
 class Patient:
     id: str
@@ -153,6 +163,9 @@ class Patient:
     sex: str | None = None  # "male" | "female" | None
     pregnant: bool | None = None
     lactating: bool | None = None
+    # Facts the record states but that cannot be read as yes or no ('unknown', '', garbage): the
+    # record said something, so a gate such as '(if of childbearing potential)' cannot pass them by.
+    unstated_facts: tuple[str, ...] = ()
     observations: tuple[Observation, ...] = ()
     conditions: tuple[Condition, ...] = ()
     procedures: tuple[Procedure, ...] = ()
@@ -262,6 +275,8 @@ class _NativeReader:
             birth_date=birth, sex=sex,
             pregnant=self.boolean(data.get("pregnant"), "pregnant"),
             lactating=self.boolean(data.get("lactating"), "lactating"),
+            unstated_facts=tuple(f for f in ("pregnant", "lactating")
+                                 if data.get(f) is not None and self.boolean(data.get(f), None) is None),
             observations=tuple(o for o in observations if o is not None),
             conditions=tuple(c for c in conditions if c is not None),
             procedures=tuple(p for p in procedures if p is not None),
@@ -299,7 +314,10 @@ class _NativeReader:
                 out.append({})
         return out
 
-    def boolean(self, value, location: str) -> bool | None:
+    def boolean(self, value, location: str | None) -> bool | None:
+        """Yes, no or None; an unreadable value is a data issue at ``location`` (None: only read)."""
+        if location is None:
+            return _yes_no(value)
         if value is None or isinstance(value, bool):
             return value
         if not _scalar(value):
