@@ -174,3 +174,16 @@ def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None
         return split[d.span.file]
 
     return "\n\n".join(render(d, source_lines=lines_of(d)) for d in diagnostics)
+
+
+def one_line(exc: Exception) -> str:
+    """An error as one row of a batch (screen CSV, batch tables): place, message and hint, with the
+    data's control characters shown as escapes so a value cannot forge rows or lines."""
+    if isinstance(exc, DataError):
+        text = exc.message
+        if exc.location:
+            text = f"{exc.location}: {text}"
+        if exc.hint:
+            text += f" ({exc.hint})"
+        return visible(" ".join(text.split(" ")))
+    return visible(" ".join(str(exc).split(" ")))

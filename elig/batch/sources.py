@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 import attrs
 
-from elig.diagnostics import DataError, EligError
+from elig.diagnostics import DataError, EligError, one_line
 from elig.records.loader import load_patient, patient_from_data
 from elig.records.patient import Patient
 
@@ -97,7 +97,7 @@ def read_population(inputs: Iterable[str | Path]) -> Iterator[Record]:
             try:
                 yield Record(str(path), patient=load_patient(path))
             except EligError as exc:
-                yield Record(str(path), error=_one_line(exc))
+                yield Record(str(path), error=one_line(exc))
     if bulk:
         yield from read_bulk(bulk)
 
@@ -119,7 +119,7 @@ def _ndjson(path: Path) -> Iterator[Record]:
                     yield Record(str(path), number, patient=patient_from_data(data, f"{path}:{number}"),
                                  origin="ndjson")
                 except EligError as exc:
-                    yield Record(str(path), number, error=f"line {number}: {_one_line(exc)}")
+                    yield Record(str(path), number, error=f"line {number}: {one_line(exc)}")
     except (OSError, UnicodeDecodeError) as exc:
         yield Record(str(path), error=f"cannot read the file: {exc}")
 
@@ -179,21 +179,11 @@ def read_bulk(files: list[Path]) -> Iterator[Record]:
         try:
             yield Record(file, number, patient=patient_from_data(bundle, f"{file}:{number}"), origin="bulk")
         except EligError as exc:
-            yield Record(file, number, error=f"line {number}: {_one_line(exc)}")
+            yield Record(file, number, error=f"line {number}: {one_line(exc)}")
     for ref, resources in by_patient.items():
         yield Record(ref, error=f"{len(resources)} resource(s) reference {ref}, which is not in the export's "
                                 f"Patient file")
 
-
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, DataError):
-        text = exc.message
-        if exc.location:
-            text = f"{exc.location}: {text}"
-        if exc.hint:
-            text += f" ({exc.hint})"
-        return " ".join(text.split())
-    return " ".join(str(exc).split())
 
 
 def read_again(source: str, line: int | None, origin: str, patient_id: str) -> Patient:

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator
 import attrs
 import click
 
-from elig.diagnostics import DataError, EligError, visible
+from elig.diagnostics import DataError, EligError, one_line, visible
 from elig.engine.plan import CheckedProtocol
 from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
 from elig.report.json import json_safe
@@ -198,7 +198,7 @@ class _Screener:
                            excluded_by=screened.excluded_by, data_issues=screened.data_issues)
             result = evaluate(self.protocol, record, self.as_of)
         except EligError as exc:
-            return Row(task.index, task.file, task.line, error=_one_line(exc))
+            return Row(task.index, task.file, task.line, error=one_line(exc))
         except Exception as exc:  # a bug must not stop the batch; the row says what happened
             return Row(task.index, task.file, task.line,
                        error=visible(f"internal error: {type(exc).__name__}: {exc} (a bug in elig; please report it)"))
@@ -238,17 +238,6 @@ class _Screener:
             return patient_from_data(data, f"{task.file}:{task.line}")
         except DataError as exc:
             raise DataError(exc.message, file=task.file, location=f"line {task.line}", hint=exc.hint) from None
-
-
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, DataError):
-        text = exc.message
-        if exc.location:
-            text = f"{exc.location}: {text}"
-        if exc.hint:
-            text += f" ({exc.hint})"
-        return visible(" ".join(text.split(" ")))
-    return visible(" ".join(str(exc).split(" ")))
 
 
 def report_name(index: int, patient_id: str) -> str:
@@ -656,7 +645,7 @@ def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb",
                         record = with_attestations(reader._read(task), reader.answers, reader.mapping)
                     except EligError as exc:
                         failures.append(Row(index, task.file, task.line,
-                                            error=task.error if task.error is not None else _one_line(exc)))
+                                            error=task.error if task.error is not None else one_line(exc)))
                     else:
                         out.add(record, task.file, task.line, "ndjson" if task.text is not None else "file")
                     index += 1

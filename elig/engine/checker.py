@@ -561,7 +561,7 @@ class _Checker:
         num, den = self.lookup(ratio.numerator.name.text), self.lookup(ratio.denominator.name.text)
         if num is None or den is None or num.kind != "measurement" or den.kind != "measurement":
             return False
-        thresholds = _thresholds(test)
+        thresholds = t.thresholds(test)
         if any(isinstance(th, (t.UlnMultiple, t.LlnMultiple)) for th in thresholds) or isinstance(test, t.NormalRange):
             return True
         if not thresholds or num.unit is None:
@@ -727,16 +727,6 @@ class _Checker:
         return p.RatePlan(concept=concept, op=node.comparator, bound=bound, window=window, node=node)
 
 
-def _thresholds(test) -> list:
-    if isinstance(test, t.Compare):
-        return [test.threshold]
-    if isinstance(test, t.Between):
-        return [test.low, test.high]
-    if isinstance(test, t.BySex):
-        return [b.test.threshold for b in test.branches]
-    if isinstance(test, t.Conditional):
-        return ([test.main.threshold] if test.main else []) + [a.test.threshold for a in test.alternatives]
-    return []
 
 
 def _looser(alt: t.Compare, main: t.Compare) -> bool:

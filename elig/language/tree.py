@@ -399,3 +399,17 @@ def children(node) -> tuple:
     if isinstance(node, Unless):
         return (node.rule, node.exception)
     return ()
+
+
+def thresholds(test) -> list:
+    """The thresholds a comparison's test states: one, the two ends of a range, one per sex, or the
+    main one and its conditional alternatives (the checker resolves them, lint reads them)."""
+    if isinstance(test, Compare):
+        return [test.threshold]
+    if isinstance(test, Between):
+        return [test.low, test.high]
+    if isinstance(test, BySex):
+        return [b.test.threshold for b in test.branches]
+    if isinstance(test, Conditional):
+        return ([test.main.threshold] if test.main else []) + [a.test.threshold for a in test.alternatives]
+    return []
