@@ -16,9 +16,11 @@ What the query does, as the interpreter does it:
   (``unit_factors``); a value without a unit, of a unit that does not convert, or
   outside the concept's plausible range is unusable;
 * the newest value (newest date, then time, then record order) is taken with
-  ``row_number()`` over a window, never with ``arg_max`` (which would silently fall back
-  to an older row when the newest is unusable); a stale or unusable newest value, or two
-  results at the same instant that disagree, is unknown;
+  ``arg_max_null`` over one key that orders the records so, never with ``arg_max`` (which
+  would silently fall back to an older row when the newest is unusable); a stale or
+  unusable newest value, or two results at the same instant that disagree, is unknown.
+  Only the rare patients with several results at the newest instant have those results
+  ranked with a window (``slot_ctes``), so the query sorts almost nothing;
 * ``x ULN`` takes the upper limit from the same row's reference range, else the
   vocabulary's default for the patient's sex; sex branches choose by sex;
 * derived values (Cockcroft-Gault and the rest of the catalogue), ratios of paired
@@ -568,7 +570,7 @@ class _Compiler:
                       f"{finite.format(x='o.ref_low')} OR NOT (o.ref_low * rf.ref_factor > {uln})) AND "
                       f"(m.u_lo IS NULL OR ({uln} >= m.u_lo AND {uln} <= m.u_hi))")
             ctes.append(f"""obs_all AS (
-  SELECT o.pk, o.seq, m.target AS concept, m.unmatched, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec,
+  SELECT o.pk, o.seq, m.target AS concept, m.cid, m.unmatched, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec,
          o.d_key, o.result,
          (o.value IS NOT NULL OR o.problem IS NOT NULL OR o.result IS NULL) AS valued,
          o.value * f.factor AS cval,
@@ -582,48 +584,9 @@ class _Compiler:
 )""")
             ctes.append("obs AS (SELECT * FROM obs_all WHERE NOT unmatched)")
         if self.slots:
-            names = sorted({s.concept.name for s in self.slots})
-            ctes.append(f"""ranked AS (
-  SELECT *, row_number() OVER w AS rn, first_value(d_key) OVER w AS n_key, first_value(cval) OVER w AS n_cval,
-         first_value(ok) OVER w AS n_ok, first_value(d_hi) OVER w AS n_hi, first_value(sec) OVER w AS n_sec
-  FROM obs
-  WHERE concept IN ({', '.join(text_lit(n) for n in names)}) AND valued AND d_lo IS NOT NULL AND d_lo <= {A}
-  WINDOW w AS (PARTITION BY pk, concept ORDER BY d_hi DESC, sec DESC, seq)
-)""")
-            ctes.append(f"""newest AS (
-  SELECT pk, concept, max(d_lo) FILTER (WHERE rn = 1) AS lo, max(d_hi) FILTER (WHERE rn = 1) AS hi,
-         bool_or(ok) FILTER (WHERE rn = 1) AS ok, max(cval) FILTER (WHERE rn = 1) AS v,
-         max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
-         min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
-         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
-                         AND (NOT ok OR NOT {close('cval', 'n_cval', False)})) AS clash
-  FROM ranked WHERE rn = 1 OR (d_hi = n_hi AND sec = n_sec)
-  GROUP BY pk, concept
-)""")
-            # An entry that cannot be placed in time, or whose display alone names the concept, may be
-            # newer than the newest: the newest then cannot decide (elig.engine.measure._may_be_newer).
-            ctes.append(f"""unread_obs AS (
-  SELECT pk, bool_or(d_lo IS NULL) AS ur_undated, max(d_hi) AS ur_hi FROM observations WHERE unread GROUP BY pk
-)""")
-            ctes.append(f"""doubt AS (
-  SELECT pk, concept, bool_or(NOT unmatched AND valued AND d_lo IS NULL) AS undated,
-         bool_or(unmatched AND d_lo IS NULL) AS um_undated, max(d_hi) FILTER (WHERE unmatched) AS um_hi
-  FROM obs_all WHERE concept IN ({', '.join(text_lit(n) for n in names)}) GROUP BY pk, concept
-)""")
-            picks = []
+            ctes += self.slot_ctes()
             for i, s in enumerate(self.slots):
-                usable = ("n.ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash)) AND NOT coalesce(undated, FALSE) "
-                          "AND NOT coalesce(um_undated, FALSE) AND (um_hi IS NULL OR um_hi < n.lo) "
-                          "AND NOT coalesce(u.ur_undated, FALSE) AND (u.ur_hi IS NULL OR u.ur_hi < n.lo)")
-                if s.start is not None:
-                    usable += f" AND n.lo >= {date_lit(s.start)} AND n.hi <= {A}"
-                c = text_lit(s.concept.name)
-                picks.append(f"max(CASE WHEN {usable} THEN v END) FILTER (WHERE n.concept = {c}) AS v{i}")
-                picks.append(f"max(uln_ref) FILTER (WHERE n.concept = {c}) AS r{i}")
                 cols += [f"mv.v{i}", f"mv.r{i}"]
-            ctes.append("mv AS (\n  SELECT n.pk, " + ",\n         ".join(picks) +
-                        "\n  FROM newest n LEFT JOIN doubt d ON d.pk = n.pk AND d.concept = n.concept "
-                        "LEFT JOIN unread_obs u ON u.pk = n.pk GROUP BY n.pk\n)")
             joins.append("LEFT JOIN mv ON mv.pk = p.pk")
         if self.rates or self.pairs:
             names = sorted({c.name for c, _ in self.rates} | {c.name for cs, _ in self.pairs for c in cs})
@@ -753,6 +716,84 @@ class _Compiler:
             name, _, body = cte.partition(" AS (")
             self.steps.append((name.strip(), body.rstrip()[:-1]))
         return "WITH " + ",\n".join(ctes) + "\n" + self.final
+
+    def slot_ctes(self) -> list[str]:
+        """The newest usable value of each slot (``elig.engine.measure.measurement``): ``mv``, one row per patient.
+
+        The newest record of a concept is found by an aggregate, not by sorting every record:
+        ``arg_max_null`` over a key that orders records as the interpreter does (latest day,
+        then time of day, then first in the record), so the newest wins even when its value is
+        NULL or unusable. Results at the same instant as the newest (twins) are rare; only for
+        those patient and concept pairs are the records of that instant ranked with a window,
+        as the interpreter walks them, to find a twin that disagrees.
+
+        Records that end before every window of their concept are not read: where the newest
+        record is one of them, it is stale (unknown) whether or not they are read.
+        """
+        A = self.AS_OF
+        M = 16777216  # a record's place (seq, below 2^24) packs with its instant into one BIGINT key
+        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        names = sorted({s.concept.name for s in self.slots})
+        opens = []
+        for name in names:
+            starts = [s.start for s in self.slots if s.concept.name == name]
+            if None not in starts:
+                opens.append(f"WHEN {ids[name]} THEN d_hi >= {date_lit(min(starts))}")
+        recent = f"(d_lo IS NULL OR (CASE cid {' '.join(opens)} ELSE TRUE END))" if opens else "TRUE"
+        main = f"(NOT unmatched AND valued AND d_lo IS NOT NULL AND d_lo <= {A})"
+        # Entries that may be newer than the newest and so keep it from deciding (elig.engine.measure.
+        # _may_be_newer): a result without a date, or one whose display alone names the concept and
+        # that is not known to be older. Their latest day (an undated one: never older) is kept.
+        doubt = (f"max(CASE WHEN unmatched OR (valued AND d_lo IS NULL) THEN coalesce(d_hi, DATE '9999-12-31') "
+                 f"END) AS doubt_hi")
+        out = [f"""slot_rows AS (
+  SELECT pk, seq, cid, unmatched, valued, d_lo, d_hi, d_key, cval, ok, uln_ref,
+         CASE WHEN {main} THEN date_diff('day', DATE '1970-01-01', d_hi) * 86400 + sec END AS t
+  FROM obs_all
+  WHERE cid IN ({', '.join(str(ids[n]) for n in names)}) AND {recent}
+)""", f"""newest AS (
+  SELECT pk, cid, max(t) AS t_top, max(t * {M} + seq) AS k_last,
+         max(t * {M} + ({M - 1} - seq)) AS k_first, bool_or(t IS NOT NULL AND (seq < 0 OR seq >= {M})) AS far,
+         arg_max_null(d_lo, t * {M} + ({M - 1} - seq)) AS lo, arg_max_null(d_hi, t * {M} + ({M - 1} - seq)) AS hi,
+         arg_max_null(CASE WHEN ok THEN cval END, t * {M} + ({M - 1} - seq)) AS v,
+         arg_max_null(uln_ref, t * {M} + ({M - 1} - seq)) AS uln_ref, {doubt}
+  FROM slot_rows GROUP BY pk, cid
+)""",
+               # Twins: more than one record at the newest instant (the first and the last of that instant
+               # differ), or a record order the key cannot hold. These are walked as the interpreter does.
+               f"""ranked AS (
+  SELECT r.*, row_number() OVER w AS rn, first_value(r.d_key) OVER w AS n_key,
+         first_value(r.cval) OVER w AS n_cval, first_value(r.ok) OVER w AS n_ok
+  FROM slot_rows r JOIN newest n ON n.pk = r.pk AND n.cid = r.cid AND r.t = n.t_top
+  WHERE n.far OR (n.k_first - n.t_top * {M}) + (n.k_last - n.t_top * {M}) <> {M - 1}
+  WINDOW w AS (PARTITION BY r.pk, r.cid ORDER BY r.seq)
+)""", f"""exact AS (
+  SELECT pk, cid, max(d_lo) FILTER (WHERE rn = 1) AS lo, max(d_hi) FILTER (WHERE rn = 1) AS hi,
+         max(CASE WHEN ok THEN cval END) FILTER (WHERE rn = 1) AS v, max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
+         min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
+         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
+                         AND (NOT ok OR NOT {close('cval', 'n_cval', False)})) AS clash
+  FROM ranked GROUP BY pk, cid
+)""", f"""unread_obs AS (
+  SELECT pk, max(coalesce(d_hi, DATE '9999-12-31')) AS ur_hi FROM observations WHERE unread GROUP BY pk
+)""", f"""nv AS (
+  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
+         CASE WHEN x.pk IS NULL THEN n.hi ELSE x.hi END AS hi,
+         CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
+         CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash) THEN x.v
+              END AS v
+  FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk
+)"""]
+        picks = []
+        for i, s in enumerate(self.slots):
+            usable = "(doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo)"
+            if s.start is not None:
+                usable += f" AND lo >= {date_lit(s.start)} AND hi <= {A}"
+            c = ids[s.concept.name]
+            picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
+            picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
+        out.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + "\n  FROM nv GROUP BY pk\n)")
+        return out
 
     def fact_ctes(self) -> list[str]:
         """Facts from evidence (elig.engine.facts.evidence, decide): the newest observations decide
@@ -917,6 +958,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind in ENTRY_TABLES:
         wanted = set(compiled.concepts.get(kind, ()))
+        cids = {name: i for i, name in enumerate(sorted(wanted))}  # the query's integer concept ids
         rows = []
         for mkey in keys.get(kind, []):
             entry = entry_of(kind, mkey)
@@ -932,7 +974,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                        "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
                 if kind == "observation":
                     window = plausible_uln(concept, resolver)
-                    row.update(unit=concept.unit or "1",
+                    row.update(cid=cids[concept.name], unit=concept.unit or "1",
                                unitless_unit=concept.unit if concept.unitless == "canonical" else None,
                                p_lo=concept.plausible[0] if concept.plausible else None,
                                p_hi=concept.plausible[1] if concept.plausible else None,
@@ -959,7 +1001,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
 _MAP = (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unmatched", "BOOLEAN"), ("site_applies", "BOOLEAN"),
         ("site_ok", "BOOLEAN"))
 AUX_SCHEMAS = {
-    "concepts_observation": _MAP + (("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
+    "concepts_observation": _MAP + (("cid", "INTEGER"), ("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
                                     ("p_hi", "DOUBLE"), ("u_lo", "DOUBLE"), ("u_hi", "DOUBLE")),
     "concepts_condition": _MAP,
     "concepts_procedure": _MAP,
