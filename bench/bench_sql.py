@@ -126,7 +126,37 @@ def _hand_sql(as_of) -> str:
 
 
 # ---------------------------------------------------------------- one measurement, in its own process
-def measure(variant: str, folder: Path, repeat: int) -> dict:
+def _peak_mb(pid: int | str = "self") -> float | None:
+    """Peak resident memory of one process (VmHWM). Unlike ``ru_maxrss`` it is not inherited:
+    a child started by a large parent reports its own peak, not the parent's."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def _descendants(root: int) -> list[int]:
+    """Processes started, directly or not, by ``root`` (Spark's JVM is one)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def measure(variant: str, folder: Path, repeat: int, threads: int | None, memory_limit: str | None) -> dict:
     import elig
     from elig.batch import runners
 
@@ -144,10 +174,13 @@ def measure(variant: str, folder: Path, repeat: int) -> dict:
                 t0 = time.perf_counter()
                 engine.write(protocol, as_of, Path(tmp) / f"spark-{i}")
                 times.append(time.perf_counter() - t0)
+            jvm = [m for m in (_peak_mb(p) for p in _descendants(os.getpid())) if m]
+            extra["jvm_peak_mb"] = round(sum(jvm), 1)
             engine.close()
         else:
             for _ in range(repeat):
-                engine = runners.DuckDBEngine(folder)
+                engine = runners.DuckDBEngine(folder, threads=threads, memory_limit=memory_limit,
+                                              temp_directory=str(Path(tmp) / "spill"))
                 t0 = time.perf_counter()
                 if variant == "hand":
                     engine.con.execute(f"COPY ({_hand_sql(as_of)}) TO '{out}' (FORMAT parquet)")
@@ -155,14 +188,17 @@ def measure(variant: str, folder: Path, repeat: int) -> dict:
                     engine.write(protocol, as_of, out)
                 times.append(time.perf_counter() - t0)
                 engine.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"times": times, "peak_mb": round(max(peak, children) if variant == "spark" else peak, 1), **extra}
+    peak = _peak_mb() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"times": times, "peak_mb": round(peak + extra.get("jvm_peak_mb", 0), 1), **extra}
 
 
-def run_child(variant: str, folder: Path, repeat: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--measure", variant, "--tables", str(folder),
-                           "--repeat", str(repeat)], capture_output=True, text=True)
+def run_child(variant: str, folder: Path, args) -> dict:
+    """One variant in a process of its own: its peak memory is its own, not the parent's."""
+    cmd = [sys.executable, __file__, "--measure", variant, "--tables", str(folder), "--repeat", str(args.repeat),
+           "--memory-limit", args.memory_limit]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} on {folder} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -177,11 +213,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=20240315)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (0: every core)")
+    ap.add_argument("--memory-limit", default="2GB", help="DuckDB memory_limit; beyond it DuckDB spills to disk")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--tables", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(args.measure, args.tables, args.repeat)))
+        print(json.dumps(measure(args.measure, args.tables, args.repeat, args.threads or None, args.memory_limit)))
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -220,15 +258,15 @@ def main(argv=None) -> int:
         print(f"{'variant':<30}{'patients':>11}{'patients/s':>13}{'× hand SQL':>12}"
               f"{'min s':>8}{'median s':>10}{'max s':>8}{'peak MB':>9}")
         for n in sizes:
-            hand = run_child("hand", folders[n], args.repeat)
-            mine = run_child("elig", folders[n], args.repeat)
+            hand = run_child("hand", folders[n], args)
+            mine = run_child("elig", folders[n], args)
             for name, m in (("hand-written DuckDB SQL", hand), ("elig on DuckDB", mine)):
                 results.append(_row(name, n, m, min(hand["times"])))
         if args.spark_size:
             n = args.spark_size
             hand = next((r for r in results if r["variant"] == "hand-written DuckDB SQL" and r["patients"] == n), None)
-            base_time = hand["min_s"] if hand else min(run_child("hand", folders[n], args.repeat)["times"])
-            m = run_child("spark", folders[n], max(1, args.repeat - 1))
+            base_time = hand["min_s"] if hand else min(run_child("hand", folders[n], args)["times"])
+            m = run_child("spark", folders[n], args)
             results.append(_row("elig on Spark local[2]", n, m, base_time))
         for r in results:
             print(f"{r['variant']:<30}{r['patients']:>11,}{r['patients_per_s']:>13,.0f}{r['ratio_to_hand_sql']:>12.2f}"

@@ -76,14 +76,20 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, tables: str | Path | dict[str, pa.Table], threads: int | None = None,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, temp_directory: str | None = None):
+        """``threads``: DuckDB's worker threads (default: every core). ``memory_limit`` (``'2GB'``):
+        beyond it DuckDB spills to ``temp_directory`` (default: DuckDB's own), so memory stays flat
+        in the number of patients; without it DuckDB may use up to 80% of the machine's memory."""
         import duckdb
 
-        self.con = duckdb.connect()
+        config = {}
         if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
         if memory_limit:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            config["memory_limit"] = str(memory_limit)
+        if temp_directory:
+            config["temp_directory"] = str(temp_directory)
+        self.con = duckdb.connect(config=config)
         if isinstance(tables, dict):
             for name in TABLES:
                 self.con.register(name, tables[name])
