@@ -81,10 +81,9 @@ def date_lit(d: dt.date) -> str:
 
 
 def close(a: str, b: str, abs_tol: bool = True) -> str:
-    """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL."""
-    d = f"abs(({a}) - ({b}))"
-    out = f"(({a}) = ({b}) OR {d} <= 1e-9 * abs({b}) OR {d} <= 1e-9 * abs({a})"
-    return out + (f" OR {d} <= 1e-12)" if abs_tol else ")")
+    """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL: |a - b| <= max(1e-9 |a|, 1e-9 |b|[, 1e-12])."""
+    bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
+    return f"(({a}) = ({b}) OR abs(({a}) - ({b})) <= greatest({bounds}))"
 
 
 def compare(a: str, op: str, b: str) -> str:
@@ -102,9 +101,9 @@ def within(lo: str, hi: str, start: str, end: str) -> str:
 
 
 def any_record(x: str, where: str) -> str:
-    """Kleene OR over the records selected by ``where``: no record gives FALSE."""
-    return (f"(CASE WHEN bool_or({x}) FILTER (WHERE {where}) THEN TRUE "
-            f"WHEN count(*) FILTER (WHERE ({where}) AND ({x}) IS NULL) > 0 THEN NULL ELSE FALSE END)")
+    """Kleene OR over the records selected by ``where``, as a code: 2 when one is TRUE, else 1 when
+    one is unknown, else 0; NULL when no record is selected. ``x`` is written (and computed) once."""
+    return f"max(CASE {x} WHEN TRUE THEN 2 WHEN FALSE THEN 0 ELSE 1 END) FILTER (WHERE {where})"
 
 
 # ---------------------------------------------------------------- derived values in SQL
@@ -188,6 +187,7 @@ class _Compiler:
         self.unread: set[str] = set()  # entry kinds whose unreadable entries the query needs
         self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
         self.measured: dict[str, Concept] = {}
+        self.derived_values: list[str] = []  # derived values in SQL, columns dv0, dv1, ... of the step bx
 
     # ------------------------------------------------------------ entry points
     def run(self) -> Compiled:
@@ -336,7 +336,11 @@ class _Compiler:
         factor = self.resolver.factor(d.unit, subject.concept.unit or d.unit)
         if isinstance(factor, float):
             value = f"({value} * {lit(factor)})"
-        return f"(CASE WHEN {' AND '.join(known)} THEN {value} END)"
+        # Computed once per patient (the step ``bx``), however many comparisons read it.
+        value = f"(CASE WHEN {' AND '.join(known)} THEN {value} END)"
+        if value not in self.derived_values:
+            self.derived_values.append(value)
+        return f"b.dv{self.derived_values.index(value)}"
 
     def uln(self, subject, bound: p.Bound, ref: str | None, sex: str | None) -> str:
         """The limit of ``bound``: a constant, or ``factor x ULN`` (reference range of the row, else default)."""
@@ -412,8 +416,8 @@ class _Compiler:
         # No match, but an entry with neither concept nor code may be one: unknown (events._doubt).
         unread = " OR ".join(f"coalesce(b.unread_{k}, FALSE)" for k in kinds)
         self.unread.update(kinds)
-        return (f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN (CASE WHEN {unread} THEN NULL ELSE FALSE END) "
-                f"WHEN e_{concept.kind}.x{i} = FALSE AND ({unread}) THEN NULL ELSE e_{concept.kind}.x{i} END)")
+        return (f"(CASE coalesce(e_{concept.kind}.x{i}, 0) WHEN 2 THEN TRUE WHEN 1 THEN NULL "
+                f"ELSE (CASE WHEN {unread} THEN NULL ELSE FALSE END) END)")
 
     @staticmethod
     def by_kind(kinds: list[str], make) -> str:
@@ -672,8 +676,8 @@ class _Compiler:
         if self.tests:
             aggs = []
             for i, (verdict, where) in enumerate(self.tests):
-                aggs.append(f"(CASE WHEN count(*) FILTER (WHERE {where}) = 0 THEN NULL ELSE "
-                            f"{any_record(verdict, where)} END) AS x{i}")
+                # No result in the window: unknown (a test result is open-world).
+                aggs.append(f"(CASE {any_record(verdict, where)} WHEN 2 THEN TRUE WHEN 0 THEN FALSE END) AS x{i}")
             ctes.append("tests AS (\n  SELECT o.pk, " + ",\n         ".join(aggs) + "\n  FROM obs o GROUP BY o.pk\n)")
         if self.attested:
             # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
@@ -698,7 +702,12 @@ class _Compiler:
         if self.facts:
             crit_joins.append("LEFT JOIN facts f ON f.pk = b.pk")
         crit = ",\n         ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
-        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM b\n  "
+        base = "b"
+        if self.derived_values:
+            ctes.append("bx AS (\n  SELECT b.*, " + ",\n         ".join(
+                f"{v} AS dv{k}" for k, v in enumerate(self.derived_values)) + "\n  FROM b\n)")
+            base = "bx b"
+        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM {base}\n  "
                     + "\n  ".join(crit_joins) + "\n)")
         excluded = " OR ".join(
             (f"coalesce(NOT c{i}, FALSE)" if section == "inclusion" else f"coalesce(c{i}, FALSE)")

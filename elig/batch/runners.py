@@ -139,12 +139,14 @@ class DuckDBEngine:
 def to_spark(sql: str) -> str:
     """The query in Spark SQL: sqlglot translates the dialect; what it leaves is fixed here.
 
-    * ``arg_min_null(x, k)`` (DuckDB: the x of the least k, even when x is NULL) becomes
-      ``min_by``; the query only gives it values that are never NULL, where both agree.
+    * ``arg_min_null(x, k)`` and ``arg_max_null(x, k)`` (DuckDB: the x of the least or greatest
+      k, even when that x is NULL) become ``min_by`` and ``max_by``, which keep a NULL x as well
+      (rows whose k is NULL are skipped by both).
     """
     import sqlglot
 
     sql = re.sub(r"\barg_min_null\(", "min_by(", sql)
+    sql = re.sub(r"\barg_max_null\(", "max_by(", sql)
     return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
