@@ -191,9 +191,13 @@ def _is_type(x, name: str) -> bool:
 
 
 class _Context:
-    def __init__(self, resource: dict, constants: dict[str, Any]):
+    def __init__(self, resource: dict, constants: dict[str, Any], row_index: int = 0):
         self.resource = resource
         self.constants = constants
+        self.row_index = row_index  # %rowIndex: the position in the nearest forEach, forEachOrNull or repeat
+
+    def at(self, index: int) -> "_Context":
+        return _Context(self.resource, self.constants, index)
 
 
 def evaluate_path(node, focus: list, ctx: _Context) -> list:
@@ -203,6 +207,8 @@ def evaluate_path(node, focus: list, ctx: _Context) -> list:
     if kind == "this":
         return focus
     if kind == "const":
+        if node[1] == "rowIndex":
+            return [ctx.row_index]
         if node[1] not in ctx.constants:
             raise ViewError(f"the constant %{node[1]} is not defined in the view")
         return [ctx.constants[node[1]]]
@@ -304,7 +310,7 @@ def _call(node, focus, ctx) -> list:
         return [x for x in base if _is_type(x, type_name)]
     if name == "join":
         sep = "".join(str(_plain(x)) for x in evaluate_path(args[0], focus, ctx)) if args else ""
-        return [sep.join(str(_plain(x)) for x in base)] if base else []
+        return [sep.join(str(_plain(x)) for x in base)]
     if name == "extension":
         url = [_plain(x) for x in evaluate_path(args[0], focus, ctx)]
         return [e for e in _navigate(base, "extension") if isinstance(e, dict) and e.get("url") in url]
@@ -362,17 +368,43 @@ def columns(view: dict) -> list[str]:
     return names
 
 
+_ITERATIONS = ("forEach", "forEachOrNull", "repeat")
+
+
+def _repeat(paths: list[str], node: Any, ctx: _Context) -> list:
+    """``repeat``: the nodes each path reaches, then theirs, and so on, depth first (the node itself excluded)."""
+    out = []
+    for path in paths:
+        for child in evaluate_path(parse_path(path), [node], ctx):
+            out.append(child)
+            out += _repeat(paths, child, ctx)
+    return out
+
+
 def _rows(select: dict, node: Any, ctx: _Context) -> list[dict]:
-    if "forEach" in select or "forEachOrNull" in select:
-        path = select.get("forEach", select.get("forEachOrNull"))
-        items = evaluate_path(parse_path(path), [node], ctx)
-        if not items and "forEachOrNull" in select:
-            return [{name: None for name in _columns({k: v for k, v in select.items()
-                                                      if k not in ("forEach", "forEachOrNull")})}]
-        inner = {k: v for k, v in select.items() if k not in ("forEach", "forEachOrNull")}
+    kinds = [k for k in _ITERATIONS if k in select]
+    if len(kinds) > 1:
+        raise ViewError(f"a select may have only one of forEach, forEachOrNull and repeat (this one has "
+                        f"{' and '.join(kinds)})")
+    if kinds:
+        kind = kinds[0]
+        path = select[kind]
+        inner = {k: v for k, v in select.items() if k != kind}
+        if kind == "repeat":
+            if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
+                raise ViewError(f"'repeat' must be a list of FHIRPath expressions, found {path!r}")
+            items = _repeat(path, node, ctx)
+        else:
+            if not isinstance(path, str):
+                raise ViewError(f"'{kind}' must be a FHIRPath expression, found {path!r}")
+            items = evaluate_path(parse_path(path), [node], ctx)
+        if not items and kind == "forEachOrNull":  # one row of nulls (%rowIndex is 0 there)
+            row = {name: None for name in _columns(inner)}
+            row.update({c["name"]: 0 for c in inner.get("column", []) if c.get("path", "").strip() == "%rowIndex"})
+            return [row]
         out = []
-        for item in items:
-            out += _rows(inner, item, ctx)
+        for index, item in enumerate(items):
+            out += _rows(inner, item, ctx.at(index))
         return out
     parts: list[list[dict]] = []
     row = {}
@@ -399,6 +431,13 @@ def _rows(select: dict, node: Any, ctx: _Context) -> list[dict]:
     return out
 
 
+def _where(node, resource: dict, ctx: _Context) -> bool | None:
+    found = evaluate_path(node, [resource], ctx)
+    if any(not isinstance(_plain(x), bool) for x in found):
+        raise ViewError("a 'where' path must give a boolean (add .exists() to test for a value)")
+    return _boolean(found)
+
+
 def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
     """The rows of a ViewDefinition over resources (those of other types are passed over)."""
     view_type = view.get("resource")
@@ -411,7 +450,7 @@ def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
         if resource.get("resourceType") != view_type:
             continue
         ctx = _Context(resource, constants)
-        if any(_boolean(evaluate_path(w, [resource], ctx)) is not True for w in wheres):
+        if any(_where(w, resource, ctx) is not True for w in wheres):
             continue
         out = [{}]
         for select in view.get("select", []):
