@@ -188,16 +188,18 @@ def test_unsupported_functions_are_errors_not_other_rows():
 
 @pytest.mark.parametrize("name", ["creatinine_units.json", "bp_panel.json", "conditions_graded.json"])
 def test_shipped_views_flatten_fhir_bundles(name):
+    from elig.batch.assemble import MAIN, VIEW_NAMES
+
     bundle = json.loads((ROOT / "tests" / "data" / "fhir" / name).read_text(encoding="utf-8"))
     resources = bundle_resources(bundle)
     views = shipped_views()
-    assert {"patient", "observation", "condition", "procedure", "medicationrequest"} <= set(views)
+    assert set(views) == set(VIEW_NAMES)
     patients = list(run_view(views["patient"], resources))
-    assert len(patients) == 1 and patients[0]["patient_key"]
-    for key in ("observation", "condition"):
+    assert len(patients) == 1 and patients[0]["key"]
+    for key in MAIN:
         for row in run_view(views[key], resources):
             assert list(row) == columns(views[key])
-            assert row["patient_key"] in (patients[0]["patient_key"], None)  # no subject: the bundle's patient
+            assert row["patient_key"] in (patients[0]["key"], None)  # no subject: the bundle's patient
 
 
 # ---------------------------------------------------------------- the specification's own test suite

@@ -2,18 +2,22 @@
 
 A ViewDefinition names a resource type and the columns to take from it, each by a
 FHIRPath expression, with ``forEach`` / ``forEachOrNull`` to unnest, ``unionAll`` to
-concatenate, nested ``select`` for cross products, ``where`` to keep resources, and
-``constant`` values (``%name``). elig ships views for the resources it reads
-(``elig/data/views/*.json``); any SQL-on-FHIR implementation (Pathling on Spark, for
-one) can run them and produce the same rows.
+concatenate, ``repeat`` to walk nested items, nested ``select`` for cross products,
+``where`` to keep resources, ``constant`` values (``%name``) and ``%rowIndex``. elig
+ships views for the resources it reads (``elig/data/views/*.json``): on the batch route
+they are the only way FHIR reaches the screening tables (``elig.batch.assemble``), and
+any SQL-on-FHIR implementation (Pathling on Spark, for one) can run them and produce
+the same rows.
 
-This runner implements the parts of the specification those views use, and a little
-more: the FHIRPath subset of navigation (with polymorphic ``value`` and ``ofType()``),
-indexing ``[n]``, ``where()``, ``exists()``, ``empty()``, ``first()``, ``last()``,
-``count()``, ``not()``, ``join()``, ``extension(url)``, ``getResourceKey()``,
-``getReferenceKey([Type])``, ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``and``, ``or``,
-string, number and boolean literals. A view that uses something else raises
-``ViewError`` naming the expression, rather than producing other rows.
+This runner implements the specification's directives and the FHIRPath subset of
+navigation (with polymorphic ``value`` and ``ofType()``), indexing ``[n]``, ``where()``,
+``exists()``, ``empty()``, ``first()``, ``last()``, ``count()``, ``not()``, ``join()``,
+``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=``, ``!=``,
+``<``, ``<=``, ``>``, ``>=``, ``and``, ``or``, ``|``, ``{}``, string, number and boolean
+literals. It passes 125 of the 134 cases of the specification's test suite (the others
+use FHIRPath arithmetic and ``lowBoundary()``/``highBoundary()``). A view that uses
+something else raises ``ViewError`` naming the expression, rather than producing other
+rows.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class ViewError(EligError):
 
 # ---------------------------------------------------------------- FHIRPath subset: parsing
 _TOKEN = re.compile(r"""\s*(?:
-    (?P<string>'(?:[^'\\]|\\.)*')
+    (?P<empty>\{\s*\})
+  | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<op><=|>=|!=|=|<|>|\(|\)|\[|\]|\.|,|\|)
   | (?P<const>%[A-Za-z_][A-Za-z0-9_]*)
@@ -126,6 +131,8 @@ class _Parser:
 
     def term(self, base):
         kind, value = self.take()
+        if base is None and kind == "empty":  # {}: the empty collection
+            return ("lit", [])
         if base is None and kind == "string":
             return ("lit", [bytes(value[1:-1], "utf-8").decode("unicode_escape")])
         if base is None and kind == "number":
@@ -469,25 +476,107 @@ def shipped_views() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(VIEWS_DIR.glob("*.json"))}
 
 
+def holds_resource(entry) -> bool:
+    """Whether a bundle entry holds a resource with a type (what a view can read)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+            and isinstance(entry["resource"].get("resourceType"), str) and bool(entry["resource"]["resourceType"]))
+
+
+def _uuid_of(full_url: str | None) -> str | None:
+    if full_url and full_url.startswith(("urn:uuid:", "urn:oid:")):
+        return full_url.split(":", 2)[2]
+    if full_url and "/" in full_url:
+        return full_url.rstrip("/").rsplit("/", 1)[-1]
+    return full_url or None
+
+
 def bundle_resources(bundle: dict) -> list[dict]:
-    """The resources of a Bundle, with references to the bundle's own full URLs (``urn:uuid:...``)
-    rewritten as ``Type/id``, so that ``getReferenceKey()`` meets ``getResourceKey()`` as it
-    does for resources from a server or a Bulk Data export."""
-    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    """The resources of a Bundle, each with a key and with references to the bundle's own full URLs
+    (``urn:uuid:...``) rewritten as ``Type/id``, so that ``getReferenceKey()`` meets
+    ``getResourceKey()`` as it does for resources from a server or a Bulk Data export.
+
+    A resource without an id takes the last part of its full URL (or ``entry[i]``), the name
+    elig's FHIR reader gives it."""
+    raw = bundle.get("entry")
     local = {}
-    for e in entries:
+    picked = []
+    for i, e in enumerate(raw if isinstance(raw, list) else []):
+        if not holds_resource(e):
+            continue
         r = e["resource"]
-        if isinstance(e.get("fullUrl"), str) and r.get("resourceType") and r.get("id"):
-            local[e["fullUrl"]] = f"{r['resourceType']}/{r['id']}"
+        full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
+        if not (isinstance(r.get("id"), str) and r.get("id")):
+            r = {**r, "id": _uuid_of(full_url) or f"entry[{i}]"}
+        if full_url and full_url not in local:
+            local[full_url] = f"{r['resourceType']}/{r['id']}"
+        picked.append(r)
 
     def fix(node):
         if isinstance(node, dict):
-            out = {k: fix(v) for k, v in node.items()}
+            out = {k: fix(x) for k, x in node.items()}
             if isinstance(out.get("reference"), str) and out["reference"] in local:
                 out["reference"] = local[out["reference"]]
             return out
         if isinstance(node, list):
-            return [fix(v) for v in node]
+            return [fix(x) for x in node]
         return node
 
-    return [fix(e["resource"]) for e in entries]
+    return [fix(r) for r in picked]
+
+
+# ---------------------------------------------------------------- view output as Parquet
+_NUMERIC = {"decimal": "float64", "integer": "int64", "positiveInt": "int64", "unsignedInt": "int64",
+            "integer64": "int64", "boolean": "bool_"}
+
+
+def _column_specs(select: dict) -> list[dict]:
+    out = list(select.get("column", []))
+    for sub in select.get("select", []):
+        out += _column_specs(sub)
+    if select.get("unionAll"):
+        out += _column_specs(select["unionAll"][0])
+    return out
+
+
+def arrow_schema(view: dict):
+    """The Arrow schema of a view's rows: FHIR numbers and booleans as such, everything else (dates
+    and times included, as FHIR writes them) as text; ``collection`` columns as lists."""
+    import pyarrow as pa
+
+    fields = []
+    for spec in [c for s in view.get("select", []) for c in _column_specs(s)]:
+        base = getattr(pa, _NUMERIC.get(spec.get("type", "string"), "string"))()
+        fields.append(pa.field(spec["name"], pa.list_(base) if spec.get("collection") else base))
+    return pa.schema(fields)
+
+
+def _fits(value, type_) -> bool:
+    import pyarrow as pa
+
+    if value is None:
+        return True
+    if pa.types.is_boolean(type_):
+        return isinstance(value, bool)
+    if pa.types.is_integer(type_):
+        return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    if pa.types.is_floating(type_):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e308
+    return isinstance(value, str)
+
+
+def arrow_rows(view: dict, rows: Iterable[dict]):
+    """The rows as an Arrow table of ``arrow_schema(view)``. A value whose JSON type is not the
+    column's (text where FHIR has a number: not valid FHIR) is written as null."""
+    import pyarrow as pa
+
+    schema = arrow_schema(view)
+    cols: dict[str, list] = {f.name: [] for f in schema}
+    for row in rows:
+        for f in schema:
+            x = row.get(f.name)
+            if pa.types.is_list(f.type):
+                x = [y for y in (x or []) if y is not None and _fits(y, f.type.value_type)]
+            elif not _fits(x, f.type):
+                x = None
+            cols[f.name].append(x)
+    return pa.table(cols, schema=schema)
