@@ -188,6 +188,11 @@ class _Compiler:
         self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
         self.measured: dict[str, Concept] = {}
         self.derived_values: list[str] = []  # derived values in SQL, columns dv0, dv1, ... of the step bx
+        # Per observation concept, the first day each reader of its records needs (None: all of them).
+        self.reads: dict[str, list[dt.date | None]] = {}
+
+    def read_from(self, concept: Concept, start: dt.date | None) -> None:
+        self.reads.setdefault(concept.name, []).append(start)
 
     # ------------------------------------------------------------ entry points
     def run(self) -> Compiled:
@@ -261,6 +266,7 @@ class _Compiler:
         for concept in concepts:
             self.measure(concept)
             key = (concept, self.start(node.window))
+            self.read_from(concept, key[1])
             if key not in self.presence:
                 self.presence.append(key)
             out.append(f"coalesce(b.rec{self.presence.index(key)}, FALSE)")
@@ -278,6 +284,7 @@ class _Compiler:
         """The newest usable value of a concept in a window: column v{i} (NULL: unknown), r{i} its ULN."""
         self.measure(concept)
         s = _Slot(concept, self.start(window))
+        self.read_from(concept, s.start)
         if s not in self.slots:
             self.slots.append(s)
         return self.slots.index(s)
@@ -285,6 +292,7 @@ class _Compiler:
     def paired(self, concepts: tuple[Concept, ...], window: p.Duration | None) -> int:
         for c in concepts:
             self.measure(c)
+            self.read_from(c, None)  # partners and the records passed over may be older than the window
         key = (concepts, self.start(window))
         if key not in self.pairs:
             self.pairs.append(key)
@@ -388,6 +396,7 @@ class _Compiler:
 
     def rate(self, node: p.RatePlan) -> str:
         self.measure(node.concept)
+        self.read_from(node.concept, None)
         key = (node.concept, self.start(node.window))
         if key not in self.rates:
             self.rates.append(key)
@@ -494,6 +503,7 @@ class _Compiler:
     def test_event(self, node: p.EventPlan) -> str:
         concept = node.concept
         self.concepts["observation"].add(concept.name)
+        self.read_from(concept, self.start(node.duration) if node.duration else None)
         start = date_lit(self.start(node.duration)) if node.duration else "DATE '0001-01-01'"
         inside = within("o.d_lo", "o.d_hi", start, self.AS_OF)
         included = f"(o.d_lo IS NULL OR {inside} IS NOT FALSE)"
@@ -540,6 +550,8 @@ class _Compiler:
             if ev is None:
                 self.fail(f"the evidence '{name}' of '{concept.name}'")
             if ev.kind in ("test", "measurement"):
+                self.read_from(ev, window_start(self.as_of, concept.evidence_days, "day")
+                               if concept.evidence_days else None)
                 if ev.kind == "measurement":
                     self.measure(ev)
                 else:
@@ -585,6 +597,7 @@ class _Compiler:
   JOIN concepts_observation m ON m.mkey = o.mkey
   LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
   LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
+  WHERE {self.recent_enough()}
 )""")
             ctes.append("obs AS (SELECT * FROM obs_all WHERE NOT unmatched)")
         if self.slots:
@@ -726,6 +739,17 @@ class _Compiler:
             self.steps.append((name.strip(), body.rstrip()[:-1]))
         return "WITH " + ",\n".join(ctes) + "\n" + self.final
 
+    def recent_enough(self) -> str:
+        """Which observations any step reads: a record that ends before the first day every reader
+        of its concept needs is not read (each reader asks for a day that the record would not
+        reach, or, for the newest value, a record that old cannot be the newest in the window)."""
+        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        whens = []
+        for name, starts in sorted(self.reads.items()):
+            if starts and None not in starts and name in ids:
+                whens.append(f"WHEN {ids[name]} THEN o.d_hi >= {date_lit(min(starts))}")
+        return f"(o.d_lo IS NULL OR (CASE m.cid {' '.join(whens)} ELSE TRUE END))" if whens else "TRUE"
+
     def slot_ctes(self) -> list[str]:
         """The newest usable value of each slot (``elig.engine.measure.measurement``): ``mv``, one row per patient.
 
@@ -743,6 +767,7 @@ class _Compiler:
         M = 16777216  # a record's place (seq, below 2^24) packs with its instant into one BIGINT key
         ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
         names = sorted({s.concept.name for s in self.slots})
+        end_of_day = ((self.as_of - dt.date(1970, 1, 1)).days + 1) * 86400
         opens = []
         for name in names:
             starts = [s.start for s in self.slots if s.concept.name == name]
@@ -763,7 +788,7 @@ class _Compiler:
 )""", f"""newest AS (
   SELECT pk, cid, max(t) AS t_top, max(t * {M} + seq) AS k_last,
          max(t * {M} + ({M - 1} - seq)) AS k_first, bool_or(t IS NOT NULL AND (seq < 0 OR seq >= {M})) AS far,
-         arg_max_null(d_lo, t * {M} + ({M - 1} - seq)) AS lo, arg_max_null(d_hi, t * {M} + ({M - 1} - seq)) AS hi,
+         arg_max_null(d_lo, t * {M} + ({M - 1} - seq)) AS lo,
          arg_max_null(CASE WHEN ok THEN cval END, t * {M} + ({M - 1} - seq)) AS v,
          arg_max_null(uln_ref, t * {M} + ({M - 1} - seq)) AS uln_ref, {doubt}
   FROM slot_rows GROUP BY pk, cid
@@ -777,7 +802,7 @@ class _Compiler:
   WHERE n.far OR (n.k_first - n.t_top * {M}) + (n.k_last - n.t_top * {M}) <> {M - 1}
   WINDOW w AS (PARTITION BY r.pk, r.cid ORDER BY r.seq)
 )""", f"""exact AS (
-  SELECT pk, cid, max(d_lo) FILTER (WHERE rn = 1) AS lo, max(d_hi) FILTER (WHERE rn = 1) AS hi,
+  SELECT pk, cid, max(d_lo) FILTER (WHERE rn = 1) AS lo,
          max(CASE WHEN ok THEN cval END) FILTER (WHERE rn = 1) AS v, max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
          min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
          min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
@@ -786,8 +811,7 @@ class _Compiler:
 )""", f"""unread_obs AS (
   SELECT pk, max(coalesce(d_hi, DATE '9999-12-31')) AS ur_hi FROM observations WHERE unread GROUP BY pk
 )""", f"""nv AS (
-  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
-         CASE WHEN x.pk IS NULL THEN n.hi ELSE x.hi END AS hi,
+  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
          CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
          CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash) THEN x.v
               END AS v
@@ -797,7 +821,8 @@ class _Compiler:
         for i, s in enumerate(self.slots):
             usable = "(doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo)"
             if s.start is not None:
-                usable += f" AND lo >= {date_lit(s.start)} AND hi <= {A}"
+                # The newest's last day is on or before the evaluation date: its instant is before the next day.
+                usable += f" AND lo >= {date_lit(s.start)} AND t_top < {end_of_day}"
             c = ids[s.concept.name]
             picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
             picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
