@@ -92,6 +92,41 @@ def test_quantitative_hcg_thresholds(protocol):
         _with_value(data, 12), "x.json"), AS_OF), "E1"))
 
 
+def test_quantitative_urine_hcg_above_and_below_the_threshold(protocol):
+    # LOINC 25372-4 Choriogonadotropin [Units/volume] in Urine, in mIU/mL and in IU/L
+    above = crit(run(protocol, "hcg_urine_quantitative_positive.json"), "E1")
+    assert above.outcome is Outcome.MET
+    assert any("Observation/hcg-urine-quant-pos" in s for s in sources(above))
+    assert "pregnant: yes (urine hCG level 180 IU/L: positive (≥ 25 IU/L) on 2024-03-13" in texts(above)
+    below = crit(run(protocol, "hcg_urine_quantitative_negative.json"), "E1")
+    assert below.outcome is Outcome.NOT_MET
+    assert any("Observation/hcg-urine-quant-neg" in s for s in sources(below))
+    assert "pregnant: no (urine hCG level 2 IU/L: negative (< 5 IU/L) on 2024-03-14" in texts(below)
+
+
+def test_quantitative_urine_hcg_equivocal_or_in_moles_is_unknown(protocol):
+    data = json.loads((DATA / "hcg_urine_quantitative_negative.json").read_text())
+    for code, value, unit, why in (("25372-4", 12, "m[IU]/mL", "12 IU/L: equivocal"),
+                                   ("2107-1", 40, "pmol/L", "unit 'pmol/L' cannot be converted to IU/L")):
+        changed = copy.deepcopy(data)
+        obs = changed["entry"][1]["resource"]
+        obs["code"]["coding"][0]["code"] = code
+        obs["valueQuantity"].update(value=value, unit=unit, code=unit)
+        pregnant = crit(api.evaluate(protocol, patient_from_data(changed, "x.json"), AS_OF), "E1") \
+            .explanation.children[0]
+        assert pregnant.outcome is Outcome.UNKNOWN, code
+        assert why in pregnant.summary and "Observation/hcg-urine-quant-neg" in pregnant.summary
+
+
+def test_hcg_cut_offs_are_declared_and_cited_in_the_vocabulary():
+    from elig.terminology.vocabulary import default_vocabulary
+
+    for name in ("serum hCG", "urine hCG level"):
+        concept = default_vocabulary().lookup(name)
+        assert (concept.positive_at, concept.negative_below) == (25, 5)
+        assert concept.cutoffs_source and "mIU/mL" in concept.cutoffs_source
+
+
 def _with_value(data, value):
     changed = copy.deepcopy(data)
     changed["entry"][1]["resource"]["valueQuantity"]["value"] = value
