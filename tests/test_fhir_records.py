@@ -134,6 +134,45 @@ def _with_value(data, value):
     return changed
 
 
+def test_pregnancy_diagnosis_counts_while_active_and_recent(protocol):
+    e1 = crit(run(protocol, "pregnancy_condition.json"), "E1")
+    assert e1.outcome is Outcome.MET
+    assert any("Condition/pregnancy-1" in s for s in sources(e1))
+    assert "pregnant: yes (pregnancy diagnosis status active since 2024-01-22 (ICD-10-CM Z33.1)" in texts(e1)
+    data = json.loads((DATA / "pregnancy_condition.json").read_text())
+
+    def pregnant(change):
+        changed = copy.deepcopy(data)
+        change(changed["entry"][1]["resource"])
+        return crit(api.evaluate(protocol, patient_from_data(changed, "x.json"), AS_OF), "E1").explanation.children[0]
+
+    snomed = pregnant(lambda c: c.update(code={"coding": [{"system": "http://snomed.info/sct", "code": "77386006",
+                                                           "display": "Pregnancy (finding)"}]}))
+    assert snomed.outcome is Outcome.MET
+    stale = pregnant(lambda c: c.update(onsetDateTime="2023-03-01"))  # more than 42 weeks ago
+    assert stale.outcome is Outcome.UNKNOWN and "more than 294 days ago: it may have ended" in stale.summary
+    resolved = pregnant(lambda c: c.update(clinicalStatus={"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]}))
+    assert resolved.outcome is Outcome.UNKNOWN and "pregnant not recorded" in resolved.summary
+    delivery = pregnant(lambda c: c.update(code={"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                                             "code": "O80", "display": "Encounter for full-term "
+                                                             "uncomplicated delivery"}]}))
+    assert delivery.outcome is Outcome.UNKNOWN  # a delivery ends a pregnancy: not evidence of one
+
+
+def test_breastfeeding_status_within_90_days_is_lactating(protocol):
+    e1 = crit(run(protocol, "lactating.json"), "E1")
+    assert e1.outcome is Outcome.MET
+    pregnant, lactating = e1.explanation.children
+    assert pregnant.outcome is Outcome.NOT_MET and lactating.outcome is Outcome.MET
+    assert any("Observation/breastfeeding-3" in v.source for v in lactating.values)
+    assert any("Observation/preg-status-2" in v.source for v in pregnant.values)
+    data = json.loads((DATA / "lactating.json").read_text())
+    data["entry"][1]["resource"]["effectiveDateTime"] = "2023-11-20"  # 116 days before: outside the window
+    lactating = crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "E1").explanation.children[1]
+    assert lactating.outcome is Outcome.UNKNOWN and "lactating not recorded" in lactating.summary
+
+
 def test_postmenopausal_woman_is_not_asked_and_the_reading_is_shown(protocol):
     e1 = crit(run(protocol, "postmenopausal.json"), "E1")
     assert e1.outcome is Outcome.NOT_MET
