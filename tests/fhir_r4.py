@@ -40,8 +40,39 @@ def _validator(resource_type: str):
                             "$ref": f"#/definitions/{resource_type}"})
 
 
+def json_rule_problems(value, where: str = "") -> list[str]:
+    """The rules of FHIR's JSON format that the schema does not encode (hl7.org/fhir/R4/json.html):
+    no empty object or array, and no null but in an array of primitives beside its '_' twin."""
+    at = where or "(root)"
+    if value is None:
+        return [f"{at}: null is not a FHIR value (leave the element out)"]
+    if isinstance(value, list):
+        if not value:
+            return [f"{at}: an empty array is not a FHIR value (leave the element out)"]
+        return [p for i, x in enumerate(value) for p in json_rule_problems(x, f"{where}/{i}" if where else str(i))]
+    if not isinstance(value, dict):
+        return []
+    out = [] if value else [f"{at}: an empty object is not a FHIR value (leave the element out)"]
+    for key, item in value.items():
+        path = f"{where}/{key}" if where else key
+        twin = key[1:] if key.startswith("_") else f"_{key}"
+        if isinstance(item, list) and item and twin in value:
+            # nulls keep an array of primitives in step with its extensions ('given' and '_given')
+            out.extend(p for i, x in enumerate(item) if x is not None for p in json_rule_problems(x, f"{path}/{i}"))
+        else:
+            out.extend(json_rule_problems(item, path))
+    return out
+
+
 def r4_problems(resource, where: str = "") -> list[str]:
-    """Every way ``resource`` is not valid FHIR R4, each as 'path: message'; [] when it is valid."""
+    """Every way ``resource`` is not valid FHIR R4, each as 'path: message'; [] when it is valid:
+    the R4 JSON schema, and the rules of the JSON format it does not encode."""
+    if where == "":
+        return _schema_problems(resource) + json_rule_problems(resource)
+    return _schema_problems(resource, where)
+
+
+def _schema_problems(resource, where: str = "") -> list[str]:
     if not isinstance(resource, dict):
         return [f"{where or '(root)'}: a resource is a JSON object, not {type(resource).__name__}"]
     rtype = resource.get("resourceType")
@@ -53,7 +84,7 @@ def r4_problems(resource, where: str = "") -> list[str]:
         at = "/".join(p for p in (where, path) if p) or "(root)"
         nested = err.instance
         if err.validator == "oneOf" and isinstance(nested, dict) and "resourceType" in nested:
-            out.extend(r4_problems(nested, at))  # a nested resource: say what is wrong inside it
+            out.extend(_schema_problems(nested, at))  # a nested resource: say what is wrong inside it
         else:
             out.append(f"{at}: {err.message}")
     return out

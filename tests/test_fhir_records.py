@@ -328,6 +328,11 @@ def test_the_r4_check_fails_on_invalid_resources(protocol):
     assert any("'copyrightLabel' was unexpected" in p for p in r4_problems({**q, "copyrightLabel": "x"}))
     assert r4_problems({"resourceType": "SubscriptionStatus"}) == [
         "(root): 'SubscriptionStatus' is not a FHIR R4 resource type"]
+    # FHIR's JSON rules that the schema leaves out: no empty arrays or objects, no nulls
+    problems = r4_problems({**q, "subjectType": [], "meta": {}, "title": None})
+    assert {"subjectType: an empty array is not a FHIR value (leave the element out)",
+            "meta: an empty object is not a FHIR value (leave the element out)",
+            "title: null is not a FHIR value (leave the element out)"} <= set(problems), problems
     # inside a Bundle, the message names the entry and what is wrong in it
     bundle = json.loads((DATA / "consent.json").read_text())
     bundle["entry"][1]["resource"]["status"] = "signed"
@@ -404,6 +409,16 @@ def test_a_misspelt_question_in_a_form_is_a_data_issue_with_the_nearest_question
                                     "--as-of", AS_OF, "--attestations", str(form), "--format", "json"])
     assert out.exit_code == 0, out.output
     assert any("did you mean 'informed consent'?" in json.dumps(i) for i in json.loads(out.output)["data_issues"])
+
+
+def test_a_protocol_without_attestations_gets_a_valid_questionnaire_without_items(tmp_path):
+    plain = tmp_path / "plain.elig"
+    plain.write_text('protocol PLAIN\ninclusion\n  I1 "Adults"\n    age ≥ 18 years\n', encoding="utf-8")
+    out = CliRunner().invoke(main, ["questionnaire", str(plain)])
+    assert out.exit_code == 0, out.output
+    assert "PLAIN asks no attestation, so the Questionnaire has no items" in out.output
+    q = json.loads(out.stdout)
+    assert "item" not in q and r4_problems(q) == []
 
 
 def test_questionnaire_command_writes_the_file(tmp_path):
@@ -488,3 +503,24 @@ def test_screen_with_two_workers_reads_the_attestation_files(tmp_path):
     outcomes = {r.patient_id: dict(r.outcomes) for r in rows}
     assert outcomes["site-coded-patient"]["I3"] == "met"
     assert outcomes["consented-patient"]["I2"] == "met"
+
+
+def test_coded_answers_and_laterality_are_data_checked_when_read(tmp_path):
+    from elig.terminology.answers import AnswersError, answers, read_answers
+    from elig.terminology.codes import Coding
+
+    shipped = answers()
+    assert shipped.result([Coding("http://loinc.org", "LA15173-0")]) == "positive"
+    assert shipped.result([Coding("http://loinc.org", "LA26683-5"), Coding("http://snomed.info/sct", "10828004")]) \
+        == "positive"  # a SNOMED CT result is read before a LOINC answer
+    assert shipped.side([Coding("http://snomed.info/sct", "24028007")]) == "right"
+    bad = tmp_path / "answers.yaml"
+    for entry, why in (('{system: SNOMED, code: "10828005", display: Positive, means: positive}', "check digit"),
+                       ('{system: LOINC, code: "LA15173", display: Pregnant, means: positive}', "not a LOINC answer code"),
+                       ('{system: SNOMED, code: "10828004", display: Positive, means: yes}', "means must be one of"),
+                       ('{system: SNOMED, code: "10828004", display: Positive}', "system, code, display and means")):
+        bad.write_text(f"results:\n  - {entry}\n", encoding="utf-8")
+        with pytest.raises(AnswersError, match=why) as err:
+            read_answers(bad)
+        assert f"{bad}: results[0]" in str(err.value)
+
