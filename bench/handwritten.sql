@@ -1,6 +1,7 @@
 -- NCT06021067 (all 32 criteria) decided by hand in DuckDB SQL, as a careful programmer would
 -- write it for the generated population of bench/population.py: the floor elig's compiled
--- query is measured against (bench/bench_sql.py). It is population.handwritten() in SQL and
+-- query is measured against (bench/bench_sql.py). It is population.handwritten() in SQL (E1 as the
+-- protocol reads it since issue 10: contraception is asked of men and of women who may conceive) and
 -- decides every patient as elig does (the benchmark checks the verdicts, and the outcomes of
 -- every criterion, before it measures anything).
 --
@@ -160,7 +161,8 @@ k AS (  -- the criteria, in protocol order; a <= b within a relative 1e-9, as el
        OR anticoag,
      ecg, lvef >= 50 - 1e-9 * 50, rp_recent, life, consent, age BETWEEN 18 AND 75] AS inc,
     [(CASE WHEN pregnant IS NULL AND NOT childbearing THEN FALSE ELSE pregnant END)
-       OR (CASE WHEN lactating IS NULL AND NOT childbearing THEN FALSE ELSE lactating END) OR contra,
+       OR (CASE WHEN lactating IS NULL AND NOT childbearing THEN FALSE ELSE lactating END)
+       OR ((sex = 'male' OR childbearing) AND contra),  -- contraception: asked of men and of women who may conceive
      bronchitis, FALSE, FALSE, infection, systemic, mi,
      ast > 2.5 * ast_uln + 1e-9 * greatest(ast, 2.5 * ast_uln) OR alt > 2.5 * alt_uln + 1e-9 * greatest(alt, 2.5 * alt_uln)
        OR (CASE WHEN sex IS NULL AND (scr > 1.5 + 1e-9 * greatest(scr, 1.5)) = (scr > 1.4 + 1e-9 * greatest(scr, 1.4))
