@@ -15,7 +15,8 @@ def _table() -> str:
     data = json.loads(RESULTS.read_text(encoding="utf-8"))
     m = data["machine"]
     scopes = data.get("scopes", {})
-    lines = [
+    lines = [f"**Partial run:** {data['partial']}", ""] if data.get("partial") else []
+    lines += [
         f"Measured with `{data['command'].strip()}` on {m['cpus']} CPUs (Python {m['python']}, DuckDB "
         f"{m['duckdb']}; DuckDB threads: {data['duckdb_settings']['threads']}, memory_limit "
         f"{data['duckdb_settings']['memory_limit']}); protocol {data['protocol']}. Load average of the "
