@@ -46,7 +46,8 @@ class Context:
         self.display_notes: list[str] = []
         self.section = "inclusion"
         self._opens: dict = {}
-        self.concept_cache: dict | None = None  # set by a compiled protocol: concepts per distinct code
+        self.memo = checked.memo
+        self.concept_cache: dict = checked.memo.concepts  # concepts per distinct (kind, codes, name)
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
@@ -55,7 +56,8 @@ class Context:
     def index(self) -> dict[str, dict[str, list]]:
         """Entries of the record by concept name, built once per evaluation, newest first."""
         if self._index is None:
-            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache)
+            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache,
+                                              self.memo.display_only)
             self.display_notes.extend(notes)
         return self._index
 

@@ -16,6 +16,7 @@ import attrs
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
 from elig.engine.context import Context, Picked, Unusable
+from elig.engine.memo import Memo
 from elig.engine.results import ValueUsed
 from elig.engine.summary import date_text
 from elig.records.dates import window_start, within
@@ -99,36 +100,66 @@ def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
                      source=str(obs.source), text=obs.value_text or obs.result)
 
 
+@attrs.frozen
+class UnitReading:
+    """How a value recorded in one unit reads for one concept: what ``read_value`` decides from the
+    unit alone, worked out once per (recorded unit, concept) and kept in the protocol's memo."""
+
+    refused: str | None  # the vocabulary refuses the unit for this concept: why
+    factor: float | str | None  # to the canonical unit, or why it does not convert (None when refused)
+    fits: bool  # the unit may be read for the concept (``unit_fits``)
+    converted: bool  # the canonical value is shown as a conversion (the units differ beyond spelling)
+
+
+def unit_reading(ctx: Context, concept: Concept, recorded: str | None, unit: str) -> UnitReading:
+    """The ``UnitReading`` of ``unit`` (the recorded unit, or the concept's own for a unit-less value
+    read as canonical) for ``concept``, from the protocol's memo."""
+    key = (recorded, unit, concept.name)
+    table = ctx.memo.units
+    reading = table.get(key)
+    if reading is None:
+        refused = concept.refused(unit)
+        factor = fits = converted = None
+        if not refused:
+            resolver = ctx.resolver
+            factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+            if not isinstance(factor, str):
+                fits = recorded is None or unit_fits(ctx, concept, recorded, factor)
+                converted = resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1")
+        reading = Memo.put(table, key, UnitReading(refused, factor, bool(fits), bool(converted)))
+    return reading
+
+
 def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str) -> Picked | Unusable:
     """One observation's value in the concept's canonical unit, or why it cannot be read."""
-    raw = raw_value(concept, obs)
     if obs.problem or obs.value is None:
         return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
-                        (want,), (raw,))
+                        (want,), (raw_value(concept, obs),))
     unit = obs.unit
     if unit is None:
         if concept.unitless == "canonical":
             unit = concept.unit
         else:
             return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
-                            f"cannot be read", (want,), (raw,))
-    refused = concept.refused(unit)
-    if refused:
-        return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: {refused}",
-                        (f"{want} in {concept.unit}",), (raw,))
-    resolver = ctx.resolver
-    factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+                            f"cannot be read", (want,), (raw_value(concept, obs),))
+    reading = unit_reading(ctx, concept, obs.unit, unit)
+    if reading.refused:
+        return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: "
+                        f"{reading.refused}", (f"{want} in {concept.unit}",), (raw_value(concept, obs),))
+    factor = reading.factor
     if isinstance(factor, str):
-        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw,))
-    if obs.unit is not None and not unit_fits(ctx, concept, obs.unit, factor):
+        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw_value(concept, obs),))
+    if not reading.fits:
         return Unusable(f"{label} on {obs.date}: the unit {obs.unit!r} does not fit {concept.name}, which is read "
                         f"only " + ("without a unit or " if concept.unitless else "") +
-                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,), (raw,))
+                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,),
+                        (raw_value(concept, obs),))
     value = obs.value * factor
     conversion = None
-    if resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1"):
+    if reading.converted:
         conversion = f"{with_unit(fmt(obs.value), unit)} = {with_unit(fmt3(value), concept.unit)}"
-    used = attrs.evolve(raw, canonical_value=value, canonical_unit=concept.unit, conversion=conversion)
+    used = ValueUsed(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
+                     date_text(obs.date), str(obs.source), obs.value_text or obs.result)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
@@ -140,8 +171,10 @@ def unit_fits(ctx: Context, concept: Concept, unit: str, factor: float) -> bool:
     """Whether a recorded unit may be read for the concept. Units of another dimension fail the
     conversion already; a dimensionless concept (a score, a ratio, a fraction) also refuses a
     dimensionless unit of another scale (``%`` on ECOG) unless the vocabulary lists it."""
+    if math.isclose(factor, 1.0, rel_tol=1e-12):
+        return True
     q = concept.unit_quantity
-    if q is None or not q.dimensionless or math.isclose(factor, 1.0, rel_tol=1e-12):
+    if q is None or not q.dimensionless:
         return True
     key = ctx.resolver.unit_key(unit)
     return any(key == ctx.resolver.unit_key(u) for u in concept.also_units)
