@@ -46,8 +46,11 @@ class Context:
         self.display_notes: list[str] = []
         self.section = "inclusion"
         self._opens: dict = {}
-        self.memo = checked.memo
-        self.concept_cache: dict = checked.memo.concepts  # concepts per distinct (kind, codes, name)
+        self._window_texts: dict = {}
+        self.measured: dict = {}  # measure.measurement's answers, per (concept, label, window)
+        self._answers: dict | None = None
+        self.memo = checked.memo.check(checked.vocabulary)
+        self.concept_cache: dict = self.memo.concepts  # concepts per distinct (kind, codes, name)
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
@@ -61,11 +64,21 @@ class Context:
             self.display_notes.extend(notes)
         return self._index
 
+    def answers(self, key: str) -> list:
+        """The patient's attestations of ``key`` that give a value, in record order."""
+        if self._answers is None:
+            self._answers = {}
+            for a in self.patient.attestations:
+                if a.value is not None:
+                    self._answers.setdefault(a.key, []).append(a)
+        return self._answers.get(key, [])
+
     def window_opens(self, window: p.Duration) -> dt.date:
         """The first day of a look-back window ending on the evaluation date (computed once per window)."""
-        opens = self._opens.get(window)
+        # Keyed by identity: a window is a node of the plan, alive as long as the evaluation.
+        opens = self._opens.get(id(window))
         if opens is None:
-            opens = self._opens[window] = window_start(self.as_of, window.amount, window.unit)
+            opens = self._opens[id(window)] = window_start(self.as_of, window.amount, window.unit)
         return opens
 
     def observations(self, concept_name: str) -> list:
@@ -87,4 +100,7 @@ class Context:
     def window_text(self, window: p.Duration | None) -> str:
         if window is None:
             return ""
-        return f" within {window.text} before {self.as_of.isoformat()}"
+        text = self._window_texts.get(id(window))
+        if text is None:
+            text = self._window_texts[id(window)] = f" within {window.text} before {self.as_of.isoformat()}"
+        return text

@@ -45,14 +45,18 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
     text = node.text
     concept = node.concept
     searched = node.searched
-    if concept.kind == "test":
+    kind = concept.kind
+    if kind == "test":
         return test_event(ctx, node, text, searched)
+    idx = ctx.index()
+    if not (idx[kind].get(concept.name) or idx["unreadable"].get(kind) or
+            (kind == "procedure" and (idx["condition"].get(concept.name) or idx["unreadable"].get("condition")))):
+        return _not_present(ctx, node)  # the shortcut of records_of finding nothing
     records, unreadable = records_of(ctx, concept)
     if not records:
         if unreadable:
             return _doubt(concept, text, searched, unreadable)
-        return Explanation(kind="event", rule=text, outcome=Outcome.NOT_MET,
-                           summary=f"no matching record of {concept.name}", searched=searched)
+        return _not_present(ctx, node)
     verdicts = []
     values = []
     whys = []
@@ -83,6 +87,17 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         missing = (f"{concept.name}: {reason}",)
     return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
                        searched=searched, reason=reason, missing=missing)
+
+
+def _not_present(ctx: Context, node: p.EventPlan) -> Explanation:
+    """No matching record and nothing unreadable: the same explanation for every patient, built once."""
+    key = ("not present", id(node))
+    found = ctx.memo.recall(key, (node,))
+    if found is None:
+        found = ctx.memo.keep(key, (node,), Explanation(
+            kind="event", rule=node.text, outcome=Outcome.NOT_MET,
+            summary=f"no matching record of {node.concept.name}", searched=node.searched))
+    return found
 
 
 def _doubt(concept, text: str, searched, unreadable: list) -> Explanation:

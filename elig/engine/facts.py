@@ -195,8 +195,16 @@ def quick_attestation(ctx: Context, node: p.AttestationPlan) -> Outcome | None:
 def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
     """An attested answer, citing its source; two sources that disagree leave it unknown, both shown."""
     text = node.text
+    answers = ctx.answers(node.key)
+    if not answers:
+        key = ("awaiting", id(node))
+        found = ctx.memo.recall(key, (node,))
+        if found is None:
+            found = ctx.memo.keep(key, (node,), Explanation(
+                kind="attestation", rule=text, outcome=Outcome.UNKNOWN, summary=f"awaiting attestation: {node.statement}",
+                reason="not attested yet", missing=(f"attestation: {node.statement}",)))
+        return found
     protocol_id = ctx.checked.id.lower()
-    answers = [a for a in ctx.patient.attestations if a.key == node.key and a.value is not None]
     other_study = [a for a in answers if a.study and protocol_id not in a.study.lower()]
     answers = [a for a in answers if a not in other_study]
     values = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),

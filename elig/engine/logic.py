@@ -45,12 +45,23 @@ def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         else:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
         return Explanation(kind="unless", rule=text, outcome=outcome, summary=summary, children=(main, exception))
-    children = tuple(ctx.rule(c) for c in node.children)
+    children = tuple([ctx.rule(c) for c in node.children])
     if node.op == "whichever":
         return whichever(ctx, node, children)
+    memo = ctx.memo
+    key = None
+    if all(memo.is_shared(c) for c in children):
+        # Children that are the same for every patient who has them make the same parent.
+        key = ("logic", id(node), *[id(c) for c in children])
+        found = memo.recall(key, (node, *children))
+        if found is not None:
+            return found
     outcome = combine(node.op, [c.outcome for c in children])
-    return Explanation(kind=node.op, rule=text, outcome=outcome, summary=logic_summary(node.op, children, outcome),
-                       children=children)
+    explanation = Explanation(kind=node.op, rule=text, outcome=outcome,
+                              summary=logic_summary(node.op, children, outcome), children=children)
+    if key is not None:
+        memo.keep(key, (node, *children), explanation)
+    return explanation
 
 
 def recorded(ctx: Context, node) -> bool:

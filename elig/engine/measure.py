@@ -30,17 +30,37 @@ PAIRING_TOLERANCE = dt.timedelta(hours=1)
 def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
                 candidates: list | None = None) -> Picked | Unusable:
     """The newest usable value of a concept in the window, or why there is none."""
+    if candidates is not None:
+        return _measurement(ctx, concept, label, window, candidates)
+    # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
+    # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
+    key = (id(concept), label, None) if window is None else (id(concept), label, window.amount, window.unit,
+                                                              window.text)
+    found = ctx.measured.get(key)
+    if found is None:
+        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
+                                                 ctx.index()["observation"].get(concept.name, ()))
+    return found
+
+
+def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                 records) -> Picked | Unusable:
     as_of = ctx.as_of
     want = f"{label}{ctx.window_text(window)}"
-    records = candidates if candidates is not None else ctx.observations(concept.name)
     records = [o for o in records if o.value is not None or o.problem or o.result is None]
     if not records:
         return Unusable(f"no {label} recorded", (want,))
-    start = window_start(as_of, window.amount, window.unit) if window else dt.date.min
-    dated = [o for o in records if o.date is not None]
-    if not dated:
+    start = ctx.window_opens(window) if window else dt.date.min
+    not_future = []
+    undated = True
+    for o in records:
+        d = o.date
+        if d is not None:
+            undated = False
+            if d.earliest() <= as_of:
+                not_future.append(o)
+    if undated:
         return Unusable(f"{label} is recorded without a date", (want,))
-    not_future = [o for o in dated if o.date.earliest() <= as_of]
     if not not_future:
         return Unusable(f"every {label} is dated after the evaluation date {as_of}", (want,))
     newest = not_future[0]
@@ -57,7 +77,7 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
         return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
                         f"before {as_of}", (want,), (raw_value(concept, newest),))
     picked = read_value(ctx, concept, label, newest, want)
-    if isinstance(picked, Picked):
+    if isinstance(picked, Picked) and len(not_future) > 1:
         # Two results at the same instant that disagree: neither may silently win. A twin that
         # cannot be read may disagree too, so it makes the result of that instant uncertain.
         for twin in not_future[1:]:
@@ -82,11 +102,16 @@ def _may_be_newer(ctx: Context, concept: Concept, label: str, records: list, new
         if o.date is None:
             return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
                     f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
-    for o in ctx.unreadable("observation"):
+    idx = ctx.index()
+    unreadable = idx["unreadable"].get("observation")
+    unmatched = idx["unmatched"].get(concept.name)
+    if not unreadable and not unmatched:
+        return None
+    for o in unreadable or ():
         if o.date is None or o.date.latest() >= newest.date.earliest():
             return (f"{o.source} names no concept and has no code, and it may be a {label} newer than the one of "
                     f"{newest.date}, which therefore cannot decide", ())
-    for o in ctx.unmatched(concept.name):
+    for o in unmatched or ():
         if o.date is None or o.date.latest() >= newest.date.earliest():
             when = f"of {o.date}" if o.date is not None else "without a readable date"
             return (f"{o.source}, {when}, names {concept.name} in its display but its code is not in the "
@@ -157,7 +182,13 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
     value = obs.value * factor
     conversion = None
     if reading.converted:
-        conversion = f"{with_unit(fmt(obs.value), unit)} = {with_unit(fmt3(value), concept.unit)}"
+        # The text depends only on the recorded number, its unit and the concept: made once per distinct one.
+        key = ("conversion", obs.value, unit, concept.name)
+        texts = ctx.memo.texts
+        conversion = texts.get(key)
+        if conversion is None:
+            conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), unit)} = "
+                                              f"{with_unit(fmt3(value), concept.unit)}")
     used = ValueUsed(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
                      date_text(obs.date), str(obs.source), obs.value_text or obs.result)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
