@@ -6,9 +6,10 @@ from __future__ import annotations
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import bound_value, compare, subject_unit
+from elig.engine.bounds import bound_reads, bound_value, compare, subject_unit
 from elig.engine.context import Context, Unusable
 from elig.engine.derive import subject_value
+from elig.engine.measure import measurement
 from elig.engine.memo import Memo
 from elig.engine.results import Explanation, Outcome, ThresholdUsed
 from elig.engine.summary import distance, limit_text, meets
@@ -55,22 +56,25 @@ def molar_factor(ctx: Context, concept, unit: str) -> float | None:
     return factor if isinstance(factor, float) else None
 
 
-def stated_bound(ctx: Context, test: p.CompareTest, bound: tuple, unit: str, sex: str | None = None) -> tuple:
-    """(limit, the threshold with its comparator, the comparator and limit as the summary says them)
-    of a bound ``bound_value`` set (the threshold for ``sex``, when given); made once per (test,
-    bound, sex) and kept in the protocol's memo."""
-    key = ("stated", id(test), id(bound), sex)
-    found = ctx.memo.recall(key, (test, bound))
+def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: str | None = None):
+    """The threshold of a comparison (``bound_value``) as (limit, the threshold with its comparator,
+    the comparator and limit as the summary says them), or why it cannot be set. With ``sex``, the
+    threshold of that sex's branch, said so. Made once per (test, subject, what the bound reads of
+    the patient) and kept in the protocol's memo."""
+    key = ("compared", id(test), id(subject), sex, bound_reads(ctx, test.bound, obs, sex))
+    found = ctx.memo.recall(key, (test, subject))
     if found is None:
-        limit, threshold = bound
-        symbol = SYMBOLS[test.op]
-        if sex is None:
-            found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text}"),
-                     f"{symbol} {limit_text(test.bound, limit, unit)}")
-        else:
-            found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
-                     f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
-        ctx.memo.keep(key, (test, bound), found)
+        found = bound_value(ctx, test.bound, subject, obs, sex=sex)
+        if not isinstance(found, Unusable):
+            limit, threshold = found
+            symbol = SYMBOLS[test.op]
+            if sex is None:
+                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text}"),
+                         f"{symbol} {limit_text(test.bound, limit, unit)}")
+            else:
+                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
+                         f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
+        ctx.memo.keep(key, (test, subject), found)
     return found
 
 
@@ -86,8 +90,14 @@ def beside(ctx: Context, value: float, limit: float) -> str:
 
 def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     text = node.text
-    label = node.subject.label
-    got = subject_value(ctx, node.subject, node.window)
+    subject = node.subject
+    label = subject.label
+    if isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic":
+        got = measurement(ctx, subject.concept, label, node.window)  # what subject_value does, inline
+        if not isinstance(got, Unusable):
+            got = got.value, (got.used,), None, got.obs
+    else:
+        got = subject_value(ctx, subject, node.window)
     if isinstance(got, Unusable):
         return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                            summary=f"unknown: {got.reason}", reason=got.reason, missing=got.missing,
@@ -98,12 +108,12 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     if isinstance(test, p.SexTest):
         return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
     if isinstance(test, p.CompareTest):
-        bound = bound_value(ctx, test.bound, node.subject, obs)
+        bound = compared(ctx, test, node.subject, obs, unit)
         if isinstance(bound, Unusable):
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: {bound.reason}", reason=bound.reason,
                                missing=bound.missing, values=used, derived=derived)
-        limit, threshold, stated = stated_bound(ctx, test, bound, unit)
+        limit, threshold, stated = bound
         outcome = Outcome.of(compare(value, test.op, limit))
         summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
                    + conversion_note(ctx, used, derived, value, (limit,)))
@@ -149,7 +159,7 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
         # The patient's own branch alone decides (and is all the explanation shows).
         branches = [(sex, test) for sex, test in branches if sex == patient_sex]
     for sex, test in branches:
-        bound = bound_value(ctx, test.bound, node.subject, obs, sex=sex)
+        bound = compared(ctx, test, node.subject, obs, unit, sex)
         if isinstance(bound, Unusable):
             outcomes[sex] = Outcome.UNKNOWN
             continue
@@ -163,7 +173,7 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: no threshold could be set for {sex}", values=used,
                                derived=derived, reason="threshold unavailable")
-        limit, threshold, stated = stated_bound(ctx, test, bound, unit, sex)
+        limit, threshold, stated = bound
         summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
                    + conversion_note(ctx, used, derived, value, (limit,)))
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,

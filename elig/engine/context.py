@@ -14,6 +14,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.index import index_record
+from elig.engine.memo import Memo
 from elig.records.dates import whole_years_between, window_start
 from elig.engine.results import ValueUsed
 from elig.records.patient import Observation, Patient
@@ -45,8 +46,6 @@ class Context:
         self._index: dict[str, dict[str, list]] | None = None
         self.display_notes: list[str] = []
         self.section = "inclusion"
-        self._opens: dict = {}
-        self._window_texts: dict = {}
         self.measured: dict = {}  # measure.measurement's answers, per (concept, label, window)
         self._answers: dict | None = None
         self.memo = checked.memo.check(checked.vocabulary)
@@ -74,11 +73,15 @@ class Context:
         return self._answers.get(key, [])
 
     def window_opens(self, window: p.Duration) -> dt.date:
-        """The first day of a look-back window ending on the evaluation date (computed once per window)."""
-        # Keyed by identity: a window is a node of the plan, alive as long as the evaluation.
-        opens = self._opens.get(id(window))
+        """The first day of a look-back window ending on the evaluation date."""
+        return self.opens(window.amount, window.unit)
+
+    def opens(self, amount: float, unit: str) -> dt.date:
+        """``window_start(as_of, amount, unit)``, once per protocol, date and length (the protocol's memo)."""
+        key = ("opens", self.as_of, amount, unit)
+        opens = self.memo.texts.get(key)
         if opens is None:
-            opens = self._opens[id(window)] = window_start(self.as_of, window.amount, window.unit)
+            opens = Memo.put(self.memo.texts, key, window_start(self.as_of, amount, unit))
         return opens
 
     def observations(self, concept_name: str) -> list:
@@ -100,7 +103,8 @@ class Context:
     def window_text(self, window: p.Duration | None) -> str:
         if window is None:
             return ""
-        text = self._window_texts.get(id(window))
+        key = ("window", self.as_of, window.text)
+        text = self.memo.texts.get(key)
         if text is None:
-            text = self._window_texts[id(window)] = f" within {window.text} before {self.as_of.isoformat()}"
+            text = Memo.put(self.memo.texts, key, f" within {window.text} before {self.as_of.isoformat()}")
         return text

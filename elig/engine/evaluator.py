@@ -103,16 +103,18 @@ class Evaluation(Context):
         results = []
         memo = self.memo
         rule = self.rule
-        for c in self.checked.criteria:
+        criteria = self.checked.criteria
+        flags = memo.recall(("attested", id(criteria)), (criteria,))
+        if flags is None:
+            flags = memo.keep(("attested", id(criteria)), (criteria,),
+                              tuple([only_attestations(c.plan) for c in criteria]))
+        for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)
             # A criterion whose explanation the memo shares gives the very same result every time.
             shared = memo.is_shared(explanation)
             result = memo.recall(("criterion", id(c)), (c, explanation)) if shared else None
             if result is None:
-                attested = memo.recall(("attested", id(c)), (c,))
-                if attested is None:
-                    attested = memo.keep(("attested", id(c)), (c,), only_attestations(c.plan))
                 result = CriterionResult(
                     id=c.id, section=c.section, sentence=c.sentence, rule=c.rule_text, notes=c.notes,
                     outcome=explanation.outcome, explanation=explanation, attested=attested,

@@ -41,6 +41,14 @@ def records_of(ctx: Context, concept) -> tuple[list, list]:
     return records, unreadable
 
 
+def nothing_recorded(idx: dict, concept) -> bool:
+    """Whether the indexed record has no entry ``records_of`` would return for the concept (of any
+    kind but test), nor one without concept or code that may be one."""
+    kind = concept.kind
+    return not (idx[kind].get(concept.name) or idx["unreadable"].get(kind) or
+                (kind == "procedure" and (idx["condition"].get(concept.name) or idx["unreadable"].get("condition"))))
+
+
 def event(ctx: Context, node: p.EventPlan) -> Explanation:
     text = node.text
     concept = node.concept
@@ -48,9 +56,7 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
     kind = concept.kind
     if kind == "test":
         return test_event(ctx, node, text, searched)
-    idx = ctx.index()
-    if not (idx[kind].get(concept.name) or idx["unreadable"].get(kind) or
-            (kind == "procedure" and (idx["condition"].get(concept.name) or idx["unreadable"].get("condition")))):
+    if nothing_recorded(ctx.index(), concept):
         return _not_present(ctx, node)  # the shortcut of records_of finding nothing
     records, unreadable = records_of(ctx, concept)
     if not records:
@@ -224,7 +230,7 @@ def test_event(ctx: Context, node: p.EventPlan, text: str, searched) -> Explanat
     concept = node.concept
     as_of = ctx.as_of
     records = ctx.observations(concept.name)
-    start = window_start(as_of, node.duration.amount, node.duration.unit) if node.duration else dt.date.min
+    start = ctx.window_opens(node.duration) if node.duration else dt.date.min
     results = []
     for obs in records:
         if obs.date is None:

@@ -71,10 +71,20 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
                     if kind == "observation":
                         unmatched.setdefault(concept.name, []).append(entry)
     for kind in idx:
+        key = _observation_key if kind in ("observation", "unmatched") else newest_first_key
         for entries in idx[kind].values():
             if len(entries) > 1:
-                entries.sort(key=newest_first_key, reverse=True)
+                entries.sort(key=key, reverse=True)
     return idx, notes
+
+
+_OLDEST = (dt.date.min, dt.time(0, 0))
+
+
+def _observation_key(obs):
+    """``newest_first_key`` of an observation (it has a date and no onset or start)."""
+    d = obs.date
+    return _OLDEST if d is None else d.sort_key()
 
 
 def display_only_concept(vocabulary: Vocabulary, entry):

@@ -167,7 +167,7 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
         else:
             return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
                             f"cannot be read", (want,), (raw_value(concept, obs),))
-    reading = unit_reading(ctx, concept, obs.unit, unit)
+    reading = ctx.memo.units.get((obs.unit, unit, concept.name)) or unit_reading(ctx, concept, obs.unit, unit)
     if reading.refused:
         return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: "
                         f"{reading.refused}", (f"{want} in {concept.unit}",), (raw_value(concept, obs),))
@@ -190,7 +190,7 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
             conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), unit)} = "
                                               f"{with_unit(fmt3(value), concept.unit)}")
     used = ValueUsed(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
-                     date_text(obs.date), str(obs.source), obs.value_text or obs.result)
+                     None if obs.date is None else str(obs.date), str(obs.source), obs.value_text or obs.result)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
