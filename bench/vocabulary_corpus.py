@@ -269,8 +269,9 @@ def main(argv=None) -> int:
     print(f"\n{len(named)} concepts named in {args.min_trials}+ trials; "
           f"{len(named) - len(missing)} in the vocabulary, {len(missing)} missing")
     kinds = {k: sum(1 for n in named if coded[n] == k) for k in ("LOINC", "derived", "by name")}
-    print(f"of those in the vocabulary: {kinds['LOINC']} carry a checked LOINC code, {kinds['derived']} are "
-          f"derived (computed), {kinds['by name']} are matched by name only (no code could be confirmed)")
+    print(f"of those in the vocabulary: {kinds['LOINC']} carry a checked LOINC code, {kinds['derived']} "
+          f"{'is' if kinds['derived'] == 1 else 'are'} derived (computed), {kinds['by name']} "
+          f"{'is' if kinds['by name'] == 1 else 'are'} matched by name only (no code could be confirmed)")
     if missing:
         print("missing: " + ", ".join(missing))
     return 1 if missing else 0
