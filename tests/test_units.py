@@ -107,13 +107,18 @@ def test_a_count_before_a_volume_divides_by_that_volume(n, volume):
 # ---------------------------------------------------------------- typos are not exotic units
 CLINICAL = {"[mass]", "[length]", "[time]", "[substance]", "[temperature]", "[enzyme_activity]",
             "[body_surface_area_normalised]"}
+VOLT = parse_unit("V").dimensionality
 
 
 @pytest.mark.parametrize("unit, dimension", [("ng/mlx", "luminosity"), ("lx", "luminosity"), ("mg/dA", "current"),
-                                             ("ng/mcd", "luminosity")])
+                                             ("ng/mcd", "luminosity"), ("[pH]", "current")])
 def test_a_unit_of_light_or_current_is_refused_as_a_typo(unit, dimension):
     with pytest.raises(UnitSyntaxError, match=dimension):
         parse_unit(unit)
+
+
+def test_an_ecg_amplitude_in_millivolts_is_still_a_unit():
+    assert conversion_factor("mV", "uV") == pytest.approx(1000.0)
 
 
 @given(st.sampled_from(["mg/dL", "ng/mL", "g/L", "µmol/L", "U/L", "mmHg", "mL/min", "10^9/L", "pg/mL", "kg"]),
@@ -123,7 +128,7 @@ def test_a_unit_with_stray_letters_is_refused_or_read_as_a_clinical_dimension(un
         q = parse_unit(unit + stray)
     except UnitSyntaxError:
         return
-    assert set(q.dimensionality) <= CLINICAL, (unit + stray, q)
+    assert set(q.dimensionality) <= CLINICAL or q.dimensionality == VOLT, (unit + stray, q)
 
 
 def test_an_unreadable_unit_in_a_protocol_names_its_place_and_the_likely_unit(tmp_path):

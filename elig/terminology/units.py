@@ -137,8 +137,11 @@ def check_unit_bounds(text: str) -> None:
 
 # The base dimensions of the units a clinic or laboratory reports. pint knows many more (lux,
 # ampere, candela, bit...): "ng/mlx" would be nanograms per millilux, a typo read as a unit.
+# The one unit with electric current in it that criteria use is the volt (ECG amplitudes in mV);
+# [pH] read by pint is a pico-henry, and is refused with the rest.
 _CLINICAL_DIMENSIONS = frozenset({"[mass]", "[length]", "[time]", "[substance]", "[temperature]",
                                   "[enzyme_activity]", "[body_surface_area_normalised]"})
+_VOLT = ureg.parse_expression("V").dimensionality
 
 
 def _check_quantity(text: str, q: pint.Quantity) -> pint.Quantity:
@@ -149,6 +152,8 @@ def _check_quantity(text: str, q: pint.Quantity) -> pint.Quantity:
     if not (math.isfinite(magnitude) and 1e-30 <= abs(magnitude) <= 1e30):
         raise UnitSyntaxError(f"cannot read unit {text!r}: its scale is not one a laboratory uses")
     foreign = sorted(set(q.dimensionality) - _CLINICAL_DIMENSIONS)
+    if foreign == ["[current]"] and q.dimensionality == _VOLT:
+        foreign = []  # an ECG amplitude in mV or µV
     if foreign:
         names = ", ".join(d.strip("[]").replace("_", " ") for d in foreign)
         raise UnitSyntaxError(f"cannot read unit {text!r}: pint would read it as a unit of {names}, "
