@@ -47,6 +47,14 @@ AS_OF = "2024-03-15"
     ("TBil ≤ 1.5 x ULN (upper limit of normal)", "TBil ≤ 1.5 x ULN"),
     ("Platelets < 100x109/L", "Platelets < 100 x 10^9/L"),
     ("hypertension (HTN)", "hypertension (HTN)"),
+    ("Estimated glomerular filtration rate below 20 mL/min/1.73 m2", "Estimated glomerular filtration rate < 20 mL/min/1.73 m2"),
+    ("age over 65 years", "age > 65 years"),
+    ("Age equal or superior to 21 years and < 80 years", "21 years ≤ Age < 80 years"),
+    ("age < 18 or above 45 years", "age < 18 years or age > 45 years"),
+    ("Bilirubin < 2 X upper normal value", "Bilirubin < 2 x ULN"),
+    ("ALT less than 2.5X upper limit normal", "ALT < 2.5 x ULN"),
+    ("Bilirubin within the normal limit", "Bilirubin within normal limits"),
+    ("LVEF ≥ 50% by either echocardiogram or MUGA", "LVEF ≥ 50% by echocardiogram or MUGA"),
 ])
 def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
     node = parser.parse_rule(text)
@@ -60,6 +68,16 @@ def test_keywords_inside_words_stay_names():
     assert parser.parse_rule("Nothing orally").name.text == "Nothing orally"
     node = parser.parse_protocol('protocol P\ninclusion\n  I1\n    pregnant or lactating\n  I2\n    ANC ≥ 1.5 x 10^9/L\n')
     assert isinstance(node.criteria[0].rule, t.Or)
+
+
+def test_words_for_comparators_are_comparators_only_before_a_number():
+    assert parser.parse_rule("history of cancer above the knee").name.text == "cancer above the knee"
+    assert parser.parse_rule("patients under anaesthesia").name.text == "patients under anaesthesia"
+
+
+def test_a_specimen_word_before_a_measurement_names_the_measurement():
+    assert not [d for d in _warnings("serum hemoglobin < 10 g/dL") if d.severity == "error"]
+    assert [d.code for d in _warnings("blood pressure > 140 mmHg")] == ["E101"]  # 'pressure' is no concept
 
 
 def _warnings(text, section="inclusion"):
