@@ -55,6 +55,13 @@ AS_OF = "2024-03-15"
     ("ALT less than 2.5X upper limit normal", "ALT < 2.5 x ULN"),
     ("Bilirubin within the normal limit", "Bilirubin within normal limits"),
     ("LVEF ≥ 50% by either echocardiogram or MUGA", "LVEF ≥ 50% by echocardiogram or MUGA"),
+    ("≥ 18 years of age", "age ≥ 18 years"),
+    ("At least 18 years old", "age ≥ 18 years"),
+    ("Less than 18 years of age", "age < 18 years"),
+    ("Child-Pugh: <=7", "Child-Pugh ≤ 7"),
+    ("BMI: >18 and < 30 kg/m2", "18 < BMI < 30 kg/m2"),
+    ("Age between 18 to 25 years", "Age 18 to 25 years"),
+    ("Age >75 years,", "Age > 75 years"),
 ])
 def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
     node = parser.parse_rule(text)
@@ -73,6 +80,17 @@ def test_keywords_inside_words_stay_names():
 def test_words_for_comparators_are_comparators_only_before_a_number():
     assert parser.parse_rule("history of cancer above the knee").name.text == "cancer above the knee"
     assert parser.parse_rule("patients under anaesthesia").name.text == "patients under anaesthesia"
+
+
+def test_only_an_age_in_years_may_be_written_without_its_name():
+    with pytest.raises(elig.diagnostics.ProtocolError) as info:
+        parser.parse_rule("> 6 months")
+    (d,) = info.value.diagnostics
+    assert d.code == "E001" and "without a name" in d.message and "age ≥ 18 years" in d.hint
+    protocol = parser.parse_protocol("protocol P\n  define adult: ≥ 18 years\ninclusion\n  I1\n    adult\n")
+    assert canonical.rule(protocol.definitions[0].rule) == "age ≥ 18 years"
+    with pytest.raises(elig.diagnostics.ProtocolError):
+        parser.parse_rule("any of pregnant,")  # after a list, a trailing comma means an item is missing
 
 
 def test_a_specimen_word_before_a_measurement_names_the_measurement():

@@ -256,7 +256,7 @@ _AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "yea
               "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
 _AGE_SUBJECT = re.compile(
     r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|patients?|subjects?|participants?|adults?|adult|children|child|"
-    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|healthy|and|or)\b\s*,?\s*)*"
+    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|and|or)\b\s*,?\s*)*"
     r"(?:(?:who\s+(?:is|are|must\s+be)|whose\s+age|is|are|(?:must|should|will|shall)\s+be|being|be|has|have|aged?|"
     r"at\s+the\s+age\s+of|"
     r"age\s+(?:range|group)|of)\b\s*)*)*")
@@ -468,8 +468,33 @@ def _read_one(sentence: str, section: str, vocabulary) -> tuple[Reading | None, 
         if errors:
             first_problem = first_problem if first_problem and first_problem.code != "E001" else errors[0]
             continue
-        return Reading(rule=canonical.rule(node), warnings=noted + tuple(f"{d.code}: {d.message}" for d in problems)), None
+        rule = canonical.rule(node)
+        sexed = _sex_kept(sentence, text, rule)
+        if sexed != rule:
+            try:
+                node = parser.parse_rule(sexed, file="<draft>")
+            except ProtocolError:
+                continue
+            problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+            if any(d.severity == "error" for d in problems):
+                continue
+            rule = canonical.rule(node)
+        return Reading(rule=rule, warnings=noted + tuple(f"{d.code}: {d.message}" for d in problems)), None
     return None, first_problem
+
+
+def _sexes(text: str) -> set[str]:
+    words = set(re.findall(r"[a-z]+", text.lower().split("year")[0]))
+    return ({"female"} if words & {"female", "females", "women", "woman"} else set()) | \
+           ({"male"} if words & {"male", "males", "men", "man"} else set())
+
+
+def _sex_kept(sentence: str, text: str, rule: str) -> str:
+    """A reading that took the words off `Women with ...` or `female patients, ≥ 18 years` keeps the sex."""
+    said = _sexes(sentence)
+    if len(said) != 1 or _sexes(text) or _sexes(rule):
+        return rule
+    return f"{said.pop()} and " + (f"({rule})" if re.search(r"\b(?:or|unless)\b", rule) else rule)
 
 
 # Sentences, `;` parts and comma-separated thresholds of one inclusion line: each must hold.

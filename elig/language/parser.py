@@ -324,6 +324,22 @@ class _Builder(lark.Transformer):
         return t.Measure(name=subject.name, method=method, span=subject.span)
 
     @lark.v_args(meta=True)
+    def age_comparison(self, meta, items):
+        """`≥ 18 years of age`, `At least 18 years old`: a threshold in years with no name is an age."""
+        cmp_tok, q = items
+        span = self._span(meta)
+        if not q.has_unit or str(q.unit).lower() not in ("year", "years", "yr", "yrs", "y"):
+            self.errors.append(Diagnostic(
+                "E001", f"a threshold without a name: '{cmp_tok} {q.number}{' ' + q.unit if q.unit else ''}'",
+                span=span, hint="name what is compared, e.g. 'ECOG ≤ 2'; only an age in years may be written "
+                                "without its name ('≥ 18 years' is 'age ≥ 18 years')"))
+        if q.has_unit and q.unit != "years" and str(q.unit).lower() in ("year", "yr", "yrs", "y"):
+            q = attrs.evolve(q, unit="years", value=make_quantity(_number(q.number), "years"))
+        subject = t.Measure(name=t.Name("age", span=self._span(cmp_tok)), method=None, span=self._span(cmp_tok))
+        return t.Comparison(subject=subject, test=t.Compare(normalise_comparator(cmp_tok), q, span=span),
+                            span=span)
+
+    @lark.v_args(meta=True)
     def chain(self, meta, items):
         low, cmp1, subject, cmp2, high, *rest = items
         op1, op2 = normalise_comparator(cmp1), normalise_comparator(cmp2)
@@ -637,7 +653,7 @@ _TOKEN_DESCRIPTIONS = {
     "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
     "COND_WORD": "'if', 'for' or 'in' (a condition)", "ALT_JOIN": "',' (another threshold)", "_BOUND_AND": "'and' (another bound)",
     "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
-    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
+    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "_LABEL_COLON": "':' (before a threshold)", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
     "GAS_NAME": "a concept name",
@@ -954,9 +970,9 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
 # `uncontrolled disease or active psychosis`. When the parser rejects such a token, it is fed
 # again as the plain keyword or as words of a name, and parsing goes on.
 _PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "_AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
-                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
+                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None, ":": "COLON"}
 _SOFT_TERMINALS = {"_OF_SCORE", "_BOUND_AND", "SUBJECT_JOIN", "_METHOD_OR", "ALT_JOIN", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
-                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}
+                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR", "_LABEL_COLON"}
 
 
 def _soften(exc) -> bool:
@@ -964,7 +980,7 @@ def _soften(exc) -> bool:
         return False
     tok = exc.token
     parser = exc.interactive_parser
-    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&]", str(tok))
+    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&:]", str(tok))
     if not pieces:
         return False
     choices = parser.choices()
@@ -1001,11 +1017,13 @@ def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
 def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
     """Parse a single rule, as ``elig parse`` does.
 
-    A sponsor's sentence may end with a full stop or a semicolon (`Age >75 years.`): it is
-    not part of the rule.
+    A sponsor's sentence may end with a full stop, a semicolon or a comma (`Age >75 years.`):
+    it is not part of the rule.
     """
     _refuse_surrogates(text, file)
-    source = _ensure_newline(re.sub(r"[.;][ \t]*$", "", text.strip("\n")))
+    # A trailing comma ends a sponsor's clause, except after a list (`any of a, b,`: an item is missing).
+    end = r"[.;][ \t]*$" if re.search(r"(?i)\b(?:any|all|none)\s+of\b", text) else r"[.;,][ \t]*$"
+    source = _ensure_newline(re.sub(end, "", text.strip("\n")))
     return _parse(source, file, "single_rule", original=text)
 
 
