@@ -111,6 +111,11 @@ def test_draft_command_on_the_seed_texts(tmp_path):
     ("Heart failure with LVEF < 40%", "exclusion", "Heart failure and LVEF < 40%"),
     ("Anemia (serum hemoglobin level < 10 g/dL)", "exclusion", "serum hemoglobin < 10 g/dL"),
     ("FEV1 < 50% predicted", "inclusion", "FEV1 percent predicted < 50%"),
+    ("Hemoglobin greater than or equal to 10 Gm/dL", "inclusion", "Hemoglobin ≥ 10 g/dL"),
+    ("Anemia (hemoglobin <10gm%)", "exclusion", "hemoglobin < 10 g/dL"),
+    ("Girls less than 16 years.", "inclusion", "female and age < 16 years"),
+    ("Karnofsky Performance Status must be > 60", "inclusion", "Karnofsky Performance Status > 60"),
+    ("Body mass index between 18.5 and 30", "inclusion", "Body mass index 18.5 to 30 kg/m2"),
 ])
 def test_sponsor_sentences_the_draft_reads(sentence, section, rule):
     assert read_sentence(sentence, section).rule == rule
@@ -131,6 +136,12 @@ def test_a_bare_number_for_bmi_or_egfr_is_read_in_its_unit_with_a_note():
     egfr = read_sentence("eGFR below 20 ml/min", "exclusion")
     assert egfr.rule == "eGFR < 20 mL/min/1.73 m2" and "per 1.73 m²" in egfr.warnings[0]
     assert read_sentence("Serum albumin less than 30").rule is None  # albumin has two units in use: no guess
+
+
+def test_a_karnofsky_score_written_with_a_percent_sign_is_read_as_its_points_with_a_note():
+    kps = read_sentence("Karnofsky performance score of at least 70 %")
+    assert kps.rule == "Karnofsky performance score ≥ 70" and "0 to 100" in kps.warnings[0]
+    assert read_sentence("ECOG ≤ 2%").rule is None  # a 0-5 score: the % sign is a mistake, not a scale
 
 
 def test_a_line_of_several_rules_is_all_of_them_in_an_inclusion_only():

@@ -62,6 +62,10 @@ AS_OF = "2024-03-15"
     ("BMI: >18 and < 30 kg/m2", "18 < BMI < 30 kg/m2"),
     ("Age between 18 to 25 years", "Age 18 to 25 years"),
     ("Age >75 years,", "Age > 75 years"),
+    ("Patients ≥19 years old", "age ≥ 19 years"),
+    ("Children < 5 years old", "age < 5 years"),
+    ("Patients aged < 20 or > 70 years", "age < 20 years or age > 70 years"),
+    ("Women ≥ 18 years of age", "female and age ≥ 18 years"),
 ])
 def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
     node = parser.parse_rule(text)
@@ -91,6 +95,12 @@ def test_only_an_age_in_years_may_be_written_without_its_name():
     assert canonical.rule(protocol.definitions[0].rule) == "age ≥ 18 years"
     with pytest.raises(elig.diagnostics.ProtocolError):
         parser.parse_rule("any of pregnant,")  # after a list, a trailing comma means an item is missing
+
+
+def test_words_for_people_before_a_time_threshold_are_an_age_and_nothing_else():
+    assert [d.code for d in _warnings("Patients > 50 kg")] == ["E101"]  # not a time: no age is made up
+    assert [d.code for d in _warnings("Men and women ≥ 18 years")] == ["E101", "E101"]  # two sexes: refused
+    assert canonical.rule(parser.parse_rule("Age ≥ 18 years")) == "Age ≥ 18 years"  # the concept's own name stays
 
 
 def test_a_specimen_word_before_a_measurement_names_the_measurement():

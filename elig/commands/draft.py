@@ -154,7 +154,8 @@ _AGE = [
 def _with_sex(sentence: str, rule: str) -> str:
     """`Women at least 18 years of age` is female and aged ≥ 18: the sex is never dropped."""
     words = set(re.findall(r"[a-z]+", sentence.lower().split("year")[0]))
-    female, male = bool(words & {"female", "females", "women", "woman"}), bool(words & {"male", "males", "men", "man"})
+    female = bool(words & {"female", "females", "women", "woman", "girls", "girl"})
+    male = bool(words & {"male", "males", "men", "man", "boys", "boy"})
     if female and not male:
         return f"female and {rule}"
     if male and not female:
@@ -214,6 +215,11 @@ def _tidy(text: str) -> str:
     # serum hemoglobin level < 10 g/dL, Bicarbonate - Concentration ≥ 27: words that do not change what is measured
     text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than))",
                   "", text)
+    # 10 Gm/dL, 10 gm%, 10 g%: grams per decilitre as older reports write them
+    text = re.sub(r"(?<=\d)\s*(?:[Gg]m\s*/\s*dl|[Gg]m\s*/\s*dL|g(?:m)?\s*%)(?![A-Za-z])", " g/dL", text)
+    # Karnofsky Performance Status must be > 60: the verb between the name and its threshold
+    text = re.sub(r"(?i)\s+(?:must|should|shall|will)\s+be\s+(?=[≥≤<>]|(?:greater|less|more|at\s+least|at\s+most|no\s+more)\b)",
+                  " ", text)
     # kg/meter square, kg per square metre: BMI's unit in words
     text = re.sub(r"(?i)\bkg\s*(?:/|per)\s*(?:square\s+met(?:er|re)s?|met(?:er|re)s?\s+squared?|m\s+squared?)\b", "kg/m2", text)
     # kg∙m-2, kg.m-2, kg m-2: per square metre written as a negative power
@@ -255,7 +261,7 @@ _AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "yea
               "mos": "months", "month": "months", "months": "months", "wk": "weeks", "wks": "weeks",
               "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
 _AGE_SUBJECT = re.compile(
-    r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|patients?|subjects?|participants?|adults?|adult|children|child|"
+    r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|girls?|boys?|patients?|subjects?|participants?|adults?|adult|children|child|"
     r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|and|or)\b\s*,?\s*)*"
     r"(?:(?:who\s+(?:is|are|must\s+be)|whose\s+age|is|are|(?:must|should|will|shall)\s+be|being|be|has|have|aged?|"
     r"at\s+the\s+age\s+of|"
@@ -445,6 +451,16 @@ def _with_unit(text: str, node, vocabulary) -> tuple[str, str] | None:
     return None
 
 
+def _without_percent(text: str, node, vocabulary) -> tuple[str, str] | None:
+    """`Karnofsky performance score of at least 70 %`: a 0-100 score written with a per cent sign."""
+    name = getattr(getattr(getattr(node, "subject", None), "name", None), "text", None)
+    concept = (vocabulary or default_vocabulary()).lookup(name) if name else None
+    if concept is None or concept.unit not in ("1", None) or not concept.plausible or concept.plausible[1] != 100:
+        return None
+    plain = re.sub(r"(\d)\s*%", r"\1", text)
+    return (plain, f"{name} is a score from 0 to 100: the % sign is read as its points") if plain != text else None
+
+
 def _read_one(sentence: str, section: str, vocabulary) -> tuple[Reading | None, object]:
     first_problem = None
     for text in _candidates(sentence):
@@ -456,15 +472,19 @@ def _read_one(sentence: str, section: str, vocabulary) -> tuple[Reading | None, 
         problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
         errors = [d for d in problems if d.severity == "error"]
         noted = ()
-        if errors and errors[0].code in ("E104", "E103") and len(errors) == 1:
+        if errors and all(d.code in ("E104", "E103") for d in errors):
             fixed = _with_unit(text, node, vocabulary)
-            if fixed is not None:
-                try:
-                    node = parser.parse_rule(fixed[0], file="<draft>")
-                    problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
-                    errors, noted = [d for d in problems if d.severity == "error"], (f"draft: {fixed[1]}",)
-                except ProtocolError:
-                    pass
+        elif errors and all(d.code == "E105" for d in errors):
+            fixed = _without_percent(text, node, vocabulary)
+        else:
+            fixed = None
+        if fixed is not None:
+            try:
+                node = parser.parse_rule(fixed[0], file="<draft>")
+                problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+                errors, noted = [d for d in problems if d.severity == "error"], (f"draft: {fixed[1]}",)
+            except ProtocolError:
+                pass
         if errors:
             first_problem = first_problem if first_problem and first_problem.code != "E001" else errors[0]
             continue
@@ -485,8 +505,8 @@ def _read_one(sentence: str, section: str, vocabulary) -> tuple[Reading | None, 
 
 def _sexes(text: str) -> set[str]:
     words = set(re.findall(r"[a-z]+", text.lower().split("year")[0]))
-    return ({"female"} if words & {"female", "females", "women", "woman"} else set()) | \
-           ({"male"} if words & {"male", "males", "men", "man"} else set())
+    return ({"female"} if words & {"female", "females", "women", "woman", "girls", "girl"} else set()) | \
+           ({"male"} if words & {"male", "males", "men", "man", "boys", "boy"} else set())
 
 
 def _sex_kept(sentence: str, text: str, rule: str) -> str:

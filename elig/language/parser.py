@@ -279,12 +279,42 @@ class _Builder(lark.Transformer):
                 window = x
         if method is not None:
             subject = self._with_method(subject, method)
+        person = self._person(subject, test)
+        if person is not None:  # `Patients ≥ 19 years old`, `Women ≥ 18 years`: the age of whom the words name
+            subject, sex = person
+            if sex is not None:
+                rest = self.comparison(meta, [subject, test, *rest])
+                return t.And(operands=(t.SexFact(sex=sex, span=subject.span), rest), span=span)
         if isinstance(test, tuple) and test[0] == "either":
             return t.Or(operands=tuple(t.Comparison(subject=subject, test=c, window=window, assessment=assessment,
                                                     span=span) for c in test[1:]), span=span)
         if alternatives:
             test = self._with_alternatives(test, alternatives, span)
         return t.Comparison(subject=subject, test=test, window=window, assessment=assessment, span=span)
+
+    _PERSONS = {"patient": None, "patients": None, "subject": None, "subjects": None, "participant": None,
+                "participants": None, "children": None, "child": None, "adults": None, "adult": None,
+                "infants": None, "infant": None, "individuals": None, "volunteers": None,
+                "women": "female", "woman": "female", "girls": "female", "men": "male", "man": "male", "boys": "male"}
+
+    def _person(self, subject, test):
+        """(age subject, sex or None) when the name is only words for people and the test is in time units."""
+        if not isinstance(subject, t.Measure) or subject.method is not None:
+            return None
+        words = subject.name.text.lower().split()
+        if not any(w in self._PERSONS for w in words) or any(w not in self._PERSONS and w not in ("aged", "age")
+                                                             for w in words):
+            return None
+        sexes = {self._PERSONS.get(w) for w in words} - {None}
+        if len(sexes) > 1:
+            return None
+        tests = test[1:] if isinstance(test, tuple) else [test]
+        thresholds = [th for x in tests for th in t.thresholds(x)] if all(not isinstance(x, tuple) for x in tests) else []
+        if not thresholds or not all(isinstance(th, t.Quantity) and th.has_unit
+                                     and str(th.value.dimensionality) == "[time]" for th in thresholds):
+            return None
+        age = t.Measure(name=t.Name("age", span=subject.name.span), method=None, span=subject.span)
+        return age, (sexes.pop() if sexes else None)
 
     def _with_alternatives(self, test, alternatives, span):
         """``≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)``: the parenthesised threshold for some patients."""
