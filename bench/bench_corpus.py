@@ -1,6 +1,6 @@
 """How much of real registry text elig reads, and how much of it right.
 
-    python bench/bench_corpus.py [--corpus PATH] [--labels tests/data/corpus_labels.yaml] [--top 15] [--repeat 3]
+    python bench/bench_corpus.py [--corpus PATH] [--labels FILE ...] [--top 15] [--repeat 3] [--record]
 
 Over the development corpus (``../shared/data/criteria/lines.jsonl``: 1,500 eligibility
 lines from 940 trials) it reports:
@@ -11,9 +11,13 @@ lines from 940 trials) it reports:
   unknown concept names;
 - lines that become rules in a draft (``elig draft`` reads each line as written,
   then without the words around a rule and with age phrasings as rules);
-- on the hand-labelled lines (``tests/data/corpus_labels.yaml``), how many are read
-  right among those that state a threshold a record can decide, by ``elig parse``
-  and by the draft reader.
+- on the hand-labelled lines (``tests/data/corpus_labels.yaml``, and the held-out set
+  ``tests/data/corpus_labels_heldout.yaml`` labelled after the reader was tuned on the first),
+  how many are read right among those that state a threshold a record can decide, by
+  ``elig parse`` and by the draft reader, each set on its own.
+
+``--record`` writes what elig does today into the labels' ``parse`` and ``draft`` fields
+(right, wrong, todo or the first error's code), keeping the files' comments.
 
 Timing: each pass is repeated; the figures are min/median/max seconds, and the
 draft pass is given as a ratio of the parse pass measured in the same run.
@@ -43,7 +47,7 @@ from elig.language import canonical, parser  # noqa: E402
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "criteria" / "lines.jsonl"
 if not DEFAULT_CORPUS.exists():
     DEFAULT_CORPUS = Path("/work/shared/data/criteria/lines.jsonl")
-DEFAULT_LABELS = ROOT / "tests" / "data" / "corpus_labels.yaml"
+DEFAULT_LABELS = [ROOT / "tests" / "data" / "corpus_labels.yaml", ROOT / "tests" / "data" / "corpus_labels_heldout.yaml"]
 
 
 def parse_line(text: str, section: str = "inclusion") -> tuple[str, str]:
@@ -84,32 +88,61 @@ def _stats(times: list[float]) -> str:
     return f"min {min(times):.2f} s, median {statistics.median(times):.2f} s, max {max(times):.2f} s"
 
 
+def status(label: dict) -> tuple[str, str]:
+    """What `elig parse` and the draft reader do with a labelled line: right, wrong, todo or an error code."""
+    code, text = parse_line(label["line"], label["kind"])
+    drafted = draft_line(label["line"], label["kind"])
+    if code == "OK":
+        parse = "right" if text == label["reading"] else ("wrong" if label["decidable"] else "accepted")
+    else:
+        parse = code
+    if drafted is None:
+        draft = "todo"
+    else:
+        draft = "right" if drafted == label["reading"] else ("wrong" if label["decidable"] else "encoded")
+    return parse, draft
+
+
 def labelled_figures(labels: list[dict]) -> dict:
     """Right, wrong and refused among the labelled lines that state a record-decidable threshold, today."""
     decidable = [x for x in labels if x.get("decidable")]
     out = {"labelled": len(labels), "decidable": len(decidable)}
-    for what, read in (("parse", lambda x: parse_line(x["line"], x["kind"])),
-                       ("draft", lambda x: ("OK", draft_line(x["line"], x["kind"])))):
-        right = wrong = 0
-        for x in decidable:
-            code, text = read(x)
-            if code != "OK" or text is None:
-                continue
-            if text == x["reading"]:
-                right += 1
-            else:
-                wrong += 1
-        out[f"{what}_right"], out[f"{what}_wrong"] = right, wrong
+    for what in ("parse", "draft"):
+        out[f"{what}_right"] = out[f"{what}_wrong"] = 0
+    for x in decidable:
+        parse, draft = status(x)
+        for what, got in (("parse", parse), ("draft", draft)):
+            if got == "right":
+                out[f"{what}_right"] += 1
+            elif got == "wrong":
+                out[f"{what}_wrong"] += 1
     return out
+
+
+def record(path: Path, labels: list[dict]) -> None:
+    """Rewrite the parse/draft fields of a labels file in place, line by line (comments stay)."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    statuses = iter([status(x) for x in labels])
+    current = None
+    for i, line in enumerate(lines):
+        if line.startswith("- line:"):
+            current = next(statuses)
+        elif current is not None and line.startswith("  parse:"):
+            lines[i] = f"  parse: {current[0]}"
+        elif current is not None and line.startswith("  draft:"):
+            lines[i] = f"  draft: {current[1]}"
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    ap.add_argument("--labels", type=Path, action="append", help="a labels file (repeatable); default: both sets")
+    ap.add_argument("--record", action="store_true", help="write today's parse/draft status into the labels files")
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
+    args.labels = args.labels or DEFAULT_LABELS
 
     rows = load_corpus(args.corpus)
     parsed, parse_times = timed(lambda: [parse_line(r["text"], section_of(r)) for r in rows], args.repeat)
@@ -142,10 +175,15 @@ def main(argv=None) -> int:
         print(f"  {k:4d}  {name}")
     print(f"became rules with `elig draft`: {became_rules} of {n} ({100 * became_rules / n:.1f}%)")
 
-    if args.labels.exists():
-        labels = yaml.safe_load(args.labels.read_text(encoding="utf-8"))
+    for path in args.labels:
+        if not path.exists():
+            continue
+        labels = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if args.record:
+            record(path, labels)
         f = labelled_figures(labels)
-        print(f"hand-labelled lines: {f['labelled']}; stating a threshold a record can decide: {f['decidable']}")
+        print(f"hand-labelled lines in {path.name}: {f['labelled']}; stating a threshold a record can decide: "
+              f"{f['decidable']}")
         print(f"  right by `elig parse` as written: {f['parse_right']} of {f['decidable']} "
               f"({100 * f['parse_right'] / max(1, f['decidable']):.1f}%)")
         print(f"  right by the draft reader: {f['draft_right']} of {f['decidable']} "

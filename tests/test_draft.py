@@ -96,3 +96,59 @@ def test_draft_command_on_the_seed_texts(tmp_path):
         assert tree.inclusions and tree.exclusions and tree.id
         res = runner.invoke(main, ["lint", str(out)])
         assert "W212" in res.output
+
+
+@pytest.mark.parametrize("sentence, section, rule", [
+    ("Patients below 18 and above 45years.", "exclusion", "age < 18 years or age > 45 years"),
+    ("Male or female subjects ≥ 12 to < 18 years of age", "inclusion", "12 years ≤ age < 18 years"),
+    ("Patients between 18 to 65 years old", "inclusion", "age 18 to 65 years"),
+    ("The patient is less than 28 days old (neonate).", "inclusion", "age < 28 days"),
+    ("Female, age greater than or equal to 18 to less than or equal to 70 years old.", "inclusion",
+     "female and age 18 to 70 years"),
+    ("• Must be at least 18 years of age", "inclusion", "age ≥ 18 years"),
+    ("4.1.13 ECOG > = 2", "inclusion", "ECOG ≥ 2"),
+    ("Child-Pugh: <=7", "inclusion", "Child-Pugh ≤ 7"),
+    ("Heart failure with LVEF < 40%", "exclusion", "Heart failure and LVEF < 40%"),
+    ("Anemia (serum hemoglobin level < 10 g/dL)", "exclusion", "serum hemoglobin < 10 g/dL"),
+    ("FEV1 < 50% predicted", "inclusion", "FEV1 percent predicted < 50%"),
+    ("Hemoglobin greater than or equal to 10 Gm/dL", "inclusion", "Hemoglobin ≥ 10 g/dL"),
+    ("Anemia (hemoglobin <10gm%)", "exclusion", "hemoglobin < 10 g/dL"),
+    ("Girls less than 16 years.", "inclusion", "female and age < 16 years"),
+    ("Karnofsky Performance Status must be > 60", "inclusion", "Karnofsky Performance Status > 60"),
+    ("Body mass index between 18.5 and 30", "inclusion", "Body mass index 18.5 to 30 kg/m2"),
+])
+def test_sponsor_sentences_the_draft_reads(sentence, section, rule):
+    assert read_sentence(sentence, section).rule == rule
+
+
+@pytest.mark.parametrize("sentence", [
+    "Patients aged 18 years",  # no comparator: never guessed
+    "Women under 50 years who are pregnant",  # more than an age: not dropped
+    "Creatinine with eGFR < 60 mL/min/1.73 m2",  # two values are never made to share a threshold
+])
+def test_sentences_the_draft_leaves_to_do(sentence):
+    assert read_sentence(sentence).rule is None
+
+
+def test_a_bare_number_for_bmi_or_egfr_is_read_in_its_unit_with_a_note():
+    bmi = read_sentence("BMI > 35")
+    assert bmi.rule == "BMI > 35 kg/m2" and "no unit is written" in bmi.warnings[0]
+    egfr = read_sentence("eGFR below 20 ml/min", "exclusion")
+    assert egfr.rule == "eGFR < 20 mL/min/1.73 m2" and "per 1.73 m²" in egfr.warnings[0]
+    assert read_sentence("Serum albumin less than 30").rule is None  # albumin has two units in use: no guess
+
+
+def test_a_karnofsky_score_written_with_a_percent_sign_is_read_as_its_points_with_a_note():
+    kps = read_sentence("Karnofsky performance score of at least 70 %")
+    assert kps.rule == "Karnofsky performance score ≥ 70" and "0 to 100" in kps.warnings[0]
+    assert read_sentence("ECOG ≤ 2%").rule is None  # a 0-5 score: the % sign is a mistake, not a scale
+
+
+def test_a_line_of_several_rules_is_all_of_them_in_an_inclusion_only():
+    line = "ANC > 1,500/mm3. Platelets > 100,000/mm3"
+    inclusion = read_sentence(line, "inclusion")
+    assert inclusion.rule == "ANC > 1,500 /mm3 and Platelets > 100,000 /mm3"
+    assert any("2 rules" in w for w in inclusion.warnings)
+    assert read_sentence(line, "exclusion").rule is None
+    text, _ = draft("Inclusion Criteria:\n\n* BMI > 35\n\nExclusion Criteria:\n\n* " + line + "\n", "NCT00000002")
+    assert 'note "reading: draft: no unit is written' in text and 'attested "ANC > 1,500/mm3.' in text

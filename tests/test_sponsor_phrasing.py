@@ -47,6 +47,25 @@ AS_OF = "2024-03-15"
     ("TBil ≤ 1.5 x ULN (upper limit of normal)", "TBil ≤ 1.5 x ULN"),
     ("Platelets < 100x109/L", "Platelets < 100 x 10^9/L"),
     ("hypertension (HTN)", "hypertension (HTN)"),
+    ("Estimated glomerular filtration rate below 20 mL/min/1.73 m2", "Estimated glomerular filtration rate < 20 mL/min/1.73 m2"),
+    ("age over 65 years", "age > 65 years"),
+    ("Age equal or superior to 21 years and < 80 years", "21 years ≤ Age < 80 years"),
+    ("age < 18 or above 45 years", "age < 18 years or age > 45 years"),
+    ("Bilirubin < 2 X upper normal value", "Bilirubin < 2 x ULN"),
+    ("ALT less than 2.5X upper limit normal", "ALT < 2.5 x ULN"),
+    ("Bilirubin within the normal limit", "Bilirubin within normal limits"),
+    ("LVEF ≥ 50% by either echocardiogram or MUGA", "LVEF ≥ 50% by echocardiogram or MUGA"),
+    ("≥ 18 years of age", "age ≥ 18 years"),
+    ("At least 18 years old", "age ≥ 18 years"),
+    ("Less than 18 years of age", "age < 18 years"),
+    ("Child-Pugh: <=7", "Child-Pugh ≤ 7"),
+    ("BMI: >18 and < 30 kg/m2", "18 < BMI < 30 kg/m2"),
+    ("Age between 18 to 25 years", "Age 18 to 25 years"),
+    ("Age >75 years,", "Age > 75 years"),
+    ("Patients ≥19 years old", "age ≥ 19 years"),
+    ("Children < 5 years old", "age < 5 years"),
+    ("Patients aged < 20 or > 70 years", "age < 20 years or age > 70 years"),
+    ("Women ≥ 18 years of age", "female and age ≥ 18 years"),
 ])
 def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
     node = parser.parse_rule(text)
@@ -60,6 +79,33 @@ def test_keywords_inside_words_stay_names():
     assert parser.parse_rule("Nothing orally").name.text == "Nothing orally"
     node = parser.parse_protocol('protocol P\ninclusion\n  I1\n    pregnant or lactating\n  I2\n    ANC ≥ 1.5 x 10^9/L\n')
     assert isinstance(node.criteria[0].rule, t.Or)
+
+
+def test_words_for_comparators_are_comparators_only_before_a_number():
+    assert parser.parse_rule("history of cancer above the knee").name.text == "cancer above the knee"
+    assert parser.parse_rule("patients under anaesthesia").name.text == "patients under anaesthesia"
+
+
+def test_only_an_age_in_years_may_be_written_without_its_name():
+    with pytest.raises(elig.diagnostics.ProtocolError) as info:
+        parser.parse_rule("> 6 months")
+    (d,) = info.value.diagnostics
+    assert d.code == "E001" and "without a name" in d.message and "age ≥ 18 years" in d.hint
+    protocol = parser.parse_protocol("protocol P\n  define adult: ≥ 18 years\ninclusion\n  I1\n    adult\n")
+    assert canonical.rule(protocol.definitions[0].rule) == "age ≥ 18 years"
+    with pytest.raises(elig.diagnostics.ProtocolError):
+        parser.parse_rule("any of pregnant,")  # after a list, a trailing comma means an item is missing
+
+
+def test_words_for_people_before_a_time_threshold_are_an_age_and_nothing_else():
+    assert [d.code for d in _warnings("Patients > 50 kg")] == ["E101"]  # not a time: no age is made up
+    assert [d.code for d in _warnings("Men and women ≥ 18 years")] == ["E101", "E101"]  # two sexes: refused
+    assert canonical.rule(parser.parse_rule("Age ≥ 18 years")) == "Age ≥ 18 years"  # the concept's own name stays
+
+
+def test_a_specimen_word_before_a_measurement_names_the_measurement():
+    assert not [d for d in _warnings("serum hemoglobin < 10 g/dL") if d.severity == "error"]
+    assert [d.code for d in _warnings("blood pressure > 140 mmHg")] == ["E101"]  # 'pressure' is no concept
 
 
 def _warnings(text, section="inclusion"):

@@ -27,6 +27,7 @@ import click
 from elig.diagnostics import ProtocolError
 from elig.engine import checker
 from elig.language import canonical, parser
+from elig.terminology.vocabulary import default_vocabulary
 
 _HEADING = re.compile(r"(?i)\b(inclusion|exclusion)\s+criteria\s*:?")
 _BULLET = re.compile(r"^\s*(?:[*•·▪◦\-–]|\d{1,2}[.)](?!\d)|\(\d{1,2}\)|[a-z][.)](?=\s))\s*")
@@ -153,7 +154,8 @@ _AGE = [
 def _with_sex(sentence: str, rule: str) -> str:
     """`Women at least 18 years of age` is female and aged ≥ 18: the sex is never dropped."""
     words = set(re.findall(r"[a-z]+", sentence.lower().split("year")[0]))
-    female, male = bool(words & {"female", "females", "women", "woman"}), bool(words & {"male", "males", "men", "man"})
+    female = bool(words & {"female", "females", "women", "woman", "girls", "girl"})
+    male = bool(words & {"male", "males", "men", "man", "boys", "boy"})
     if female and not male:
         return f"female and {rule}"
     if male and not female:
@@ -213,8 +215,13 @@ def _tidy(text: str) -> str:
     # serum hemoglobin level < 10 g/dL, Bicarbonate - Concentration ≥ 27: words that do not change what is measured
     text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than))",
                   "", text)
-    # Transaminase (AST/ALT) < 3 x ULN: the two names the sponsor put in parentheses are the subjects
-    text = re.sub(r"^[A-Za-z][A-Za-z ]{2,30}\(\s*([A-Za-z0-9]{2,8}\s*/\s*[A-Za-z0-9]{2,8})\s*\)\s*(?=[≥≤<>])", r"\1 ", text)
+    # 10 Gm/dL, 10 gm%, 10 g%: grams per decilitre as older reports write them
+    text = re.sub(r"(?<=\d)\s*(?:[Gg]m\s*/\s*dl|[Gg]m\s*/\s*dL|g(?:m)?\s*%)(?![A-Za-z])", " g/dL", text)
+    # Karnofsky Performance Status must be > 60: the verb between the name and its threshold
+    text = re.sub(r"(?i)\s+(?:must|should|shall|will)\s+be\s+(?=[≥≤<>]|(?:greater|less|more|at\s+least|at\s+most|no\s+more)\b)",
+                  " ", text)
+    # kg/meter square, kg per square metre: BMI's unit in words
+    text = re.sub(r"(?i)\bkg\s*(?:/|per)\s*(?:square\s+met(?:er|re)s?|met(?:er|re)s?\s+squared?|m\s+squared?)\b", "kg/m2", text)
     # kg∙m-2, kg.m-2, kg m-2: per square metre written as a negative power
     text = re.sub(r"(?i)\b(kg)\s*[∙·.]?\s*m\s*(?:-2|⁻²|\^-2)(?![0-9])", r"\1/m2", text)
     text = re.sub(r"(\d)\s*points?\b", r"\1", text)  # ECOG 0 to 3 points: a score has no unit
@@ -254,9 +261,10 @@ _AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "yea
               "mos": "months", "month": "months", "months": "months", "wk": "weeks", "wks": "weeks",
               "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
 _AGE_SUBJECT = re.compile(
-    r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|patients?|subjects?|participants?|adults?|adult|children|child|"
-    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|healthy|and|or)\b\s*,?\s*)*"
-    r"(?:(?:who\s+(?:is|are|must\s+be)|is|are|must\s+be|should\s+be|be|has|have|aged?|at\s+the\s+age\s+of|"
+    r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|girls?|boys?|patients?|subjects?|participants?|adults?|adult|children|child|"
+    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|and|or)\b\s*,?\s*)*"
+    r"(?:(?:who\s+(?:is|are|must\s+be)|whose\s+age|is|are|(?:must|should|will|shall)\s+be|being|be|has|have|aged?|"
+    r"at\s+the\s+age\s+of|"
     r"age\s+(?:range|group)|of)\b\s*)*)*")
 
 
@@ -347,6 +355,14 @@ def _variants(t1: str) -> list[str]:
     plain = re.sub(r"^([A-Z][A-Za-z0-9\-]{1,8})\s*\([A-Za-z][A-Za-z' \-]{3,60}\)\s*(?=[≥≤<>=])", r"\1 ", plain)
     if plain != t1:
         out.append(plain)
+    # Transaminase (AST/ALT) < 3 x ULN: the two names the sponsor put in parentheses are the subjects
+    pair = re.sub(r"^[A-Za-z][A-Za-z ]{2,30}\(\s*([A-Za-z0-9]{2,8}\s*/\s*[A-Za-z0-9]{2,8})\s*\)\s*(?=[≥≤<>])", r"\1 ", t1)
+    if pair != t1:
+        out.append(pair)
+    # uremia, serum creatinine (> 2.0 mg/dl): a condition named, then the measurement that defines it
+    m = re.fullmatch(r"[A-Za-z][A-Za-z'\- ]{2,40},\s*([A-Za-z][A-Za-z0-9'\- ]{1,40}?)\s*\(\s*([≥≤<>][^()]*)\)", t1)
+    if m:
+        out.append(f"{m.group(1)} {m.group(2)}")
     # Anemia (serum hemoglobin level < 10 g/dL), serum creatinine (> 2.0 mg/dl): a threshold in parentheses
     unwrapped = re.sub(r"^([A-Za-z][A-Za-z0-9'\- ]{1,60}?)\s*\(\s*([≥≤<>][^()]*)\)\s*$", r"\1 \2", t1)
     if unwrapped != t1:
@@ -357,7 +373,8 @@ def _variants(t1: str) -> list[str]:
         out.append(m.group("rule").strip(" .,;()"))
     # Heart failure with LVEF < 50%: the condition and the threshold (the checker reads the first as a condition)
     m = _WITH.match(t1)
-    if m:
+    cond = default_vocabulary().lookup(m.group("cond")) if m else None
+    if cond is not None and cond.kind in ("condition", "fact"):  # never two values sharing one threshold
         out.append(f"{m.group('cond')} and {m.group('rule')}")
     # FEV1 < 50% predicted: the per cent of predicted, as the vocabulary names it
     more = []
@@ -411,12 +428,40 @@ def _why(diagnostic) -> str:
 _LOST_COMPARATOR = re.compile(r"(?:(?<![<>≤≥!=/])=(?![<>=])|\?)\s*\d")
 
 
-def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) -> Reading:
-    """The rule a sponsor's sentence encodes, or why it cannot be encoded yet."""
-    sentence = _prepare(sentence)
-    if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
-        return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
-                                      "from the protocol")
+# A bare number for a value that has one unit in clinical use: the draft writes the unit, and says so.
+_CONVENTIONAL_UNIT = {"body mass index": "kg/m2", "estimated glomerular filtration rate": "mL/min/1.73 m2"}
+
+
+def _with_unit(text: str, node, vocabulary) -> tuple[str, str] | None:
+    """`BMI > 35`, `eGFR < 30`, `eGFR below 20 ml/min`: (text with the conventional unit, why), or None."""
+    subject = getattr(node, "subject", None)
+    name = getattr(getattr(subject, "name", None), "text", None)
+    if name is None:
+        return None
+    vocabulary = vocabulary or default_vocabulary()
+    concept = vocabulary.lookup(name) or vocabulary.lookup(re.sub(r"(?i)\s+(?:level|value|score)s?$", "", name))
+    unit = _CONVENTIONAL_UNIT.get(concept.name) if concept is not None else None
+    if unit is None:
+        return None
+    if re.search(r"\d\s*$", text):
+        return re.sub(r"(\d)\s*$", rf"\1 {unit}", text), f"no unit is written: read in {unit}, the unit {name} is given in"
+    if unit.startswith("mL/min/") and re.search(r"(?i)\d\s*ml\s*/\s*min\s*$", text):
+        return (re.sub(r"(?i)ml\s*/\s*min\s*$", unit, text),
+                f"{name} in mL/min is read as {unit}: an eGFR is given per 1.73 m² of body surface area")
+    return None
+
+
+def _without_percent(text: str, node, vocabulary) -> tuple[str, str] | None:
+    """`Karnofsky performance score of at least 70 %`: a 0-100 score written with a per cent sign."""
+    name = getattr(getattr(getattr(node, "subject", None), "name", None), "text", None)
+    concept = (vocabulary or default_vocabulary()).lookup(name) if name else None
+    if concept is None or concept.unit not in ("1", None) or not concept.plausible or concept.plausible[1] != 100:
+        return None
+    plain = re.sub(r"(\d)\s*%", r"\1", text)
+    return (plain, f"{name} is a score from 0 to 100: the % sign is read as its points") if plain != text else None
+
+
+def _read_one(sentence: str, section: str, vocabulary) -> tuple[Reading | None, object]:
     first_problem = None
     for text in _candidates(sentence):
         try:
@@ -426,10 +471,81 @@ def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) ->
             continue
         problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
         errors = [d for d in problems if d.severity == "error"]
+        noted = ()
+        if errors and all(d.code in ("E104", "E103") for d in errors):
+            fixed = _with_unit(text, node, vocabulary)
+        elif errors and all(d.code == "E105" for d in errors):
+            fixed = _without_percent(text, node, vocabulary)
+        else:
+            fixed = None
+        if fixed is not None:
+            try:
+                node = parser.parse_rule(fixed[0], file="<draft>")
+                problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+                errors, noted = [d for d in problems if d.severity == "error"], (f"draft: {fixed[1]}",)
+            except ProtocolError:
+                pass
         if errors:
             first_problem = first_problem if first_problem and first_problem.code != "E001" else errors[0]
             continue
-        return Reading(rule=canonical.rule(node), warnings=tuple(f"{d.code}: {d.message}" for d in problems))
+        rule = canonical.rule(node)
+        sexed = _sex_kept(sentence, text, rule)
+        if sexed != rule:
+            try:
+                node = parser.parse_rule(sexed, file="<draft>")
+            except ProtocolError:
+                continue
+            problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+            if any(d.severity == "error" for d in problems):
+                continue
+            rule = canonical.rule(node)
+        return Reading(rule=rule, warnings=noted + tuple(f"{d.code}: {d.message}" for d in problems)), None
+    return None, first_problem
+
+
+def _sexes(text: str) -> set[str]:
+    words = set(re.findall(r"[a-z]+", text.lower().split("year")[0]))
+    return ({"female"} if words & {"female", "females", "women", "woman", "girls", "girl"} else set()) | \
+           ({"male"} if words & {"male", "males", "men", "man", "boys", "boy"} else set())
+
+
+def _sex_kept(sentence: str, text: str, rule: str) -> str:
+    """A reading that took the words off `Women with ...` or `female patients, ≥ 18 years` keeps the sex."""
+    said = _sexes(sentence)
+    if len(said) != 1 or _sexes(text) or _sexes(rule):
+        return rule
+    return f"{said.pop()} and " + (f"({rule})" if re.search(r"\b(?:or|unless)\b", rule) else rule)
+
+
+# Sentences, `;` parts and comma-separated thresholds of one inclusion line: each must hold.
+_PARTS = re.compile(r"(?<=[A-Za-z%)\d])\.\s+(?=[A-Z])|\s*;\s*|,\s*(?=[A-Za-z][^,]*?(?:[≥≤<>]|\bthan\b|within))|\s+and\s+(?=[A-Za-z][^,]*?[≥≤<>])")
+
+
+def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None, split: bool = True) -> Reading:
+    """The rule a sponsor's sentence encodes, or why it cannot be encoded yet."""
+    sentence = _prepare(sentence)
+    if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
+        return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
+                                      "from the protocol")
+    reading, first_problem = _read_one(sentence, section, vocabulary)
+    if reading is not None:
+        return reading
+    if split and section == "inclusion":
+        # `ANC > 1,500/mm3. Platelets > 100,000/mm3`: in an inclusion every rule of the line must hold
+        parts = [p for p in _PARTS.split(_TRAILING.sub("", sentence.strip())) if p and p.strip(" .,;")]
+        if len(parts) > 1:
+            read = [read_sentence(p, section, vocabulary, split=False) for p in parts]
+            if all(r.rule is not None for r in read):
+                joined = " and ".join(f"({r.rule})" if re.search(r"\b(?:or|unless)\b", r.rule) else r.rule for r in read)
+                try:
+                    node = parser.parse_rule(joined, file="<draft>")
+                    problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+                except ProtocolError:
+                    problems = None
+                if problems is not None and not any(d.severity == "error" for d in problems):
+                    notes = tuple(w for r in read for w in r.warnings)
+                    notes += (f"draft: the sentence holds {len(read)} rules, read as all of them (an inclusion)",)
+                    return Reading(rule=canonical.rule(node), warnings=notes)
     why = _why(first_problem) if first_problem else "nothing to encode"
     return Reading(rule=None, why=why)
 

@@ -43,6 +43,9 @@ _NOT_SHARED = object()  # shared_subjects: the comparison has one subject
 _PADDING_AFTER = frozenset({"level", "levels", "value", "values", "result", "results", "concentration",
                             "concentrations", "score"})
 
+# Specimen words sponsors put before a laboratory value's name (only a measurement is found through them).
+_SPECIMEN_BEFORE = frozenset({"serum", "plasma", "blood"})
+
 _TIME_UNITS = (("year", ureg.year), ("month", ureg.month), ("week", ureg.week),
                ("day", ureg.day), ("hour", ureg.hour))
 DEFAULT_RATE_WINDOW = p.Duration(7, "day", "7 days")
@@ -226,6 +229,11 @@ class _Checker:
             words = words[:-1]
             concept = self.vocabulary.lookup(" ".join(words))
             if concept is not None:
+                return concept
+        # `serum hemoglobin`, `plasma sodium`: the specimen named before a measurement it is measured in
+        if len(words) > 1 and words[0].lower() in _SPECIMEN_BEFORE:
+            concept = self.vocabulary.lookup(" ".join(words[1:]))
+            if concept is not None and concept.kind == "measurement":
                 return concept
         return None
 

@@ -279,12 +279,42 @@ class _Builder(lark.Transformer):
                 window = x
         if method is not None:
             subject = self._with_method(subject, method)
+        person = self._person(subject, test)
+        if person is not None:  # `Patients ≥ 19 years old`, `Women ≥ 18 years`: the age of whom the words name
+            subject, sex = person
+            if sex is not None:
+                rest = self.comparison(meta, [subject, test, *rest])
+                return t.And(operands=(t.SexFact(sex=sex, span=subject.span), rest), span=span)
         if isinstance(test, tuple) and test[0] == "either":
             return t.Or(operands=tuple(t.Comparison(subject=subject, test=c, window=window, assessment=assessment,
                                                     span=span) for c in test[1:]), span=span)
         if alternatives:
             test = self._with_alternatives(test, alternatives, span)
         return t.Comparison(subject=subject, test=test, window=window, assessment=assessment, span=span)
+
+    _PERSONS = {"patient": None, "patients": None, "subject": None, "subjects": None, "participant": None,
+                "participants": None, "children": None, "child": None, "adults": None, "adult": None,
+                "infants": None, "infant": None, "individuals": None, "volunteers": None,
+                "women": "female", "woman": "female", "girls": "female", "men": "male", "man": "male", "boys": "male"}
+
+    def _person(self, subject, test):
+        """(age subject, sex or None) when the name is only words for people and the test is in time units."""
+        if not isinstance(subject, t.Measure) or subject.method is not None:
+            return None
+        words = subject.name.text.lower().split()
+        if not any(w in self._PERSONS for w in words) or any(w not in self._PERSONS and w not in ("aged", "age")
+                                                             for w in words):
+            return None
+        sexes = {self._PERSONS.get(w) for w in words} - {None}
+        if len(sexes) > 1:
+            return None
+        tests = test[1:] if isinstance(test, tuple) else [test]
+        thresholds = [th for x in tests for th in t.thresholds(x)] if all(not isinstance(x, tuple) for x in tests) else []
+        if not thresholds or not all(isinstance(th, t.Quantity) and th.has_unit
+                                     and str(th.value.dimensionality) == "[time]" for th in thresholds):
+            return None
+        age = t.Measure(name=t.Name("age", span=subject.name.span), method=None, span=subject.span)
+        return age, (sexes.pop() if sexes else None)
 
     def _with_alternatives(self, test, alternatives, span):
         """``≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)``: the parenthesised threshold for some patients."""
@@ -322,6 +352,22 @@ class _Builder(lark.Transformer):
                 hint="put the method after the name it applies to"))
             return subject
         return t.Measure(name=subject.name, method=method, span=subject.span)
+
+    @lark.v_args(meta=True)
+    def age_comparison(self, meta, items):
+        """`≥ 18 years of age`, `At least 18 years old`: a threshold in years with no name is an age."""
+        cmp_tok, q = items
+        span = self._span(meta)
+        if not q.has_unit or str(q.unit).lower() not in ("year", "years", "yr", "yrs", "y"):
+            self.errors.append(Diagnostic(
+                "E001", f"a threshold without a name: '{cmp_tok} {q.number}{' ' + q.unit if q.unit else ''}'",
+                span=span, hint="name what is compared, e.g. 'ECOG ≤ 2'; only an age in years may be written "
+                                "without its name ('≥ 18 years' is 'age ≥ 18 years')"))
+        if q.has_unit and q.unit != "years" and str(q.unit).lower() in ("year", "yr", "yrs", "y"):
+            q = attrs.evolve(q, unit="years", value=make_quantity(_number(q.number), "years"))
+        subject = t.Measure(name=t.Name("age", span=self._span(cmp_tok)), method=None, span=self._span(cmp_tok))
+        return t.Comparison(subject=subject, test=t.Compare(normalise_comparator(cmp_tok), q, span=span),
+                            span=span)
 
     @lark.v_args(meta=True)
     def chain(self, meta, items):
@@ -639,7 +685,7 @@ _TOKEN_DESCRIPTIONS = {
     "ULN_FACTOR": "'x ULN'", "LLN_FACTOR": "'x LLN'",
     "COND_WORD": "'if', 'for' or 'in' (a condition)", "ALT_JOIN": "',' (another threshold)", "_BOUND_AND": "'and' (another bound)",
     "_ALT_OR": "'or'", "SUBJECT_JOIN": "'and', 'or' or ',' between names", "_METHOD_OR": "'or'",
-    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
+    "ASSESSED_BY": "'assessed by'", "_OF_SCORE": "'of'", "_LABEL_COLON": "':' (before a threshold)", "NORMAL_RANGE": "'within normal limits'", "_AND_OR": "'and/or'",
     "WORD": "a concept name",
     "QUOTED_NAME": "a concept name",
     "GAS_NAME": "a concept name",
@@ -956,9 +1002,9 @@ def _all_diagnostics(first: Diagnostic, source: str, file: str, original: str) -
 # `uncontrolled disease or active psychosis`. When the parser rejects such a token, it is fed
 # again as the plain keyword or as words of a name, and parsing goes on.
 _PLAIN_KEYWORDS = {"and": "AND", "or": "OR", "and/or": "_AND_OR", ",": "COMMA", "&": None, "by": "BY", "in": "IN",
-                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None}
+                   "if": None, "of": "OF", "within": "WITHIN", "to": "TO", ";": None, ":": "COLON"}
 _SOFT_TERMINALS = {"_OF_SCORE", "_BOUND_AND", "SUBJECT_JOIN", "_METHOD_OR", "ALT_JOIN", "_ALT_OR", "COND_WORD", "ASSESSED_BY",
-                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR"}
+                   "NORMAL_RANGE", "ULN_FACTOR", "LLN_FACTOR", "_LABEL_COLON"}
 
 
 def _soften(exc) -> bool:
@@ -966,7 +1012,7 @@ def _soften(exc) -> bool:
         return False
     tok = exc.token
     parser = exc.interactive_parser
-    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&]", str(tok))
+    pieces = re.findall(r"and/or|[A-Za-zµμ_'’\-][A-Za-z0-9µμ_'’\-]*|[,;&:]", str(tok))
     if not pieces:
         return False
     choices = parser.choices()
@@ -1003,11 +1049,13 @@ def parse_protocol(text: str, file: str = "<protocol>") -> t.Protocol:
 def parse_rule(text: str, file: str = "<rule>") -> t.Rule:
     """Parse a single rule, as ``elig parse`` does.
 
-    A sponsor's sentence may end with a full stop or a semicolon (`Age >75 years.`): it is
-    not part of the rule.
+    A sponsor's sentence may end with a full stop, a semicolon or a comma (`Age >75 years.`):
+    it is not part of the rule.
     """
     _refuse_surrogates(text, file)
-    source = _ensure_newline(re.sub(r"[.;][ \t]*$", "", text.strip("\n")))
+    # A trailing comma ends a sponsor's clause, except after a list (`any of a, b,`: an item is missing).
+    end = r"[.;][ \t]*$" if re.search(r"(?i)\b(?:any|all|none)\s+of\b", text) else r"[.;,][ \t]*$"
+    source = _ensure_newline(re.sub(end, "", text.strip("\n")))
     return _parse(source, file, "single_rule", original=text)
 
 
