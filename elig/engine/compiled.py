@@ -62,6 +62,15 @@ class _Run(Evaluation):
         self.concept_cache = compiled._concepts
         self.factors = compiled._factors
         self.ulns = compiled._ulns
+        self.fallbacks = compiled._fallbacks
+        self.fell_back = False
+
+    def explained(self, node) -> Outcome:
+        """The outcome the explaining evaluator's rule function gives (counted: a fallback)."""
+        self.fell_back = True
+        key = node.text
+        self.fallbacks[key] = self.fallbacks.get(key, 0) + 1
+        return self.rule(node).outcome
 
 
 class CompiledProtocol:
@@ -74,6 +83,11 @@ class CompiledProtocol:
         self._concepts: dict = {}
         self._factors: dict = {}
         self._ulns: dict = {}
+        # How often a rule was handed to the explaining evaluator, by rule text; and of how many
+        # patients, with how many such patients (``fallback_report``).
+        self._fallbacks: dict[str, int] = {}
+        self._patients = 0
+        self._patients_fell_back = 0
         self._criteria = tuple((c.id, c.section, _compile(c.plan, c.section)) for c in checked.criteria)
 
     def outcomes(self, patient: Patient, as_of=None) -> Screened:
@@ -85,11 +99,22 @@ class CompiledProtocol:
         for cid, section, rule in self._criteria:
             run.section = section
             pairs.append((cid, section, rule(run)))
+        self._patients += 1
+        self._patients_fell_back += run.fell_back
         verdict = verdict_of([(s, o) for _, s, o in pairs])
         excluded = tuple(cid for cid, s, o in pairs
                          if (s == "inclusion" and o is NOT_MET) or (s == "exclusion" and o is MET))
         return Screened(patient.id, verdict, tuple((cid, o) for cid, _, o in pairs), excluded,
                         len(patient.issues) + len(run.display_notes))
+
+    def fallback_report(self) -> dict:
+        """How often ``outcomes`` handed a rule to the explaining evaluator's functions, since compiling."""
+        n = self._patients
+        total = sum(self._fallbacks.values())
+        return {"patients": n, "patients_with_fallback": self._patients_fell_back,
+                "patient_rate": self._patients_fell_back / n if n else 0.0,
+                "fallbacks": total, "per_patient": total / n if n else 0.0,
+                "rules": sorted(self._fallbacks.items(), key=lambda kv: -kv[1])}
 
     def explain(self, patient: Patient, as_of=None) -> EvaluationResult:
         """The full explanation of one patient (the explaining evaluator)."""
@@ -116,14 +141,14 @@ def _compile(node: p.RulePlan, section: str) -> Rule:
 def _attestation(node: p.AttestationPlan) -> Rule:
     def rule(run: _Run) -> Outcome:
         outcome = quick_attestation(run, node)
-        return outcome if outcome is not None else run.rule(node).outcome
+        return outcome if outcome is not None else run.explained(node)
     return rule
 
 
 def _explained(node) -> Rule:
     """Decided by the explaining evaluator's function for the node (the reference), keeping the outcome."""
     def rule(run: _Run) -> Outcome:
-        return run.rule(node).outcome
+        return run.explained(node)
     return rule
 
 
@@ -187,7 +212,7 @@ def _event(node: p.EventPlan) -> Rule:
         if not idx[kind].get(name) and not idx["unreadable"].get(kind) and \
                 not any(idx[k].get(name) or idx["unreadable"].get(k) for k in also):
             return NOT_MET
-        return event(run, node).outcome
+        return run.explained(node)
     return rule
 
 
@@ -195,7 +220,7 @@ def _comparison(node: p.ComparisonPlan) -> Rule:
     subject, test, window = node.subject, node.test, node.window
 
     def full(run: _Run) -> Outcome:
-        return comparison(run, node).outcome
+        return run.explained(node)
 
     if isinstance(subject, p.RatioRef) or (isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"
                                           and subject.concept.name != "age"):
