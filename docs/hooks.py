@@ -167,6 +167,32 @@ def _performance() -> str:
     return "\n".join(out) + "\n"
 
 
+def _fhir_performance() -> str:
+    """The table of bench/results/fhir.json, written by `python bench/bench_fhir.py`."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "fhir.json"
+    if not path.exists():
+        return "\n*No FHIR reader figures yet: run `python bench/bench_fhir.py`.*\n"
+    r = json.loads(path.read_text(encoding="utf-8"))
+    start, end = r["load_average_start"], r["load_average_end"]
+    out = [f"\nMeasured {r['generated']} with `{r['command']}` (Python {r['python']}, bundles from "
+           f"`{Path(r['bundles']).name}`; load average {start[0]:.2f} at the start, {end[0]:.2f} at the end). "
+           f"*read ÷ json* is `read_fhir` on the parsed bundle against `json.loads` of its text, measured "
+           f"back to back, min / median / max over the repeats.\n",
+           "| bundle | MB | entries | `json.loads` (best) | `read_fhir` (best) | entries/s | read ÷ json "
+           "(min / median / max) | peak memory: json / read |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        ratio = row["read_over_json"]
+        out.append(f"| {row['label'][:40]} | {row['mb']:.2f} | {row['entries']:,} | {row['t_json'] * 1e3:,.1f} ms | "
+                   f"{row['t_read'] * 1e3:,.1f} ms | {row['entries'] / row['t_read']:,.0f} | "
+                   f"{ratio['min']:.2f} / {ratio['median']:.2f} / {ratio['max']:.2f}× | "
+                   f"{row['mem_json'] / 1e6:,.1f} / {row['mem_read'] / 1e6:,.1f} MB |")
+    return "\n".join(out) + "\n"
+
+
 def _include(match) -> str:
     """``<!-- elig:file PATH -->``: the file itself, fenced, so a page cannot drift from it."""
     from pathlib import Path
@@ -197,6 +223,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = re.sub(r"<!-- elig:test (\S+) -->", _test_report, markdown)
     if "<!-- elig:performance -->" in markdown:
         markdown = markdown.replace("<!-- elig:performance -->", _performance())
+    if "<!-- elig:fhir-performance -->" in markdown:
+        markdown = markdown.replace("<!-- elig:fhir-performance -->", _fhir_performance())
     if "<!-- elig:gallery -->" in markdown:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:corpus -->" in markdown:
