@@ -132,7 +132,8 @@ _LEADING = re.compile(
     r"\s*(?:an?\s+|the\s+)?(?:documented\s+)?")
 _TRAILING = re.compile(
     r"(?i)[\s,;]*(?:\(?\s*(?:at|during|on)\s+(?:the\s+)?(?:time\s+of\s+)?(?:screening|baseline|enrol+ment|"
-    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge)\b[^()]*\)?|\.)\s*$")
+    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge|signing\s+(?:the\s+|of\s+)?(?:informed\s+)?consent|"
+    r"(?:informed\s+)?consent)\b[^()]*\)?|\.)\s*$")
 _PRIOR = re.compile(r"(?i)(?:,?\s*(?:obtained|measured|performed|done|assessed|drawn)\s+)?\b(within\s+(?:the\s+)?"
                     r"(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
                     r"\s+(?:prior\s+to|before|of|from)\s+.*$")
@@ -182,7 +183,40 @@ _SUBJECT_AGE = re.compile(r"(?i)^(?:(?:male|female|men|women|patients?|subjects?
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z ()/\-]{2,60}:\s*(?=\S)")  # `Biochemical examination: TBil ≤ ...`
 
 
+# 4.1.13, 2), a., •: the sponsor's numbering or bullet before the sentence
+_NUMBERING = re.compile(r"^\s*(?:[•·▪◦*\-–]\s*|\d{1,2}(?:\.\d{1,2})+\.?\s+(?=[A-Za-z])|\d{1,2}[.)]\s+(?=[A-Za-z])|"
+                        r"\(?[a-z]\)\s+|[a-z]\.\s+(?=[A-Z]))")
+
+
+def _prepare(sentence: str) -> str:
+    """What the sponsor typed around the sentence, taken off before any reading."""
+    text = _NUMBERING.sub("", sentence.strip(), count=1)
+    text = re.sub(r"([<>])\s+=(?=\s*\d)", r"\1=", text)  # > = 4 is ≥ 4, not a lost comparator
+    if text.count(")") > text.count("(") and text.rstrip(" .;,").endswith(")"):
+        text = text.rstrip(" .;,")[:-1]  # serum creatinine ≥ 1.5 mg/dL): an unbalanced parenthesis
+    return text.strip().strip(",;")
+
+
 def _tidy(text: str) -> str:
+    text = re.sub(r"(?i)\b([a-z]+)\s+\1\b(?!\s*\d)", r"\1", text)  # greater greater than: a doubled word
+    text = re.sub(r"(?i)\b(greater|less|more)\s+(?=\d)", r"\1 than ", text)  # Platelet count greater 100,000/mm3
+    text = re.sub(r"(?i)\bof\s+(greater|less|more)\s+than\b", r"\1 than", text)  # of greater than 60
+    text = re.sub(r"(?i)\s*\((?:see|refer\s+to|as\s+defined)\b[^()]*\)", "", text)  # (See "Definitions" below)
+    text = re.sub(r"\s+&\s+", " and ", text)
+    text = re.sub(r"(?i),?\s+with\s+or\s+without\b.*$", "", text)  # with or without medication: no condition
+    # 7.0% or more, 18 years or older: the bound written after the number
+    text = re.sub(r"(?i)\b(?:of\s+)?(\d[\d,.]*\s*(?:%|[A-Za-zµ/^0-9²³]+)?)\s+or\s+(?:more|greater|higher|above|over|older)\b"
+                  r"(?!\s*(?:than|\d))", r"≥ \1", text)
+    text = re.sub(r"(?i)\b(?:of\s+)?(\d[\d,.]*\s*(?:%|[A-Za-zµ/^0-9²³]+)?)\s+or\s+(?:less|lower|below|fewer|under|younger)\b"
+                  r"(?!\s*(?:than|\d))", r"≤ \1", text)
+    text = re.sub(r"(?i)\bwithin\s+(?:the\s+)?(?:last|past|previous|preceding)\s+(?=\d)", "within ", text)
+    # serum hemoglobin level < 10 g/dL, Bicarbonate - Concentration ≥ 27: words that do not change what is measured
+    text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than))",
+                  "", text)
+    # Transaminase (AST/ALT) < 3 x ULN: the two names the sponsor put in parentheses are the subjects
+    text = re.sub(r"^[A-Za-z][A-Za-z ]{2,30}\(\s*([A-Za-z0-9]{2,8}\s*/\s*[A-Za-z0-9]{2,8})\s*\)\s*(?=[≥≤<>])", r"\1 ", text)
+    # kg∙m-2, kg.m-2, kg m-2: per square metre written as a negative power
+    text = re.sub(r"(?i)\b(kg)\s*[∙·.]?\s*m\s*(?:-2|⁻²|\^-2)(?![0-9])", r"\1/m2", text)
     text = re.sub(r"(\d)\s*points?\b", r"\1", text)  # ECOG 0 to 3 points: a score has no unit
     text = re.sub(r"(?<=\w) - (?=\w)", "-", text)  # Cockcroft - Gault
     text = re.sub(r"\(\s*[≥≤<>]=?\s*\)", "", text)  # at least 18 years old (≥): the sponsor's gloss
@@ -201,6 +235,89 @@ def _tidy(text: str) -> str:
     return text
 
 
+# ---------------------------------------------------------------- age phrasings
+# Words sponsors use for comparators in age lines (and, via _words_to_symbols, elsewhere).
+_WORD_CMP = [
+    (r"(?:equal\s+(?:to\s+)?or\s+(?:superior|greater|more|above|older)\s+(?:to|than)?|equal\s+or\s+above)", "≥"),
+    (r"(?:equal\s+(?:to\s+)?or\s+(?:inferior|less|below|younger)\s+(?:to|than)?)", "≤"),
+    (r"(?:greater|more|older|higher)\s+than\s+or\s+equal\s+(?:to)?", "≥"),
+    (r"(?:less|younger|lower)\s+than\s+or\s+equal\s+(?:to)?", "≤"),
+    (r"(?:of\s+)?(?:greater|more|older|higher)\s+than|superior\s+to|above|over|exceeding", ">"),
+    (r"(?:of\s+)?(?:less|younger|lower)\s+than|inferior\s+to|below|under", "<"),
+    (r"at\s+least|no\s+(?:less|younger)\s+than|not\s+(?:less|younger)\s+than|minimum(?:\s+of)?", "≥"),
+    (r"at\s+most|no\s+(?:more|older)\s+than|not\s+(?:more|older)\s+than|up\s+to|maximum(?:\s+of)?", "≤"),
+    (r">\s*/?\s*=|=\s*>", "≥"),
+    (r"<\s*/?\s*=|=\s*<", "≤"),
+]
+_AGE_UNIT = r"(?:years?|yrs?|y|months?|mos?|weeks?|wks?|days?)"
+_AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "years": "years", "mo": "months",
+              "mos": "months", "month": "months", "months": "months", "wk": "weeks", "wks": "weeks",
+              "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
+_AGE_SUBJECT = re.compile(
+    r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|patients?|subjects?|participants?|adults?|adult|children|child|"
+    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|healthy|and|or)\b\s*,?\s*)*"
+    r"(?:(?:who\s+(?:is|are|must\s+be)|is|are|must\s+be|should\s+be|be|has|have|aged?|at\s+the\s+age\s+of|"
+    r"age\s+(?:range|group)|of)\b\s*)*)*")
+
+
+def _symbols(text: str) -> str:
+    for words, symbol in _WORD_CMP:
+        text = re.sub(r"(?i)(?<![A-Za-z])(?:" + words + r")(?![A-Za-z])", f" {symbol} ", text)
+    return " ".join(text.split())
+
+
+def _age_reading(sentence: str) -> str | None:
+    """`Patients below 18 and above 45years`, `≥ 12 to < 18 years of age`: an age line as a rule.
+
+    Only a sentence that, once the subject words (patients, male or female, aged ...) are taken
+    off, holds nothing but comparators, numbers and one age unit is read; anything else is left
+    to the other readings (or a TODO).
+    """
+    s = _tidy(_TRAILING.sub("", sentence.strip()).strip())
+    s = re.sub(r"(?i),?\s*(?:including\b.*|with\s+no\s+(?:upper\s+)?age\s+limit.*)$", "", s)
+    s = re.sub(r"\(\s*[A-Za-z][A-Za-z ]{0,30}\)\s*$", "", s).strip(" ,;.")  # (neonate), (adults)
+    s = re.sub(r"\(\s*([≥≤<>][^()]*)\)", r"\1", s)  # Adult patients (≥ 18 years)
+    word = re.search(r"(?i)\bage\b", s)
+    age_word = word.group(0) if word else "age"
+    rest = _AGE_SUBJECT.sub("", s, count=1)
+    rest = re.sub(r"(?i)\b(?:old|of\s+age|in\s+age|inclusive)\b", " ", rest)
+    rest = re.sub(r"(?i)(\d)\s*(" + _AGE_UNIT + r")\b", r"\1 \2", rest)
+    if not re.search(r"(?i)\d\s+" + _AGE_UNIT + r"\b", rest):
+        return None
+    # 18 years and above, 18 years or older, 65 or over: the bound after the number.
+    rest = re.sub(r"(?i)(\d+(?:\.\d+)?\s*(?:" + _AGE_UNIT + r")?)\s*(?:and|or)\s+(?:above|older|over|more|greater|higher)\b"
+                  r"(?!\s*(?:than\s*)?\d)", r"≥ \1", rest)
+    rest = re.sub(r"(?i)(\d+(?:\.\d+)?\s*(?:" + _AGE_UNIT + r")?)\s*(?:and|or)\s+(?:below|younger|under|less|lower)\b"
+                  r"(?!\s*(?:than\s*)?\d)", r"≤ \1", rest)
+    rest = re.sub(r"(?i)^between\s+", "", rest.strip())
+    rest = _symbols(rest)
+    units = {_AGE_UNITS[u.lower()] for u in re.findall(r"(?i)(?<=\d )(" + _AGE_UNIT + r")\b", rest)}
+    if len(units) != 1:
+        return None
+    unit = units.pop()
+    body = re.sub(r"(?i)\s*\b" + _AGE_UNIT + r"\b", "", rest).strip()
+    num = r"\d+(?:\.\d+)?"
+    cmp_ = r"[≥≤<>]"
+    if m := re.fullmatch(rf"({cmp_})?\s*({num})", body):
+        if not m.group(1):
+            return None  # a bare age: the comparator is not guessed
+        return f"{age_word} {m.group(1)} {m.group(2)} {unit}"
+    if m := re.fullmatch(rf"({num})\s*(?:-|–|to|and)\s*({num})", body):
+        return f"{age_word} {m.group(1)} to {m.group(2)} {unit}"
+    if m := re.fullmatch(rf"({cmp_})\s*({num})\s*(?:,|to|and)?\s*({cmp_})\s*({num})", body):
+        (c1, a, c2, b) = m.groups()
+        lower, upper = {"≥", ">"}, {"≤", "<"}
+        if c1 in lower and c2 in upper and float(a) <= float(b):
+            if c1 == "≥" and c2 == "≤":
+                return f"{age_word} {a} to {b} {unit}"
+            return f"{age_word} {c1} {a} {unit} and {c2} {b} {unit}"
+        if c1 in upper and c2 in lower and float(a) < float(b):
+            # below 18 and above 45: no age is both, so either bound
+            return f"{age_word} {c1} {a} {unit} or {age_word} {c2} {b} {unit}"
+        return None
+    return None
+
+
 def _parenthesised_rule(text: str) -> str | None:
     """`Hyperkalemia (serum potassium >5.5 mEq/L)`: the threshold that defines the condition."""
     # Only when the words outside are the name of what the threshold defines, and nothing follows.
@@ -211,12 +328,53 @@ def _parenthesised_rule(text: str) -> str | None:
     return None
 
 
+_DEFINED_AS = re.compile(r"(?i)^.{2,80}?\b(?:defined\s+as|as\s+evidenced\s+by|as\s+defined\s+by|evidenced\s+by|"
+                         r"as\s+shown\s+by|i\.e\.,?)\s+(?:an?\s+|the\s+)?(?P<rule>.*\S)\s*$")
+_WITH = re.compile(r"(?i)^(?P<cond>[A-Za-z][A-Za-z'\- ]{2,60}?)\s+with\s+(?:an?\s+|the\s+)?(?P<rule>[^,()]*[≥≤<>].*)$")
+
+
+def _variants(t1: str) -> list[str]:
+    """Readings of a tidied sentence that say the same thing in elig's words."""
+    out = []
+    # Child-Pugh: <=7, BMI: >18 and < 30 kg/m2: a label's colon before the threshold
+    colon = re.sub(r"^([A-Za-z][A-Za-z0-9'\- ]{0,40}?)\s*:\s*(?=[≥≤<>=⩾⩽≧≦]|(?i:greater|less|more|at\s+least|at\s+most)\b)",
+                   r"\1 ", t1)
+    if colon != t1:
+        out.append(colon)
+    # Baseline ECOG, Screening hemoglobin: when the value is measured is the protocol's window
+    plain = re.sub(r"(?i)^(?:baseline|screening|pre-?treatment)\s+(?=[A-Za-z])", "", t1)
+    # ECOG (Eastern Cooperative Oncology Group) ≥ 4: the spelled-out words after an abbreviation
+    plain = re.sub(r"^([A-Z][A-Za-z0-9\-]{1,8})\s*\([A-Za-z][A-Za-z' \-]{3,60}\)\s*(?=[≥≤<>=])", r"\1 ", plain)
+    if plain != t1:
+        out.append(plain)
+    # Anemia (serum hemoglobin level < 10 g/dL), serum creatinine (> 2.0 mg/dl): a threshold in parentheses
+    unwrapped = re.sub(r"^([A-Za-z][A-Za-z0-9'\- ]{1,60}?)\s*\(\s*([≥≤<>][^()]*)\)\s*$", r"\1 \2", t1)
+    if unwrapped != t1:
+        out.append(unwrapped)
+    # Renal failure as evidenced by a GFR of less than 60 ...: the threshold is the condition's definition
+    m = _DEFINED_AS.match(t1)
+    if m:
+        out.append(m.group("rule").strip(" .,;()"))
+    # Heart failure with LVEF < 50%: the condition and the threshold (the checker reads the first as a condition)
+    m = _WITH.match(t1)
+    if m:
+        out.append(f"{m.group('cond')} and {m.group('rule')}")
+    # FEV1 < 50% predicted: the per cent of predicted, as the vocabulary names it
+    more = []
+    for text in [t1, *out]:
+        p = re.sub(r"(?i)^(FEV1|FVC|DLCO|TLCO)\s+(.*?\d\s*%)\s*(?:of\s+)?predicted\b", r"\1 percent predicted \2", text)
+        if p != text:
+            more.append(p)
+    return out + more
+
+
 def _candidates(sentence: str) -> list[str]:
     s = sentence.strip()
     out = [s]
     t1 = _tidy(_TRAILING.sub("", s).strip())
-    t1 = _PRIOR.sub(r"\1", t1).strip(" ,;:")
+    t1 = _PRIOR.sub(r" \1", t1).strip(" ,;:")
     out.append(t1)
+    out.extend(_variants(t1))
     if _LABEL.match(t1):
         t1 = _LABEL.sub("", t1, count=1)
         out.append(t1)
@@ -225,11 +383,16 @@ def _candidates(sentence: str) -> list[str]:
     inner = _parenthesised_rule(t1)
     if inner:
         out.append(inner)
+    for text in (t1, t2):
+        out.extend(_variants(text))
     for text in (t1, t2, _SUBJECT_AGE.sub("", t1, count=1).strip(" ,;:"), inner or ""):
         for pattern, build in _AGE:
             m = pattern.match(text)
             if m and build(m):
                 out.append(_with_sex(t1, build(m)))
+    age = _age_reading(s)
+    if age:
+        out.append(_with_sex(s, age))
     seen, unique = set(), []
     for c in out:
         if c and c not in seen:
@@ -250,6 +413,7 @@ _LOST_COMPARATOR = re.compile(r"(?:(?<![<>≤≥!=/])=(?![<>=])|\?)\s*\d")
 
 def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None) -> Reading:
     """The rule a sponsor's sentence encodes, or why it cannot be encoded yet."""
+    sentence = _prepare(sentence)
     if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
         return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
                                       "from the protocol")

@@ -107,6 +107,10 @@ COMPARATORS = {
     "greater than or equal": ">=", "more than or equal to": ">=", "more than or equal": ">=",
     "less than or equal": "<=", "equal or greater than": ">=", "equal or more than": ">=",
     "equal or less than": "<=",
+    "below": "<", "above": ">", "under": "<", "over": ">", "exceeding": ">", "superior to": ">", "inferior to": "<",
+    "equal or superior to": ">=", "equal to or superior to": ">=", "equal or greater than": ">=",
+    "equal to or greater than": ">=", "equal or inferior to": "<=", "equal to or inferior to": "<=",
+    "equal or less than": "<=", "equal to or less than": "<=", "equal or above": ">=", "equal or below": "<=",
 }
 
 # 100x109/L, 4.0 x 103/µL: a scaled unit whose superscript was lost in the registry text.
@@ -118,6 +122,13 @@ ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5}  # the grammar's ROMAN term
 def _number(text: str) -> float:
     """A number as written: 1.5, or 100,000 with thousands separators."""
     return float(text.replace(",", ""))
+
+
+def _without_either(names: tuple) -> tuple:
+    """`by either echocardiogram or MUGA`: `either` only announces the alternatives."""
+    if len(names) > 1 and isinstance(names[0], str) and names[0].lower().startswith("either "):
+        return (names[0][7:].lstrip(),) + tuple(names[1:])
+    return tuple(names)
 
 
 def normalise_comparator(text: str) -> str:
@@ -483,12 +494,13 @@ class _Builder(lark.Transformer):
 
     @lark.v_args(meta=True)
     def method_by(self, meta, items):
-        return attrs.evolve(self.method(meta, items), by=True)
+        m = self.method(meta, items)
+        return attrs.evolve(m, by=True, names=_without_either(m.names))
 
     @lark.v_args(meta=True)
     def assessment(self, meta, items):
         names = tuple(i for i in items if isinstance(i, str) and not isinstance(i, lark.Token))
-        return t.Assessment(names=names, span=self._span(meta))
+        return t.Assessment(names=_without_either(names), span=self._span(meta))
 
     def method_name(self, items):
         return " ".join(i.text if isinstance(i, t.Name) else str(i) for i in items)
