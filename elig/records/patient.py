@@ -264,9 +264,9 @@ class _NativeReader:
         for key, concept in (("weight", "body weight"), ("height", "body height")):
             if data.get(key) is not None:
                 observations.append(self.observation(self._shorthand(data[key], concept), key))
-        observation = self.observation
-        for loc, entry in zip(_locations("observations"), self.entries(data, "observations")):
-            observations.append(observation(entry, loc))
+        observation, plain, file, keys = self.observation, _plain_observation, self.file, _PLAIN_OBSERVATION_KEYS
+        observations += [(e.keys() <= keys and plain(e, file, loc)) or observation(e, loc)
+                         for loc, e in zip(_locations("observations"), self.entries(data, "observations"))]
         conditions = [self.dated(self.condition, e, loc)
                       for loc, e in zip(_locations("conditions"), self.entries(data, "conditions"))]
         procedures = [self.dated(self.procedure, e, loc)
@@ -279,12 +279,9 @@ class _NativeReader:
             birth_date=birth, sex=sex,
             pregnant=self.boolean(data.get("pregnant"), "pregnant"),
             lactating=self.boolean(data.get("lactating"), "lactating"),
-            unstated_facts=tuple(f for f in ("pregnant", "lactating")
-                                 if data.get(f) is not None and self.boolean(data.get(f), None) is None),
-            observations=tuple([o for o in observations if o is not None]),
-            conditions=tuple(c for c in conditions if c is not None),
-            procedures=tuple(p for p in procedures if p is not None),
-            medications=tuple(m for m in medications if m is not None),
+            unstated_facts=_unstated_facts(data),
+            observations=_present(observations), conditions=_present(conditions),
+            procedures=_present(procedures), medications=_present(medications),
             attestations=attestations, issues=tuple(self.issues),
         )
 
@@ -641,6 +638,19 @@ if tuple(f.name for f in attrs.fields(Observation))[:len(_OBSERVATION_FIELDS)] !
 _ATTESTATION_FIELDS = ("key", "value", "source")
 if tuple(f.name for f in attrs.fields(Attestation))[:len(_ATTESTATION_FIELDS)] != _ATTESTATION_FIELDS:
     raise ImportError("elig.records.patient: Attestation's fields changed; update _NativeReader.attestations")  # pragma: no cover
+
+
+def _present(entries: list) -> tuple:
+    """The entries read (a reader may give None for an entry it cannot keep)."""
+    for entry in entries:
+        if entry is None:
+            return tuple(e for e in entries if e is not None)
+    return tuple(entries)
+
+
+def _unstated_facts(data: dict) -> tuple[str, ...]:
+    """Facts the record gives but not as yes or no ('unknown', '', garbage)."""
+    return tuple(f for f in ("pregnant", "lactating") if data.get(f) is not None and _yes_no(data.get(f)) is None)
 
 
 def _locations(key: str):
