@@ -24,9 +24,10 @@ so the query matches entries to vocabulary concepts with one join on a small tab
 ``mkey`` also keeps the codes' display text, a procedure's category and the body sites,
 which the matching reads too.
 
-The rows are made from the ``Patient`` that elig's own readers build (native JSON
-or YAML, FHIR bundles, FHIR Bulk Data), so the SQL reads the records exactly as
-the interpreter does, data issues included.
+The rows are made from a ``Patient``: elig's native reader builds it from JSON or YAML,
+and the SQL-on-FHIR views with the step after them (``elig.batch.assemble``) build it
+from FHIR bundles, Bulk Data and view output. The tests hold those rows to the rows of
+the interpreter's own reading, data issues included.
 """
 
 from __future__ import annotations

@@ -2,18 +2,22 @@
 
 A ViewDefinition names a resource type and the columns to take from it, each by a
 FHIRPath expression, with ``forEach`` / ``forEachOrNull`` to unnest, ``unionAll`` to
-concatenate, nested ``select`` for cross products, ``where`` to keep resources, and
-``constant`` values (``%name``). elig ships views for the resources it reads
-(``elig/data/views/*.json``); any SQL-on-FHIR implementation (Pathling on Spark, for
-one) can run them and produce the same rows.
+concatenate, ``repeat`` to walk nested items, nested ``select`` for cross products,
+``where`` to keep resources, ``constant`` values (``%name``) and ``%rowIndex``. elig
+ships views for the resources it reads (``elig/data/views/*.json``): on the batch route
+they are the only way FHIR reaches the screening tables (``elig.batch.assemble``), and
+any SQL-on-FHIR implementation (Pathling on Spark, for one) can run them and produce
+the same rows.
 
-This runner implements the parts of the specification those views use, and a little
-more: the FHIRPath subset of navigation (with polymorphic ``value`` and ``ofType()``),
-indexing ``[n]``, ``where()``, ``exists()``, ``empty()``, ``first()``, ``last()``,
-``count()``, ``not()``, ``join()``, ``extension(url)``, ``getResourceKey()``,
-``getReferenceKey([Type])``, ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``and``, ``or``,
-string, number and boolean literals. A view that uses something else raises
-``ViewError`` naming the expression, rather than producing other rows.
+This runner implements the specification's directives and the FHIRPath subset of
+navigation (with polymorphic ``value`` and ``ofType()``), indexing ``[n]``, ``where()``,
+``exists()``, ``empty()``, ``first()``, ``last()``, ``count()``, ``not()``, ``join()``,
+``extension(url)``, ``getResourceKey()``, ``getReferenceKey([Type])``, ``=``, ``!=``,
+``<``, ``<=``, ``>``, ``>=``, ``and``, ``or``, ``|``, ``{}``, string, number and boolean
+literals. It passes 125 of the 134 cases of the specification's test suite (the others
+use FHIRPath arithmetic and ``lowBoundary()``/``highBoundary()``). A view that uses
+something else raises ``ViewError`` naming the expression, rather than producing other
+rows.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class ViewError(EligError):
 
 # ---------------------------------------------------------------- FHIRPath subset: parsing
 _TOKEN = re.compile(r"""\s*(?:
-    (?P<string>'(?:[^'\\]|\\.)*')
+    (?P<empty>\{\s*\})
+  | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<op><=|>=|!=|=|<|>|\(|\)|\[|\]|\.|,|\|)
   | (?P<const>%[A-Za-z_][A-Za-z0-9_]*)
@@ -126,6 +131,8 @@ class _Parser:
 
     def term(self, base):
         kind, value = self.take()
+        if base is None and kind == "empty":  # {}: the empty collection
+            return ("lit", [])
         if base is None and kind == "string":
             return ("lit", [bytes(value[1:-1], "utf-8").decode("unicode_escape")])
         if base is None and kind == "number":
@@ -191,9 +198,13 @@ def _is_type(x, name: str) -> bool:
 
 
 class _Context:
-    def __init__(self, resource: dict, constants: dict[str, Any]):
+    def __init__(self, resource: dict, constants: dict[str, Any], row_index: int = 0):
         self.resource = resource
         self.constants = constants
+        self.row_index = row_index  # %rowIndex: the position in the nearest forEach, forEachOrNull or repeat
+
+    def at(self, index: int) -> "_Context":
+        return _Context(self.resource, self.constants, index)
 
 
 def evaluate_path(node, focus: list, ctx: _Context) -> list:
@@ -203,6 +214,8 @@ def evaluate_path(node, focus: list, ctx: _Context) -> list:
     if kind == "this":
         return focus
     if kind == "const":
+        if node[1] == "rowIndex":
+            return [ctx.row_index]
         if node[1] not in ctx.constants:
             raise ViewError(f"the constant %{node[1]} is not defined in the view")
         return [ctx.constants[node[1]]]
@@ -304,7 +317,7 @@ def _call(node, focus, ctx) -> list:
         return [x for x in base if _is_type(x, type_name)]
     if name == "join":
         sep = "".join(str(_plain(x)) for x in evaluate_path(args[0], focus, ctx)) if args else ""
-        return [sep.join(str(_plain(x)) for x in base)] if base else []
+        return [sep.join(str(_plain(x)) for x in base)]
     if name == "extension":
         url = [_plain(x) for x in evaluate_path(args[0], focus, ctx)]
         return [e for e in _navigate(base, "extension") if isinstance(e, dict) and e.get("url") in url]
@@ -362,17 +375,43 @@ def columns(view: dict) -> list[str]:
     return names
 
 
+_ITERATIONS = ("forEach", "forEachOrNull", "repeat")
+
+
+def _repeat(paths: list[str], node: Any, ctx: _Context) -> list:
+    """``repeat``: the nodes each path reaches, then theirs, and so on, depth first (the node itself excluded)."""
+    out = []
+    for path in paths:
+        for child in evaluate_path(parse_path(path), [node], ctx):
+            out.append(child)
+            out += _repeat(paths, child, ctx)
+    return out
+
+
 def _rows(select: dict, node: Any, ctx: _Context) -> list[dict]:
-    if "forEach" in select or "forEachOrNull" in select:
-        path = select.get("forEach", select.get("forEachOrNull"))
-        items = evaluate_path(parse_path(path), [node], ctx)
-        if not items and "forEachOrNull" in select:
-            return [{name: None for name in _columns({k: v for k, v in select.items()
-                                                      if k not in ("forEach", "forEachOrNull")})}]
-        inner = {k: v for k, v in select.items() if k not in ("forEach", "forEachOrNull")}
+    kinds = [k for k in _ITERATIONS if k in select]
+    if len(kinds) > 1:
+        raise ViewError(f"a select may have only one of forEach, forEachOrNull and repeat (this one has "
+                        f"{' and '.join(kinds)})")
+    if kinds:
+        kind = kinds[0]
+        path = select[kind]
+        inner = {k: v for k, v in select.items() if k != kind}
+        if kind == "repeat":
+            if not isinstance(path, list) or not path or not all(isinstance(p, str) for p in path):
+                raise ViewError(f"'repeat' must be a list of FHIRPath expressions, found {path!r}")
+            items = _repeat(path, node, ctx)
+        else:
+            if not isinstance(path, str):
+                raise ViewError(f"'{kind}' must be a FHIRPath expression, found {path!r}")
+            items = evaluate_path(parse_path(path), [node], ctx)
+        if not items and kind == "forEachOrNull":  # one row of nulls (%rowIndex is 0 there)
+            row = {name: None for name in _columns(inner)}
+            row.update({c["name"]: 0 for c in inner.get("column", []) if c.get("path", "").strip() == "%rowIndex"})
+            return [row]
         out = []
-        for item in items:
-            out += _rows(inner, item, ctx)
+        for index, item in enumerate(items):
+            out += _rows(inner, item, ctx.at(index))
         return out
     parts: list[list[dict]] = []
     row = {}
@@ -399,6 +438,13 @@ def _rows(select: dict, node: Any, ctx: _Context) -> list[dict]:
     return out
 
 
+def _where(node, resource: dict, ctx: _Context) -> bool | None:
+    found = evaluate_path(node, [resource], ctx)
+    if any(not isinstance(_plain(x), bool) for x in found):
+        raise ViewError("a 'where' path must give a boolean (add .exists() to test for a value)")
+    return _boolean(found)
+
+
 def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
     """The rows of a ViewDefinition over resources (those of other types are passed over)."""
     view_type = view.get("resource")
@@ -411,7 +457,7 @@ def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
         if resource.get("resourceType") != view_type:
             continue
         ctx = _Context(resource, constants)
-        if any(_boolean(evaluate_path(w, [resource], ctx)) is not True for w in wheres):
+        if any(_where(w, resource, ctx) is not True for w in wheres):
             continue
         out = [{}]
         for select in view.get("select", []):
@@ -430,25 +476,107 @@ def shipped_views() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(VIEWS_DIR.glob("*.json"))}
 
 
+def holds_resource(entry) -> bool:
+    """Whether a bundle entry holds a resource with a type (what a view can read)."""
+    return (isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+            and isinstance(entry["resource"].get("resourceType"), str) and bool(entry["resource"]["resourceType"]))
+
+
+def _uuid_of(full_url: str | None) -> str | None:
+    if full_url and full_url.startswith(("urn:uuid:", "urn:oid:")):
+        return full_url.split(":", 2)[2]
+    if full_url and "/" in full_url:
+        return full_url.rstrip("/").rsplit("/", 1)[-1]
+    return full_url or None
+
+
 def bundle_resources(bundle: dict) -> list[dict]:
-    """The resources of a Bundle, with references to the bundle's own full URLs (``urn:uuid:...``)
-    rewritten as ``Type/id``, so that ``getReferenceKey()`` meets ``getResourceKey()`` as it
-    does for resources from a server or a Bulk Data export."""
-    entries = [e for e in bundle.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    """The resources of a Bundle, each with a key and with references to the bundle's own full URLs
+    (``urn:uuid:...``) rewritten as ``Type/id``, so that ``getReferenceKey()`` meets
+    ``getResourceKey()`` as it does for resources from a server or a Bulk Data export.
+
+    A resource without an id takes the last part of its full URL (or ``entry[i]``), the name
+    elig's FHIR reader gives it."""
+    raw = bundle.get("entry")
     local = {}
-    for e in entries:
+    picked = []
+    for i, e in enumerate(raw if isinstance(raw, list) else []):
+        if not holds_resource(e):
+            continue
         r = e["resource"]
-        if isinstance(e.get("fullUrl"), str) and r.get("resourceType") and r.get("id"):
-            local[e["fullUrl"]] = f"{r['resourceType']}/{r['id']}"
+        full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
+        if not (isinstance(r.get("id"), str) and r.get("id")):
+            r = {**r, "id": _uuid_of(full_url) or f"entry[{i}]"}
+        if full_url and full_url not in local:
+            local[full_url] = f"{r['resourceType']}/{r['id']}"
+        picked.append(r)
 
     def fix(node):
         if isinstance(node, dict):
-            out = {k: fix(v) for k, v in node.items()}
+            out = {k: fix(x) for k, x in node.items()}
             if isinstance(out.get("reference"), str) and out["reference"] in local:
                 out["reference"] = local[out["reference"]]
             return out
         if isinstance(node, list):
-            return [fix(v) for v in node]
+            return [fix(x) for x in node]
         return node
 
-    return [fix(e["resource"]) for e in entries]
+    return [fix(r) for r in picked]
+
+
+# ---------------------------------------------------------------- view output as Parquet
+_NUMERIC = {"decimal": "float64", "integer": "int64", "positiveInt": "int64", "unsignedInt": "int64",
+            "integer64": "int64", "boolean": "bool_"}
+
+
+def _column_specs(select: dict) -> list[dict]:
+    out = list(select.get("column", []))
+    for sub in select.get("select", []):
+        out += _column_specs(sub)
+    if select.get("unionAll"):
+        out += _column_specs(select["unionAll"][0])
+    return out
+
+
+def arrow_schema(view: dict):
+    """The Arrow schema of a view's rows: FHIR numbers and booleans as such, everything else (dates
+    and times included, as FHIR writes them) as text; ``collection`` columns as lists."""
+    import pyarrow as pa
+
+    fields = []
+    for spec in [c for s in view.get("select", []) for c in _column_specs(s)]:
+        base = getattr(pa, _NUMERIC.get(spec.get("type", "string"), "string"))()
+        fields.append(pa.field(spec["name"], pa.list_(base) if spec.get("collection") else base))
+    return pa.schema(fields)
+
+
+def _fits(value, type_) -> bool:
+    import pyarrow as pa
+
+    if value is None:
+        return True
+    if pa.types.is_boolean(type_):
+        return isinstance(value, bool)
+    if pa.types.is_integer(type_):
+        return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+    if pa.types.is_floating(type_):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e308
+    return isinstance(value, str)
+
+
+def arrow_rows(view: dict, rows: Iterable[dict]):
+    """The rows as an Arrow table of ``arrow_schema(view)``. A value whose JSON type is not the
+    column's (text where FHIR has a number: not valid FHIR) is written as null."""
+    import pyarrow as pa
+
+    schema = arrow_schema(view)
+    cols: dict[str, list] = {f.name: [] for f in schema}
+    for row in rows:
+        for f in schema:
+            x = row.get(f.name)
+            if pa.types.is_list(f.type):
+                x = [y for y in (x or []) if y is not None and _fits(y, f.type.value_type)]
+            elif not _fits(x, f.type):
+                x = None
+            cols[f.name].append(x)
+    return pa.table(cols, schema=schema)

@@ -256,6 +256,7 @@ def questionnaire(protocol, output, vocabulary_files):
 from elig.commands.casefile import command as _test_command  # noqa: E402
 from elig.commands.fmt import command as _fmt_command  # noqa: E402
 from elig.commands.screen import command as _screen_command, tables_command as _tables_command  # noqa: E402
+from elig.commands.screen import views_command as _views_command  # noqa: E402
 from elig.commands.lint import command as _lint_command  # noqa: E402
 from elig.commands.draft import command as _draft_command  # noqa: E402
 from elig.commands.author import lsp_command as _lsp_command, serve_command as _serve_command  # noqa: E402
@@ -266,6 +267,7 @@ main.add_command(_fmt_command, "fmt")
 main.add_command(_test_command, "test")
 main.add_command(_screen_command, "screen")
 main.add_command(_tables_command, "tables")
+main.add_command(_views_command, "views")
 main.add_command(_lsp_command, "lsp")
 main.add_command(_serve_command, "serve")
 

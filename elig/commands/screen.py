@@ -217,11 +217,12 @@ class _Screener:
             data_issues=len(result.data_issues), report=report,
         )
 
-    def _read(self, task: _Task):
+    def _read(self, task: _Task, fhir_reader=None):
+        """The task's record; ``fhir_reader`` reads FHIR in place of the FHIR reader (the SQL route's views)."""
         from elig.records.loader import load_patient, patient_from_data
 
         if task.text is None:
-            return load_patient(task.file)
+            return load_patient(task.file, fhir_reader)
         try:
             data = json.loads(task.text)
         except json.JSONDecodeError as exc:
@@ -235,7 +236,7 @@ class _Screener:
             raise DataError(f"not a readable number in the JSON: {exc}", file=task.file,
                             location=f"line {task.line}") from None
         try:
-            return patient_from_data(data, f"{task.file}:{task.line}")
+            return patient_from_data(data, f"{task.file}:{task.line}", fhir_reader)
         except DataError as exc:
             raise DataError(exc.message, file=task.file, location=f"line {task.line}", hint=exc.hint) from None
 
@@ -609,15 +610,17 @@ def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb",
                site_codes: str | None = None) -> Iterator[Row]:
     """Screen on an SQL engine: the records are read into Parquet tables, then one query decides them all.
 
-    Records are read exactly as ``screen`` reads them (the same reader, limits, error rows and
-    attestation forms); FHIR Bulk Data files (``elig.batch.sources``) are read by patient.
+    Records are read as ``screen`` reads them (the same limits, error rows and attestation
+    forms), except that FHIR goes through elig's SQL-on-FHIR views (``elig.batch.assemble``),
+    which the tests hold to the FHIR reader's reading; FHIR Bulk Data files and folders of
+    view output (``elig.batch.sources``) are read by patient.
     Rows come out in input order, records that could not be read as error rows in their place.
     A protocol construct the compiler cannot express raises ``CompileError`` (naming the
     criterion) before any record is read.
     """
     from elig.batch import api as batch_api
     from elig.batch import compiler
-    from elig.batch.sources import is_bulk_file, read_bulk
+    from elig.batch.sources import VIEWS, is_bulk_file, is_view_folder, read_bulk, read_view_folder
     from elig.batch.tables import ParquetTables, is_table_folder
 
     compiler.compile_protocol(protocol, as_of)  # fail before reading the population
@@ -629,6 +632,8 @@ def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb",
         else:
             folder = tables_dir or tmp
             reader = _Screener(protocol, as_of, False, None, attestations, site_codes)
+            view_folders = [i for i in inputs if is_view_folder(i)]
+            inputs = [i for i in inputs if i not in view_folders]
             bulk = [Path(i) for i in inputs if Path(i).is_file() and is_bulk_file(Path(i))]
             bulk += [f for i in inputs if Path(i).is_dir() for f in sorted(Path(i).rglob("*.ndjson"))
                      if is_bulk_file(f)]
@@ -642,12 +647,19 @@ def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb",
                     try:
                         if task.error is not None:
                             raise DataError(task.error)
-                        record = with_attestations(reader._read(task), reader.answers, reader.mapping)
+                        record = with_attestations(reader._read(task, VIEWS), reader.answers, reader.mapping)
                     except EligError as exc:
                         failures.append(Row(index, task.file, task.line,
                                             error=task.error if task.error is not None else one_line(exc)))
                     else:
                         out.add(record, task.file, task.line, "ndjson" if task.text is not None else "file")
+                    index += 1
+                for got in [r for folder in view_folders for r in read_view_folder(folder)]:
+                    if got.patient is None:
+                        failures.append(Row(index, got.source, got.line, error=got.error))
+                    else:
+                        out.add(with_attestations(got.patient, reader.answers, reader.mapping), got.source,
+                                got.line, "views")
                     index += 1
                 if bulk:
                     for got in read_bulk(bulk):
@@ -689,3 +701,24 @@ def tables_command(patients, out):
     click.echo(f"wrote {loaded.patients} patient{'s' if loaded.patients != 1 else ''} into {out}"
                + (f"; {len(loaded.failures)} record(s) failed" if loaded.failures else ""), err=True)
     sys.exit(1 if loaded.failures else 0)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("patients", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the view output: one Parquet file per view (patient.parquet, observation.parquet, ...).")
+def views_command(patients, out):
+    """Flatten FHIR (bundles, NDJSON, Bulk Data) with elig's SQL-on-FHIR views into Parquet.
+
+    This is what another SQL-on-FHIR implementation (Pathling) writes from the views in
+    elig/data/views; elig screen --engine duckdb and elig tables read such a folder. Exit
+    status: 0 when every record was read, 1 when any failed.
+    """
+    from elig.batch.sources import write_view_output
+
+    count, problems = write_view_output(patients, out)
+    for record in problems:
+        click.echo(f"error: {record.where}: {record.error}", err=True)
+    click.echo(f"wrote the views of {count} resource{'s' if count != 1 else ''} into {out}"
+               + (f"; {len(problems)} record(s) failed" if problems else ""), err=True)
+    sys.exit(1 if problems else 0)

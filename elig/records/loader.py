@@ -25,8 +25,11 @@ _TOO_DEEP = ("the record is nested too deeply to read (JSON and YAML are read to
              "a patient record needs about 10)")
 
 
-def load_patient(path: str | Path) -> Patient:
-    """Read a patient from a file: native JSON/YAML or a FHIR R4 Bundle (detected)."""
+def load_patient(path: str | Path, fhir_reader=None) -> Patient:
+    """Read a patient from a file: native JSON/YAML or a FHIR R4 Bundle (detected).
+
+    ``fhir_reader`` (data, file) -> Patient reads FHIR in place of ``fhir.patient_from_fhir``
+    (the batch route reads it through SQL-on-FHIR views: ``elig.batch.assemble``)."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_RECORD_BYTES:
@@ -43,7 +46,7 @@ def load_patient(path: str | Path) -> Patient:
     except OSError as exc:
         raise DataError(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
     data = parse_record_text(text, str(path))
-    return patient_from_data(data, str(path))
+    return patient_from_data(data, str(path), fhir_reader)
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -110,12 +113,12 @@ def _parse_text(text: str, file: str) -> Any:
         raise DataError(f"not a readable number in the JSON: {exc}", file=file) from None
 
 
-def patient_from_data(data: Any, file: str = "") -> Patient:
+def patient_from_data(data: Any, file: str = "", fhir_reader=None) -> Patient:
     """Build a Patient from parsed JSON/YAML, native or FHIR (detected by resourceType)."""
     if isinstance(data, dict) and "resourceType" in data:
         # FHIR: a Bundle or a Patient is read; any other resource (a bare Observation) is not
         # a patient record, and reading it as an empty native record would hide that.
-        return fhir.patient_from_fhir(data, file)
+        return (fhir_reader or fhir.patient_from_fhir)(data, file)
     if not isinstance(data, dict):
         raise DataError("a patient record must be a mapping (JSON object) at the top level", file=file,
                         hint="start the file with fields such as 'id:', 'birth_date:', 'sex:'")
