@@ -176,6 +176,18 @@ def other_patient(b, rng):
     b["entry"].append({"fullUrl": "urn:uuid:else-obs", "resource": {"resourceType": "Condition", "id": "else-c",
         "subject": {"reference": "urn:uuid:someone-else"}, "code": {"coding": [{"system": "http://snomed.info/sct", "code": "254637007"}]}}})
 
+def same_id(b, rng):
+    """A second resource with the id of one already in the bundle (it happens when bundles are merged)."""
+    entries = [e for e in b["entry"] if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+               and e["resource"].get("resourceType") in ("Observation", "Condition") and e["resource"].get("id")]
+    if entries:
+        copy_ = copy.deepcopy(rng.choice(entries))
+        copy_.pop("fullUrl", None)
+        if copy_["resource"].get("resourceType") == "Observation":
+            copy_["resource"]["effectiveDateTime"] = "2024-03-01"
+        b["entry"].append(copy_)
+
+
 def contained_med(b, rng):
     b["entry"].append({"resource": {"resourceType": "MedicationStatement", "id": "ms-c", "status": "active",
         "contained": [{"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1364430"}]}}],
@@ -185,6 +197,6 @@ def contained_med(b, rng):
 def awkward_bundle(bundle: dict, rng: random.Random, n: int = 6) -> dict:
     """A copy of the bundle with n mutations of its resources, and sometimes of the bundle itself."""
     b = _mutate_resources(bundle, rng, n)
-    for f in (twin, other_patient, contained_med):
+    for f in (twin, other_patient, contained_med, same_id):
         if rng.random() < 0.15: f(b, rng)
     return b

@@ -19,6 +19,7 @@ from elig import api
 from elig.commands.cli import main
 from elig.engine.results import Outcome, Verdict
 from elig.records.loader import load_patient, patient_from_data
+from fhir_r4 import r4_problems
 
 DATA = Path(__file__).parent / "data" / "records"
 AS_OF = "2024-03-15"
@@ -92,10 +93,84 @@ def test_quantitative_hcg_thresholds(protocol):
         _with_value(data, 12), "x.json"), AS_OF), "E1"))
 
 
+def test_quantitative_urine_hcg_above_and_below_the_threshold(protocol):
+    # LOINC 25372-4 Choriogonadotropin [Units/volume] in Urine, in mIU/mL and in IU/L
+    above = crit(run(protocol, "hcg_urine_quantitative_positive.json"), "E1")
+    assert above.outcome is Outcome.MET
+    assert any("Observation/hcg-urine-quant-pos" in s for s in sources(above))
+    assert "pregnant: yes (urine hCG level 180 IU/L: positive (≥ 25 IU/L) on 2024-03-13" in texts(above)
+    below = crit(run(protocol, "hcg_urine_quantitative_negative.json"), "E1")
+    assert below.outcome is Outcome.NOT_MET
+    assert any("Observation/hcg-urine-quant-neg" in s for s in sources(below))
+    assert "pregnant: no (urine hCG level 2 IU/L: negative (< 5 IU/L) on 2024-03-14" in texts(below)
+
+
+def test_quantitative_urine_hcg_equivocal_or_in_moles_is_unknown(protocol):
+    data = json.loads((DATA / "hcg_urine_quantitative_negative.json").read_text())
+    for code, value, unit, why in (("25372-4", 12, "m[IU]/mL", "12 IU/L: equivocal"),
+                                   ("2107-1", 40, "pmol/L", "unit 'pmol/L' cannot be converted to IU/L")):
+        changed = copy.deepcopy(data)
+        obs = changed["entry"][1]["resource"]
+        obs["code"]["coding"][0]["code"] = code
+        obs["valueQuantity"].update(value=value, unit=unit, code=unit)
+        pregnant = crit(api.evaluate(protocol, patient_from_data(changed, "x.json"), AS_OF), "E1") \
+            .explanation.children[0]
+        assert pregnant.outcome is Outcome.UNKNOWN, code
+        assert why in pregnant.summary and "Observation/hcg-urine-quant-neg" in pregnant.summary
+
+
+def test_hcg_cut_offs_are_declared_and_cited_in_the_vocabulary():
+    from elig.terminology.vocabulary import default_vocabulary
+
+    for name in ("serum hCG", "urine hCG level"):
+        concept = default_vocabulary().lookup(name)
+        assert (concept.positive_at, concept.negative_below) == (25, 5)
+        assert concept.cutoffs_source and "mIU/mL" in concept.cutoffs_source
+
+
 def _with_value(data, value):
     changed = copy.deepcopy(data)
     changed["entry"][1]["resource"]["valueQuantity"]["value"] = value
     return changed
+
+
+def test_pregnancy_diagnosis_counts_while_active_and_recent(protocol):
+    e1 = crit(run(protocol, "pregnancy_condition.json"), "E1")
+    assert e1.outcome is Outcome.MET
+    assert any("Condition/pregnancy-1" in s for s in sources(e1))
+    assert "pregnant: yes (pregnancy diagnosis status active since 2024-01-22 (ICD-10-CM Z33.1)" in texts(e1)
+    data = json.loads((DATA / "pregnancy_condition.json").read_text())
+
+    def pregnant(change):
+        changed = copy.deepcopy(data)
+        change(changed["entry"][1]["resource"])
+        return crit(api.evaluate(protocol, patient_from_data(changed, "x.json"), AS_OF), "E1").explanation.children[0]
+
+    snomed = pregnant(lambda c: c.update(code={"coding": [{"system": "http://snomed.info/sct", "code": "77386006",
+                                                           "display": "Pregnancy (finding)"}]}))
+    assert snomed.outcome is Outcome.MET
+    stale = pregnant(lambda c: c.update(onsetDateTime="2023-03-01"))  # more than 42 weeks ago
+    assert stale.outcome is Outcome.UNKNOWN and "more than 294 days ago: it may have ended" in stale.summary
+    resolved = pregnant(lambda c: c.update(clinicalStatus={"coding": [{
+        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]}))
+    assert resolved.outcome is Outcome.UNKNOWN and "pregnant not recorded" in resolved.summary
+    delivery = pregnant(lambda c: c.update(code={"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                                             "code": "O80", "display": "Encounter for full-term "
+                                                             "uncomplicated delivery"}]}))
+    assert delivery.outcome is Outcome.UNKNOWN  # a delivery ends a pregnancy: not evidence of one
+
+
+def test_breastfeeding_status_within_90_days_is_lactating(protocol):
+    e1 = crit(run(protocol, "lactating.json"), "E1")
+    assert e1.outcome is Outcome.MET
+    pregnant, lactating = e1.explanation.children
+    assert pregnant.outcome is Outcome.NOT_MET and lactating.outcome is Outcome.MET
+    assert any("Observation/breastfeeding-3" in v.source for v in lactating.values)
+    assert any("Observation/preg-status-2" in v.source for v in pregnant.values)
+    data = json.loads((DATA / "lactating.json").read_text())
+    data["entry"][1]["resource"]["effectiveDateTime"] = "2023-11-20"  # 116 days before: outside the window
+    lactating = crit(api.evaluate(protocol, patient_from_data(data, "x.json"), AS_OF), "E1").explanation.children[1]
+    assert lactating.outcome is Outcome.UNKNOWN and "lactating not recorded" in lactating.summary
 
 
 def test_postmenopausal_woman_is_not_asked_and_the_reading_is_shown(protocol):
@@ -196,8 +271,7 @@ def test_generated_questionnaire_is_valid_fhir_and_stable(protocol):
     q = json.loads(text)
     assert [i["linkId"] for i in q["item"]] == ["informed consent", "life expectancy of at least 6 months"]
     assert q["item"][0]["text"] == "Signed informed consent" and q["item"][0]["type"] == "boolean"
-    fhir_r4b = pytest.importorskip("fhir.resources.R4B.questionnaire")
-    fhir_r4b.Questionnaire.model_validate(q)
+    assert r4_problems(q) == []
 
 
 def test_questionnaire_response_answers_the_attestations(protocol):
@@ -208,8 +282,7 @@ def test_questionnaire_response_answers_the_attestations(protocol):
                for s in sources(i3))
     qr = next(e["resource"] for e in json.loads((DATA / "eligible.json").read_text())["entry"]
               if e["resource"]["resourceType"] == "QuestionnaireResponse")
-    fhir_r4b = pytest.importorskip("fhir.resources.R4B.questionnaireresponse")
-    fhir_r4b.QuestionnaireResponse.model_validate(qr)
+    assert r4_problems(qr) == []
 
 
 def test_answers_to_another_protocols_questionnaire_are_not_counted(protocol):
@@ -220,12 +293,53 @@ def test_answers_to_another_protocols_questionnaire_are_not_counted(protocol):
     assert i2.outcome is Outcome.UNKNOWN and "not counted: given for another study" in texts(i2)
 
 
-def test_every_test_bundle_is_valid_fhir():
-    bundle = pytest.importorskip("fhir.resources.R4B.bundle")
+def test_every_test_bundle_is_valid_fhir_r4():
+    checked = 0
     for path in sorted(DATA.glob("*.json")):
-        data = json.loads(path.read_text())
-        if data["resourceType"] == "Bundle":
-            bundle.Bundle.model_validate(data)
+        assert r4_problems(json.loads(path.read_text())) == [], path.name
+        checked += 1
+    assert checked >= 13
+
+
+def test_the_questionnaire_of_every_protocol_is_valid_fhir_r4():
+    from elig.report.questionnaire import questionnaire
+
+    root = Path(__file__).parent.parent
+    paths = sorted((root / "protocols").glob("*.elig")) + [DATA / "records.elig"]
+    asked = 0
+    for path in paths:
+        q = questionnaire(api.load_protocol(path))
+        assert r4_problems(q) == [], path.name
+        asked += len(q["item"])
+    assert asked >= 5  # the seed protocols ask several attestations: the check is not vacuous
+
+
+def test_the_r4_check_fails_on_invalid_resources(protocol):
+    from elig.report.questionnaire import questionnaire
+
+    q = questionnaire(protocol)
+    bad = copy.deepcopy(q)
+    bad["item"][0]["type"] = "yes-no"  # not a code of the required item-type binding
+    bad["subjectType"] = "Patient"  # 0..*: an array
+    problems = r4_problems(bad)
+    assert any(p.startswith("item/0/type: 'yes-no' is not one of") for p in problems), problems
+    assert any(p.startswith("subjectType: 'Patient' is not of type 'array'") for p in problems), problems
+    # an R4B/R5-only element, and an unknown resource type, are refused too
+    assert any("'copyrightLabel' was unexpected" in p for p in r4_problems({**q, "copyrightLabel": "x"}))
+    assert r4_problems({"resourceType": "SubscriptionStatus"}) == [
+        "(root): 'SubscriptionStatus' is not a FHIR R4 resource type"]
+    # FHIR's JSON rules that the schema leaves out: no empty arrays or objects, no nulls
+    problems = r4_problems({**q, "subjectType": [], "meta": {}, "title": None})
+    assert {"subjectType: an empty array is not a FHIR value (leave the element out)",
+            "meta: an empty object is not a FHIR value (leave the element out)",
+            "title: null is not a FHIR value (leave the element out)"} <= set(problems), problems
+    # inside a Bundle, the message names the entry and what is wrong in it
+    bundle = json.loads((DATA / "consent.json").read_text())
+    bundle["entry"][1]["resource"]["status"] = "signed"
+    del bundle["entry"][1]["resource"]["scope"]  # Consent.scope is 1..1
+    assert r4_problems(bundle) == ["entry/1/resource: 'scope' is a required property",
+                                   "entry/1/resource/status: 'signed' is not one of "
+                                   "['draft', 'proposed', 'active', 'rejected', 'inactive', 'entered-in-error']"]
 
 
 def test_site_code_system_through_a_mapping_file(protocol):
@@ -295,6 +409,16 @@ def test_a_misspelt_question_in_a_form_is_a_data_issue_with_the_nearest_question
                                     "--as-of", AS_OF, "--attestations", str(form), "--format", "json"])
     assert out.exit_code == 0, out.output
     assert any("did you mean 'informed consent'?" in json.dumps(i) for i in json.loads(out.output)["data_issues"])
+
+
+def test_a_protocol_without_attestations_gets_a_valid_questionnaire_without_items(tmp_path):
+    plain = tmp_path / "plain.elig"
+    plain.write_text('protocol PLAIN\ninclusion\n  I1 "Adults"\n    age ≥ 18 years\n', encoding="utf-8")
+    out = CliRunner().invoke(main, ["questionnaire", str(plain)])
+    assert out.exit_code == 0, out.output
+    assert "PLAIN asks no attestation, so the Questionnaire has no items" in out.output
+    q = json.loads(out.stdout)
+    assert "item" not in q and r4_problems(q) == []
 
 
 def test_questionnaire_command_writes_the_file(tmp_path):
@@ -379,3 +503,24 @@ def test_screen_with_two_workers_reads_the_attestation_files(tmp_path):
     outcomes = {r.patient_id: dict(r.outcomes) for r in rows}
     assert outcomes["site-coded-patient"]["I3"] == "met"
     assert outcomes["consented-patient"]["I2"] == "met"
+
+
+def test_coded_answers_and_laterality_are_data_checked_when_read(tmp_path):
+    from elig.terminology.answers import AnswersError, answers, read_answers
+    from elig.terminology.codes import Coding
+
+    shipped = answers()
+    assert shipped.result([Coding("http://loinc.org", "LA15173-0")]) == "positive"
+    assert shipped.result([Coding("http://loinc.org", "LA26683-5"), Coding("http://snomed.info/sct", "10828004")]) \
+        == "positive"  # a SNOMED CT result is read before a LOINC answer
+    assert shipped.side([Coding("http://snomed.info/sct", "24028007")]) == "right"
+    bad = tmp_path / "answers.yaml"
+    for entry, why in (('{system: SNOMED, code: "10828005", display: Positive, means: positive}', "check digit"),
+                       ('{system: LOINC, code: "LA15173", display: Pregnant, means: positive}', "not a LOINC answer code"),
+                       ('{system: SNOMED, code: "10828004", display: Positive, means: yes}', "means must be one of"),
+                       ('{system: SNOMED, code: "10828004", display: Positive}', "system, code, display and means")):
+        bad.write_text(f"results:\n  - {entry}\n", encoding="utf-8")
+        with pytest.raises(AnswersError, match=why) as err:
+            read_answers(bad)
+        assert f"{bad}: results[0]" in str(err.value)
+

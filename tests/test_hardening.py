@@ -586,3 +586,21 @@ def test_an_unreadable_pregnancy_answer_is_not_passed_by_the_childbearing_gate()
         r = result(proto, {**older_woman, "pregnant": said})
         assert r.criteria[1].outcome is elig.Outcome.UNKNOWN, said
         assert r.verdict is not elig.Verdict.ELIGIBLE
+
+
+def test_an_observation_with_both_a_date_and_an_effective_date_is_not_read_on_either():
+    """The same class as a procedure's date beside its start: 'effective' (the FHIR name, accepted as a
+    synonym) beside a different 'date' used to be ignored in silence, so an old result could pass for a
+    recent one. Both given and different, the result has no readable date and decides nothing."""
+    proto = protocol("ANC ≥ 1.5 x 10^9/L within 14 days")
+    assert verdict(proto, record(obs("ANC", 2.0, "10^9/L", date="2024-03-10"))) == "eligible"
+    stale = obs("ANC", 2.0, "10^9/L", date="2024-03-10", effective="2023-01-05")  # which one is it?
+    r = result(proto, record(stale))
+    assert r.criteria[0].outcome is elig.Outcome.UNKNOWN
+    assert any("both 'date' (2024-03-10) and 'effective' (2023-01-05)" in issue for issue in r.data_issues)
+    for same in ({"effective": "2024-03-10"}, {"date": None, "effective": "2024-03-10"},
+                 {"effective": "2024-03-10T08:30:00Z"}, {"date": "2024-03", "effective": "2024-03-10"}):
+        agreed = {**obs("ANC", 2.0, "10^9/L", date="2024-03-10"), **same}
+        assert verdict(proto, record(agreed)) == "eligible", same  # one date, or the same one twice
+    garbled = obs("ANC", 2.0, "10^9/L", date="garbage", effective="2024-03-10")
+    assert verdict(proto, record(garbled)) == "undetermined"

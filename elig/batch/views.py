@@ -496,10 +496,12 @@ def bundle_resources(bundle: dict) -> list[dict]:
     ``getResourceKey()`` as it does for resources from a server or a Bulk Data export.
 
     A resource without an id takes the last part of its full URL (or ``entry[i]``), the name
-    elig's FHIR reader gives it."""
+    elig's FHIR reader gives it; a second resource of one type and id is renamed ``<id>.entry[i]``
+    (references resolve to the first, as in the reader)."""
     raw = bundle.get("entry")
     local = {}
     picked = []
+    seen = set()
     for i, e in enumerate(raw if isinstance(raw, list) else []):
         if not holds_resource(e):
             continue
@@ -507,6 +509,9 @@ def bundle_resources(bundle: dict) -> list[dict]:
         full_url = e.get("fullUrl") if isinstance(e.get("fullUrl"), str) else None
         if not (isinstance(r.get("id"), str) and r.get("id")):
             r = {**r, "id": _uuid_of(full_url) or f"entry[{i}]"}
+        if (r["resourceType"], r["id"]) in seen:
+            r = {**r, "id": f"{r['id']}.entry[{i}]"}
+        seen.add((r["resourceType"], r["id"]))
         if full_url and full_url not in local:
             local[full_url] = f"{r['resourceType']}/{r['id']}"
         picked.append(r)

@@ -244,7 +244,10 @@ def questionnaire(protocol, output, vocabulary_files):
     from elig import api
     from elig.report.questionnaire import questionnaire_json
 
-    text = questionnaire_json(api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files)))
+    checked = api.load_protocol(protocol, vocabulary=base_vocabulary(vocabulary_files))
+    text = questionnaire_json(checked)
+    if '"item"' not in text:
+        click.echo(f"note: {checked.id} asks no attestation, so the Questionnaire has no items", err=True)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

@@ -112,7 +112,11 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                 else:
                     picked = read_value(ctx, ev, ev.name, obs, ev.name)
                     if not isinstance(picked, Picked):
-                        value, used = None, attrs.evolve(picked.values[0], text=picked.reason) if picked.values \
+                        # the citation names the concept and the date already: keep only why
+                        why = picked.reason
+                        for lead in (f"{ev.name} on {obs.date}: ", f"{ev.name} on {obs.date} "):
+                            why = why.removeprefix(lead)
+                        value, used = None, attrs.evolve(picked.values[0], text=why) if picked.values \
                             else ValueUsed(concept=ev.name, value=obs.value, unit=obs.unit, source=str(obs.source))
                     else:
                         v = picked.value

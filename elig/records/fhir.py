@@ -46,6 +46,7 @@ import attrs
 from elig.records.dates import DateSyntaxError, PartialDate
 from elig.diagnostics import DataError, shown
 from elig.terminology.units import unit_problem
+from elig.terminology.answers import answers
 from elig.terminology.codes import Coding, canonical_system
 from elig.records.patient import (
     Attestation,
@@ -88,23 +89,12 @@ _IGNORED_VERIFICATION = {
     "entered-in-error": "its verification status is entered-in-error",
 }
 
-# Qualitative results by SNOMED CT code, then by text.
-_RESULT_CODES = {
-    "10828004": "positive", "260373001": "positive", "52101004": "positive",  # Positive, Detected, Present
-    "260385009": "negative", "260415000": "negative", "2667000": "negative",  # Negative, Not detected, Absent
-}
-# LOINC answer lists of status observations: pregnancy status (82810-3) and breastfeeding
-# status (63895-7) answer "is it so?", read as positive / negative like a test.
-_LOINC_ANSWERS = {
-    "LA15173-0": "positive", "LA26683-5": "negative",  # Pregnant, Not pregnant
-    "LA29252-6": "positive", "LA29253-4": "negative",  # Currently breastfeeding, Not currently breastfeeding
-    "LA4489-6": "unknown",  # Unknown
-    "LA33-6": "positive", "LA32-8": "negative",  # Yes, No
-}
+# Qualitative results (SNOMED CT Positive, Negative, ...) and the answers of status
+# observations (pregnancy status 82810-3, breastfeeding status 63895-7) are data:
+# elig/data/answers.yaml, read by elig.terminology.answers; then the text decides.
 LOINC = "http://loinc.org"
 _SEX = {"male": "male", "female": "female", "other": None, "unknown": None}
-# Laterality qualifiers (mCODE LateralityQualifierVS, SNOMED CT qualifier values).
-_LATERALITY = {"7771000": "left", "24028007": "right", "51440002": "bilateral", "399488007": "midline"}
+# Laterality qualifiers (mCODE LateralityQualifierVS) are in elig/data/answers.yaml too.
 _RT_VOLUME = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-radiotherapy-dose-delivered-to-volume"
 _CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 # Consent.status: what each says about the answer (None: no answer yet / no longer in force).
@@ -559,9 +549,7 @@ class _Reader:
             cc = r["valueCodeableConcept"]
             vcodes = self.codes(cc, f"{loc}.valueCodeableConcept", ref)
             value_text = _text(_obj(cc).get("text")) or next((c.display for c in vcodes if c.display), None)
-            result = next((_RESULT_CODES[c.code] for c in vcodes if c.system == SNOMED and c.code in _RESULT_CODES),
-                          None) or next((_LOINC_ANSWERS[c.code] for c in vcodes
-                                         if c.system == LOINC and c.code in _LOINC_ANSWERS), None)
+            result = answers().result(vcodes)
             if result is None and value_text:
                 result = qualitative_result(value_text)
             if result is None:
@@ -750,10 +738,7 @@ class _Reader:
         return tuple(out)
 
     def laterality(self, concept, loc: str, ref: str) -> str | None:
-        for c in self.codes(concept, loc, ref):
-            if c.system == SNOMED and c.code in _LATERALITY:
-                return _LATERALITY[c.code]
-        return None
+        return answers().side(self.codes(concept, loc, ref))
 
     def treatment_volumes(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
         """mCODE Radiotherapy Course Summary: each dose-delivered-to-volume names a Radiotherapy

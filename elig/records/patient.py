@@ -396,10 +396,10 @@ class _NativeReader:
             ref_low, ref_high, ref_unit = self.reference_range(e, loc, unit)
         else:
             ref_low = ref_high = ref_unit = None
-        when = e["date"] if "date" in e else get("effective")
-        date = _date_of_text(when) if when.__class__ is str else None
+        when = get("date")
+        date = _date_of_text(when) if when.__class__ is str and get("effective") is None else None
         if date.__class__ is not PartialDate:
-            date = self.date(when, f"{loc}.date")
+            date = self.observed_on(e, loc)
         if result is not None:
             result = qualitative_result(str(result))
         status = get("status")
@@ -410,6 +410,26 @@ class _NativeReader:
             result=result, status=None if status is None else self.text(status, f"{loc}.status", "status"),
             problem=problem,
         )
+
+    def observed_on(self, e: dict, loc: str) -> PartialDate | None:
+        """When an observation was taken: 'date', or its synonym 'effective'. Both given and not the
+        same date: which one the record means cannot be told, and reading either silently would let a
+        garbled field decide whether the result is recent, so the date is unreadable, with an issue."""
+        given = {k: e[k] for k in ("date", "effective") if e.get(k) is not None}
+        if len(given) < 2:
+            key, value = next(iter(given.items()), ("date", None))
+            return self.date(value, f"{loc}.{key}")
+        date, effective = self.date(given["date"], f"{loc}.date"), self.date(given["effective"], f"{loc}.effective")
+        if date is not None and effective is not None:
+            for wide, narrow in ((date, effective), (effective, date)):
+                # the same date, or one the other makes more precise (2024-03-10 and 2024-03-10T08:00)
+                if (wide.earliest() <= narrow.earliest() and narrow.latest() <= wide.latest()
+                        and (wide.time is None or wide.time == narrow.time)):
+                    return narrow
+        if date is not None and effective is not None:  # two readable dates that differ (an unreadable one has its issue)
+            self.issue(f"{loc}.date", f"both 'date' ({date}) and 'effective' ({effective}) are given, so when the "
+                       "observation was taken cannot be told", "give one of them")
+        return None  # an observation without a readable date decides nothing (it may be the newest)
 
     def reference_range(self, e: dict, loc: str, unit) -> tuple[float | None, float | None, str | None]:
         """low, high and unit of a reference range; a bound that is not a finite number is left out."""

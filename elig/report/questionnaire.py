@@ -66,7 +66,8 @@ def questionnaire(checked: p.CheckedProtocol) -> dict:
         "subjectType": ["Patient"],
         "description": ("What only a person can attest for this protocol's eligibility criteria, one yes/no "
                         "question each. Written by elig; answer it with a QuestionnaireResponse."),
-        "item": list(items.values()),
+        # FHIR JSON has no empty arrays: a protocol that asks nothing gives a Questionnaire without items
+        **({"item": list(items.values())} if items else {}),
     }
 
 

@@ -120,9 +120,11 @@ class Concept:
     evidence_days: int | None = None
     evidence_condition_days: int | None = None
     # measurement used as evidence: at or above ``positive_at`` is positive, below
-    # ``negative_below`` negative, in between equivocal (quantitative hCG).
+    # ``negative_below`` negative, in between equivocal (quantitative hCG). The cut-offs
+    # decide a fact, so ``cutoffs_source`` cites where they come from.
     positive_at: float | None = None
     negative_below: float | None = None
+    cutoffs_source: str | None = None
     # Where the concept is declared (its `- name:` line), for messages and go-to-definition.
     origin: Span | None = attrs.field(default=None, eq=False, repr=False)
 
@@ -448,7 +450,7 @@ def read_vocabulary_file(path: str | Path) -> tuple[list[Concept], list[Diagnost
 FIELDS = ("name", "kind", "aliases", "codes", "unit", "molar_mass", "molar_mass_source", "plausible", "uln",
           "unitless", "also_units", "methods", "field", "description", "qualitative", "acute", "not_for_sex",
           "site_codes", "body_sites", "definition", "evidence", "evidence_days", "evidence_condition_days",
-          "positive_at", "negative_below", "refused_units")
+          "positive_at", "negative_below", "cutoffs_source", "refused_units")
 _CODE_FIELDS = ("system", "code", "display", "match")
 _ULN_FIELDS = ("value", "male", "female", "unit", "source")
 MEASURED_KINDS = ("measurement", "derived", "demographic")
@@ -530,6 +532,7 @@ class _EntryChecker:
         for key in ("evidence_days", "evidence_condition_days", "positive_at", "negative_below"):
             if e.get(key) is not None:
                 numbers[key] = self.number(key, e.get(key))
+        self.cutoffs(kind, numbers)
         definition = e.get("definition")
         if definition is not None and (kind != "fact" or not isinstance(definition, str)):
             self.problem("V303", "a definition is the text of a rule, on a fact concept", self.where("definition"),
@@ -590,7 +593,30 @@ class _EntryChecker:
             evidence_condition_days=(int(numbers["evidence_condition_days"])
                                      if numbers.get("evidence_condition_days") is not None else None),
             positive_at=numbers.get("positive_at"), negative_below=numbers.get("negative_below"),
+            cutoffs_source=str(e["cutoffs_source"]) if e.get("cutoffs_source") else None,
         )
+
+    def cutoffs(self, kind: str, numbers: dict) -> None:
+        """Cut-offs decide a fact (pregnant from a quantitative hCG), so they are ordered and cited."""
+        given = [k for k in ("positive_at", "negative_below") if self.e.get(k) is not None]
+        if not given:
+            if self.e.get("cutoffs_source") is not None:
+                self.problem("V312", "cutoffs_source cites cut-offs, but there are none", self.where("cutoffs_source"),
+                             "add positive_at: and negative_below:, or remove cutoffs_source")
+            return
+        if kind != "measurement":
+            self.problem("V312", f"cut-offs belong to a measurement, not a {kind}", self.where(given[0]),
+                         "move positive_at and negative_below to the quantitative concept")
+            return
+        pos, neg = numbers.get("positive_at"), numbers.get("negative_below")
+        if pos is not None and neg is not None and neg > pos:
+            self.problem("V312", f"negative_below ({neg:g}) is above positive_at ({pos:g})",
+                         self.where("negative_below"),
+                         "a result is positive at or above positive_at and negative below negative_below; "
+                         "in between it is equivocal")
+        if not self.e.get("cutoffs_source"):
+            self.problem("V312", "cut-offs decide a fact and need their source", self.where(given[0]),
+                         "add cutoffs_source: \"...\" citing the laboratory or guideline the figures come from")
 
     def refused_units(self) -> tuple[tuple[str, str], ...]:
         raw = self.e.get("refused_units") or []
