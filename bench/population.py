@@ -528,7 +528,9 @@ def handwritten(p: dict) -> tuple[str, list]:
     preg, lact = p.get("pregnant"), p.get("lactating")
     preg = False if preg is None and childbearing is False else preg
     lact = False if lact is None and childbearing is False else lact
-    crit.append(_or(preg, lact, attested("unwilling or unable to use effective contraception")))  # E1
+    male = None if sex is None else sex == "male"  # the contraception clause asks men and women of childbearing potential
+    crit.append(_or(preg, lact, _and(_or(male, childbearing),
+                                     attested("unwilling or unable to use effective contraception"))))  # E1
     crit.append(history_of("chronic bronchitis"))  # E2 (no emphysema, cor pulmonale generated)
     crit.append(False)  # E3 lung resection: none generated
     crit.append(False)  # E4 tumour progression: none generated
