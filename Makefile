@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_fhir.py
 	$(BIN)/python bench/bench_screen.py
 	$(BIN)/python bench/bench_sql.py
+	$(BIN)/python bench/bench_views.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

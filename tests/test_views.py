@@ -111,6 +111,16 @@ def test_of_type_selects_one_type_of_a_polymorphic_value():
                        {"id": "o3", "s": None, "i": None, "q": 1.2}]
 
 
+def test_a_choice_element_is_its_name_and_a_fhir_type():
+    # value[x] is valueQuantity, valueString, ...; multipleBirth[x] is multipleBirthBoolean. A name
+    # followed by something that is not a FHIR type is another element: status is not statusReason.
+    v = view([{"column": [{"name": "status", "path": "status"}, {"name": "twin", "path": "multipleBirth.ofType(boolean)"},
+                          {"name": "when", "path": "effective.ofType(dateTime)"}]}], resource="MedicationStatement")
+    r = {"resourceType": "MedicationStatement", "statusReason": [{"text": "stopped"}], "multipleBirthBoolean": True,
+         "effectiveDateTime": "2024-01-02"}
+    assert list(run_view(v, [r])) == [{"status": None, "twin": True, "when": "2024-01-02"}]
+
+
 def test_resource_and_reference_keys():
     v = view([{"column": [{"name": "same", "path": "getResourceKey() = link.other.getReferenceKey(Patient)"},
                           {"name": "wrong_type", "path": "link.other.getReferenceKey(Observation)"}]}])

@@ -106,13 +106,14 @@ class ViewRows:
             by_type[view["resource"]].append(name)
         self.by_type = dict(by_type)
         self.rows: dict[str, list[dict]] = {name: [] for name in self.definitions}
+        self.prepared = {name: v.prepare(view) for name, view in self.definitions.items()}
         self.order: dict[tuple[str, Any], int] = {}  # (resource type, key): position in the input
 
     def add(self, resource: dict) -> None:
         self.order.setdefault((resource.get("resourceType"), resource.get("id")), len(self.order))
         for r in lift_contained(resource):
             for name in self.by_type.get(r.get("resourceType"), ()):
-                self.rows[name].extend(v.run_view(self.definitions[name], [r]))
+                self.rows[name].extend(v.run_view(self.definitions[name], [r], self.prepared[name]))
 
 
 # ---------------------------------------------------------------- rebuilding resources from rows
@@ -473,7 +474,7 @@ def patient_from_fhir(data: dict, file: str = "") -> Patient:
     if not isinstance(data, dict) or data.get("resourceType") not in ("Bundle", "Patient"):
         return read_fhir(data, file).patient  # raises the reader's error for what is not a bundle
     out = ViewRows()
-    resources = v.bundle_resources(data) if data.get("resourceType") == "Bundle" else [data]
+    resources = v.bundle_resources(data, out.by_type) if data.get("resourceType") == "Bundle" else [data]
     for r in resources:
         out.add(r)
     return bundle_patient(out.rows, file, data, out.order)

@@ -292,7 +292,7 @@ def write_view_output(inputs: Iterable[str | Path], folder: str | Path) -> tuple
         if not isinstance(data, dict) or data.get("resourceType") not in ("Bundle", "Patient"):
             problems.append(attrs.evolve(where, error="not a FHIR Bundle or Patient"))
             return
-        for resource in bundle_resources(data) if data["resourceType"] == "Bundle" else [data]:
+        for resource in bundle_resources(data, rows.by_type) if data["resourceType"] == "Bundle" else [data]:
             rows.add(resource)
             count += 1
 

@@ -198,13 +198,17 @@ def _is_type(x, name: str) -> bool:
 
 
 class _Context:
-    def __init__(self, resource: dict, constants: dict[str, Any], row_index: int = 0):
+    def __init__(self, resource: dict, constants: dict[str, Any], row_index: int = 0,
+                 choices: dict | None = None):
         self.resource = resource
         self.constants = constants
         self.row_index = row_index  # %rowIndex: the position in the nearest forEach, forEachOrNull or repeat
+        # The choice elements of each object of the resource, found once (by id: the resource is not
+        # changed while its rows are made).
+        self.choices = {} if choices is None else choices
 
     def at(self, index: int) -> "_Context":
-        return _Context(self.resource, self.constants, index)
+        return _Context(self.resource, self.constants, index, self.choices)
 
 
 def evaluate_path(node, focus: list, ctx: _Context) -> list:
@@ -221,7 +225,7 @@ def evaluate_path(node, focus: list, ctx: _Context) -> list:
         return [ctx.constants[node[1]]]
     if kind == "nav":
         base = focus if node[1] is None else evaluate_path(node[1], focus, ctx)
-        return _navigate(base, node[2])
+        return _navigate(base, node[2], ctx.choices)
     if kind == "index":
         base = evaluate_path(node[1], focus, ctx)
         index = evaluate_path(node[2], focus, ctx)
@@ -260,10 +264,34 @@ def evaluate_path(node, focus: list, ctx: _Context) -> list:
     raise ViewError(f"unsupported FHIRPath node {kind}")
 
 
-def _navigate(items: list, name: str) -> list:
+# The types a choice element ([x]) may take in FHIR R4, as they follow its name in JSON.
+_FHIR_TYPES = frozenset("""
+    Base64Binary Boolean Canonical Code Date DateTime Decimal Id Instant Integer Markdown Oid PositiveInt
+    String Time UnsignedInt Uri Url Uuid Address Age Annotation Attachment CodeableConcept Coding
+    ContactPoint Count Distance Duration HumanName Identifier Money Period Quantity Range Ratio Reference
+    SampledData Signature Timing ContactDetail Contributor DataRequirement Expression ParameterDefinition
+    RelatedArtifact TriggerDefinition UsageContext Dosage Meta""".split())
+
+
+_UPPER = re.compile(r"(?<=.)[A-Z]")
+
+
+def _choices(item: dict) -> dict[str, list]:
+    """The choice elements of an object by name: {'value': [('Quantity', {...})]} for valueQuantity.
+    Only a FHIR type name may follow the name: Observation.status is not statusReason."""
+    found: dict[str, list] = {}
+    for key, value in item.items():
+        for m in _UPPER.finditer(key):  # multipleBirthBoolean: the type is what follows the last name part
+            if key[m.start():] in _FHIR_TYPES:
+                found.setdefault(key[:m.start()], []).append((key[m.start():], value))
+                break
+    return found
+
+
+def _navigate(items: list, name: str, cache: dict | None = None) -> list:
     out = []
     for item in items:
-        item = _plain(item)
+        item = item.value if isinstance(item, _Typed) else item
         if not isinstance(item, dict):
             continue
         if name in item:
@@ -273,12 +301,17 @@ def _navigate(items: list, name: str) -> list:
         if item.get("resourceType") == name:  # Patient.name: a path may start with the type
             out.append(item)
             continue
-        # A polymorphic element: value → valueQuantity, valueString, ... (keeping the type).
-        for key, value in item.items():
-            if key.startswith(name) and key[len(name):len(name) + 1].isupper():
-                type_ = key[len(name):]
-                for v in value if isinstance(value, list) else [value]:
-                    out.append(_Typed(type_, v))
+        # A choice element: value → valueQuantity, valueString, ... (keeping the type).
+        if cache is None:
+            choices = _choices(item)
+        else:
+            key = id(item)
+            choices = cache.get(key)
+            if choices is None:
+                choices = cache[key] = _choices(item)
+        for type_, value in choices.get(name, ()):
+            for v in value if isinstance(value, list) else [value]:
+                out.append(_Typed(type_, v))
     return out
 
 
@@ -320,7 +353,7 @@ def _call(node, focus, ctx) -> list:
         return [sep.join(str(_plain(x)) for x in base)]
     if name == "extension":
         url = [_plain(x) for x in evaluate_path(args[0], focus, ctx)]
-        return [e for e in _navigate(base, "extension") if isinstance(e, dict) and e.get("url") in url]
+        return [e for e in _navigate(base, "extension", ctx.choices) if isinstance(e, dict) and e.get("url") in url]
     if name == "getResourceKey":
         return [_plain(x)["id"] for x in base if isinstance(_plain(x), dict) and "id" in _plain(x)]
     if name == "getReferenceKey":
@@ -445,14 +478,18 @@ def _where(node, resource: dict, ctx: _Context) -> bool | None:
     return _boolean(found)
 
 
-def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
-    """The rows of a ViewDefinition over resources (those of other types are passed over)."""
+def _prepare(view: dict) -> tuple[str, list[str], dict, list]:
     view_type = view.get("resource")
     if not isinstance(view_type, str) or not view_type:
         raise ViewError("a ViewDefinition must name its resource type ('resource': 'Observation')")
-    names = columns(view)
-    constants = _constants(view)
-    wheres = [parse_path(w["path"]) for w in view.get("where", [])]
+    return view_type, columns(view), _constants(view), [parse_path(w["path"]) for w in view.get("where", [])]
+
+
+def run_view(view: dict, resources: Iterable[dict], prepared: tuple | None = None) -> Iterator[dict]:
+    """The rows of a ViewDefinition over resources (those of other types are passed over).
+
+    ``prepared`` is ``prepare(view)``, for a caller that runs one view over resources one at a time."""
+    view_type, names, constants, wheres = prepared or _prepare(view)
     for resource in resources:
         if resource.get("resourceType") != view_type:
             continue
@@ -465,6 +502,9 @@ def run_view(view: dict, resources: Iterable[dict]) -> Iterator[dict]:
             out = [{**a, **b} for a in out for b in rows]
         for row in out:
             yield {name: row.get(name) for name in names}
+
+
+prepare = _prepare
 
 
 def load_view(name: str) -> dict:
@@ -490,14 +530,15 @@ def _uuid_of(full_url: str | None) -> str | None:
     return full_url or None
 
 
-def bundle_resources(bundle: dict) -> list[dict]:
+def bundle_resources(bundle: dict, types: Iterable[str] | None = None) -> list[dict]:
     """The resources of a Bundle, each with a key and with references to the bundle's own full URLs
     (``urn:uuid:...``) rewritten as ``Type/id``, so that ``getReferenceKey()`` meets
     ``getResourceKey()`` as it does for resources from a server or a Bulk Data export.
 
     A resource without an id takes the last part of its full URL (or ``entry[i]``), the name
     elig's FHIR reader gives it; a second resource of one type and id is renamed ``<id>.entry[i]``
-    (references resolve to the first, as in the reader)."""
+    (references resolve to the first, as in the reader). ``types`` keeps only resources of
+    those types (the references to the others are rewritten all the same)."""
     raw = bundle.get("entry")
     local = {}
     picked = []
@@ -526,7 +567,8 @@ def bundle_resources(bundle: dict) -> list[dict]:
             return [fix(x) for x in node]
         return node
 
-    return [fix(r) for r in picked]
+    wanted = set(types) if types is not None else None
+    return [fix(r) for r in picked if wanted is None or r["resourceType"] in wanted]
 
 
 # ---------------------------------------------------------------- view output as Parquet
