@@ -212,3 +212,30 @@ def test_fhir_bulk_data_is_read_by_patient(tmp_path):
     (row,) = list(batch_api.screen(checked, tmp_path / "tables", "2024-03-15"))
     direct = elig.evaluate(checked, elig.patient_from_data(bundle, "bundle"), "2024-03-15")
     assert dict(row.outcomes) == {c.id: str(c.outcome) for c in direct.criteria}
+
+
+def test_a_pregnancy_result_without_a_readable_date_may_be_the_newest():
+    """A positive test whose date cannot be read is never passed over for an older negative one,
+    nor for the 'not asked' reading of a woman past childbearing age; alike in SQL and the interpreter."""
+    checked = elig.parse_protocol_text('protocol P\nexclusion\n  E1 "Pregnant women"\n'
+                                       '    pregnant (if of childbearing potential)\n')
+
+    def woman(born, *tests):
+        return elig.patient_from_data({"id": f"w{born}{len(tests)}", "birth_date": born, "sex": "female",
+                                       "observations": [{"concept": "pregnancy test", "result": r, "date": d}
+                                                        for r, d in tests]}, "w.yaml")
+
+    cases = [
+        (woman("1994-01-01", ("negative", "2024-03-10"), ("positive", "2024-02-30")), "unknown"),  # was not met
+        (woman("1964-01-01", ("positive", "garbage")), "unknown"),  # was 'not asked'
+        (woman("1964-01-01", ("negative", "garbage")), "not met"),  # a 'no' cannot make her pregnant
+        (woman("1994-01-01", ("positive", "2024-03-10"), ("positive", "garbage")), "met"),  # says the same
+        (woman("1994-01-01", ("negative", "2024-03-10")), "not met"),
+    ]
+    patients = [p for p, _ in cases]
+    rows = _duckdb(checked, patients, "2024-03-15")
+    assert [dict(r.outcomes)["E1"] for r in rows] == [want for _, want in cases]
+    assert differences(checked, patients, "2024-03-15", rows) == []
+    why = elig.evaluate(checked, patients[0], "2024-03-15").criteria[0].explanation.summary
+    assert "a result without a readable date may be the newest: pregnancy test positive on an unknown date" in why
+

@@ -759,7 +759,7 @@ class _Compiler:
         (results at the same time that differ: unknown), conditions count while active (and, with
         ``evidence_condition_days``, when they began that recently); evidence that disagrees is unknown."""
         A = self.AS_OF
-        obs_parts, cond_parts = [], []
+        obs_parts, cond_parts, undated_parts = [], [], []
         for i, (concept, parts) in enumerate(self.facts):
             opens = (date_lit(window_start(self.as_of, concept.evidence_days, "day")) if concept.evidence_days
                      else "DATE '0001-01-01'")
@@ -773,6 +773,9 @@ class _Compiler:
                 obs_parts.append(f"SELECT pk, {i} AS fact, {value} AS v, d_hi, sec FROM obs "
                                  f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NOT NULL AND d_lo <= {A} "
                                  f"AND d_lo >= {opens} AND d_hi <= {A}")
+                # without a readable date: never decides, but may be the newest (elig.engine.facts.decide)
+                undated_parts.append(f"SELECT pk, {i} AS fact, {value} AS v FROM obs "
+                                     f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NULL")
             for n_ev, ev in enumerate(parts["cond"]):
                 active = self.active_at("condition", A)
                 recent = "TRUE"
@@ -795,6 +798,9 @@ class _Compiler:
                        + " UNION ALL ".join(obs_parts) + ") e) x\n"
                        "  WHERE t_at = t_top\n  GROUP BY pk, fact\n)")
             seen.append("fact_obs")
+            out.append("fact_undated AS (\n  SELECT pk, fact, min(code) AS lo, max(code) AS hi FROM (\n    SELECT *, "
+                       f"{code} AS code FROM (" + " UNION ALL ".join(undated_parts) + ") e) x\n  GROUP BY pk, fact\n)")
+            seen.append("fact_undated")
         if cond_parts:
             # Without observations, the first condition (in evidence order, newest first) says it; after it,
             # only conditions that say something (elig.engine.facts.decide).
@@ -813,12 +819,18 @@ class _Compiler:
                        f"WHEN {o_lo} = 2 THEN TRUE WHEN {o_lo} = 0 AND NOT coalesce({c_any}, FALSE) THEN FALSE "
                        f"ELSE NULL END) WHEN {c_all} IS NOT NULL THEN (CASE WHEN {c_all} THEN TRUE ELSE NULL END) "
                        f"END")
-            cols.append(f"{decided} AS d{i}")
-            cols.append(f"({o_lo} IS NOT NULL OR {c_all} IS NOT NULL) AS found{i}")
+            u_lo = f"max(u.lo) FILTER (WHERE k.fact = {i})" if obs_parts else "NULL"
+            u_hi = f"max(u.hi) FILTER (WHERE k.fact = {i})" if obs_parts else "NULL"
+            # an undated result that says anything else than the decision leaves the fact unknown
+            cols.append(f"CASE WHEN {u_lo} IS NOT NULL AND ({u_lo} <> {u_hi} OR {u_lo} IS DISTINCT FROM "
+                        f"(CASE WHEN ({decided}) THEN 2 WHEN NOT ({decided}) THEN 0 END)) THEN NULL "
+                        f"ELSE {decided} END AS d{i}")
+            cols.append(f"({o_lo} IS NOT NULL OR {c_all} IS NOT NULL OR coalesce({u_hi} >= 1, FALSE)) AS found{i}")
         keys = " UNION ".join(f"SELECT pk, fact FROM {t}" for t in seen)
         joins = ""
         if obs_parts:
             joins += " LEFT JOIN fact_obs o ON o.pk = k.pk AND o.fact = k.fact"
+            joins += " LEFT JOIN fact_undated u ON u.pk = k.pk AND u.fact = k.fact"
         if cond_parts:
             joins += " LEFT JOIN fact_cond c ON c.pk = k.pk AND c.fact = k.fact"
         if not seen:

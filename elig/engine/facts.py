@@ -34,6 +34,12 @@ class _Evidence:
     used: ValueUsed
     observed: bool  # an observation (the newest decides) rather than a condition (counts while active)
     when: tuple = ()  # sort key, newest first
+    undated: bool = False  # an observation without a readable date: it may be the newest
+
+    @property
+    def may_say_yes(self) -> bool:
+        """Whether it could make the fact true: anything but a 'no' (what the 'not asked' reading needs)."""
+        return self.value is not False
 
 
 def fact(ctx: Context, node: p.FactPlan) -> Explanation:
@@ -67,7 +73,8 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     stated = name in patient.unstated_facts
     if stated:
         why = why or f"the record gives {name} but not as yes or no"
-    if reading is not None and reading.outcome is Outcome.NOT_MET and not found and not stated:
+    if reading is not None and reading.outcome is Outcome.NOT_MET and not any(e.may_say_yes or not e.undated
+                                                                               for e in found) and not stated:
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
                            summary=f"not asked: the patient is not of {node.only_if.name} by the "
                                    f"{node.only_if.source} reading '{node.only_if.definition}', and the "
@@ -102,8 +109,9 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
         ev = ctx.vocabulary.lookup(ev_name)
         if ev.kind in ("test", "measurement"):
             for obs in idx["observation"].get(ev.name, []):
-                if obs.date is None or obs.date.earliest() > as_of or within(obs.date, opens, as_of) is not True:
-                    continue  # undated, future or outside the window: not evidence of now
+                undated = obs.date is None  # no readable date: it may be the newest, so it is not passed over
+                if not undated and (obs.date.earliest() > as_of or within(obs.date, opens, as_of) is not True):
+                    continue  # future or outside the window: not evidence of now
                 if ev.kind == "test":
                     value = {"positive": True, "negative": False}.get(obs.result or "")
                     said = obs.result or obs.value_text or "no readable result"
@@ -126,7 +134,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                                    False: f"negative (< {with_unit(fmt(ev.negative_below), ev.unit)})",
                                    None: "equivocal"}[value]
                         used = attrs.evolve(picked.used, text=f"{with_unit(fmt(v), ev.unit)}: {verdict}")
-                out.append(_Evidence(value, used, True, obs.date.sort_key()))
+                out.append(_Evidence(value, used, True, obs.date.sort_key() if obs.date else (), undated))
         elif ev.kind == "condition":
             for r in idx["condition"].get(ev.name, []):
                 if (r.verification_status or "") in NOT_RECORDED:
@@ -148,7 +156,19 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
 
 
 def decide(found: list[_Evidence]) -> tuple[bool | None, str]:
-    """Yes or no from the evidence, or None with why; disagreement is never resolved by guessing."""
+    """Yes or no from the evidence, or None with why; disagreement is never resolved by guessing.
+    An observation without a readable date never decides (it may be old), but it may be the
+    newest: when it says anything else than the decision, the fact is unknown."""
+    undated = [e for e in found if e.undated]
+    decided, why = _decide([e for e in found if not e.undated])
+    against = [e for e in undated if e.value is not decided]
+    if against:
+        may = "; ".join(_cite(e) for e in against)
+        return None, (f"{why}; " if why else "") + f"a result without a readable date may be the newest: {may}"
+    return decided, why
+
+
+def _decide(found: list[_Evidence]) -> tuple[bool | None, str]:
     if not found:
         return None, ""
     observed = sorted((e for e in found if e.observed), key=lambda e: e.when, reverse=True)
