@@ -114,7 +114,7 @@ CONCEPTS: dict[str, str] = {
     "urine albumin creatinine ratio": r"\bUACR\b|\bACR\b|albumin[- /:]*(?:to[- ])?creatinine ratio|microalbumin|albuminuria",
     # --- infection markers
     "hepatitis B surface antigen test": r"HBsAg|hepatitis B surface antigen",
-    "hepatitis B core antibody": r"anti-?HBc|HBcAb|hepatitis B core",
+    "hepatitis B core antibody test": r"anti-?HBc|HBcAb|hepatitis B core",
     "HBV DNA": r"HBV[- ]DNA|hepatitis B (?:virus )?DNA|HBV viral load",
     "hepatitis C antibody test": r"anti-?HCV|HCV[- ]?Ab|hepatitis C antibod",
     "hepatitis C RNA test": r"HCV[- ]RNA|hepatitis C (?:virus )?RNA",
@@ -212,6 +212,28 @@ def coverage(counts: dict[str, dict]) -> dict[str, str | None]:
     return out
 
 
+def coding(counts: dict[str, dict]) -> dict[str, str]:
+    """concept -> how FHIR records of it are matched: 'LOINC' (it carries a checked LOINC code),
+    'derived' (elig computes it), 'by name' (shipped without a code: native records only), or
+    'missing' (not in the vocabulary)."""
+    sys.path.insert(0, str(ROOT))
+    from elig.terminology.vocabulary import default_vocabulary
+
+    vocab = default_vocabulary()
+    out = {}
+    for name in counts:
+        concept = vocab.lookup(name)
+        if concept is None:
+            out[name] = "missing"
+        elif any(spec.system == "http://loinc.org" for spec in concept.codes):
+            out[name] = "LOINC"
+        elif concept.kind == "derived":
+            out[name] = "derived"
+        else:
+            out[name] = "by name"
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=default_corpus())
@@ -236,15 +258,20 @@ def main(argv=None) -> int:
     n_lines = sum(1 for _ in open(args.corpus, encoding="utf-8"))
     n_trials = len({json.loads(r)["nct_id"] for r in open(args.corpus, encoding="utf-8")})
     print(f"corpus: {n_lines} lines from {n_trials} trials ({args.corpus})")
-    print(f"{'concept':40} {'trials':>6} {'lines':>6}  in vocabulary")
+    coded = coding(counts)
+    print(f"{'concept':40} {'trials':>6} {'lines':>6}  {'in vocabulary':40} FHIR match")
     for name, c in sorted(counts.items(), key=lambda kv: (-kv[1]["trials"], kv[0])):
         if c["trials"] == 0:
             continue
         mark = covered[name] or ("MISSING" if c["trials"] >= args.min_trials else "-")
-        print(f"{name:40} {c['trials']:>6} {c['lines']:>6}  {mark}")
+        print(f"{name:40} {c['trials']:>6} {c['lines']:>6}  {mark:40} {coded[name]}")
     named = [n for n, c in counts.items() if c["trials"] >= args.min_trials]
     print(f"\n{len(named)} concepts named in {args.min_trials}+ trials; "
           f"{len(named) - len(missing)} in the vocabulary, {len(missing)} missing")
+    kinds = {k: sum(1 for n in named if coded[n] == k) for k in ("LOINC", "derived", "by name")}
+    print(f"of those in the vocabulary: {kinds['LOINC']} carry a checked LOINC code, {kinds['derived']} "
+          f"{'is' if kinds['derived'] == 1 else 'are'} derived (computed), {kinds['by name']} "
+          f"{'is' if kinds['by name'] == 1 else 'are'} matched by name only (no code could be confirmed)")
     if missing:
         print("missing: " + ", ".join(missing))
     return 1 if missing else 0

@@ -59,13 +59,30 @@ def _corpus() -> str:
     data = json.loads((root / "bench" / "vocabulary_corpus_counts.json").read_text(encoding="utf-8"))
     vocab = default_vocabulary()
     rows = sorted(data["concepts"].items(), key=lambda kv: (-kv[1]["trials"], kv[0].lower()))
-    out = ["| concept | trials | lines | shipped |", "|---|---|---|---|"]
+    def matched(concept) -> str:
+        if concept is None:
+            return "—"
+        if any(spec.system == "http://loinc.org" for spec in concept.codes):
+            return "LOINC code"
+        return "computed" if concept.kind == "derived" else "by name only"
+
+    out = ["| concept | trials | lines | shipped | FHIR records matched by |", "|---|---|---|---|---|"]
+    tally: dict[str, int] = {}
     for name, c in rows:
-        shipped = "yes" if vocab.lookup(name) is not None else "—"
-        out.append(f"| {name} | {c['trials']} | {c['lines']} | {shipped} |")
+        concept = vocab.lookup(name)
+        shipped = "yes" if concept is not None else "—"
+        how = matched(concept)
+        if c["trials"] >= 2:
+            tally[how] = tally.get(how, 0) + 1
+        out.append(f"| {name} | {c['trials']} | {c['lines']} | {shipped} | {how} |")
     two = sum(1 for _, c in rows if c["trials"] >= 2)
     return (f"Counted by `{data['command']}` on {data['corpus']}: {len(rows)} measurable concepts named, "
-            f"{two} of them in two or more trials.\n\n" + "\n".join(out) + "\n")
+            f"{two} of them in two or more trials. Of those {two}, {tally.get('LOINC code', 0)} carry a checked "
+            f"LOINC code, {tally.get('computed', 0)} {'is' if tally.get('computed', 0) == 1 else 'are'} computed, "
+            f"and {tally.get('by name only', 0)} are matched by name only, because no code could be confirmed"
+            + (" (or, for the NYHA class, because LOINC codes the class as an answer, not the number elig compares)"
+               if matched(vocab.lookup("NYHA functional class")) == "by name only" else "") + ".\n\n"
+            + "\n".join(out) + "\n")
 
 
 def _derivations() -> str:

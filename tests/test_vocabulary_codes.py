@@ -128,6 +128,39 @@ def test_two_units_of_one_analyte_convert_by_the_declared_molar_mass(concept, va
     assert value * conversion_factor(unit, c.unit, c.molar_mass) == pytest.approx(canonical, rel=2e-3)
 
 
+def test_an_analyte_coded_in_mass_and_in_moles_declares_a_cited_molar_mass():
+    """A concept with a [Mass/...] and a [Moles/...] LOINC code receives results in both: the molar
+    mass that bridges them is declared, with its source."""
+    for path in bundled_files():
+        concepts, _, _ = read_vocabulary_file(path)
+        for concept in concepts:
+            kinds = {("mass" if "[Mass/" in spec.display else "moles" if "[Moles/" in spec.display else None)
+                     for spec in concept.codes if spec.system == LOINC and spec.display}
+            if {"mass", "moles"} <= kinds:
+                assert concept.molar_mass and concept.molar_mass_source, concept.name
+
+
+# Real values, each checked against the usual clinical conversion in both directions.
+@pytest.mark.parametrize(("concept", "value", "unit", "canonical"), [
+    ("magnesium", 0.85, "mmol/L", 2.066),        # 1 mmol/L = 2.43 mg/dL
+    ("phosphate", 1.0, "mmol/L", 3.097),         # as phosphorus: 1 mmol/L = 3.10 mg/dL
+    ("uric acid", 357.0, "µmol/L", 6.0),         # 1 mg/dL = 59.48 µmol/L
+    ("free thyroxine", 15.4, "pmol/L", 1.196),   # 1 ng/dL = 12.87 pmol/L
+    ("oestradiol", 367.1, "pmol/L", 100.0),      # 1 pg/mL = 3.671 pmol/L
+    ("testosterone", 1.734, "nmol/L", 50.0),     # 1 ng/mL = 3.467 nmol/L
+    ("total bilirubin", 17.1, "µmol/L", 1.0),    # 1 mg/dL = 17.1 µmol/L
+])
+def test_a_real_value_converts_both_ways_by_the_declared_molar_mass(concept, value, unit, canonical):
+    from elig.terminology.units import conversion_factor
+
+    c = default_vocabulary().lookup(concept)
+    there = conversion_factor(unit, c.unit, c.molar_mass)
+    back = conversion_factor(c.unit, unit, c.molar_mass)
+    assert value * there == pytest.approx(canonical, rel=3e-3)
+    assert canonical * back == pytest.approx(value, rel=3e-3)
+    assert there * back == pytest.approx(1.0)
+
+
 # ---------------------------------------------------------------- the corpus decides
 def _bench():
     spec = importlib.util.spec_from_file_location("vocabulary_corpus", ROOT / "bench" / "vocabulary_corpus.py")

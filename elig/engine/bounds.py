@@ -83,7 +83,31 @@ def plausible_uln(concept, resolver) -> tuple[float, float] | None:
 
 
 def bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, sex: str | None = None):
-    """The threshold as a canonical float and how it was set, resolving x ULN; or why it cannot be set."""
+    """The threshold as a canonical float and how it was set, resolving x ULN; or why it cannot be set.
+
+    The answer depends on the bound and subject (nodes of the plan), and for a multiple of the ULN
+    or LLN on the observation's reference range, unit and record name and on the sex: it is kept in
+    the protocol's memo under exactly those, and the same (immutable) answer is returned again."""
+    key = ("bound", id(bound), id(subject), bound_reads(ctx, bound, obs, sex))
+    memo = ctx.memo
+    found = memo.recall(key, (bound, subject))
+    if found is None:
+        found = memo.keep(key, (bound, subject), _bound_value(ctx, bound, subject, obs, sex))
+    return found
+
+
+def bound_reads(ctx, bound: p.Bound, obs: Observation | None, sex: str | None):
+    """Everything of the patient that ``bound_value`` reads for this bound: nothing for a plain
+    threshold; for a multiple of the ULN or LLN, the observation's reference range, units and
+    record name, and the sex (the default ULN may depend on it). A memo key."""
+    if bound.uln_factor is None and bound.lln_factor is None:
+        return None
+    ref = None if obs is None else (obs.reference_high, obs.reference_low, obs.reference_unit, obs.unit,
+                                    obs.source.record)
+    return ref, sex or ctx.patient.sex
+
+
+def _bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, sex: str | None = None):
     unit = subject_unit(subject)
     if bound.lln_factor is not None:
         return lln_value(ctx, bound, subject, obs, unit)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import bound_value, compare, subject_unit
+from elig.engine.bounds import bound_reads, bound_value, compare, subject_unit
 from elig.engine.context import Context, Unusable
 from elig.engine.derive import subject_value
+from elig.engine.measure import measurement
+from elig.engine.memo import Memo
 from elig.engine.results import Explanation, Outcome, ThresholdUsed
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
@@ -22,7 +24,10 @@ NEAR_THRESHOLD = 1e-3
 def conversion_note(ctx: Context, used, derived, value: float, limits) -> str:
     """'; …converted at 88.40 µmol/L per mg/dL…' when a molar-mass conversion went into a value that
     lies within rounding of a threshold; else nothing (docs/semantics.md, "Unit conversions")."""
-    if not any(abs(value - lim) <= NEAR_THRESHOLD * abs(lim) for lim in limits):
+    for lim in limits:
+        if abs(value - lim) <= NEAR_THRESHOLD * abs(lim):
+            break
+    else:
         return ""
     inputs = list(used) + (list(derived.inputs) if derived is not None else [])
     notes = []
@@ -51,10 +56,48 @@ def molar_factor(ctx: Context, concept, unit: str) -> float | None:
     return factor if isinstance(factor, float) else None
 
 
+def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: str | None = None):
+    """The threshold of a comparison (``bound_value``) as (limit, the threshold with its comparator,
+    the comparator and limit as the summary says them), or why it cannot be set. With ``sex``, the
+    threshold of that sex's branch, said so. Made once per (test, subject, what the bound reads of
+    the patient) and kept in the protocol's memo."""
+    key = ("compared", id(test), id(subject), sex, bound_reads(ctx, test.bound, obs, sex))
+    found = ctx.memo.recall(key, (test, subject))
+    if found is None:
+        found = bound_value(ctx, test.bound, subject, obs, sex=sex)
+        if not isinstance(found, Unusable):
+            limit, threshold = found
+            symbol = SYMBOLS[test.op]
+            if sex is None:
+                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text}"),
+                         f"{symbol} {limit_text(test.bound, limit, unit)}")
+            else:
+                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
+                         f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
+        ctx.memo.keep(key, (test, subject), found)
+    return found
+
+
+def beside(ctx: Context, value: float, limit: float) -> str:
+    """``format_beside(value, limit)``, made once per distinct pair."""
+    key = ("beside", value, limit)
+    texts = ctx.memo.texts
+    text = texts.get(key)
+    if text is None:
+        text = Memo.put(texts, key, format_beside(value, limit))
+    return text
+
+
 def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     text = node.text
-    label = node.subject.label
-    got = subject_value(ctx, node.subject, node.window)
+    subject = node.subject
+    label = subject.label
+    if isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic":
+        got = measurement(ctx, subject.concept, label, node.window)  # what subject_value does, inline
+        if not isinstance(got, Unusable):
+            got = got.value, (got.used,), None, got.obs
+    else:
+        got = subject_value(ctx, subject, node.window)
     if isinstance(got, Unusable):
         return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                            summary=f"unknown: {got.reason}", reason=got.reason, missing=got.missing,
@@ -65,16 +108,14 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     if isinstance(test, p.SexTest):
         return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
     if isinstance(test, p.CompareTest):
-        bound = bound_value(ctx, test.bound, node.subject, obs)
+        bound = compared(ctx, test, node.subject, obs, unit)
         if isinstance(bound, Unusable):
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: {bound.reason}", reason=bound.reason,
                                missing=bound.missing, values=used, derived=derived)
-        limit, threshold = bound
-        threshold = attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text}")
+        limit, threshold, stated = bound
         outcome = Outcome.of(compare(value, test.op, limit))
-        summary = (f"{label} {with_unit(format_beside(value, limit), unit)} {meets(outcome)} "
-                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)}"
+        summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
                    + conversion_note(ctx, used, derived, value, (limit,)))
         gap = distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
@@ -112,28 +153,31 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
 def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, obs) -> Explanation:
     outcomes = {}
     thresholds = {}
-    for sex, test in node.test.branches:
-        bound = bound_value(ctx, test.bound, node.subject, obs, sex=sex)
+    patient_sex = ctx.patient.sex
+    branches = node.test.branches
+    if any(sex == patient_sex for sex, _ in branches):
+        # The patient's own branch alone decides (and is all the explanation shows).
+        branches = [(sex, test) for sex, test in branches if sex == patient_sex]
+    for sex, test in branches:
+        bound = compared(ctx, test, node.subject, obs, unit, sex)
         if isinstance(bound, Unusable):
             outcomes[sex] = Outcome.UNKNOWN
             continue
-        limit, threshold = bound
-        thresholds[sex] = (test, limit, threshold)
-        outcomes[sex] = Outcome.of(compare(value, test.op, limit))
-    sex = ctx.patient.sex
+        thresholds[sex] = (test, bound)
+        outcomes[sex] = Outcome.of(compare(value, test.op, bound[0]))
+    sex = patient_sex
     if sex in outcomes:
         outcome = outcomes[sex]
-        test, limit, threshold = thresholds.get(sex, (None, None, None))
+        test, bound = thresholds.get(sex, (None, None))
         if test is None:
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: no threshold could be set for {sex}", values=used,
                                derived=derived, reason="threshold unavailable")
-        summary = (f"{label} {with_unit(format_beside(value, limit), unit)} {meets(outcome)} "
-                   f"{SYMBOLS[test.op]} {limit_text(test.bound, limit, unit)} (threshold for {sex})"
+        limit, threshold, stated = bound
+        summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
                    + conversion_note(ctx, used, derived, value, (limit,)))
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
-                           threshold=attrs.evolve(threshold, text=f"{SYMBOLS[test.op]} {threshold.text} if {sex}"),
-                           derived=derived,
+                           threshold=threshold, derived=derived,
                            distance=distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None)
     distinct = set(outcomes.values())
     if len(distinct) == 1 and Outcome.UNKNOWN not in distinct:

@@ -14,6 +14,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.index import index_record
+from elig.engine.memo import Memo
 from elig.records.dates import whole_years_between, window_start
 from elig.engine.results import ValueUsed
 from elig.records.patient import Observation, Patient
@@ -45,8 +46,10 @@ class Context:
         self._index: dict[str, dict[str, list]] | None = None
         self.display_notes: list[str] = []
         self.section = "inclusion"
-        self._opens: dict = {}
-        self.concept_cache: dict | None = None  # set by a compiled protocol: concepts per distinct code
+        self.measured: dict = {}  # measure.measurement's answers, per (concept, label, window)
+        self._answers: dict | None = None
+        self.memo = checked.memo.check(checked.vocabulary)
+        self.concept_cache: dict = self.memo.concepts  # concepts per distinct (kind, codes, name)
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
@@ -55,15 +58,30 @@ class Context:
     def index(self) -> dict[str, dict[str, list]]:
         """Entries of the record by concept name, built once per evaluation, newest first."""
         if self._index is None:
-            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache)
+            self._index, notes = index_record(self.patient, self.vocabulary, self.concept_cache,
+                                              self.memo.display_only)
             self.display_notes.extend(notes)
         return self._index
 
+    def answers(self, key: str) -> list:
+        """The patient's attestations of ``key`` that give a value, in record order."""
+        if self._answers is None:
+            self._answers = {}
+            for a in self.patient.attestations:
+                if a.value is not None:
+                    self._answers.setdefault(a.key, []).append(a)
+        return self._answers.get(key, [])
+
     def window_opens(self, window: p.Duration) -> dt.date:
-        """The first day of a look-back window ending on the evaluation date (computed once per window)."""
-        opens = self._opens.get(window)
+        """The first day of a look-back window ending on the evaluation date."""
+        return self.opens(window.amount, window.unit)
+
+    def opens(self, amount: float, unit: str) -> dt.date:
+        """``window_start(as_of, amount, unit)``, once per protocol, date and length (the protocol's memo)."""
+        key = ("opens", self.as_of, amount, unit)
+        opens = self.memo.texts.get(key)
         if opens is None:
-            opens = self._opens[window] = window_start(self.as_of, window.amount, window.unit)
+            opens = Memo.put(self.memo.texts, key, window_start(self.as_of, amount, unit))
         return opens
 
     def observations(self, concept_name: str) -> list:
@@ -85,4 +103,8 @@ class Context:
     def window_text(self, window: p.Duration | None) -> str:
         if window is None:
             return ""
-        return f" within {window.text} before {self.as_of.isoformat()}"
+        key = ("window", self.as_of, window.text)
+        text = self.memo.texts.get(key)
+        if text is None:
+            text = Memo.put(self.memo.texts, key, f" within {window.text} before {self.as_of.isoformat()}")
+        return text

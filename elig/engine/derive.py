@@ -3,6 +3,8 @@ derived value computed by its declared formula (``elig.terminology.derivations``
 
 from __future__ import annotations
 
+import attrs
+
 from elig.engine import plan as p
 from elig.engine.context import Context, Unusable
 from elig.engine.measure import demographic, measurement, paired, quick_value
@@ -43,14 +45,46 @@ def ratio(ctx: Context, subject: p.RatioRef, window: p.Duration | None):
     return value, (num.used, den.used), d, None
 
 
+@attrs.frozen
+class _Plan:
+    """What a derived subject needs beyond the record, worked out once per subject (protocol's memo)."""
+
+    concepts: dict  # input key -> concept
+    factors: dict  # input key -> factor from the concept's canonical unit to the input's unit
+    params: dict  # parameter key -> value (defaults, overridden by the protocol)
+    param_text: tuple[str, ...]
+    factor: float | str  # from the derivation's unit to the subject concept's
+
+
+def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
+    key = ("derived", id(subject))
+    found = ctx.memo.recall(key, (subject,))
+    if found is None:
+        d = subject.derivation
+        concepts = {i.key: ctx.vocabulary.lookup(i.concept) for i in d.inputs}
+        factors = {}
+        for inp in d.inputs:
+            concept = concepts[inp.key]
+            factors[inp.key] = ctx.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
+        params = {prm.key: prm.default for prm in d.params}
+        overridden = dict(subject.params)
+        params.update(overridden)
+        param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
+                           ("" if prm.key in overridden else " (default)") for prm in d.params)
+        found = ctx.memo.keep(key, (subject,), _Plan(concepts, factors, params, param_text,
+                                                     ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)))
+    return found
+
+
 def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
     d = subject.derivation
+    plan = _plan(ctx, subject)
     values: dict[str, float] = {}
     used: list[ValueUsed] = []
     missing: list[str] = []
     reasons: list[str] = []
     pairing = None
-    concepts = {i.key: ctx.vocabulary.lookup(i.concept) for i in d.inputs}
+    concepts = plan.concepts
     if d.paired:
         refs = [p.MeasureRef(concepts[i.key], i.concept) for i in d.inputs]
         pair = paired(ctx, refs, window)
@@ -72,8 +106,7 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
         picked = picked_map.get(inp.key)
         if picked is None:
             continue
-        concept = concepts[inp.key]
-        factor = ctx.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
+        factor = plan.factors[inp.key]
         values[inp.key] = picked.value * (factor if isinstance(factor, float) else 1.0)
         used.append(picked.used)
     age = sex = None
@@ -96,16 +129,11 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
     if reasons:
         return Unusable(f"{subject.concept.name} ({d.title}) cannot be computed: " + "; ".join(reasons),
                         tuple(missing), tuple(used))
-    params = {prm.key: prm.default for prm in d.params}
-    overridden = dict(subject.params)
-    params.update(overridden)
-    value, substituted = d.compute(Inputs(values={**values, **params}, age=age, sex=sex))
-    param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
-                       ("" if prm.key in overridden else " (default)") for prm in d.params)
+    value, substituted = d.compute(Inputs(values={**values, **plan.params}, age=age, sex=sex))
     explained = Derived(concept=subject.concept.name, method=d.title, formula=d.formula,
                         substituted=f"{substituted} = {with_unit(fmt(value), d.unit)}", value=value, unit=d.unit,
-                        inputs=tuple(used), reference=d.reference, pairing=pairing, parameters=param_text)
-    factor = ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)
+                        inputs=tuple(used), reference=d.reference, pairing=pairing, parameters=plan.param_text)
+    factor = plan.factor
     canonical = value * factor if isinstance(factor, float) else value
     return canonical, tuple(used), explained, None
 

@@ -64,10 +64,18 @@ class Evaluation(Context):
     """The explaining evaluator: one ``visit_<PlanNode>`` per rule kind, each returning an ``Explanation``."""
 
     def rule(self, node: p.RulePlan) -> Explanation:
-        visit = getattr(self, "visit_" + type(node).__name__, None)
+        cls = type(self)
+        visitors = cls.__dict__.get("_visitors")
+        if visitors is None:
+            visitors = {}
+            setattr(cls, "_visitors", visitors)
+        visit = visitors.get(type(node))
         if visit is None:
-            raise TypeError(type(node).__name__)
-        return visit(node)
+            visit = getattr(cls, "visit_" + type(node).__name__, None)
+            if visit is None:
+                raise TypeError(type(node).__name__)
+            visitors[type(node)] = visit
+        return visit(self, node)
 
     def visit_ComparisonPlan(self, node: p.ComparisonPlan) -> Explanation:
         return comparison(self, node)
@@ -93,13 +101,27 @@ class Evaluation(Context):
     def run(self) -> EvaluationResult:
         self.index()  # also collects the coded entries whose display alone names a concept
         results = []
-        for c in self.checked.criteria:
+        memo = self.memo
+        rule = self.rule
+        criteria = self.checked.criteria
+        flags = memo.recall(("attested", id(criteria)), (criteria,))
+        if flags is None:
+            flags = memo.keep(("attested", id(criteria)), (criteria,),
+                              tuple([only_attestations(c.plan) for c in criteria]))
+        for c, attested in zip(criteria, flags):
             self.section = c.section
-            explanation = self.rule(c.plan)
-            results.append(CriterionResult(
-                id=c.id, section=c.section, sentence=c.sentence, rule=c.rule_text, notes=c.notes,
-                outcome=explanation.outcome, explanation=explanation, attested=only_attestations(c.plan),
-            ))
+            explanation = rule(c.plan)
+            # A criterion whose explanation the memo shares gives the very same result every time.
+            shared = memo.is_shared(explanation)
+            result = memo.recall(("criterion", id(c)), (c, explanation)) if shared else None
+            if result is None:
+                result = CriterionResult(
+                    id=c.id, section=c.section, sentence=c.sentence, rule=c.rule_text, notes=c.notes,
+                    outcome=explanation.outcome, explanation=explanation, attested=attested,
+                )
+                if shared:
+                    memo.keep(("criterion", id(c)), (c, explanation), result)
+            results.append(result)
         patient = self.patient
         return EvaluationResult(
             protocol_id=self.checked.id, protocol_title=self.checked.title, protocol_checksum=self.checked.checksum,

@@ -41,18 +41,28 @@ def records_of(ctx: Context, concept) -> tuple[list, list]:
     return records, unreadable
 
 
+def nothing_recorded(idx: dict, concept) -> bool:
+    """Whether the indexed record has no entry ``records_of`` would return for the concept (of any
+    kind but test), nor one without concept or code that may be one."""
+    kind = concept.kind
+    return not (idx[kind].get(concept.name) or idx["unreadable"].get(kind) or
+                (kind == "procedure" and (idx["condition"].get(concept.name) or idx["unreadable"].get("condition"))))
+
+
 def event(ctx: Context, node: p.EventPlan) -> Explanation:
     text = node.text
     concept = node.concept
     searched = node.searched
-    if concept.kind == "test":
+    kind = concept.kind
+    if kind == "test":
         return test_event(ctx, node, text, searched)
+    if nothing_recorded(ctx.index(), concept):
+        return _not_present(ctx, node)  # the shortcut of records_of finding nothing
     records, unreadable = records_of(ctx, concept)
     if not records:
         if unreadable:
             return _doubt(concept, text, searched, unreadable)
-        return Explanation(kind="event", rule=text, outcome=Outcome.NOT_MET,
-                           summary=f"no matching record of {concept.name}", searched=searched)
+        return _not_present(ctx, node)
     verdicts = []
     values = []
     whys = []
@@ -83,6 +93,17 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         missing = (f"{concept.name}: {reason}",)
     return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
                        searched=searched, reason=reason, missing=missing)
+
+
+def _not_present(ctx: Context, node: p.EventPlan) -> Explanation:
+    """No matching record and nothing unreadable: the same explanation for every patient, built once."""
+    key = ("not present", id(node))
+    found = ctx.memo.recall(key, (node,))
+    if found is None:
+        found = ctx.memo.keep(key, (node,), Explanation(
+            kind="event", rule=node.text, outcome=Outcome.NOT_MET,
+            summary=f"no matching record of {node.concept.name}", searched=node.searched))
+    return found
 
 
 def _doubt(concept, text: str, searched, unreadable: list) -> Explanation:
@@ -209,7 +230,7 @@ def test_event(ctx: Context, node: p.EventPlan, text: str, searched) -> Explanat
     concept = node.concept
     as_of = ctx.as_of
     records = ctx.observations(concept.name)
-    start = window_start(as_of, node.duration.amount, node.duration.unit) if node.duration else dt.date.min
+    start = ctx.window_opens(node.duration) if node.duration else dt.date.min
     results = []
     for obs in records:
         if obs.date is None:

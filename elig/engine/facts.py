@@ -24,7 +24,7 @@ from elig.engine.events import NOT_RECORDED, active_at
 from elig.engine.measure import read_value
 from elig.engine.results import Explanation, Outcome, ValueUsed
 from elig.engine.summary import date_text
-from elig.records.dates import window_start, within
+from elig.records.dates import within
 from elig.terminology.units import format_number as fmt, with_unit
 
 
@@ -103,7 +103,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
     """What the record says of a fact: each status, test, result and condition its concept names."""
     out: list[_Evidence] = []
     as_of = ctx.as_of
-    opens = window_start(as_of, concept.evidence_days, "day") if concept.evidence_days else dt.date.min
+    opens = ctx.opens(concept.evidence_days, "day") if concept.evidence_days else dt.date.min
     idx = ctx.index()
     for ev_name in concept.evidence:
         ev = ctx.vocabulary.lookup(ev_name)
@@ -144,7 +144,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                     continue
                 value = active
                 if active and concept.evidence_condition_days and r.onset is not None:
-                    began = within(r.onset, window_start(as_of, concept.evidence_condition_days, "day"), as_of)
+                    began = within(r.onset, ctx.opens(concept.evidence_condition_days, "day"), as_of)
                     if began is not True:
                         value, why = None, (f"open since {r.onset}, more than {concept.evidence_condition_days} "
                                             f"days ago: it may have ended")
@@ -219,8 +219,28 @@ def quick_attestation(ctx: Context, node: p.AttestationPlan) -> Outcome | None:
 def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
     """An attested answer, citing its source; two sources that disagree leave it unknown, both shown."""
     text = node.text
+    answers = ctx.answers(node.key)
+    if not answers:
+        key = ("awaiting", id(node))
+        found = ctx.memo.recall(key, (node,))
+        if found is None:
+            found = ctx.memo.keep(key, (node,), Explanation(
+                kind="attestation", rule=text, outcome=Outcome.UNKNOWN, summary=f"awaiting attestation: {node.statement}",
+                reason="not attested yet", missing=(f"attestation: {node.statement}",)))
+        return found
     protocol_id = ctx.checked.id.lower()
-    answers = [a for a in ctx.patient.attestations if a.key == node.key and a.value is not None]
+    # The explanation reads nothing of the patient but these answers: the same answers (a
+    # questionnaire's, say) give the same explanation, built once.
+    key = ("attested", id(node), protocol_id,
+           tuple([(a.value, a.by, a.date, a.study, a.source.file, a.source.record) for a in answers]))
+    found = ctx.memo.recall(key, (node,))
+    if found is None:
+        found = ctx.memo.keep(key, (node,), _attested(node, protocol_id, answers))
+    return found
+
+
+def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Explanation:
+    text = node.text
     other_study = [a for a in answers if a.study and protocol_id not in a.study.lower()]
     answers = [a for a in answers if a not in other_study]
     values = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from elig.engine.memo import Memo
 from elig.records.dates import PartialDate
 from elig.records.patient import Condition, Medication, Patient, Procedure
 from elig.terminology.vocabulary import Concept, Vocabulary
@@ -16,44 +17,74 @@ from elig.terminology.vocabulary import Concept, Vocabulary
 KINDS = ("observation", "condition", "procedure", "medication")
 
 
-def index_record(patient: Patient, vocabulary: Vocabulary,
-                 cache: dict | None = None) -> tuple[dict[str, dict[str, list]], list[str]]:
+def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = None,
+                 display_cache: dict | None = None) -> tuple[dict[str, dict[str, list]], list[str]]:
     """Entries by kind and concept name, newest first; and the notes on display-only entries.
 
-    With ``cache`` (a dict owned by a compiled protocol), the concepts of each distinct
-    (kind, codes, name) are looked up once, not once per entry."""
+    With ``cache`` (a dict owned by a checked or compiled protocol), the concepts of each
+    distinct (kind, codes, name, category) are looked up once, not once per entry; with
+    ``display_cache``, the display-only reading of each distinct tuple of codes."""
     idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
-    idx["unmatched"] = {}  # observations whose display alone names a concept, by that concept
-    idx["unreadable"] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
+    unmatched: dict[str, list] = {}  # observations whose display alone names a concept, by that concept
+    unreadable: dict[str, list] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
+    idx["unmatched"] = unmatched
+    idx["unreadable"] = unreadable
     notes: list[str] = []
-    site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
+    site_concepts = None
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
                           ("procedure", patient.procedures), ("medication", patient.medications)):
+        by_concept = idx[kind]
         for entry in entries:
-            if cache is None:
-                concepts = concepts_of(vocabulary, entry, site_concepts)
-            else:
-                key = (kind, entry.codes, entry.concept, getattr(entry, "category", ()))
+            codes = entry.codes
+            key = None
+            concepts = None
+            if cache is not None:
+                key = (kind, codes, entry.concept, getattr(entry, "category", ()))
                 concepts = cache.get(key)
-                if concepts is None:
-                    concepts = cache[key] = concepts_of(vocabulary, entry, site_concepts)
+            if concepts is None:
+                if site_concepts is None:
+                    site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
+                concepts = tuple(concepts_of(vocabulary, entry, site_concepts))
+                if cache is not None:
+                    Memo.put(cache, key, concepts)
             for concept in concepts:
-                idx[kind].setdefault(concept.name, []).append(entry)
-            if not entry.concept and not entry.codes:
-                idx["unreadable"].setdefault(kind, []).append(entry)
-            if not concepts and entry.codes:
-                named = display_only_concept(vocabulary, entry)
+                found = by_concept.get(concept.name)
+                if found is None:
+                    by_concept[concept.name] = [entry]
+                else:
+                    found.append(entry)
+            if not codes:
+                if not entry.concept:
+                    unreadable.setdefault(kind, []).append(entry)
+            elif not concepts:
+                if display_cache is None:
+                    named = display_only_concept(vocabulary, entry)
+                else:
+                    named = display_cache.get(codes, False)
+                    if named is False:
+                        named = Memo.put(display_cache, codes, display_only_concept(vocabulary, entry))
                 if named is not None:
                     coding, concept = named
                     notes.append(f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its "
                                  f"code {coding} is not in that concept's value set, so it is not counted (add the "
                                  f"code to the vocabulary if it means the same)")
                     if kind == "observation":
-                        idx["unmatched"].setdefault(concept.name, []).append(entry)
+                        unmatched.setdefault(concept.name, []).append(entry)
     for kind in idx:
+        key = _observation_key if kind in ("observation", "unmatched") else newest_first_key
         for entries in idx[kind].values():
-            entries.sort(key=newest_first_key, reverse=True)
+            if len(entries) > 1:
+                entries.sort(key=key, reverse=True)
     return idx, notes
+
+
+_OLDEST = (dt.date.min, dt.time(0, 0))
+
+
+def _observation_key(obs):
+    """``newest_first_key`` of an observation (it has a date and no onset or start)."""
+    d = obs.date
+    return _OLDEST if d is None else d.sort_key()
 
 
 def display_only_concept(vocabulary: Vocabulary, entry):

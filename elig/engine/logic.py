@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from elig.engine import plan as p
 from elig.engine.context import Context
+from elig.engine.events import nothing_recorded
 from elig.engine.results import Explanation, Outcome, kleene_and, kleene_or
 from elig.engine.summary import logic_summary
 
@@ -32,7 +33,44 @@ def unless(section: str, main: Outcome, exception: Outcome) -> Outcome:
     return kleene_and([main, exception.negate()])
 
 
+def event_concepts(node) -> tuple | None:
+    """The concepts of a rule made only of event rules (no test) under and/or/any/all/none/not/
+    unless; None for any other rule. Such a rule, on a record with none of them, is explained the
+    same way for every patient (``events.nothing_recorded``)."""
+    if isinstance(node, p.EventPlan):
+        return (node.concept,) if node.concept.kind != "test" else None
+    if isinstance(node, p.LogicPlan) and node.op != "whichever":
+        found = []
+        for child in node.children:
+            below = event_concepts(child)
+            if below is None:
+                return None
+            found.extend(c for c in below if c not in found)
+        return tuple(found)
+    return None
+
+
 def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
+    memo = ctx.memo
+    concepts = memo.recall(("event concepts", id(node)), (node,))
+    if concepts is None:
+        concepts = memo.keep(("event concepts", id(node)), (node,), event_concepts(node) or ())
+    quiet = None
+    if concepts:
+        idx = ctx.index()
+        if all(nothing_recorded(idx, c) for c in concepts):
+            # None of its events is recorded: the explanation is the one every such patient gets.
+            quiet = ("quiet", id(node), ctx.section)
+            found = memo.recall(quiet, (node,))
+            if found is not None:
+                return found
+    explanation = _logic(ctx, node)
+    if quiet is not None:
+        memo.keep(quiet, (node,), explanation)
+    return explanation
+
+
+def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
     text = node.text
     if node.op == "unless":
         main = ctx.rule(node.children[0])
@@ -45,17 +83,28 @@ def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         else:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
         return Explanation(kind="unless", rule=text, outcome=outcome, summary=summary, children=(main, exception))
-    children = tuple(ctx.rule(c) for c in node.children)
+    children = tuple([ctx.rule(c) for c in node.children])
     if node.op == "whichever":
         return whichever(ctx, node, children)
+    memo = ctx.memo
+    key = None
+    if all(memo.is_shared(c) for c in children):
+        # Children that are the same for every patient who has them make the same parent.
+        key = ("logic", id(node), *[id(c) for c in children])
+        found = memo.recall(key, (node, *children))
+        if found is not None:
+            return found
     outcome = combine(node.op, [c.outcome for c in children])
-    return Explanation(kind=node.op, rule=text, outcome=outcome, summary=logic_summary(node.op, children, outcome),
-                       children=children)
+    explanation = Explanation(kind=node.op, rule=text, outcome=outcome,
+                              summary=logic_summary(node.op, children, outcome), children=children)
+    if key is not None:
+        memo.keep(key, (node, *children), explanation)
+    return explanation
 
 
 def recorded(ctx: Context, node) -> bool:
     """Whether a measurement alternative has any record in its window (usable or not)."""
-    from elig.records.dates import window_start, within
+    from elig.records.dates import within
 
     subject = getattr(node, "subject", None)
     concepts = []
@@ -68,7 +117,7 @@ def recorded(ctx: Context, node) -> bool:
     if not concepts or (isinstance(subject, p.MeasureRef) and subject.concept.kind == "demographic"):
         return True  # age and the like: never "not recorded" in this sense
     window = node.window
-    opens = window_start(ctx.as_of, window.amount, window.unit) if window else None
+    opens = ctx.window_opens(window) if window else None
 
     def present(concept) -> bool:
         # An entry that cannot be placed in time, or that may be of the concept (no readable concept

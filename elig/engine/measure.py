@@ -16,6 +16,7 @@ import attrs
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
 from elig.engine.context import Context, Picked, Unusable
+from elig.engine.memo import Memo
 from elig.engine.results import ValueUsed
 from elig.engine.summary import date_text
 from elig.records.dates import window_start, within
@@ -29,17 +30,37 @@ PAIRING_TOLERANCE = dt.timedelta(hours=1)
 def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
                 candidates: list | None = None) -> Picked | Unusable:
     """The newest usable value of a concept in the window, or why there is none."""
+    if candidates is not None:
+        return _measurement(ctx, concept, label, window, candidates)
+    # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
+    # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
+    key = (id(concept), label, None) if window is None else (id(concept), label, window.amount, window.unit,
+                                                              window.text)
+    found = ctx.measured.get(key)
+    if found is None:
+        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
+                                                 ctx.index()["observation"].get(concept.name, ()))
+    return found
+
+
+def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                 records) -> Picked | Unusable:
     as_of = ctx.as_of
     want = f"{label}{ctx.window_text(window)}"
-    records = candidates if candidates is not None else ctx.observations(concept.name)
     records = [o for o in records if o.value is not None or o.problem or o.result is None]
     if not records:
         return Unusable(f"no {label} recorded", (want,))
-    start = window_start(as_of, window.amount, window.unit) if window else dt.date.min
-    dated = [o for o in records if o.date is not None]
-    if not dated:
+    start = ctx.window_opens(window) if window else dt.date.min
+    not_future = []
+    undated = True
+    for o in records:
+        d = o.date
+        if d is not None:
+            undated = False
+            if d.earliest() <= as_of:
+                not_future.append(o)
+    if undated:
         return Unusable(f"{label} is recorded without a date", (want,))
-    not_future = [o for o in dated if o.date.earliest() <= as_of]
     if not not_future:
         return Unusable(f"every {label} is dated after the evaluation date {as_of}", (want,))
     newest = not_future[0]
@@ -56,7 +77,7 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
         return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
                         f"before {as_of}", (want,), (raw_value(concept, newest),))
     picked = read_value(ctx, concept, label, newest, want)
-    if isinstance(picked, Picked):
+    if isinstance(picked, Picked) and len(not_future) > 1:
         # Two results at the same instant that disagree: neither may silently win. A twin that
         # cannot be read may disagree too, so it makes the result of that instant uncertain.
         for twin in not_future[1:]:
@@ -81,11 +102,16 @@ def _may_be_newer(ctx: Context, concept: Concept, label: str, records: list, new
         if o.date is None:
             return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
                     f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
-    for o in ctx.unreadable("observation"):
+    idx = ctx.index()
+    unreadable = idx["unreadable"].get("observation")
+    unmatched = idx["unmatched"].get(concept.name)
+    if not unreadable and not unmatched:
+        return None
+    for o in unreadable or ():
         if o.date is None or o.date.latest() >= newest.date.earliest():
             return (f"{o.source} names no concept and has no code, and it may be a {label} newer than the one of "
                     f"{newest.date}, which therefore cannot decide", ())
-    for o in ctx.unmatched(concept.name):
+    for o in unmatched or ():
         if o.date is None or o.date.latest() >= newest.date.earliest():
             when = f"of {o.date}" if o.date is not None else "without a readable date"
             return (f"{o.source}, {when}, names {concept.name} in its display but its code is not in the "
@@ -99,36 +125,72 @@ def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
                      source=str(obs.source), text=obs.value_text or obs.result)
 
 
+@attrs.frozen
+class UnitReading:
+    """How a value recorded in one unit reads for one concept: what ``read_value`` decides from the
+    unit alone, worked out once per (recorded unit, concept) and kept in the protocol's memo."""
+
+    refused: str | None  # the vocabulary refuses the unit for this concept: why
+    factor: float | str | None  # to the canonical unit, or why it does not convert (None when refused)
+    fits: bool  # the unit may be read for the concept (``unit_fits``)
+    converted: bool  # the canonical value is shown as a conversion (the units differ beyond spelling)
+
+
+def unit_reading(ctx: Context, concept: Concept, recorded: str | None, unit: str) -> UnitReading:
+    """The ``UnitReading`` of ``unit`` (the recorded unit, or the concept's own for a unit-less value
+    read as canonical) for ``concept``, from the protocol's memo."""
+    key = (recorded, unit, concept.name)
+    table = ctx.memo.units
+    reading = table.get(key)
+    if reading is None:
+        refused = concept.refused(unit)
+        factor = fits = converted = None
+        if not refused:
+            resolver = ctx.resolver
+            factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+            if not isinstance(factor, str):
+                fits = recorded is None or unit_fits(ctx, concept, recorded, factor)
+                converted = resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1")
+        reading = Memo.put(table, key, UnitReading(refused, factor, bool(fits), bool(converted)))
+    return reading
+
+
 def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str) -> Picked | Unusable:
     """One observation's value in the concept's canonical unit, or why it cannot be read."""
-    raw = raw_value(concept, obs)
     if obs.problem or obs.value is None:
         return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
-                        (want,), (raw,))
+                        (want,), (raw_value(concept, obs),))
     unit = obs.unit
     if unit is None:
         if concept.unitless == "canonical":
             unit = concept.unit
         else:
             return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
-                            f"cannot be read", (want,), (raw,))
-    refused = concept.refused(unit)
-    if refused:
-        return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: {refused}",
-                        (f"{want} in {concept.unit}",), (raw,))
-    resolver = ctx.resolver
-    factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+                            f"cannot be read", (want,), (raw_value(concept, obs),))
+    reading = ctx.memo.units.get((obs.unit, unit, concept.name)) or unit_reading(ctx, concept, obs.unit, unit)
+    if reading.refused:
+        return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: "
+                        f"{reading.refused}", (f"{want} in {concept.unit}",), (raw_value(concept, obs),))
+    factor = reading.factor
     if isinstance(factor, str):
-        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw,))
-    if obs.unit is not None and not unit_fits(ctx, concept, obs.unit, factor):
+        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw_value(concept, obs),))
+    if not reading.fits:
         return Unusable(f"{label} on {obs.date}: the unit {obs.unit!r} does not fit {concept.name}, which is read "
                         f"only " + ("without a unit or " if concept.unitless else "") +
-                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,), (raw,))
+                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,),
+                        (raw_value(concept, obs),))
     value = obs.value * factor
     conversion = None
-    if resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1"):
-        conversion = f"{with_unit(fmt(obs.value), unit)} = {with_unit(fmt3(value), concept.unit)}"
-    used = attrs.evolve(raw, canonical_value=value, canonical_unit=concept.unit, conversion=conversion)
+    if reading.converted:
+        # The text depends only on the recorded number, its unit and the concept: made once per distinct one.
+        key = ("conversion", obs.value, unit, concept.name)
+        texts = ctx.memo.texts
+        conversion = texts.get(key)
+        if conversion is None:
+            conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), unit)} = "
+                                              f"{with_unit(fmt3(value), concept.unit)}")
+    used = ValueUsed(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
+                     None if obs.date is None else str(obs.date), str(obs.source), obs.value_text or obs.result)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
@@ -140,8 +202,10 @@ def unit_fits(ctx: Context, concept: Concept, unit: str, factor: float) -> bool:
     """Whether a recorded unit may be read for the concept. Units of another dimension fail the
     conversion already; a dimensionless concept (a score, a ratio, a fraction) also refuses a
     dimensionless unit of another scale (``%`` on ECOG) unless the vocabulary lists it."""
+    if math.isclose(factor, 1.0, rel_tol=1e-12):
+        return True
     q = concept.unit_quantity
-    if q is None or not q.dimensionless or math.isclose(factor, 1.0, rel_tol=1e-12):
+    if q is None or not q.dimensionless:
         return True
     key = ctx.resolver.unit_key(unit)
     return any(key == ctx.resolver.unit_key(u) for u in concept.also_units)

@@ -14,6 +14,7 @@ from typing import Union
 import attrs
 import pint
 
+from elig.engine.memo import Memo
 from elig.language import tree as t
 from elig.terminology.derivations import Derivation
 from elig.terminology.units import UnitResolver
@@ -181,7 +182,7 @@ class CriterionPlan:
 
 @attrs.frozen
 class CheckedProtocol:
-    """A protocol ready to evaluate many patients. Immutable except its unit cache."""
+    """A protocol ready to evaluate many patients. Immutable except its caches (units, ``memo``)."""
 
     tree: t.Protocol
     criteria: tuple[CriterionPlan, ...]
@@ -189,6 +190,8 @@ class CheckedProtocol:
     checksum: str
     resolver: UnitResolver = attrs.field(factory=UnitResolver, eq=False, repr=False)
     warnings: tuple = ()
+    # What evaluations of this protocol work out once per distinct code, unit or rule (elig.engine.memo).
+    memo: Memo = attrs.field(factory=Memo, eq=False, repr=False)
 
     @property
     def id(self) -> str:

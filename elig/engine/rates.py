@@ -9,7 +9,7 @@ from elig.engine.measure import read_value
 from elig.engine.results import Derived, Explanation, Outcome, ThresholdUsed
 from elig.engine.summary import limit_text, meets
 from elig.language.canonical import SYMBOLS
-from elig.records.dates import PartialDate, window_start, within
+from elig.records.dates import PartialDate, within
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
 
 
@@ -19,7 +19,7 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
     label = node.node.name.text
     as_of = ctx.as_of
     want = (f"two {label} results{ctx.window_text(node.window)}",)
-    start = window_start(as_of, node.window.amount, node.window.unit)
+    start = ctx.window_opens(node.window)
     picked = []
     for obs in ctx.observations(concept.name):
         if obs.date is None or obs.date.earliest() > as_of:

@@ -37,23 +37,25 @@ class Outcome(str, enum.Enum):
 
 
 def kleene_and(outcomes) -> Outcome:
-    """False wins, then unknown: ``unknown and false`` is false."""
-    outcomes = list(outcomes)
-    if any(o is Outcome.NOT_MET for o in outcomes):
-        return Outcome.NOT_MET
-    if any(o is Outcome.UNKNOWN for o in outcomes):
-        return Outcome.UNKNOWN
-    return Outcome.MET
+    """False wins, then unknown: ``unknown and false`` is false (reading stops at the first false)."""
+    unknown = False
+    for o in outcomes:
+        if o is Outcome.NOT_MET:
+            return Outcome.NOT_MET
+        if o is Outcome.UNKNOWN:
+            unknown = True
+    return Outcome.UNKNOWN if unknown else Outcome.MET
 
 
 def kleene_or(outcomes) -> Outcome:
-    """True wins, then unknown: ``unknown or true`` is true."""
-    outcomes = list(outcomes)
-    if any(o is Outcome.MET for o in outcomes):
-        return Outcome.MET
-    if any(o is Outcome.UNKNOWN for o in outcomes):
-        return Outcome.UNKNOWN
-    return Outcome.NOT_MET
+    """True wins, then unknown: ``unknown or true`` is true (reading stops at the first true)."""
+    unknown = False
+    for o in outcomes:
+        if o is Outcome.MET:
+            return Outcome.MET
+        if o is Outcome.UNKNOWN:
+            unknown = True
+    return Outcome.UNKNOWN if unknown else Outcome.NOT_MET
 
 
 class Verdict(str, enum.Enum):

@@ -12,6 +12,7 @@ from elig.records.dates import PartialDate
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
 from elig.terminology.vocabulary import Concept
 
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 LOGIC_NAMES = {"and": "all required", "all": "all of", "or": "one suffices", "any": "any of", "none": "none of",
                "not": "not"}
 
@@ -19,9 +20,17 @@ LOGIC_NAMES = {"and": "all required", "all": "all of", "or": "one suffices", "an
 def logic_summary(op: str, children, outcome: Outcome) -> str:
     if op == "not":
         return f"not: {children[0].summary}"
-    counts = {o: sum(1 for c in children if c.outcome is o) for o in Outcome}
-    parts = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-    return f"{LOGIC_NAMES[op]}: {parts} → {outcome}"
+    met = not_met = unknown = 0
+    for c in children:
+        o = c.outcome
+        if o is MET:
+            met += 1
+        elif o is NOT_MET:
+            not_met += 1
+        elif o is UNKNOWN:
+            unknown += 1
+    parts = ", ".join([f"{n} {o.value}" for o, n in ((MET, met), (NOT_MET, not_met), (UNKNOWN, unknown)) if n])
+    return f"{LOGIC_NAMES[op]}: {parts} → {outcome.value}"
 
 
 def limit_text(bound: p.Bound, limit: float, unit: str) -> str:

@@ -22,7 +22,7 @@ from lark.indenter import Indenter
 
 from elig.language import tree as t
 from elig.diagnostics import Diagnostic, ProtocolError, Span
-from elig.terminology.units import UnitSyntaxError, quantity as make_quantity
+from elig.terminology.units import UnitSyntaxError, quantity as make_quantity, suggest_unit
 
 
 class _ProtocolIndenter(Indenter):
@@ -523,10 +523,12 @@ class _Builder(lark.Transformer):
         try:
             value = make_quantity(_number(number), unit)
         except UnitSyntaxError:
+            near = suggest_unit(unit)
             self.errors.append(Diagnostic(
                 "E004", f"unknown unit '{unit}'", span=self._span(items[1]),
-                hint="write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
-                     "breaths/min, days, months, years"))
+                hint=(f"did you mean '{near}'? " if near else "")
+                + "write units as clinicians do: mg/dL, µmol/L, 10^9/L, g/L, mL/min, mmHg, %, "
+                  "breaths/min, days, months, years"))
             value = make_quantity(_number(number), None)
         return t.Quantity(value=value, number=number, unit=unit, has_unit=unit is not None, restored_from=restored,
                           span=span)

@@ -93,7 +93,15 @@ def normalise_unit_text(text: str) -> str:
     return expr or "1"
 
 
+# A count before a unit in a denominator is part of it: g/24h is grams per 24 hours, mg/100mL
+# milligrams per 100 mL. pint would read "24h" as 24 × hour after the division (g/24 × h).
+_COUNTED = re.compile(r"^(\d+(?:\.\d+)?)([A-Za-z][A-Za-z]*)$")
+
+
 def _one_factor(token: str) -> str:
+    counted = _COUNTED.match(token)
+    if counted:
+        return f"({counted.group(1)} * {_one_factor(counted.group(2))})"
     m = re.match(r"^([A-Za-z%\[\]{}_.]+?)(?:\^|\*\*)?(-?\d+)?$", token)
     base, power = (m.group(1), m.group(2)) if m else (token, None)
     key = base.lower() if base.lower() in _ALIASES else base
@@ -127,12 +135,29 @@ def check_unit_bounds(text: str) -> None:
             raise UnitSyntaxError(f"cannot read unit {text!r}: the exponent {m.group(1)} is beyond ±{MAX_EXPONENT}")
 
 
+# The base dimensions of the units a clinic or laboratory reports. pint knows many more (lux,
+# ampere, candela, bit...): "ng/mlx" would be nanograms per millilux, a typo read as a unit.
+# The one unit with electric current in it that criteria use is the volt (ECG amplitudes in mV);
+# [pH] read by pint is a pico-henry, and is refused with the rest.
+_CLINICAL_DIMENSIONS = frozenset({"[mass]", "[length]", "[time]", "[substance]", "[temperature]",
+                                  "[enzyme_activity]", "[body_surface_area_normalised]"})
+_VOLT = ureg.parse_expression("V").dimensionality
+
+
 def _check_quantity(text: str, q: pint.Quantity) -> pint.Quantity:
     """Refuse what parsed but is no unit a lab reports: a scale beyond 10^±30, a dimension
-    raised past the 4th power, percent squared (``%%``)."""
+    raised past the 4th power, percent squared (``%%``), a dimension no clinical unit has
+    (light, electric current: ``ng/mlx`` is a typo, not nanograms per millilux)."""
     magnitude = float(q.magnitude)
     if not (math.isfinite(magnitude) and 1e-30 <= abs(magnitude) <= 1e30):
         raise UnitSyntaxError(f"cannot read unit {text!r}: its scale is not one a laboratory uses")
+    foreign = sorted(set(q.dimensionality) - _CLINICAL_DIMENSIONS)
+    if foreign == ["[current]"] and q.dimensionality == _VOLT:
+        foreign = []  # an ECG amplitude in mV or µV
+    if foreign:
+        names = ", ".join(d.strip("[]").replace("_", " ") for d in foreign)
+        raise UnitSyntaxError(f"cannot read unit {text!r}: pint would read it as a unit of {names}, "
+                              "which no clinical result has")
     for name, power in q.unit_items():
         if abs(power) > MAX_DIMENSION_POWER or (name in _SCALED_WORDS and power != 1):
             raise UnitSyntaxError(f"cannot read unit {text!r}: {name} to the power {power:g} is not a unit")
@@ -171,6 +196,26 @@ def _parse_unit(text: str) -> pint.Quantity:
     if not isinstance(q, pint.Quantity):
         q = Q_(float(q), "dimensionless")
     return q
+
+
+# The units people write in eligibility criteria, for "did you mean" on a unit elig cannot read.
+_COMMON_UNITS = (
+    "mg/dL", "g/dL", "g/L", "mg/L", "ng/mL", "pg/mL", "ng/dL", "ng/L", "µg/L", "µg/dL", "µmol/L", "mmol/L",
+    "nmol/L", "pmol/L", "mmol/mol", "U/L", "IU/L", "mIU/L", "mIU/mL", "U/mL", "IU/mL", "10^9/L", "10^12/L",
+    "/mm3", "/µL", "cells/µL", "cells/mm3", "mL/min", "mL/min/1.73 m²", "mmHg", "kPa", "%", "s", "ms", "bpm",
+    "breaths/min", "kg", "g", "cm", "kg/m²", "m²", "L", "mL", "g/d", "g/24h", "mg/24h", "mg/g", "mg/mmol",
+    "mg/mg", "copies/mL", "days", "weeks", "months", "years", "Cel",
+)
+
+
+def suggest_unit(text: str) -> str | None:
+    """The common unit closest to an unreadable one (``ng/mlx`` → ``ng/mL``), or None."""
+    import difflib
+
+    typed = re.sub(r"\s+", "", str(text)).replace("µ", "u").replace("μ", "u").lower()
+    keys = {re.sub(r"\s+", "", u).replace("µ", "u").lower(): u for u in _COMMON_UNITS}
+    match = difflib.get_close_matches(typed, list(keys), n=1, cutoff=0.7)
+    return keys[match[0]] if match and keys[match[0]] != text else None
 
 
 def quantity(number: float, unit_text: str | None) -> pint.Quantity:

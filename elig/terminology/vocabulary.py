@@ -25,7 +25,7 @@ import yaml
 
 from elig.diagnostics import Diagnostic, ProtocolError, Span
 from elig.terminology.codes import Coding, canonical_system
-from elig.terminology.units import UnitSyntaxError, parse_unit
+from elig.terminology.units import UnitSyntaxError, parse_unit, suggest_unit
 
 KINDS = ("measurement", "derived", "demographic", "condition", "procedure", "medication", "test", "fact")
 # Kinds whose records are judged closed-world (no matching record = not present).
@@ -488,8 +488,10 @@ class _EntryChecker:
         try:
             return parse_unit(str(text))
         except UnitSyntaxError:
+            near = suggest_unit(str(text))
             self.problem("V306", f"cannot read unit {str(text)!r}", self.where(key, sub, subkey),
-                         "write the unit as a clinician would (mg/dL, µmol/L, 10^9/L, mmHg, %) or in UCUM; "
+                         (f"did you mean {near!r}? " if near else "")
+                         + "write the unit as a clinician would (mg/dL, µmol/L, 10^9/L, mmHg, %) or in UCUM; "
                          "use \"1\" for a score or a ratio")
             return None
 
