@@ -83,7 +83,7 @@ class _Run(Evaluation):
         super().__init__(compiled.checked, patient, as_of)
         self.fallbacks = compiled._fallbacks
         self.fell_back = False
-        self.memo: dict = {}  # what several rules read, read once per patient: measurements, answers
+        self.once: dict = {}  # what several rules read, read once per patient: measurements, answers
 
     def explained(self, node) -> Outcome:
         """The outcome the explaining evaluator's rule function gives (counted: a fallback)."""
@@ -633,7 +633,7 @@ class _Measure:
         self.opens: dict = {}  # evaluation date -> first day of the window
 
     def __call__(self, run: _Run):
-        memo = run.memo
+        memo = run.once
         got = memo.get(self, memo)
         if got is memo:
             got = memo[self] = self.read(run)
@@ -721,8 +721,8 @@ class _Measure:
 def _answers(run: _Run):
     """The record's answers by attestation key, read once per patient; None when an answer names a
     study (``facts.attestation`` then weighs which study it was given for)."""
-    got = run.memo.get(_answers, run.memo)
-    if got is run.memo:
+    got = run.once.get(_answers, run.once)
+    if got is run.once:
         got = {}
         for a in run.patient.attestations:
             if a.study:
@@ -734,7 +734,7 @@ def _answers(run: _Run):
                     got[a.key] = {a.value}
                 else:
                     seen.add(a.value)
-        run.memo[_answers] = got
+        run.once[_answers] = got
     return got
 
 
