@@ -16,9 +16,11 @@ What the query does, as the interpreter does it:
   (``unit_factors``); a value without a unit, of a unit that does not convert, or
   outside the concept's plausible range is unusable;
 * the newest value (newest date, then time, then record order) is taken with
-  ``row_number()`` over a window, never with ``arg_max`` (which would silently fall back
-  to an older row when the newest is unusable); a stale or unusable newest value, or two
-  results at the same instant that disagree, is unknown;
+  ``arg_max_null`` over one key that orders the records so, never with ``arg_max`` (which
+  would silently fall back to an older row when the newest is unusable); a stale or
+  unusable newest value, or two results at the same instant that disagree, is unknown.
+  Only the rare patients with several results at the newest instant have those results
+  ranked with a window (``slot_ctes``), so the query sorts almost nothing;
 * ``x ULN`` takes the upper limit from the same row's reference range, else the
   vocabulary's default for the patient's sex; sex branches choose by sex;
 * derived values (Cockcroft-Gault and the rest of the catalogue), ratios of paired
@@ -79,10 +81,9 @@ def date_lit(d: dt.date) -> str:
 
 
 def close(a: str, b: str, abs_tol: bool = True) -> str:
-    """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL."""
-    d = f"abs(({a}) - ({b}))"
-    out = f"(({a}) = ({b}) OR {d} <= 1e-9 * abs({b}) OR {d} <= 1e-9 * abs({a})"
-    return out + (f" OR {d} <= 1e-12)" if abs_tol else ")")
+    """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL: |a - b| <= max(1e-9 |a|, 1e-9 |b|[, 1e-12])."""
+    bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
+    return f"(({a}) = ({b}) OR abs(({a}) - ({b})) <= greatest({bounds}))"
 
 
 def compare(a: str, op: str, b: str) -> str:
@@ -100,9 +101,9 @@ def within(lo: str, hi: str, start: str, end: str) -> str:
 
 
 def any_record(x: str, where: str) -> str:
-    """Kleene OR over the records selected by ``where``: no record gives FALSE."""
-    return (f"(CASE WHEN bool_or({x}) FILTER (WHERE {where}) THEN TRUE "
-            f"WHEN count(*) FILTER (WHERE ({where}) AND ({x}) IS NULL) > 0 THEN NULL ELSE FALSE END)")
+    """Kleene OR over the records selected by ``where``, as a code: 2 when one is TRUE, else 1 when
+    one is unknown, else 0; NULL when no record is selected. ``x`` is written (and computed) once."""
+    return f"max(CASE {x} WHEN TRUE THEN 2 WHEN FALSE THEN 0 ELSE 1 END) FILTER (WHERE {where})"
 
 
 # ---------------------------------------------------------------- derived values in SQL
@@ -186,6 +187,12 @@ class _Compiler:
         self.unread: set[str] = set()  # entry kinds whose unreadable entries the query needs
         self.concepts: dict[str, set[str]] = {k: set() for k in ENTRY_TABLES}
         self.measured: dict[str, Concept] = {}
+        self.derived_values: list[str] = []  # derived values in SQL, columns dv0, dv1, ... of the step bx
+        # Per observation concept, the first day each reader of its records needs (None: all of them).
+        self.reads: dict[str, list[dt.date | None]] = {}
+
+    def read_from(self, concept: Concept, start: dt.date | None) -> None:
+        self.reads.setdefault(concept.name, []).append(start)
 
     # ------------------------------------------------------------ entry points
     def run(self) -> Compiled:
@@ -259,6 +266,7 @@ class _Compiler:
         for concept in concepts:
             self.measure(concept)
             key = (concept, self.start(node.window))
+            self.read_from(concept, key[1])
             if key not in self.presence:
                 self.presence.append(key)
             out.append(f"coalesce(b.rec{self.presence.index(key)}, FALSE)")
@@ -276,6 +284,7 @@ class _Compiler:
         """The newest usable value of a concept in a window: column v{i} (NULL: unknown), r{i} its ULN."""
         self.measure(concept)
         s = _Slot(concept, self.start(window))
+        self.read_from(concept, s.start)
         if s not in self.slots:
             self.slots.append(s)
         return self.slots.index(s)
@@ -283,6 +292,7 @@ class _Compiler:
     def paired(self, concepts: tuple[Concept, ...], window: p.Duration | None) -> int:
         for c in concepts:
             self.measure(c)
+            self.read_from(c, None)  # partners and the records passed over may be older than the window
         key = (concepts, self.start(window))
         if key not in self.pairs:
             self.pairs.append(key)
@@ -334,7 +344,11 @@ class _Compiler:
         factor = self.resolver.factor(d.unit, subject.concept.unit or d.unit)
         if isinstance(factor, float):
             value = f"({value} * {lit(factor)})"
-        return f"(CASE WHEN {' AND '.join(known)} THEN {value} END)"
+        # Computed once per patient (the step ``bx``), however many comparisons read it.
+        value = f"(CASE WHEN {' AND '.join(known)} THEN {value} END)"
+        if value not in self.derived_values:
+            self.derived_values.append(value)
+        return f"b.dv{self.derived_values.index(value)}"
 
     def uln(self, subject, bound: p.Bound, ref: str | None, sex: str | None) -> str:
         """The limit of ``bound``: a constant, or ``factor x ULN`` (reference range of the row, else default)."""
@@ -382,6 +396,7 @@ class _Compiler:
 
     def rate(self, node: p.RatePlan) -> str:
         self.measure(node.concept)
+        self.read_from(node.concept, None)
         key = (node.concept, self.start(node.window))
         if key not in self.rates:
             self.rates.append(key)
@@ -410,8 +425,8 @@ class _Compiler:
         # No match, but an entry with neither concept nor code may be one: unknown (events._doubt).
         unread = " OR ".join(f"coalesce(b.unread_{k}, FALSE)" for k in kinds)
         self.unread.update(kinds)
-        return (f"(CASE WHEN e_{concept.kind}.pk IS NULL THEN (CASE WHEN {unread} THEN NULL ELSE FALSE END) "
-                f"WHEN e_{concept.kind}.x{i} = FALSE AND ({unread}) THEN NULL ELSE e_{concept.kind}.x{i} END)")
+        return (f"(CASE coalesce(e_{concept.kind}.x{i}, 0) WHEN 2 THEN TRUE WHEN 1 THEN NULL "
+                f"ELSE (CASE WHEN {unread} THEN NULL ELSE FALSE END) END)")
 
     @staticmethod
     def by_kind(kinds: list[str], make) -> str:
@@ -488,6 +503,7 @@ class _Compiler:
     def test_event(self, node: p.EventPlan) -> str:
         concept = node.concept
         self.concepts["observation"].add(concept.name)
+        self.read_from(concept, self.start(node.duration) if node.duration else None)
         start = date_lit(self.start(node.duration)) if node.duration else "DATE '0001-01-01'"
         inside = within("o.d_lo", "o.d_hi", start, self.AS_OF)
         included = f"(o.d_lo IS NULL OR {inside} IS NOT FALSE)"
@@ -534,6 +550,8 @@ class _Compiler:
             if ev is None:
                 self.fail(f"the evidence '{name}' of '{concept.name}'")
             if ev.kind in ("test", "measurement"):
+                self.read_from(ev, window_start(self.as_of, concept.evidence_days, "day")
+                               if concept.evidence_days else None)
                 if ev.kind == "measurement":
                     self.measure(ev)
                 else:
@@ -568,7 +586,7 @@ class _Compiler:
                       f"{finite.format(x='o.ref_low')} OR NOT (o.ref_low * rf.ref_factor > {uln})) AND "
                       f"(m.u_lo IS NULL OR ({uln} >= m.u_lo AND {uln} <= m.u_hi))")
             ctes.append(f"""obs_all AS (
-  SELECT o.pk, o.seq, m.target AS concept, m.unmatched, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec,
+  SELECT o.pk, o.seq, m.target AS concept, m.cid, m.unmatched, o.d_lo, o.d_hi, coalesce(o.d_sec, 0) AS sec, o.d_sec,
          o.d_key, o.result,
          (o.value IS NOT NULL OR o.problem IS NOT NULL OR o.result IS NULL) AS valued,
          o.value * f.factor AS cval,
@@ -579,51 +597,13 @@ class _Compiler:
   JOIN concepts_observation m ON m.mkey = o.mkey
   LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
   LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
+  WHERE {self.recent_enough()}
 )""")
             ctes.append("obs AS (SELECT * FROM obs_all WHERE NOT unmatched)")
         if self.slots:
-            names = sorted({s.concept.name for s in self.slots})
-            ctes.append(f"""ranked AS (
-  SELECT *, row_number() OVER w AS rn, first_value(d_key) OVER w AS n_key, first_value(cval) OVER w AS n_cval,
-         first_value(ok) OVER w AS n_ok, first_value(d_hi) OVER w AS n_hi, first_value(sec) OVER w AS n_sec
-  FROM obs
-  WHERE concept IN ({', '.join(text_lit(n) for n in names)}) AND valued AND d_lo IS NOT NULL AND d_lo <= {A}
-  WINDOW w AS (PARTITION BY pk, concept ORDER BY d_hi DESC, sec DESC, seq)
-)""")
-            ctes.append(f"""newest AS (
-  SELECT pk, concept, max(d_lo) FILTER (WHERE rn = 1) AS lo, max(d_hi) FILTER (WHERE rn = 1) AS hi,
-         bool_or(ok) FILTER (WHERE rn = 1) AS ok, max(cval) FILTER (WHERE rn = 1) AS v,
-         max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
-         min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
-         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
-                         AND (NOT ok OR NOT {close('cval', 'n_cval', False)})) AS clash
-  FROM ranked WHERE rn = 1 OR (d_hi = n_hi AND sec = n_sec)
-  GROUP BY pk, concept
-)""")
-            # An entry that cannot be placed in time, or whose display alone names the concept, may be
-            # newer than the newest: the newest then cannot decide (elig.engine.measure._may_be_newer).
-            ctes.append(f"""unread_obs AS (
-  SELECT pk, bool_or(d_lo IS NULL) AS ur_undated, max(d_hi) AS ur_hi FROM observations WHERE unread GROUP BY pk
-)""")
-            ctes.append(f"""doubt AS (
-  SELECT pk, concept, bool_or(NOT unmatched AND valued AND d_lo IS NULL) AS undated,
-         bool_or(unmatched AND d_lo IS NULL) AS um_undated, max(d_hi) FILTER (WHERE unmatched) AS um_hi
-  FROM obs_all WHERE concept IN ({', '.join(text_lit(n) for n in names)}) GROUP BY pk, concept
-)""")
-            picks = []
+            ctes += self.slot_ctes()
             for i, s in enumerate(self.slots):
-                usable = ("n.ok AND (clash IS NULL OR (brk IS NOT NULL AND brk < clash)) AND NOT coalesce(undated, FALSE) "
-                          "AND NOT coalesce(um_undated, FALSE) AND (um_hi IS NULL OR um_hi < n.lo) "
-                          "AND NOT coalesce(u.ur_undated, FALSE) AND (u.ur_hi IS NULL OR u.ur_hi < n.lo)")
-                if s.start is not None:
-                    usable += f" AND n.lo >= {date_lit(s.start)} AND n.hi <= {A}"
-                c = text_lit(s.concept.name)
-                picks.append(f"max(CASE WHEN {usable} THEN v END) FILTER (WHERE n.concept = {c}) AS v{i}")
-                picks.append(f"max(uln_ref) FILTER (WHERE n.concept = {c}) AS r{i}")
                 cols += [f"mv.v{i}", f"mv.r{i}"]
-            ctes.append("mv AS (\n  SELECT n.pk, " + ",\n         ".join(picks) +
-                        "\n  FROM newest n LEFT JOIN doubt d ON d.pk = n.pk AND d.concept = n.concept "
-                        "LEFT JOIN unread_obs u ON u.pk = n.pk GROUP BY n.pk\n)")
             joins.append("LEFT JOIN mv ON mv.pk = p.pk")
         if self.rates or self.pairs:
             names = sorted({c.name for c, _ in self.rates} | {c.name for cs, _ in self.pairs for c in cs})
@@ -709,8 +689,8 @@ class _Compiler:
         if self.tests:
             aggs = []
             for i, (verdict, where) in enumerate(self.tests):
-                aggs.append(f"(CASE WHEN count(*) FILTER (WHERE {where}) = 0 THEN NULL ELSE "
-                            f"{any_record(verdict, where)} END) AS x{i}")
+                # No result in the window: unknown (a test result is open-world).
+                aggs.append(f"(CASE {any_record(verdict, where)} WHEN 2 THEN TRUE WHEN 0 THEN FALSE END) AS x{i}")
             ctes.append("tests AS (\n  SELECT o.pk, " + ",\n         ".join(aggs) + "\n  FROM obs o GROUP BY o.pk\n)")
         if self.attested:
             # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
@@ -735,7 +715,12 @@ class _Compiler:
         if self.facts:
             crit_joins.append("LEFT JOIN facts f ON f.pk = b.pk")
         crit = ",\n         ".join(f"{e} AS c{i}" for i, e in enumerate(exprs))
-        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM b\n  "
+        base = "b"
+        if self.derived_values:
+            ctes.append("bx AS (\n  SELECT b.*, " + ",\n         ".join(
+                f"{v} AS dv{k}" for k, v in enumerate(self.derived_values)) + "\n  FROM b\n)")
+            base = "bx b"
+        ctes.append(f"crit AS (\n  SELECT b.pk, b.patient_id, b.source, b.line, b.issues,\n         {crit}\n  FROM {base}\n  "
                     + "\n  ".join(crit_joins) + "\n)")
         excluded = " OR ".join(
             (f"coalesce(NOT c{i}, FALSE)" if section == "inclusion" else f"coalesce(c{i}, FALSE)")
@@ -753,6 +738,96 @@ class _Compiler:
             name, _, body = cte.partition(" AS (")
             self.steps.append((name.strip(), body.rstrip()[:-1]))
         return "WITH " + ",\n".join(ctes) + "\n" + self.final
+
+    def recent_enough(self) -> str:
+        """Which observations any step reads: a record that ends before the first day every reader
+        of its concept needs is not read (each reader asks for a day that the record would not
+        reach, or, for the newest value, a record that old cannot be the newest in the window)."""
+        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        whens = []
+        for name, starts in sorted(self.reads.items()):
+            if starts and None not in starts and name in ids:
+                whens.append(f"WHEN {ids[name]} THEN o.d_hi >= {date_lit(min(starts))}")
+        return f"(o.d_lo IS NULL OR (CASE m.cid {' '.join(whens)} ELSE TRUE END))" if whens else "TRUE"
+
+    def slot_ctes(self) -> list[str]:
+        """The newest usable value of each slot (``elig.engine.measure.measurement``): ``mv``, one row per patient.
+
+        The newest record of a concept is found by an aggregate, not by sorting every record:
+        ``arg_max_null`` over a key that orders records as the interpreter does (latest day,
+        then time of day, then first in the record), so the newest wins even when its value is
+        NULL or unusable. Results at the same instant as the newest (twins) are rare; only for
+        those patient and concept pairs are the records of that instant ranked with a window,
+        as the interpreter walks them, to find a twin that disagrees.
+
+        Records that end before every window of their concept are not read: where the newest
+        record is one of them, it is stale (unknown) whether or not they are read.
+        """
+        A = self.AS_OF
+        M = 16777216  # a record's place (seq, below 2^24) packs with its instant into one BIGINT key
+        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        names = sorted({s.concept.name for s in self.slots})
+        end_of_day = ((self.as_of - dt.date(1970, 1, 1)).days + 1) * 86400
+        opens = []
+        for name in names:
+            starts = [s.start for s in self.slots if s.concept.name == name]
+            if None not in starts:
+                opens.append(f"WHEN {ids[name]} THEN d_hi >= {date_lit(min(starts))}")
+        recent = f"(d_lo IS NULL OR (CASE cid {' '.join(opens)} ELSE TRUE END))" if opens else "TRUE"
+        main = f"(NOT unmatched AND valued AND d_lo IS NOT NULL AND d_lo <= {A})"
+        # Entries that may be newer than the newest and so keep it from deciding (elig.engine.measure.
+        # _may_be_newer): a result without a date, or one whose display alone names the concept and
+        # that is not known to be older. Their latest day (an undated one: never older) is kept.
+        doubt = (f"max(CASE WHEN unmatched OR (valued AND d_lo IS NULL) THEN coalesce(d_hi, DATE '9999-12-31') "
+                 f"END) AS doubt_hi")
+        out = [f"""slot_rows AS (
+  SELECT pk, seq, cid, unmatched, valued, d_lo, d_hi, d_key, cval, ok, uln_ref,
+         CASE WHEN {main} THEN date_diff('day', DATE '1970-01-01', d_hi) * 86400 + sec END AS t
+  FROM obs_all
+  WHERE cid IN ({', '.join(str(ids[n]) for n in names)}) AND {recent}
+)""", f"""newest AS (
+  SELECT pk, cid, max(t) AS t_top, max(t * {M} + seq) AS k_last,
+         max(t * {M} + ({M - 1} - seq)) AS k_first, bool_or(t IS NOT NULL AND (seq < 0 OR seq >= {M})) AS far,
+         arg_max_null(d_lo, t * {M} + ({M - 1} - seq)) AS lo,
+         arg_max_null(CASE WHEN ok THEN cval END, t * {M} + ({M - 1} - seq)) AS v,
+         arg_max_null(uln_ref, t * {M} + ({M - 1} - seq)) AS uln_ref, {doubt}
+  FROM slot_rows GROUP BY pk, cid
+)""",
+               # Twins: more than one record at the newest instant (the first and the last of that instant
+               # differ), or a record order the key cannot hold. These are walked as the interpreter does.
+               f"""ranked AS (
+  SELECT r.*, row_number() OVER w AS rn, first_value(r.d_key) OVER w AS n_key,
+         first_value(r.cval) OVER w AS n_cval, first_value(r.ok) OVER w AS n_ok
+  FROM slot_rows r JOIN newest n ON n.pk = r.pk AND n.cid = r.cid AND r.t = n.t_top
+  WHERE n.far OR (n.k_first - n.t_top * {M}) + (n.k_last - n.t_top * {M}) <> {M - 1}
+  WINDOW w AS (PARTITION BY r.pk, r.cid ORDER BY r.seq)
+)""", f"""exact AS (
+  SELECT pk, cid, max(d_lo) FILTER (WHERE rn = 1) AS lo,
+         max(CASE WHEN ok THEN cval END) FILTER (WHERE rn = 1) AS v, max(uln_ref) FILTER (WHERE rn = 1) AS uln_ref,
+         min(rn) FILTER (WHERE rn > 1 AND d_key <> n_key) AS brk,
+         min(rn) FILTER (WHERE rn > 1 AND d_key = n_key AND n_ok
+                         AND (NOT ok OR NOT {close('cval', 'n_cval', False)})) AS clash
+  FROM ranked GROUP BY pk, cid
+)""", f"""unread_obs AS (
+  SELECT pk, max(coalesce(d_hi, DATE '9999-12-31')) AS ur_hi FROM observations WHERE unread GROUP BY pk
+)""", f"""nv AS (
+  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
+         CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
+         CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash) THEN x.v
+              END AS v
+  FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk
+)"""]
+        picks = []
+        for i, s in enumerate(self.slots):
+            usable = "(doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo)"
+            if s.start is not None:
+                # The newest's last day is on or before the evaluation date: its instant is before the next day.
+                usable += f" AND lo >= {date_lit(s.start)} AND t_top < {end_of_day}"
+            c = ids[s.concept.name]
+            picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
+            picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
+        out.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + "\n  FROM nv GROUP BY pk\n)")
+        return out
 
     def fact_ctes(self) -> list[str]:
         """Facts from evidence (elig.engine.facts.evidence, decide): the newest observations decide
@@ -929,6 +1004,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind in ENTRY_TABLES:
         wanted = set(compiled.concepts.get(kind, ()))
+        cids = {name: i for i, name in enumerate(sorted(wanted))}  # the query's integer concept ids
         rows = []
         for mkey in keys.get(kind, []):
             entry = entry_of(kind, mkey)
@@ -944,7 +1020,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                        "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
                 if kind == "observation":
                     window = plausible_uln(concept, resolver)
-                    row.update(unit=concept.unit or "1",
+                    row.update(cid=cids[concept.name], unit=concept.unit or "1",
                                unitless_unit=concept.unit if concept.unitless == "canonical" else None,
                                p_lo=concept.plausible[0] if concept.plausible else None,
                                p_hi=concept.plausible[1] if concept.plausible else None,
@@ -971,7 +1047,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
 _MAP = (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unmatched", "BOOLEAN"), ("site_applies", "BOOLEAN"),
         ("site_ok", "BOOLEAN"))
 AUX_SCHEMAS = {
-    "concepts_observation": _MAP + (("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
+    "concepts_observation": _MAP + (("cid", "INTEGER"), ("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
                                     ("p_hi", "DOUBLE"), ("u_lo", "DOUBLE"), ("u_hi", "DOUBLE")),
     "concepts_condition": _MAP,
     "concepts_procedure": _MAP,

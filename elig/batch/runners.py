@@ -57,7 +57,7 @@ def rows(compiled: cc.Compiled, result: pa.Table) -> Iterator[BatchRow]:
 
 
 def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
-    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "INTEGER": pa.int32()}
     schema = pa.schema([(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
     return pa.Table.from_pylist(rows_, schema=schema)
 
@@ -76,14 +76,20 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, tables: str | Path | dict[str, pa.Table], threads: int | None = None,
-                 memory_limit: str | None = None):
+                 memory_limit: str | None = None, temp_directory: str | None = None):
+        """``threads``: DuckDB's worker threads (default: every core). ``memory_limit`` (``'2GB'``):
+        beyond it DuckDB spills to ``temp_directory`` (default: DuckDB's own), so memory stays flat
+        in the number of patients; without it DuckDB may use up to 80% of the machine's memory."""
         import duckdb
 
-        self.con = duckdb.connect()
+        config = {}
         if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
+            config["threads"] = int(threads)
         if memory_limit:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            config["memory_limit"] = str(memory_limit)
+        if temp_directory:
+            config["temp_directory"] = str(temp_directory)
+        self.con = duckdb.connect(config=config)
         if isinstance(tables, dict):
             for name in TABLES:
                 self.con.register(name, tables[name])
@@ -133,12 +139,14 @@ class DuckDBEngine:
 def to_spark(sql: str) -> str:
     """The query in Spark SQL: sqlglot translates the dialect; what it leaves is fixed here.
 
-    * ``arg_min_null(x, k)`` (DuckDB: the x of the least k, even when x is NULL) becomes
-      ``min_by``; the query only gives it values that are never NULL, where both agree.
+    * ``arg_min_null(x, k)`` and ``arg_max_null(x, k)`` (DuckDB: the x of the least or greatest
+      k, even when that x is NULL) become ``min_by`` and ``max_by``, which keep a NULL x as well
+      (rows whose k is NULL are skipped by both).
     """
     import sqlglot
 
     sql = re.sub(r"\barg_min_null\(", "min_by(", sql)
+    sql = re.sub(r"\barg_max_null\(", "max_by(", sql)
     return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
@@ -186,9 +194,9 @@ class SparkEngine:
         """The compiled query and its Spark DataFrame (not yet computed)."""
         compiled = cc.compile_protocol(checked, as_of)
         keys, units = self.keys()
-        from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
+        from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
 
-        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType(), "BOOLEAN": BooleanType()}
+        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType(), "BOOLEAN": BooleanType(), "INTEGER": IntegerType()}
         for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
             schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
             self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],
