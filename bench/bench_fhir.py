@@ -16,8 +16,10 @@ memory (tracemalloc) of each. The synthetic bundle replicates the observations o
 a Synthea bundle to ``--entries`` entries with fresh ids and a distinct date per
 entry, so caches of repeated date strings do not flatter the figures.
 
-Times are best-of-N wall-clock on one core; they are for comparison within one
-run, not absolute promises. Figures are written down in docs/fhir.md.
+Times are wall-clock on one core (best of N; the ratio is the median over N pairs
+measured back to back); they are for comparison within one run, not absolute
+promises. The figures are written to bench/results/fhir.json, which
+docs/performance.md shows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import datetime as dt
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 import tracemalloc
@@ -40,18 +43,29 @@ if str(ROOT) not in sys.path:
 from elig.records import fhir  # noqa: E402
 from elig.records.fhir import read_fhir  # noqa: E402
 
-DEFAULT_DIR = Path(os.environ.get("ELIG_SYNTHEA_DIR", Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "fhir"))
+def _synthea_dir() -> Path:
+    """The shared Synthea bundles: $ELIG_SYNTHEA_DIR, or shared/ beside the checkout (as tests/conftest.py finds them)."""
+    if os.environ.get("ELIG_SYNTHEA_DIR"):
+        return Path(os.environ["ELIG_SYNTHEA_DIR"])
+    for candidate in (ROOT.parent / "shared" / "data" / "fhir", ROOT.parent.parent / "shared" / "data" / "fhir"):
+        if candidate.is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data" / "fhir"
+
+
+DEFAULT_DIR = _synthea_dir()
 FALLBACK_DIR = ROOT / "tests" / "data" / "fhir"
+RESULTS = ROOT / "bench" / "results" / "fhir.json"
 
 
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
+def timings(fn, repeat: int) -> list[float]:
+    out = []
     for _ in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def peak_bytes(fn) -> int:
@@ -105,15 +119,20 @@ def measure(label: str, text: str, repeat: int) -> dict:
     data = json.loads(text)
     reading = cold_read(data, label)
     n = reading.entries
-    t_json = best_of(lambda: json.loads(text), repeat)
-    t_read = best_of(lambda: cold_read(data, label), repeat)
+    # interleaved, so a change of machine load touches both alike; each pair gives one ratio
+    pairs = [(timings(lambda: json.loads(text), 1)[0], timings(lambda: cold_read(data, label), 1)[0])
+             for _ in range(repeat)]
+    t_json = min(j for j, _ in pairs)
+    t_read = min(r for _, r in pairs)
+    ratios = sorted(r / j for j, r in pairs)
     mem_json = peak_bytes(lambda: json.loads(text))
     mem_read = peak_bytes(lambda: cold_read(data, label))
     p = reading.patient
     return {
         "label": label, "mb": len(text.encode("utf-8")) / 1e6, "entries": n, "facts": len(p.observations)
         + len(p.conditions) + len(p.procedures) + len(p.medications), "issues": len(p.issues),
-        "t_json": t_json, "t_read": t_read, "mem_json": mem_json, "mem_read": mem_read,
+        "t_json": t_json, "t_read": t_read, "mem_json": mem_json, "mem_read": mem_read, "repeat": repeat,
+        "read_over_json": {"min": ratios[0], "median": statistics.median(ratios), "max": ratios[-1]},
     }
 
 
@@ -125,7 +144,7 @@ def report(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['label'][:28]:<28} {r['mb']:>6.2f} {r['entries']:>8} {r['facts']:>7} "
               f"{r['t_json'] * 1e3:>9.1f}ms {r['t_read'] * 1e3:>8.1f}ms "
-              f"{r['entries'] / r['t_read']:>10,.0f} {r['t_read'] / r['t_json']:>8.2f}x "
+              f"{r['entries'] / r['t_read']:>10,.0f} {r['read_over_json']['median']:>8.2f}x "
               f"{r['mem_json'] / 1e6:>8.1f}MB {r['mem_read'] / 1e6:>8.1f}MB")
 
 
@@ -134,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder", nargs="?", type=Path, default=None, help="folder of FHIR bundles (*.json)")
     ap.add_argument("--entries", type=int, default=50_000, help="entries in the synthetic bundle (default 50000)")
     ap.add_argument("--repeat", type=int, default=10, help="best of N for the small bundles (default 10)")
+    ap.add_argument("--output", type=Path, default=RESULTS, help="where the figures are written as JSON")
     args = ap.parse_args(argv)
+    command = "python bench/bench_fhir.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    load_start = list(os.getloadavg())
 
     folder = args.folder or (DEFAULT_DIR if DEFAULT_DIR.is_dir() else FALLBACK_DIR)
     files = sorted(folder.glob("*.json"))
@@ -160,7 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(f"synthetic {args.entries:,} entries", text, max(1, args.repeat // 3)))
     report(rows)
     print("\nread/json: time of read_fhir on parsed data divided by json.loads of the same text "
-          "(the baseline). peak: tracemalloc peak of each step alone.")
+          "(the baseline; median of the repeats, each pair measured back to back). "
+          "peak: tracemalloc peak of each step alone.")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
+        "python": sys.version.split()[0], "bundles": str(folder.name if folder == FALLBACK_DIR else folder),
+        "load_average_start": load_start, "load_average_end": list(os.getloadavg()), "rows": rows,
+    }, indent=2) + "\n", encoding="utf-8")
+    print(f"written to {args.output}")
     return 0
 
 

@@ -528,7 +528,9 @@ def handwritten(p: dict) -> tuple[str, list]:
     preg, lact = p.get("pregnant"), p.get("lactating")
     preg = False if preg is None and childbearing is False else preg
     lact = False if lact is None and childbearing is False else lact
-    crit.append(_or(preg, lact, attested("unwilling or unable to use effective contraception")))  # E1
+    male = None if sex is None else sex == "male"  # the contraception clause asks men and women of childbearing potential
+    crit.append(_or(preg, lact, _and(_or(male, childbearing),
+                                     attested("unwilling or unable to use effective contraception"))))  # E1
     crit.append(history_of("chronic bronchitis"))  # E2 (no emphysema, cor pulmonale generated)
     crit.append(False)  # E3 lung resection: none generated
     crit.append(False)  # E4 tumour progression: none generated
@@ -570,3 +572,127 @@ def _grade(g) -> int | None:
         return g
     word = str(g).split()[-1]
     return int(word) if word.isdigit() else _ROMAN.get(word)
+
+
+# ---------------------------------------------------------------- the organ-function criteria alone
+ORGAN_PROTOCOL = ROOT / "bench" / "organ_function.elig"
+ORGAN_CRITERIA = ("I4.1", "I4.2", "I4.3", "I4.4", "I4.5", "I4.6", "I4.7", "I4.9", "E8")
+
+
+def handwritten_organ(p: dict) -> tuple[str, list]:
+    """Decide the 9 organ-function criteria of NCT06021067 (bench/organ_function.elig) by hand.
+
+    The same careful reading as ``handwritten`` (newest usable value in the window, unit
+    conversions, ULNs from reference ranges or the sex-specific default, Cockcroft-Gault,
+    the anticoagulant waiver of I4.7, Kleene logic), for these criteria only, so the
+    benchmark of issue 14 compares elig with the least a programmer would write for them.
+    """
+    as_of = AS_OF
+    today = as_of.isoformat()
+    sex = p.get("sex")
+    female = sex == "female"
+    labs: dict[str, list[dict]] = {}
+    undated = set()
+    for o in p["observations"]:
+        if o.get("date") is not None:
+            labs.setdefault(_name(o), []).append(o)
+        else:
+            undated.add(_name(o))
+
+    def reading(name, o):
+        v = o.get("value")
+        if not isinstance(v, (int, float)):
+            return None
+        factor = TO_CANONICAL.get((name, o.get("unit")))
+        if factor is None:
+            return None
+        v = v * factor
+        lo, hi = PLAUSIBLE[name]
+        return v if lo <= v <= hi else None
+
+    def newest(name, days):
+        past = [o for o in labs.get(name, ()) if o["date"] <= today]
+        if not past or name in undated:
+            return None, None
+        when = max(o["date"] for o in past)
+        if (as_of - dt.date.fromisoformat(when)).days > days:
+            return None, None
+        same = [o for o in past if o["date"] == when]
+        v = reading(name, same[0])
+        for twin in same[1:]:
+            w = reading(name, twin)
+            if v is not None and w is not None and not math.isclose(v, w, rel_tol=REL):
+                return None, same[0]
+        return v, same[0]
+
+    def value(name, days=7):
+        return newest(name, days)[0]
+
+    def uln_test(name, factor, test):
+        v, o = newest(name, 7)
+        if v is None:
+            return None
+        ref = o.get("reference_range")
+        if ref and ref.get("high") is not None:
+            uln = ref["high"] * TO_CANONICAL[(name, ref.get("unit", o.get("unit")))]
+        else:
+            uln = DEFAULT_ULN[name]
+            if isinstance(uln, dict):
+                uln = uln.get(sex)
+                if uln is None:
+                    return None
+        return test(v, factor * uln)
+
+    span = _span(p.get("birth_date"))
+    age = None
+    if span is not None:
+        def years(b):
+            return as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day))
+        age = years(span[1]) if years(span[0]) == years(span[1]) else None
+
+    def taking_anticoagulant():
+        for m in p.get("medications", ()):
+            if _name(m) != "anticoagulant" or (m.get("start") and m["start"] > today):
+                continue
+            if m.get("end"):
+                if m["end"] >= today:
+                    return True
+                continue
+            if m.get("status") not in ("completed", "stopped", "cancelled", "not-taken"):
+                return True
+        return False
+
+    crit = []
+    anc = value("ANC")
+    crit.append(None if anc is None else _ge(anc, 1.5))  # I4.1
+    plt_ = value("PLT")
+    crit.append(None if plt_ is None else _ge(plt_, 80))  # I4.2
+    hgb = value("HGB")
+    crit.append(None if hgb is None else _ge(hgb, 80))  # I4.3
+    crit.append(uln_test("TBil", 1.5, _le))  # I4.4
+    crit.append(_and(uln_test("ALT", 2.5, _le), uln_test("AST", 2.5, _le)))  # I4.5
+    scr = value("serum creatinine")
+    wt = value("body weight")
+    crcl = None
+    if scr is not None and wt is not None and age is not None and sex is not None:
+        crcl = (140 - age) * wt / (72 * scr) * (0.85 if female else 1)
+    crit.append(None if crcl is None else _ge(crcl, 60))  # I4.6
+    crit.append(_or(_or(uln_test("INR", 1.5, _le), uln_test("PT", 1.5, _le)), taking_anticoagulant()))  # I4.7
+    lvef = value("LVEF", 30)
+    crit.append(None if lvef is None else _ge(lvef, 50))  # I4.9
+    if scr is None:
+        creat_high = None
+    elif sex is None:
+        hi_m, hi_f = _gt(scr, 1.5), _gt(scr, 1.4)
+        creat_high = hi_m if hi_m == hi_f else None
+    else:
+        creat_high = _gt(scr, 1.4 if female else 1.5)
+    crit.append(_or(uln_test("AST", 2.5, _gt), uln_test("ALT", 2.5, _gt), creat_high))  # E8
+    inc, exc = crit[:8], crit[8:]
+    if any(x is False for x in inc) or any(x is True for x in exc):
+        verdict = "ineligible"
+    elif all(x is True for x in inc) and all(x is False for x in exc):
+        verdict = "eligible"
+    else:
+        verdict = "undetermined"
+    return verdict, crit

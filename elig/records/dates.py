@@ -33,6 +33,7 @@ _DATE_RE = re.compile(
 # (and is not scanned further). UTC offsets in use run from -12:00 to +14:00.
 _MAX_DATE_CHARS = 64
 _MAX_OFFSET = {1: dt.timedelta(hours=14), -1: dt.timedelta(hours=12)}
+_MIDNIGHT = dt.time(0, 0)
 
 
 @attrs.frozen(order=False)
@@ -43,6 +44,9 @@ class PartialDate:
     month: int | None = None
     day: int | None = None
     time: dt.time | None = None
+    # earliest(), latest() and sort_key(), computed once: a date is shared by the entries that give
+    # it and read many times by every rule that looks at them.
+    _bounds: tuple | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> "PartialDate":
@@ -96,18 +100,26 @@ class PartialDate:
     def is_complete(self) -> bool:
         return self.day is not None
 
+    def _compute_bounds(self) -> tuple:
+        earliest = dt.date(self.year, self.month or 1, self.day or 1)
+        if self.day is not None:
+            latest = earliest
+        else:
+            month = self.month or 12
+            latest = dt.date(self.year, month, calendar.monthrange(self.year, month)[1])
+        bounds = (earliest, latest, (latest, self.time or _MIDNIGHT))
+        object.__setattr__(self, "_bounds", bounds)
+        return bounds
+
     def earliest(self) -> dt.date:
-        return dt.date(self.year, self.month or 1, self.day or 1)
+        return (self._bounds or self._compute_bounds())[0]
 
     def latest(self) -> dt.date:
-        month = self.month or 12
-        day = self.day or calendar.monthrange(self.year, month)[1]
-        return dt.date(self.year, month, day)
+        return (self._bounds or self._compute_bounds())[1]
 
     def sort_key(self) -> tuple:
         """Newest-first sorting key: a later or more precise stamp sorts later."""
-        t = self.time or dt.time(0, 0)
-        return (self.latest(), t)
+        return (self._bounds or self._compute_bounds())[2]
 
     def instant(self) -> dt.datetime | None:
         """The exact moment, when known to the second (for pairing measurements)."""

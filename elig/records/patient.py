@@ -12,6 +12,7 @@ and what was expected. Only a file that is not a patient record at all raises
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -186,8 +187,6 @@ class _NativeReader:
     def __init__(self, file: str):
         self.file = file
         self.issues: list[DataIssue] = []
-        self.unit_reasons: dict[str, str | None] = {}  # each distinct unit string is parsed once
-        self.dates: dict[str, PartialDate] = {}  # each distinct date text is parsed once
         self.bad_dates: list[str] = []  # the date fields of the entry being read that could not be read
 
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
@@ -206,25 +205,24 @@ class _NativeReader:
         """A date, or None; a date given but unreadable is also noted in ``bad_dates``."""
         if value is None:
             return None
-        self.bad_dates.append(location.rsplit(".", 1)[-1])  # removed again below when it reads
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
+        if value.__class__ is str:
+            d = _date_of_text(value)  # entries share their dates, and so do patients: each is parsed once
+            if d.__class__ is PartialDate:
+                return d
+            why = d
+        elif not isinstance(value, (str, int)) or isinstance(value, bool):
+            self.bad_dates.append(location.rsplit(".", 1)[-1])
             self.issue(location, f"cannot read date {shown(value)}: expected text such as 2024-03-15",
                        "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
             return None
-        if isinstance(value, str):
-            d = self.dates.get(value)  # entries of one record share their dates: each is parsed once
-            if d is not None:
-                self.bad_dates.pop()
-                return d
-        try:
-            d = parse_date(value)
-            self.bad_dates.pop()
-            if isinstance(value, str):
-                self.dates[value] = d
-            return d
-        except DateSyntaxError as exc:
-            self.issue(location, str(exc), "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
-            return None
+        else:
+            try:
+                return parse_date(value)
+            except DateSyntaxError as exc:
+                why = str(exc)
+        self.bad_dates.append(location.rsplit(".", 1)[-1])
+        self.issue(location, why, "write dates as YYYY-MM-DD (or YYYY-MM, YYYY when that is all that is known)")
+        return None
 
     def codes(self, entry: dict, location: str, key: str | None = None) -> tuple[Coding, ...]:
         raw = entry.get(key) if key else entry.get("codes", entry.get("code"))
@@ -233,6 +231,11 @@ class _NativeReader:
         items = raw if isinstance(raw, list) else [raw]
         out = []
         for i, item in enumerate(items):
+            if item.__class__ is str:
+                coding = _coding_of_text(item)
+                if coding is not None:
+                    out.append(coding)
+                    continue
             if isinstance(item, dict) and _scalar(item.get("code")) and isinstance(item.get("system"), str):
                 display = item.get("display") if isinstance(item.get("display"), str) else None
                 out.append(Coding(canonical_system(item["system"]), str(item["code"]).strip(), display))
@@ -246,7 +249,7 @@ class _NativeReader:
         return tuple(out)
 
     def read(self, data: dict) -> Patient:
-        for key in sorted(set(data) - _TOP_KEYS):
+        for key in (sorted(set(data) - _TOP_KEYS) if not data.keys() <= _TOP_KEYS else ()):
             self.issue(key, f"unknown field '{key}' is ignored",
                        "known fields: " + ", ".join(sorted(_TOP_KEYS - {'birthDate', 'gender', 'description'})))
         pid = self.text(data.get("id"), "id", "the id") or Path(self.file).stem or "patient"
@@ -261,26 +264,24 @@ class _NativeReader:
         for key, concept in (("weight", "body weight"), ("height", "body height")):
             if data.get(key) is not None:
                 observations.append(self.observation(self._shorthand(data[key], concept), key))
-        for i, entry in enumerate(self.entries(data, "observations")):
-            observations.append(self.observation(entry, f"observations[{i}]"))
-        conditions = [self.dated(self.condition, e, f"conditions[{i}]")
-                      for i, e in enumerate(self.entries(data, "conditions"))]
-        procedures = [self.dated(self.procedure, e, f"procedures[{i}]")
-                      for i, e in enumerate(self.entries(data, "procedures"))]
-        medications = [self.dated(self.medication, e, f"medications[{i}]")
-                       for i, e in enumerate(self.entries(data, "medications"))]
+        observation, plain, file, keys = self.observation, _plain_observation, self.file, _PLAIN_OBSERVATION_KEYS
+        observations += [(e.keys() <= keys and plain(e, file, loc)) or observation(e, loc)
+                         for loc, e in zip(_locations("observations"), self.entries(data, "observations"))]
+        conditions = [self.dated(self.condition, e, loc)
+                      for loc, e in zip(_locations("conditions"), self.entries(data, "conditions"))]
+        procedures = [self.dated(self.procedure, e, loc)
+                      for loc, e in zip(_locations("procedures"), self.entries(data, "procedures"))]
+        medications = [self.dated(self.medication, e, loc)
+                       for loc, e in zip(_locations("medications"), self.entries(data, "medications"))]
         attestations = self.attestations(data.get("attestations"))
         return Patient(
             id=pid, source_file=self.file, format="native", name=self.text(data.get("name"), "name", "the name"),
             birth_date=birth, sex=sex,
             pregnant=self.boolean(data.get("pregnant"), "pregnant"),
             lactating=self.boolean(data.get("lactating"), "lactating"),
-            unstated_facts=tuple(f for f in ("pregnant", "lactating")
-                                 if data.get(f) is not None and self.boolean(data.get(f), None) is None),
-            observations=tuple(o for o in observations if o is not None),
-            conditions=tuple(c for c in conditions if c is not None),
-            procedures=tuple(p for p in procedures if p is not None),
-            medications=tuple(m for m in medications if m is not None),
+            unstated_facts=_unstated_facts(data),
+            observations=_present(observations), conditions=_present(conditions),
+            procedures=_present(procedures), medications=_present(medications),
             attestations=attestations, issues=tuple(self.issues),
         )
 
@@ -305,6 +306,8 @@ class _NativeReader:
         if not isinstance(raw, list):
             self.issue(key, f"'{key}' must be a list", f"write each entry on a line starting with '- '")
             return []
+        if all(entry.__class__ is dict for entry in raw):
+            return raw
         out = []
         for i, entry in enumerate(raw):
             if isinstance(entry, dict):
@@ -346,47 +349,66 @@ class _NativeReader:
         return None
 
     def observation(self, e: dict, loc: str) -> Observation | None:
-        codes = self.codes(e, loc)
-        concept = self.concept(e, loc)
+        if e.keys() <= _PLAIN_OBSERVATION_KEYS:
+            plain = _plain_observation(e, self.file, loc)
+            if plain is not None:
+                return plain
+        # Written for speed too (a screening run reads millions of these): the common fields are
+        # read inline, and each unusual one goes through the general reading, with its issue.
+        get = e.get
+        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        concept = get("concept") or get("name")
+        if concept is not None and concept.__class__ is not str:
+            concept = self.concept(e, loc)
         if not concept and not codes:
             self.issue(loc, "an observation needs a concept name or a code", "add 'concept: serum creatinine' or a LOINC code")
         value = value_text = problem = None
-        raw = e.get("value")
-        result = e.get("result")
+        raw = get("value")
+        result = get("result")
         if result is not None and not _scalar(result):
             self.issue(f"{loc}.result", f"cannot read result {shown(result)}: expected text such as 'negative'")
             result, problem = None, f"result {shown(result)} is not readable"
         if raw is not None:
-            value, problem_v = read_number(raw)
+            value = _plain_number(raw)
             if value is None:
-                value_text = raw if isinstance(raw, str) else shown(raw)
-                if isinstance(raw, str) and raw.strip().lower() in ("positive", "negative", "detected", "not detected"):
-                    result = result or raw
-                else:
-                    problem = problem_v
-                    self.issue(f"{loc}.value", problem, "write the number alone (1200 or 1.2) and the unit in 'unit'")
-            elif isinstance(raw, str):
-                value_text = raw
-        unit = e.get("unit")
+                value, problem_v = read_number(raw)
+                if value is None:
+                    value_text = raw if isinstance(raw, str) else shown(raw)
+                    if isinstance(raw, str) and raw.strip().lower() in ("positive", "negative", "detected", "not detected"):
+                        result = result or raw
+                    else:
+                        problem = problem_v
+                        self.issue(f"{loc}.value", problem, "write the number alone (1200 or 1.2) and the unit in 'unit'")
+                elif isinstance(raw, str):
+                    value_text = raw
+        unit = get("unit")
         if unit is not None and not isinstance(unit, str):
             problem = problem or f"unit {shown(unit)} is not text"
             self.issue(f"{loc}.unit", f"cannot read unit {shown(unit)}: a unit is text such as mg/dL")
             unit = shown(unit)
         elif unit not in (None, "") and problem is None and value is not None:
-            reason = unit_problem(unit, self.unit_reasons)
+            reason = _unit_reason(unit)
             if reason:
                 problem = reason
                 self.issue(f"{loc}.unit", f"{reason}; the observation cannot be used",
                            "write units as labs do: mg/dL, µmol/L, 10^9/L, g/L, U/L, %")
-        ref_low, ref_high, ref_unit = self.reference_range(e, loc, unit)
-        date = self.observed_on(e, loc)
+        if get("reference_range") or get("reference"):
+            ref_low, ref_high, ref_unit = self.reference_range(e, loc, unit)
+        else:
+            ref_low = ref_high = ref_unit = None
+        when = get("date")
+        date = _date_of_text(when) if when.__class__ is str and get("effective") is None else None
+        if date.__class__ is not PartialDate:
+            date = self.observed_on(e, loc)
         if result is not None:
             result = qualitative_result(str(result))
+        status = get("status")
         return Observation(
-            source=self.source(e, loc), concept=concept, codes=codes, value=value, value_text=value_text,
-            unit=unit if unit not in (None, "") else None, date=date, reference_low=ref_low,
-            reference_high=ref_high, reference_unit=ref_unit,
-            result=result, status=self.text(e.get("status"), f"{loc}.status", "status"), problem=problem,
+            source=Source(self.file, loc) if get("id") is None else self.source(e, loc), concept=concept,
+            codes=codes, value=value, value_text=value_text, unit=unit if unit not in (None, "") else None,
+            date=date, reference_low=ref_low, reference_high=ref_high, reference_unit=ref_unit,
+            result=result, status=None if status is None else self.text(status, f"{loc}.status", "status"),
+            problem=problem,
         )
 
     def observed_on(self, e: dict, loc: str) -> PartialDate | None:
@@ -427,9 +449,11 @@ class _NativeReader:
             raw = ref.get(key)
             number = None
             if raw is not None:
-                number, why = read_number(raw)
+                number = _plain_number(raw)
                 if number is None:
-                    self.issue(f"{loc}.reference_range.{key}", f"{why}; the range's {key} is not used")
+                    number, why = read_number(raw)
+                    if number is None:
+                        self.issue(f"{loc}.reference_range.{key}", f"{why}; the range's {key} is not used")
             bounds.append(number)
         return bounds[0], bounds[1], ref_unit or None
 
@@ -507,19 +531,186 @@ class _NativeReader:
                        "write e.g.  informed consent: true")
             return ()
         out = []
+        file = self.file
         for key, value in raw.items():
             loc = f"attestations.{key}"
+            if (value is None or value.__class__ is bool) and key.__class__ is str:
+                # the plain answer (positionally, in the order _ATTESTATION_FIELDS checks)
+                out.append(Attestation(_attestation_key(key), value, _source(file, loc)))
+                continue
             by = date = None
             if isinstance(value, dict):
                 by = self.text(value.get("by"), f"{loc}.by", "who attested")
                 date = self.date(value.get("date"), f"{loc}.date")
                 value = value.get("value")
-            out.append(Attestation(key=normalise_key(str(key)), value=self.boolean(value, loc),
+            out.append(Attestation(key=_attestation_key(key) if key.__class__ is str else normalise_key(str(key)),
+                                   value=value if value is None or value.__class__ is bool else self.boolean(value, loc),
                                    source=Source(self.file, loc), by=by, date=date))
         return tuple(out)
 
 
 LATERALITY_WORDS = ("left", "right", "bilateral", "midline")
+
+
+# Memos of pure readings of text that records repeat (dates, codes, units): each distinct text is
+# read once, not once per entry and per patient. They hold only immutable results and are bounded.
+@functools.lru_cache(maxsize=65536)
+def _date_of_text(text: str) -> PartialDate | str:
+    """The date a text gives, or why it gives none (the message of ``DateSyntaxError``)."""
+    try:
+        return parse_date(text)
+    except DateSyntaxError as exc:
+        return str(exc)
+
+
+@functools.lru_cache(maxsize=16384)
+def _coding_of_text(item: str) -> Coding | None:
+    """A code written as text ('LOINC:2160-0', 'http://loinc.org|2160-0'), or None when it is not one."""
+    if ":" in item and "|" in item or ":" in item and not item.startswith("http"):
+        system, code = item.split(":", 1) if not item.startswith("http") else item.rsplit("|", 1)
+        return Coding(canonical_system(system.strip()), code.strip())
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_reason(unit: str) -> str | None:
+    return unit_problem(unit)
+
+
+@functools.lru_cache(maxsize=4096)
+def _attestation_key(text: str) -> str:
+    return normalise_key(text)
+
+
+_SMALL_INT = 10 ** 15
+# The first 64 locations of each list of a record, written once.
+_LOCATIONS = {key: tuple(f"{key}[{i}]" for i in range(64))
+              for key in ("observations", "conditions", "procedures", "medications")}
+_PLAIN_OBSERVATION_KEYS = frozenset({"concept", "codes", "value", "unit", "date", "reference_range"})
+_PLAIN_RANGE_KEYS = frozenset({"low", "high", "unit"})
+
+
+def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
+    """The observation most records hold, read as ``_NativeReader.observation`` reads it; None for
+    anything that reading would note an issue on, or read otherwise (the general path then reads it).
+
+    Plain means: only the fields concept (text), codes (a list of 'SYSTEM:code' texts), value (a
+    finite number), unit (readable text), date (readable text) and reference_range (finite numbers
+    and a text unit) are given.
+    """
+    get = e.get
+    value = get("value")
+    cls = value.__class__
+    if cls is float:
+        if not math.isfinite(value):
+            return None
+    elif cls is int and -_SMALL_INT < value < _SMALL_INT:
+        value = float(value)
+    else:
+        return None
+    concept = get("concept") or None
+    if concept is not None and concept.__class__ is not str:
+        return None
+    raw = get("codes")
+    if raw is None:
+        codes = ()
+    else:
+        try:
+            codes = _codings_of_texts(tuple(raw)) if raw.__class__ is list else None
+        except TypeError:  # an unhashable item (a mapping): not a code text
+            return None
+        if not codes:
+            return None  # not a list of code texts, or an empty one: the general reading decides
+    if not concept and not codes:
+        return None
+    unit = get("unit") or None
+    if unit is not None and (unit.__class__ is not str or _unit_reason(unit) is not None):
+        return None
+    when = get("date")
+    date = _date_of_text(when) if when.__class__ is str else None
+    if date.__class__ is not PartialDate:
+        return None
+    low = high = ref_unit = None
+    ref = get("reference_range")
+    if ref:
+        if ref.__class__ is not dict or not ref.keys() <= _PLAIN_RANGE_KEYS:
+            return None
+        ref_unit = ref.get("unit", unit)
+        if ref_unit is not None and ref_unit.__class__ is not str:
+            return None
+        ref_unit = ref_unit or None
+        raw = ref.get("low")
+        if raw is not None and (low := _plain_number(raw)) is None:
+            return None
+        raw = ref.get("high")
+        if raw is not None and (high := _plain_number(raw)) is None:
+            return None
+    # positionally, in the order _OBSERVATION_FIELDS checks: a third faster than by keyword
+    return Observation(_source(file, loc), concept, codes, value, None, unit, date, low, high, ref_unit)
+
+
+_OBSERVATION_FIELDS = ("source", "concept", "codes", "value", "value_text", "unit", "date", "reference_low",
+                       "reference_high", "reference_unit")
+if tuple(f.name for f in attrs.fields(Observation))[:len(_OBSERVATION_FIELDS)] != _OBSERVATION_FIELDS:
+    raise ImportError("elig.records.patient: Observation's fields changed; update _plain_observation")  # pragma: no cover
+
+
+_ATTESTATION_FIELDS = ("key", "value", "source")
+if tuple(f.name for f in attrs.fields(Attestation))[:len(_ATTESTATION_FIELDS)] != _ATTESTATION_FIELDS:
+    raise ImportError("elig.records.patient: Attestation's fields changed; update _NativeReader.attestations")  # pragma: no cover
+
+
+def _present(entries: list) -> tuple:
+    """The entries read (a reader may give None for an entry it cannot keep)."""
+    for entry in entries:
+        if entry is None:
+            return tuple(e for e in entries if e is not None)
+    return tuple(entries)
+
+
+def _unstated_facts(data: dict) -> tuple[str, ...]:
+    """Facts the record gives but not as yes or no ('unknown', '', garbage)."""
+    return tuple(f for f in ("pregnant", "lactating") if data.get(f) is not None and _yes_no(data.get(f)) is None)
+
+
+def _locations(key: str):
+    """'observations[0]', 'observations[1]', ...: the location of each entry of a list."""
+    first = _LOCATIONS[key]
+    yield from first
+    i = len(first)
+    while True:
+        yield f"{key}[{i}]"
+        i += 1
+
+
+@functools.lru_cache(maxsize=16384)
+def _codings_of_texts(items: tuple) -> tuple[Coding, ...] | None:
+    """The codes of a list of code texts; None when one is not a code text (the general reading notes it)."""
+    out = []
+    for item in items:
+        if item.__class__ is not str:
+            return None
+        coding = _coding_of_text(item)
+        if coding is None:
+            return None
+        out.append(coding)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=16384)
+def _source(file: str, record: str) -> Source:
+    return Source(file, record)
+
+
+def _plain_number(raw) -> float | None:
+    """A finite float or a small int as ``read_number`` reads it; None for anything else (which
+    ``read_number`` then reads, with its reason)."""
+    cls = raw.__class__
+    if cls is float:
+        return raw if math.isfinite(raw) else None
+    if cls is int and -_SMALL_INT < raw < _SMALL_INT:
+        return float(raw)
+    return None
 
 
 def normalise_key(text: str) -> str:
