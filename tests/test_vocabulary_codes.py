@@ -86,9 +86,7 @@ _ALL_CODES = tuple(c for c in icd10cm.get_all_codes(with_dots=True) if _is_code(
 
 # Codes no longer in the current ICD-10-CM release (simple-icd-10-cm) that a value set keeps on
 # purpose, because records coded before their deletion still carry them. Each needs a reason.
-RETIRED_KEPT = {
-    "Z22.51": "carrier of viral hepatitis B: records coded before the Z22.5 subcategory was retired still carry it",
-}
+RETIRED_KEPT: dict[str, str] = {}
 
 
 def test_every_icd10cm_code_exists_in_the_code_system():

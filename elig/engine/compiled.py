@@ -51,7 +51,8 @@ from elig.engine.events import (
     record_matches,
 )
 from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_of
-from elig.engine.index import KINDS, concepts_of, display_only_concept, newest_first_key, site_check
+from elig.engine.index import (KINDS, concepts_of, display_only_concept, display_only_note, newest_first_key,
+                               site_check)
 from elig.engine.logic import unless
 from elig.engine.measure import unit_fits
 from elig.engine.results import EvaluationResult, Outcome, Verdict
@@ -194,9 +195,7 @@ class CompiledProtocol:
                     unreadable.setdefault(kind, []).append(entry)
                 if shown is not None:
                     coding, concept = shown
-                    notes.append(f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its "
-                                 f"code {coding} is not in that concept's value set, so it is not counted (add the "
-                                 f"code to the vocabulary if it means the same)")
+                    notes.append(display_only_note(entry, coding, concept))
                     if kind == "observation":
                         unmatched.setdefault(concept.name, []).append(entry)
         for kind in idx:

@@ -65,9 +65,7 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
                         named = Memo.put(display_cache, codes, display_only_concept(vocabulary, entry))
                 if named is not None:
                     coding, concept = named
-                    notes.append(f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its "
-                                 f"code {coding} is not in that concept's value set, so it is not counted (add the "
-                                 f"code to the vocabulary if it means the same)")
+                    notes.append(display_only_note(entry, coding, concept))
                     if kind == "observation":
                         unmatched.setdefault(concept.name, []).append(entry)
     for kind in idx:
@@ -85,6 +83,13 @@ def _observation_key(obs):
     """``newest_first_key`` of an observation (it has a date and no onset or start)."""
     d = obs.date
     return _OLDEST if d is None else d.sort_key()
+
+
+def display_only_note(entry, coding, concept: Concept) -> str:
+    """The record note for an entry whose display names a concept its code is not in: both evaluators write it."""
+    return (f"{entry.source}: '{coding.display}' names the concept '{concept.name}', but its "
+            f"code {coding} is not in that concept's value set, so it is not counted (add the "
+            f"code to the vocabulary if it means the same)")
 
 
 def display_only_concept(vocabulary: Vocabulary, entry):
