@@ -746,7 +746,7 @@ def _attestation(node: p.AttestationPlan) -> Rule:
             return run.explained(node)
         given = answers.get(key)
         if given is None or len(given) != 1:
-            return UNKNOWN  # not attested yet, or sources that disagree (as facts.quick_attestation)
+            return UNKNOWN  # not attested yet, or sources that disagree (as facts.attestation reads them)
         return MET if next(iter(given)) else NOT_MET
     return rule
 

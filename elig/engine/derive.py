@@ -7,7 +7,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.context import Context, Unusable
-from elig.engine.measure import demographic, measurement, paired, quick_value
+from elig.engine.measure import demographic, measurement, paired
 from elig.engine.results import Derived, ValueUsed
 from elig.terminology.derivations import Inputs
 from elig.terminology.units import format_number as fmt, with_unit
@@ -136,44 +136,3 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
     factor = plan.factor
     canonical = value * factor if isinstance(factor, float) else value
     return canonical, tuple(used), explained, None
-
-
-def quick_derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None, factors: dict) -> float | None:
-    """The derived value in the concept's canonical unit when ``derived`` would compute it from plain
-    records; None otherwise (paired inputs, an input ``quick_value`` cannot give, age or sex missing).
-
-    The compiled evaluator falls back to ``derived`` on None. ``factors`` is its unit-factor cache.
-    """
-    d = subject.derivation
-    if d.paired:
-        return None
-    values: dict[str, float] = {}
-    for inp in d.inputs:
-        concept = ctx.vocabulary.lookup(inp.concept)
-        got = quick_value(ctx, concept, window, factors)
-        if got is None:
-            return None
-        key = ("derivation input", concept.name, inp.unit)
-        factor = factors.get(key)
-        if factor is None:
-            f = ctx.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
-            factor = factors[key] = f if isinstance(f, float) else 1.0
-        values[inp.key] = got[0] * factor
-    age = sex = None
-    if d.needs_age:
-        age = ctx.age()
-        if age is None:
-            return None
-    if d.needs_sex:
-        sex = ctx.patient.sex
-        if sex is None:
-            return None
-    params = {prm.key: prm.default for prm in d.params}
-    params.update(subject.params)
-    value, _ = d.compute(Inputs(values={**values, **params}, age=age, sex=sex))
-    key = ("derived", d.unit, subject.concept.unit)
-    factor = factors.get(key)
-    if factor is None:
-        f = ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)
-        factor = factors[key] = f if isinstance(f, float) else 1.0
-    return value * factor

@@ -202,20 +202,6 @@ def definition(ctx: Context, node: p.DefinitionPlan) -> Explanation:
                        reason=child.reason, children=(child,))
 
 
-def quick_attestation(ctx: Context, node: p.AttestationPlan) -> Outcome | None:
-    """The outcome ``attestation`` gives, for a record whose attestations name no study; None otherwise
-    (the compiled evaluator then calls ``attestation``)."""
-    given = set()
-    for a in ctx.patient.attestations:
-        if a.study:
-            return None
-        if a.key == node.key and a.value is not None:
-            given.add(a.value)
-    if len(given) != 1:
-        return Outcome.UNKNOWN  # not attested yet, or sources that disagree
-    return Outcome.MET if given.pop() else Outcome.NOT_MET
-
-
 def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
     """An attested answer, citing its source; two sources that disagree leave it unknown, both shown."""
     text = node.text
