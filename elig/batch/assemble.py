@@ -82,18 +82,8 @@ def lift_contained(resource: dict) -> list[dict]:
     parent = resource.get("id") if isinstance(resource.get("id"), str) else "contained"
     names = {f"#{c['id']}": f"{c['resourceType']}/{parent}.{c['id']}" for c in contained}
 
-    def fix(node):
-        if isinstance(node, dict):
-            out = {k: fix(x) for k, x in node.items() if k != "contained"}
-            if isinstance(out.get("reference"), str) and out["reference"] in names:
-                out["reference"] = names[out["reference"]]
-            return out
-        if isinstance(node, list):
-            return [fix(x) for x in node]
-        return node
-
     lifted = [{**c, "id": f"{parent}.{c['id']}"} for c in contained]
-    return [fix(resource)] + lifted
+    return [v.rewrite_references(resource, names, drop="contained")] + lifted
 
 
 class ViewRows:

@@ -557,18 +557,8 @@ def bundle_resources(bundle: dict, types: Iterable[str] | None = None) -> list[d
             local[full_url] = f"{r['resourceType']}/{r['id']}"
         picked.append(r)
 
-    def fix(node):
-        if isinstance(node, dict):
-            out = {k: fix(x) for k, x in node.items()}
-            if isinstance(out.get("reference"), str) and out["reference"] in local:
-                out["reference"] = local[out["reference"]]
-            return out
-        if isinstance(node, list):
-            return [fix(x) for x in node]
-        return node
-
     wanted = set(types) if types is not None else None
-    return [fix(r) for r in picked if wanted is None or r["resourceType"] in wanted]
+    return [rewrite_references(r, local) for r in picked if wanted is None or r["resourceType"] in wanted]
 
 
 # ---------------------------------------------------------------- view output as Parquet
@@ -627,3 +617,17 @@ def arrow_rows(view: dict, rows: Iterable[dict]):
                 x = None
             cols[f.name].append(x)
     return pa.table(cols, schema=schema)
+
+
+def rewrite_references(node, names: dict[str, str], drop: str | None = None):
+    """A copy of ``node`` whose ``reference`` strings found in ``names`` are replaced by their value,
+    leaving out every key named ``drop`` (the bundle reader resolves fullUrls this way, the
+    assembler ``#id`` references to contained resources)."""
+    if isinstance(node, dict):
+        out = {k: rewrite_references(x, names, drop) for k, x in node.items() if k != drop}
+        if isinstance(out.get("reference"), str) and out["reference"] in names:
+            out["reference"] = names[out["reference"]]
+        return out
+    if isinstance(node, list):
+        return [rewrite_references(x, names, drop) for x in node]
+    return node

@@ -654,20 +654,14 @@ def screen_sql(protocol: CheckedProtocol, inputs, as_of, engine: str = "duckdb",
                     else:
                         out.add(record, task.file, task.line, "ndjson" if task.text is not None else "file")
                     index += 1
-                for got in [r for folder in view_folders for r in read_view_folder(folder)]:
-                    if got.patient is None:
-                        failures.append(Row(index, got.source, got.line, error=got.error))
-                    else:
-                        out.add(with_attestations(got.patient, reader.answers, reader.mapping), got.source,
-                                got.line, "views")
-                    index += 1
-                if bulk:
-                    for got in read_bulk(bulk):
+                read_views = (r for folder in view_folders for r in read_view_folder(folder))
+                for origin, records in (("views", read_views), ("bulk", read_bulk(bulk) if bulk else ())):
+                    for got in records:
                         if got.patient is None:
                             failures.append(Row(index, got.source, got.line, error=got.error))
                         else:
                             out.add(with_attestations(got.patient, reader.answers, reader.mapping), got.source,
-                                    got.line, "bulk")
+                                    got.line, origin)
                         index += 1
         pending = failures
         index = 0
