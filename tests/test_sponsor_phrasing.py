@@ -214,3 +214,35 @@ def test_property_shared_and_conditional_thresholds_round_trip(a, b, joiner, cmp
     printed = canonical.rule(node)
     assert parser.parse_rule(printed) == node
     assert canonical.rule(parser.parse_rule(printed)) == printed
+
+
+@pytest.mark.parametrize("text, printed", [
+    ("Total bilirubin ≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)",
+     "Total bilirubin ≤ 1.5 x ULN, ≤ 3 x ULN if Gilbert's syndrome"),
+    ("AST ≤ 5 × ULN if liver metastases", "AST ≤ 5 x ULN if liver metastases"),
+])
+def test_elig_parse_accepts_the_conditions_of_conditional_thresholds(text, printed):
+    res = CliRunner().invoke(main, ["parse", text])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == printed
+
+
+def test_conditional_thresholds_for_gilberts_syndrome_and_metastases():
+    bili = [{"concept": "total bilirubin", "value": 2.5, "unit": "mg/dL", "reference_range": {"high": 1.0}}]
+    gilbert = "Total bilirubin ≤ 1.5 x ULN (≤ 3 x ULN for Gilbert's syndrome)"
+    assert _verdict(gilbert, bili) == "not met"
+    assert _verdict(gilbert, bili, conditions=["Gilbert syndrome"]) == "met"
+    assert _verdict(gilbert, bili, conditions=["liver metastases"]) == "not met"  # another condition
+    ast = [{"concept": "AST", "value": 150, "unit": "U/L", "reference_range": {"high": 40}}]
+    liver = "AST ≤ 2.5 x ULN (≤ 5 x ULN if liver metastases)"
+    assert _verdict(liver, ast) == "not met"
+    assert _verdict(liver, ast, conditions=["hepatic metastases"]) == "met"
+    assert _verdict(liver, ast, conditions=["bone metastases"]) == "not met"
+    # A record coded in ICD-10-CM, as FHIR and EHR extracts write it, counts by its code.
+    patient = patient_from_data({
+        "id": "p", "sex": "male", "birth_date": "1970-01-01",
+        "observations": [dict(ast[0], date="2024-03-10")],
+        "conditions": [{"codes": [{"system": "ICD-10-CM", "code": "C78.7"}], "onset": "2023-06-01", "status": "active"}],
+    })
+    checked = checker.check(parser.parse_protocol(f'protocol T\ninclusion\n  C1 "s"\n    {liver}\n'))
+    assert str(evaluate(checked, patient, AS_OF).criteria[0].outcome) == "met"
