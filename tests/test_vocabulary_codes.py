@@ -1,5 +1,6 @@
 """Every code in the shipped vocabulary is real: LOINC codes against the checked list (with their
-evidence), ICD-10-CM codes against the code system itself (simple-icd-10-cm), molar masses cited.
+evidence), SNOMED CT, ATC and RxNorm codes against theirs (tests/data/codes_checked.tsv), ICD-10-CM
+codes against the code system itself (simple-icd-10-cm), molar masses cited.
 The corpus decides which concepts are shipped: every measurable concept that two or more trials of
 the registry corpus name is in the vocabulary (bench/vocabulary_corpus.py)."""
 
@@ -12,7 +13,7 @@ import re
 import pytest
 import simple_icd_10_cm as icd10cm
 
-from elig.terminology.codes import code_problem, loinc_check_digit
+from elig.terminology.codes import atc_level, code_problem, loinc_check_digit
 from elig.terminology.vocabulary import bundled_files, default_vocabulary, read_vocabulary_file
 
 from conftest import ROOT
@@ -103,6 +104,113 @@ def test_every_icd10cm_code_exists_in_the_code_system():
 ])
 def test_the_icd10cm_check_fails_on_codes_that_do_not_exist(code, prefix, exists):
     assert _icd_exists(code, prefix) is exists
+
+
+# ---------------------------------------------------------------- SNOMED CT, ATC and RxNorm
+SNOMED = "http://snomed.info/sct"
+ATC = "http://www.whocc.no/atc"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CODES_CHECKED = ROOT / "tests" / "data" / "codes_checked.tsv"
+_SHORT = {SNOMED: "SNOMED CT", ATC: "ATC", RXNORM: "RxNorm"}
+_STATUSES = ("value-set", "ig", "ohdsi", "synthea", "who-atc", "indexed")
+
+
+def _checked_codes(path=CODES_CHECKED) -> dict[tuple[str, str], dict]:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    return {(row["system"], row["code"]): row for row in csv.DictReader(lines, delimiter="\t")}
+
+
+def _shipped_codes():
+    """(system, code, display, where) of every SNOMED CT, ATC and RxNorm code elig ships: concept
+    value sets, site codes and body sites, and the coded answers (answers.yaml)."""
+    import yaml
+
+    for path in bundled_files():
+        concepts, _, _ = read_vocabulary_file(path)
+        for concept in concepts:
+            for spec in (*concept.codes, *concept.site_codes, *concept.body_sites):
+                if spec.system in _SHORT:
+                    yield spec.system, spec.code, spec.display, f"{concept.name} ({path.name})"
+    answers = yaml.safe_load((ROOT / "elig" / "data" / "answers.yaml").read_text(encoding="utf-8"))
+    for entries in answers.values():
+        for e in entries:
+            if e["system"] == "SNOMED":
+                yield SNOMED, str(e["code"]), e["display"], "answers.yaml"
+
+
+def _name(display: str | None) -> str:
+    """A name as compared: case and a trailing semantic tag ("(disorder)", "(ingredient)") aside."""
+    return re.sub(r"\s*\((?:disorder|finding|procedure|regime/therapy|body structure|qualifier value|"
+                  r"observable entity|ingredient)\)$", "", (display or "").strip()).casefold()
+
+
+def unchecked(shipped, checked) -> list[str]:
+    """Why each shipped code is not backed by the checked table: missing, or named otherwise."""
+    problems = []
+    for system, code, display, where in shipped:
+        row = checked.get((_SHORT[system], code))
+        if row is None:
+            problems.append(f"{_SHORT[system]} {code} ({where}) is not in tests/data/codes_checked.tsv")
+        elif display and _name(display) != _name(row["display"]):
+            problems.append(f"{_SHORT[system]} {code} ({where}) is shown as {display!r}; the code system "
+                            f"names it {row['display']!r}")
+    return problems
+
+
+def test_every_snomed_atc_and_rxnorm_code_is_checked_and_named_as_the_code_system_names_it():
+    problems = unchecked(_shipped_codes(), _checked_codes())
+    assert not problems, ("confirm each code on a public page (a value set, an implementation guide, the "
+                          "WHO ATC index), add it with its evidence, or remove it:\n" + "\n".join(problems))
+
+
+def test_the_check_fails_on_a_made_up_or_misnamed_code():
+    checked = _checked_codes()
+    made_up = [(SNOMED, "999999001", "Made-up disorder (disorder)", "x"), (ATC, "B01AC99", "made-up", "x"),
+               (RXNORM, "99999999", "made-up", "x"), (SNOMED, "84114007", "Asthma (disorder)", "x")]
+    problems = unchecked(made_up, checked)
+    assert len(problems) == 4
+    assert "SNOMED CT 999999001 (x) is not in" in problems[0]
+    assert "names it 'Heart failure (disorder)'" in problems[3]
+    assert unchecked([(SNOMED, "84114007", "heart failure", "x")], checked) == []
+
+
+def test_checked_codes_are_well_formed_per_system():
+    shipped_prefix = {(s, c) for s, c, _, _ in _shipped_codes()}
+    for (system, code), row in _checked_codes().items():
+        assert row["status"] in _STATUSES, (code, row["status"])
+        assert row["display"].strip() and row["evidence"].strip(), code
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d", row["checked"]), code
+        if row["status"] != "indexed":
+            assert re.search(r"https?://|\.\./shared/data/", row["evidence"]), code
+        if system == "ATC":
+            # A class (levels 1-4) matches by prefix; a substance is level 5, e.g. B01AC06. The WHO
+            # index writes substances in lower case and classes capitalised.
+            level = atc_level(code)
+            assert level is not None, code
+            assert (level == 5) == (row["display"] == row["display"].lower()), (code, level, row["display"])
+        elif system == "RxNorm":
+            assert re.fullmatch(r"\d{1,8}", code), code
+        else:
+            assert system == "SNOMED CT" and code_problem(SNOMED, code) is None, code
+    assert shipped_prefix  # the shipped vocabulary has codes of these systems
+
+
+@pytest.mark.parametrize(("code", "level"), [
+    ("B", 1), ("B01", 2), ("B01A", 3), ("B01AC", 4), ("B01AC06", 5),
+    ("B1AC06", None), ("B01AC6", None), ("B01AC060", None), ("b01ac06", None), ("", None),
+])
+def test_atc_codes_have_the_shape_of_their_level(code, level):
+    assert atc_level(code) == level
+
+
+def test_shipped_atc_codes_are_classes_by_prefix_and_substances_exactly():
+    for path in bundled_files():
+        concepts, _, _ = read_vocabulary_file(path)
+        for concept in concepts:
+            for spec in concept.codes:
+                if spec.system == ATC:
+                    level = atc_level(spec.code)
+                    assert level == 5 if spec.match != "prefix" else level in (1, 2, 3, 4), (concept.name, spec.code)
 
 
 # ---------------------------------------------------------------- conversions

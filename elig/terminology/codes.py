@@ -89,6 +89,18 @@ _VERHOEFF_P = (
 )
 
 
+_ATC_LEVELS = (r"[A-Z]", r"[A-Z]\d\d", r"[A-Z]\d\d[A-Z]", r"[A-Z]\d\d[A-Z][A-Z]", r"[A-Z]\d\d[A-Z][A-Z]\d\d")
+
+
+def atc_level(code: str) -> int | None:
+    """The level of an ATC code (WHO ATC index): 1 anatomical main group (B), 2 therapeutic
+    subgroup (B01), 3 pharmacological subgroup (B01A), 4 chemical subgroup (B01AC), 5 chemical
+    substance (B01AC06); None when the code has the shape of no level."""
+    import re
+
+    return next((i + 1 for i, pattern in enumerate(_ATC_LEVELS) if re.fullmatch(pattern, code)), None)
+
+
 def verhoeff_valid(digits: str) -> bool:
     """SNOMED CT identifiers end in a Verhoeff check digit."""
     c = 0
