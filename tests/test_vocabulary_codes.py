@@ -117,14 +117,33 @@ def test_checked_list_rows_are_well_formed():
         assert code_problem(LOINC, code) is None, code
         assert row["long_common_name"].strip() and row["evidence"].strip(), code
         # Every row was confirmed on a public page (loinc.org, HL7 or VSAC pages, laboratory catalogues).
-        assert row["status"] == "checked" or code in _AWAITING_RECHECK, code
-        if row["status"] == "checked":
-            assert re.search(r"https?://", row["evidence"]), code
+        assert row["status"] == "checked", code
+        assert re.search(r"https?://", row["evidence"]), code
 
 
-# Rows shipped before issue 9 that are being re-checked (issue 9 follow-up); empty when done.
-_AWAITING_RECHECK = {"33914-3", "1743-4", "19994-3", "19996-8", "3150-0", "33959-8", "5964-2", "753-4", "8634-8",
-                     "8636-3", "92130-4", "92134-6", "92138-7", "92139-5", "92140-3", "94040-3"}
+
+# Codes shipped before issue 9 that no public page could confirm when they were re-checked: a wrong
+# code is worse than none (a record under it would be read as the concept), so they are removed and
+# must not come back without evidence. Each says what it was meant to be and why it went.
+REMOVED = {
+    "1743-4": "ALT with P-5'-P (alanine aminotransferase): no page found for this code; 1742-6 and 1744-2 were",
+    "753-4": "neutrophils by manual count: no page found; 751-8 and 26499-4 cover the absolute count",
+    "8634-8": "uncorrected Q-T interval: no page found (8636-3, the corrected QT, was)",
+    "19994-3": "FiO2 ventilator setting: no page found; 3150-0 'Inhaled oxygen concentration' was (US Core)",
+    "19996-8": "FiO2 on ventilator: no page found; as 19994-3",
+    "92130-4": "rhinovirus RNA by NAA: no page found (searched loinc.org, HL7 IGs, lab catalogues)",
+    "92134-6": "human metapneumovirus RNA by NAA: as 92130-4",
+    "92138-7": "parainfluenza 3 RNA by NAA: as 92130-4",
+    "92139-5": "parainfluenza 2 RNA by NAA: as 92130-4",
+    "92140-3": "parainfluenza 1 RNA by NAA: as 92130-4",
+    "94040-3": "adenovirus DNA by NAA in respiratory specimens: no page found",
+}
+
+
+def test_codes_removed_for_want_of_evidence_stay_out():
+    back = {spec.code for _, _, spec in _codes(LOINC)} & set(REMOVED)
+    assert not back, {code: REMOVED[code] for code in back}
+    assert not set(REMOVED) & set(_checked()), "a removed code has a row again: drop it from REMOVED with its evidence"
 
 
 def test_the_loinc_checks_fail_on_wrong_codes():
