@@ -266,6 +266,38 @@ def test_an_analyte_coded_in_mass_and_in_moles_declares_a_cited_molar_mass():
                 assert concept.molar_mass and concept.molar_mass_source, concept.name
 
 
+# The factor a molar mass implies is stated in its source and recomputed here, so that a typo in the
+# molar mass or in the stated factor fails: '1 mmol/L = 4.008 mg/dL' for calcium at 40.078 g/mol.
+_FACTOR = re.compile(r"1 (\S+) = ([\d.]+) (\S+?)(?=[\s,;)]|$)")
+
+
+def _factor_problem(source: str | None, molar_mass: float) -> str | None:
+    from elig.terminology.units import conversion_factor
+
+    match = _FACTOR.search(source or "")
+    if match is None:
+        return "the source states no factor such as '1 mmol/L = 4.008 mg/dL'"
+    frm, value, to = match.group(1), float(match.group(2)), match.group(3)
+    got = conversion_factor(frm, to, molar_mass)
+    if abs(got - value) > 2e-3 * value:
+        return f"1 {frm} = {got:.4g} {to} at {molar_mass:g} g/mol, not {value:g}"
+    return None
+
+
+def test_every_declared_conversion_factor_is_the_arithmetic_of_its_molar_mass():
+    wrong = {c.name: problem for c in default_vocabulary().concepts if c.molar_mass
+             for problem in [_factor_problem(c.molar_mass_source, c.molar_mass)] if problem}
+    assert not wrong, wrong
+
+
+def test_the_factor_check_fails_on_a_wrong_factor_or_molar_mass():
+    assert _factor_problem("calcium, 40.078 (IUPAC 2021): 1 mmol/L = 4.008 mg/dL", 40.078) is None
+    assert _factor_problem("calcium: 1 mmol/L = 4.5 mg/dL", 40.078) == "1 mmol/L = 4.008 mg/dL at 40.078 g/mol, not 4.5"
+    # Hb in mmol/L counts monomers: the tetramer's 64,458 g/mol would make 1 g/dL a quarter of 0.6206 mmol/L.
+    assert _factor_problem("1 g/dL = 0.6206 mmol/L", 64458.0)
+    assert _factor_problem("cholesterol (PubChem CID 5997)", 386.65).startswith("the source states no factor")
+
+
 # Real values, each checked against the usual clinical conversion in both directions.
 @pytest.mark.parametrize(("concept", "value", "unit", "canonical"), [
     ("magnesium", 0.85, "mmol/L", 2.066),        # 1 mmol/L = 2.43 mg/dL
@@ -275,6 +307,8 @@ def test_an_analyte_coded_in_mass_and_in_moles_declares_a_cited_molar_mass():
     ("oestradiol", 367.1, "pmol/L", 100.0),      # 1 pg/mL = 3.671 pmol/L
     ("testosterone", 1.734, "nmol/L", 50.0),     # 1 ng/mL = 3.467 nmol/L
     ("total bilirubin", 17.1, "µmol/L", 1.0),    # 1 mg/dL = 17.1 µmol/L
+    ("urea nitrogen", 5.0, "mmol/L", 14.01),     # urea 5 mmol/L = BUN 14 mg/dL (× 2.801)
+    ("sodium", 321.9, "mg/dL", 140.0),           # 321.9 mg/dL = 140 mmol/L (rarely reported so)
 ])
 def test_a_real_value_converts_both_ways_by_the_declared_molar_mass(concept, value, unit, canonical):
     from elig.terminology.units import conversion_factor
