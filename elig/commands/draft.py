@@ -128,12 +128,12 @@ def split_criteria(text: str) -> list[Item]:
 
 # ---------------------------------------------------------------- reading one sentence
 _LEADING = re.compile(
-    r"(?i)^(?:(?:male\s+or\s+female|men\s+and\s+women|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
+    r"(?i)^(?:all\s+)?(?:(?:male\s+or\s+female|men\s+and\s+women|both\s+sexes|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
     r"individuals?|women|men|volunteers?|people|those)?\s*(?:who\s+)?(?:must\s+|should\s+)?(?:have|has|had|with|be|are|is)?"
     r"\s*(?:an?\s+|the\s+)?(?:documented\s+)?")
 _TRAILING = re.compile(
     r"(?i)[\s,;]*(?:\(?\s*(?:at|during|on)\s+(?:the\s+)?(?:time\s+of\s+)?(?:screening|baseline|enrol+ment|"
-    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge|signing\s+(?:the\s+|of\s+)?(?:informed\s+)?consent|"
+    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge|admission|hospitali[sz]ation|signing\s+(?:the\s+|of\s+)?(?:informed\s+)?consent|"
     r"(?:informed\s+)?consent)\b[^()]*\)?|\.)\s*$")
 _PRIOR = re.compile(r"(?i)(?:,?\s*(?:obtained|measured|performed|done|assessed|drawn)\s+)?\b(within\s+(?:the\s+)?"
                     r"(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
@@ -213,7 +213,8 @@ def _tidy(text: str) -> str:
                   r"(?!\s*(?:than|\d))", r"≤ \1", text)
     text = re.sub(r"(?i)\bwithin\s+(?:the\s+)?(?:last|past|previous|preceding)\s+(?=\d)", "within ", text)
     # serum hemoglobin level < 10 g/dL, Bicarbonate - Concentration ≥ 27: words that do not change what is measured
-    text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than))",
+    text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than|"
+                  r"(?:below|above|under|over|between|exceeding)\s+\d))",
                   "", text)
     # 10 Gm/dL, 10 gm%, 10 g%: grams per decilitre as older reports write them
     text = re.sub(r"(?<=\d)\s*(?:[Gg]m\s*/\s*dl|[Gg]m\s*/\s*dL|g(?:m)?\s*%)(?![A-Za-z])", " g/dL", text)
@@ -262,7 +263,7 @@ _AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "yea
               "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
 _AGE_SUBJECT = re.compile(
     r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|girls?|boys?|patients?|subjects?|participants?|adults?|adult|children|child|"
-    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|and|or)\b\s*,?\s*)*"
+    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|both\s+sexes|all|and|or)\b\s*,?\s*)*"
     r"(?:(?:who\s+(?:is|are|must\s+be)|whose\s+age|is|are|(?:must|should|will|shall)\s+be|being|be|has|have|aged?|"
     r"at\s+the\s+age\s+of|"
     r"age\s+(?:range|group)|of)\b\s*)*)*")
@@ -527,6 +528,14 @@ def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None, sp
     if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
         return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
                                       "from the protocol")
+    if re.search(r"(?i)\s(?:or|and/or)\s*$", sentence):  # the rule goes on in the next line
+        return Reading(rule=None, why="the line ends with 'or': it is one alternative of a rule that goes on in the "
+                                      "next line; encode the two lines as one criterion")
+    if re.search(r"(?i)\sand\s*$", sentence):
+        if section != "inclusion":
+            return Reading(rule=None, why="the line ends with 'and': in an exclusion it holds only together with the "
+                                          "next line; encode the two lines as one criterion")
+        sentence = re.sub(r"(?i)\s+and\s*$", "", sentence)  # an inclusion's lines must all hold anyway
     reading, first_problem = _read_one(sentence, section, vocabulary)
     if reading is not None:
         return reading
