@@ -181,3 +181,9 @@ def test_resting_and_typed_mmhg_are_the_recorded_vital_sign():
     assert read_sentence("resting heart rate 45-100 beats per minute").rule is None or \
         read_sentence("resting heart rate 45-100 beats per minute").rule.startswith("heart rate")
     assert read_sentence("Systolic Blood Pressure > 100 mm/Hg").rule == "Systolic Blood Pressure > 100 mmHg"
+
+
+def test_a_methods_abbreviation_after_by_names_nothing_more():
+    r = read_sentence("Patients must have left ventricular ejection fraction (LVEF) >= 50% by multi-gated acquisition "
+                      "(MUGA) or echocardiography")
+    assert r.rule == "left ventricular ejection fraction ≥ 50% (LVEF) assessed by multi-gated acquisition or echocardiography"

@@ -132,6 +132,34 @@ def test_words_before_a_name_are_taken_off_only_when_a_name_is_left():
     assert canonical.rule(parser.parse_rule("weight < 150 kg (lb)")) == "weight < 150 kg (lb)"
 
 
+def test_an_abbreviation_then_a_method_is_the_name_and_its_assessment():
+    node = parser.parse_rule("left ventricular ejection fraction (LVEF) ≥ 50% by MUGA or echocardiography")
+    assert canonical.rule(node) == \
+        "left ventricular ejection fraction ≥ 50% (LVEF) assessed by MUGA or echocardiography"
+    assert not [d for d in _warnings("left ventricular ejection fraction (LVEF) ≥ 50% by MUGA") if d.severity == "error"]
+    # a method in parentheses that abbreviates nothing is still a second method
+    with pytest.raises(elig.ProtocolError):
+        parser.parse_rule("creatinine clearance (Cockcroft-Gault) ≥ 60 mL/min by MDRD")
+
+
+def test_an_assessment_that_names_a_derivation_is_the_derivation():
+    def subject(rule):
+        text = f'protocol T\ninclusion\n  I1 "s"\n    {rule} within 7 days\n'
+        return checker.check(parser.parse_protocol(text)).criteria[0].plan.subject
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 calculated using CKD-EPI 2021").concept.name == "CKD-EPI eGFR"
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 (CKD-EPI 2021)").concept.name == "CKD-EPI eGFR"
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 assessed by laboratory report").concept.name == \
+        "estimated glomerular filtration rate"  # not a derivation: kept, not checked
+
+
+@pytest.mark.parametrize("short, full, yes", [
+    ("MUGA", "multi-gated acquisition", True), ("LVEF", "left ventricular ejection fraction", True),
+    ("ANC", "absolute neutrophil count", True), ("CKD-EPI", "Cockcroft-Gault", False),
+    ("CG", "creatinine clearance", False), ("X", "x-ray", False)])
+def test_what_counts_as_an_abbreviation(short, full, yes):
+    assert parser.is_abbreviation(short, full) is yes
+
+
 def test_a_specimen_word_before_a_measurement_names_the_measurement():
     assert not [d for d in _warnings("serum hemoglobin < 10 g/dL") if d.severity == "error"]
     assert [d.code for d in _warnings("blood pressure > 140 mmHg")] == ["E101"]  # 'pressure' is no concept

@@ -237,6 +237,8 @@ def _tidy(text: str) -> str:
                   r"\1 ", text)
     text = re.sub(r"(?i)\s+(?:will|would|are|is)\s+be\s+(?:recruited|included|eligible|excluded|enrolled)\s*$", "", text)
     text = re.sub(r"(?i)\bmm\s*/?\s*Hg\b", "mmHg", text)  # mm Hg, mm/Hg: millimetres of mercury
+    # by multi-gated acquisition (MUGA) or echocardiography: a method's abbreviation names nothing more
+    text = _method_abbreviations(text)
     # resting heart rate, resting ejection fraction: the value at rest is the one a record holds
     text = re.sub(r"(?i)\bresting\s+(?=(?:heart\s+rate|pulse(?:\s+rate)?|(?:left\s+ventricular\s+)?ejection\s+fraction|"
                   r"LVEF|EF|(?:systolic\s+|diastolic\s+)?blood\s+pressure|BP|SBP|DBP|respiratory\s+rate)\b)", "", text)
@@ -244,6 +246,19 @@ def _tidy(text: str) -> str:
     text = re.sub(r"(?i)\b(?:blood\s+pressure|BP)\s+(?:of\s+)?(?:persistently\s+)?(>|≥)\s*(\d+)\s*/\s*(\d+)\s*mmHg",
                   r"systolic blood pressure \1 \2 mmHg or diastolic blood pressure \1 \3 mmHg", text)
     return text
+
+
+def _method_abbreviations(text: str) -> str:
+    """`... by multi-gated acquisition (MUGA) or echocardiography`: after `by`, an abbreviation in
+    parentheses that abbreviates the method before it is dropped (it names nothing more)."""
+    m = re.search(r"(?i)\bby\s+(?!.*\bby\s)", text)
+    if not m:
+        return text
+    head, tail = text[:m.end()], text[m.end():]
+    tail = re.sub(r"([A-Za-z][A-Za-z\-]*(?: [A-Za-z][A-Za-z\-]*){0,4})\s*\(([A-Z][A-Za-z0-9\-]{1,11})\)",
+                  lambda k: k.group(1) if parser.is_abbreviation(k.group(2), k.group(1).split(" or ")[-1])
+                  else k.group(0), tail)
+    return head + tail
 
 
 # ---------------------------------------------------------------- age phrasings

@@ -137,6 +137,22 @@ def _without_either(names: tuple) -> tuple:
     return tuple(names)
 
 
+def is_abbreviation(short: str, full: str) -> bool:
+    """`MUGA` for multi-gated acquisition, `LVEF` for left ventricular ejection fraction: the letters of the
+    short form begin the long one and appear in it in order (the way abbreviations are defined in text)."""
+    letters = [c for c in short.lower() if c.isalnum()]
+    text = full.lower()
+    if len(letters) < 2 or not text or letters[0] != text[0]:
+        return False
+    at = 0
+    for c in letters:
+        at = text.find(c, at)
+        if at < 0:
+            return False
+        at += 1
+    return True
+
+
 def normalise_comparator(text: str) -> str:
     words = " ".join(text.lower().split())
     return COMPARATORS[re.sub(r"(?<=[a-z]) ?/ ?(?=[a-z])", "/", words)]
@@ -284,6 +300,12 @@ class _Builder(lark.Transformer):
                 alternatives.append(x)
             elif isinstance(x, t.Quantity):
                 window = x
+        if (method is not None and assessment is None and isinstance(subject, t.Measure) and subject.method is not None
+                and method.by and not method.params and not subject.method.params and len(subject.method.names) == 1
+                and is_abbreviation(subject.method.names[0], self._unwrapped_name(subject.name)[0].text)):
+            # left ventricular ejection fraction (LVEF) ≥ 50% by MUGA or echocardiography: the name's own
+            # abbreviation, then how the value is assessed
+            assessment, method = t.Assessment(names=method.names, span=method.span), None
         if method is not None:
             subject = self._with_method(subject, method)
             if self._unit_gloss(subject, test):  # 150 kilograms (kg): the unit's symbol, not a method
