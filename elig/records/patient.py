@@ -315,6 +315,8 @@ class _NativeReader:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             return {"concept": concept, "value": value}
         parts = str(value).split(None, 1)
+        if not parts:  # blank text: read as the value it is (not a number, with its issue)
+            return {"concept": concept, "value": value}
         return {"concept": concept, "value": parts[0], "unit": parts[1] if len(parts) > 1 else None}
 
     def entries(self, data: dict, key: str) -> list[dict]:
