@@ -14,7 +14,10 @@ here, in the same process and on the same text:
   (A) ``json.loads`` of each line, (B) ``json.loads`` of each line and the reader on what it
   gave, line by line as a screening run reads. The reader's time is B − A; each pass frees
   a record before the next, so both allocate alike. The reader's memos of repeated texts
-  (dates, codes, units) stay filled between records, as they do in a screening run.
+  (dates, codes, units) stay filled between records, as they do in a screening run. Every
+  record is read as file "bench", as ``bench_engine.py`` reads them, and once more (with
+  the collector paused) as ``elig screen`` names them, by file and line, so that the
+  Source of every entry is new.
 * **FHIR**: ``read_fhir`` on each Synthea bundle and on a synthetic bundle of their
   observations replicated to ``--entries`` entries with fresh ids and a distinct date
   each; its memos are emptied before every read, so repeated date strings do not
@@ -112,12 +115,15 @@ def measure_native(patients: int, seed: int, repeat: int) -> dict:
     out = {"label": f"bench population, {len(lines):,} native records", "file": str(path.relative_to(ROOT)),
            "records": len(lines), "mb": sum(len(line.encode("utf-8")) for line in lines) / 1e6, "repeat": repeat,
            "issues_in_first_1000": issues}
-    for collector in ("paused", "on"):
+    # "bench" names every record, as bench_engine.py does; `elig screen` names each by its file and
+    # line, so the Sources of its entries are all new (the last run, with the collector paused).
+    labelled = [[f"{path.name}:{i + k + 1}" for k in range(len(chunk))] for i, chunk in zip(range(0, len(lines), CHUNK), chunks)]
+    for key, collector in (("gc_paused", "paused"), ("gc_on", "on"), ("distinct_files", "paused")):
         per_repeat, load = [], []
         for _ in range(repeat):
             load.append(os.getloadavg()[0])
             jw = jc = bw = bc = 0.0
-            for chunk in chunks:
+            for chunk, names in zip(chunks, labelled if key == "distinct_files" else [["bench"] * CHUNK] * len(chunks)):
                 # A: json.loads of each line; B: json.loads and the reader, line by line, as a screening
                 # run reads. The reader's time is B - A: each pass frees each record before the next.
                 with collecting(collector):
@@ -127,13 +133,13 @@ def measure_native(patients: int, seed: int, repeat: int) -> dict:
                     w1, c1 = clock(), cpu()
                 with collecting(collector):
                     w2, c2 = clock(), cpu()
-                    for line in chunk:
-                        read(loads(line), "bench")
+                    for line, name in zip(chunk, names):
+                        read(loads(line), name)
                     w3, c3 = clock(), cpu()
                 jw, jc, bw, bc = jw + w1 - w0, jc + c1 - c0, bw + w3 - w2, bc + c3 - c2
             per_repeat.append((jw, jc, bw - jw, bc - jc))
         n = len(lines)
-        out[f"gc_{collector}"] = {
+        out[key] = {
             "json_us": {"wall": min(r[0] for r in per_repeat) / n * 1e6, "cpu": min(r[1] for r in per_repeat) / n * 1e6},
             "read_us": {"wall": min(r[2] for r in per_repeat) / n * 1e6, "cpu": min(r[3] for r in per_repeat) / n * 1e6},
             "read_over_json": {"wall": stats([r[2] / r[0] for r in per_repeat]),
@@ -268,8 +274,12 @@ def targets(native: dict | None, bundles: list[dict]) -> list[dict]:
 
     def measured(row: dict) -> str:
         p, o = row["gc_paused"]["read_over_json"], row["gc_on"]["read_over_json"]
-        return (f"{p['wall']['median']:.2f}× wall, {p['cpu']['median']:.2f}× CPU (collector on: "
-                f"{o['wall']['median']:.2f}×, {o['cpu']['median']:.2f}×)")
+        text = (f"{p['wall']['median']:.2f}× wall, {p['cpu']['median']:.2f}× CPU (collector on: "
+                f"{o['wall']['median']:.2f}×, {o['cpu']['median']:.2f}×")
+        if "distinct_files" in row:
+            d = row["distinct_files"]["read_over_json"]
+            text += f"; a file label per record: {d['wall']['median']:.2f}×, {d['cpu']['median']:.2f}×"
+        return text + ")"
 
     out = []
     if native:
@@ -313,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['label'][:34]:<34} {collector:<9} {m['t_json']['cpu'] * 1e3:>9.1f}ms "
                   f"{m['t_read']['cpu'] * 1e3:>7.1f}ms   {_ratio(m)}   "
                   f"{m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
+    if native:
+        m = native["distinct_files"]
+        print(f"{'  … a file label per record':<34} {'paused':<9} {m['json_us']['cpu']:>9.1f}µs {m['read_us']['cpu']:>7.1f}µs"
+              f"   {_ratio(m)}   {m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
     print("\njson.loads and reader: best CPU time (per record for native records, per bundle for FHIR). "
           "reader ÷ json: min/median/max over the repeats, wall clock, then CPU time. collector: the cycle "
           "collector paused while timing (as timeit does), or left on.")
