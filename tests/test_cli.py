@@ -103,6 +103,7 @@ def test_explain_to_a_folder_that_does_not_exist_is_a_message(tmp_path):
     r = CliRunner().invoke(main, ["explain", PROTOCOL, DEMO, "--as-of", "2024-03-15", "-o",
                                   str(tmp_path / "missing" / "r.txt")])
     assert r.exit_code == 1 and "No such file or directory" in r.output and "Traceback" not in r.output
+    assert f"the folder {tmp_path / 'missing'} does not exist" in r.output
 
 
 @pytest.mark.parametrize("protocol_arg, hint", [
@@ -112,7 +113,13 @@ def test_explain_to_a_folder_that_does_not_exist_is_a_message(tmp_path):
 def test_an_unreadable_protocol_gets_a_hint_about_reading_not_writing(protocol_arg, hint):
     r = CliRunner().invoke(main, ["explain", str(ROOT / protocol_arg), DEMO, "--as-of", "2024-03-15"])
     assert r.exit_code == 1 and hint in r.output
-    assert "writable" not in r.output and "Traceback" not in r.output
+    assert "writable" not in r.output and "to write" not in r.output and "Traceback" not in r.output
+
+
+def test_screen_with_a_missing_protocol_says_so_with_a_hint():
+    r = CliRunner().invoke(main, ["screen", str(ROOT / "missing.elig"), DEMO])
+    assert r.exit_code == 1 and "missing.elig: No such file or directory" in r.output
+    assert "help: check the path" in r.output and "Traceback" not in r.output
 
 
 def test_explain_defaults_to_today():

@@ -60,7 +60,12 @@ def _handle_errors(fn):
 def _os_error_hint(exc: OSError) -> str:
     """A hint that fits what went wrong: a missing input is not a folder that is not writable."""
     if isinstance(exc, FileNotFoundError):
-        return "check the path (for a file to write, that its folder exists)"
+        # A missing file in a folder that exists is a wrong name; a missing folder is
+        # usually an output path whose folder was never made: say which one it is.
+        folder = Path(getattr(exc, "filename", None) or ".").parent
+        if not folder.is_dir():
+            return f"the folder {folder} does not exist: check the path, or create the folder first"
+        return "check the path"
     if isinstance(exc, IsADirectoryError):
         return "give a file, not a folder"
     if isinstance(exc, PermissionError):

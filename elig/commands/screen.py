@@ -506,8 +506,9 @@ def command(protocol, patients, as_of, jobs, csv_path, jsonl_path, html_dir, qui
     except ProtocolError as exc:
         click.echo(render_all(exc.diagnostics, add_sources(exc.diagnostics, exc.sources)), err=True)
         sys.exit(1)
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         click.echo(f"error: {protocol}: cannot read the protocol: {exc}", err=True)
+        click.echo("  = help: save the protocol as UTF-8 text", err=True)
         sys.exit(1)
     except EligError as exc:
         click.echo(f"error: {exc}", err=True)
