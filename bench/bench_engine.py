@@ -26,8 +26,10 @@ text), the ratio to the hand-written function, the native reader's cost against
 verdict, and every criterion's outcome), how often the compiled evaluator handed a
 rule to the explaining one, the load average while it ran, and each process's own
 peak resident memory; and writes it all to bench/results/engine.json, which
-docs/performance.md shows. Times are wall clock on one core, for comparison within
-a run.
+docs/performance.md shows. Each phase is timed per batch of 500 patients on the wall
+clock and in the process's own CPU time (``time.process_time``); the targets are
+judged on CPU time, the rate on one core, which other jobs on a shared machine
+disturb less than the wall clock. Compare within a run.
 """
 
 from __future__ import annotations
@@ -94,12 +96,16 @@ def peak_rss_mb() -> float:
 
 
 # ---------------------------------------------------------------- one variant, in its own process
+CHUNK = 500  # patients per timed batch: each phase is timed once per batch on both clocks
+
+
 def run_variant(variant: str, protocol_key: str, path: Path, limit: int | None) -> dict:
     import elig
     from elig.engine.compiled import compile_protocol
 
-    perf = time.perf_counter
-    t_parse = t_read = t_decide = 0.0
+    perf, cpu = time.perf_counter, time.process_time
+    wall = {"parse": 0.0, "read": 0.0, "decide": 0.0}
+    cpu_s = {"parse": 0.0, "read": 0.0, "decide": 0.0}
     verdicts: dict[str, int] = {}
     outcomes = []  # per patient: the verdict's initial, then one letter per criterion (m, n, u)
     n = 0
@@ -108,39 +114,52 @@ def run_variant(variant: str, protocol_key: str, path: Path, limit: int | None) 
     protocol = elig.load_protocol(spec["file"])
     compiled = compile_protocol(protocol)
     read = elig.patient_from_data
+    loads = json.loads
+
+    def timed(phase, work):
+        w0, c0 = perf(), cpu()
+        out = work()
+        cpu_s[phase] += cpu() - c0
+        wall[phase] += perf() - w0
+        return out
+
+    def decide(records):
+        if variant == "hand-written":
+            return [hand(data) for data in records]
+        if variant == "compiled":
+            return [compiled.outcomes(patient, AS_OF) for patient in records]
+        return [elig.evaluate(protocol, patient, AS_OF) for patient in records]
+
     with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if limit is not None and n >= limit:
+        while limit is None or n < limit:
+            lines = []
+            for line in fh:
+                lines.append(line)
+                if len(lines) == CHUNK or (limit is not None and n + len(lines) >= limit):
+                    break
+            if not lines:
                 break
-            t0 = perf()
-            data = json.loads(line)
-            t1 = perf()
-            if variant == "hand-written":
-                verdict, crit = hand(data)
-                t2 = t1
-                t3 = perf()
-                letters = "".join(LETTER[c] for c in crit)
-            else:
-                patient = read(data, "bench")
-                t2 = perf()
-                if variant == "compiled":
-                    screened = compiled.outcomes(patient, AS_OF)
-                    t3 = perf()
-                    verdict = screened.verdict.value
-                    letters = "".join(LETTER[o.value] for _, o in screened.outcomes)
+            # Each phase over the batch, timed on the wall clock and in this process's CPU time.
+            data = timed("parse", lambda: [loads(line) for line in lines])
+            records = data if variant == "hand-written" else timed("read", lambda: [read(d, "bench") for d in data])
+            decided = timed("decide", lambda: decide(records))
+            for got in decided:
+                if variant == "hand-written":
+                    verdict, crit = got
+                    letters = "".join(LETTER[c] for c in crit)
+                elif variant == "compiled":
+                    verdict = got.verdict.value
+                    letters = "".join(LETTER[o.value] for _, o in got.outcomes)
                 else:
-                    result = elig.evaluate(protocol, patient, AS_OF)
-                    t3 = perf()
-                    verdict = result.verdict.value
-                    letters = "".join(LETTER[c.outcome.value] for c in result.criteria)
-            t_parse += t1 - t0
-            t_read += t2 - t1
-            t_decide += t3 - t2
-            verdicts[verdict] = verdicts.get(verdict, 0) + 1
-            outcomes.append(verdict[0] + letters)
-            n += 1
-    out = {"variant": variant, "protocol": protocol_key, "patients": n, "parse_s": t_parse, "read_s": t_read,
-           "decide_s": t_decide, "verdicts": verdicts, "outcomes": outcomes, "peak_rss_mb": peak_rss_mb()}
+                    verdict = got.verdict.value
+                    letters = "".join(LETTER[c.outcome.value] for c in got.criteria)
+                verdicts[verdict] = verdicts.get(verdict, 0) + 1
+                outcomes.append(verdict[0] + letters)
+            n += len(lines)
+    out = {"variant": variant, "protocol": protocol_key, "patients": n, "parse_s": wall["parse"],
+           "read_s": wall["read"], "decide_s": wall["decide"], "parse_cpu_s": cpu_s["parse"],
+           "read_cpu_s": cpu_s["read"], "decide_cpu_s": cpu_s["decide"], "verdicts": verdicts,
+           "outcomes": outcomes, "peak_rss_mb": peak_rss_mb()}
     if variant == "compiled" and hasattr(compiled, "fallback_report"):
         out["fallbacks"] = compiled.fallback_report()
     return out
@@ -218,28 +237,37 @@ def main(argv=None) -> int:
 
 def summarise(key: str, n: int, repeat: int, runs: dict, loads: list[float]) -> dict:
     hand = runs["hand-written"]
-    hand_decide = statistics.median(r["decide_s"] / r["patients"] for r in hand)
-    hand_total = statistics.median((r["parse_s"] + r["decide_s"]) / r["patients"] for r in hand)
     reference = hand[0]["outcomes"]
     result = {"protocol": key, "label": PROTOCOLS[key]["label"], "criteria": len(reference[0]) - 1,
               "patients": n, "repeat": repeat, "verdicts": hand[0]["verdicts"],
               "load_average": stats(loads),
               "agreement": {v: agreement(reference, runs[v][0]["outcomes"]) for v in ("compiled", "explained")},
               "fallbacks": runs["compiled"][0].get("fallbacks"), "variants": []}
-    for variant in VARIANTS:
-        rs = runs[variant]
-        row = {"variant": variant, "patients": rs[0]["patients"],
-               "decide_per_s": stats([r["patients"] / r["decide_s"] for r in rs]),
-               "end_to_end_per_s": stats([r["patients"] / (r["parse_s"] + r["read_s"] + r["decide_s"]) for r in rs]),
-               "decide_ratio": statistics.median(r["decide_s"] / r["patients"] for r in rs) / hand_decide,
-               "end_to_end_ratio": statistics.median((r["parse_s"] + r["read_s"] + r["decide_s"]) / r["patients"]
-                                                     for r in rs) / hand_total,
-               "peak_rss_mb": stats([r["peak_rss_mb"] for r in rs])}
-        if variant != "hand-written":
-            row["reader_over_json"] = stats([r["read_s"] / r["parse_s"] for r in rs])
-            row["reader_us"] = statistics.median(r["read_s"] / r["patients"] * 1e6 for r in rs)
-            row["json_us"] = statistics.median(r["parse_s"] / r["patients"] * 1e6 for r in rs)
-        result["variants"].append(row)
+    # Each figure on the wall clock (as before) and in CPU time (``_cpu``: the process's own, which
+    # other jobs on a shared machine disturb less).
+    for clock in ("", "_cpu"):
+        def decide_s(r):
+            return r[f"decide{clock}_s"]
+
+        def total_s(r):
+            return r[f"parse{clock}_s"] + r[f"read{clock}_s"] + r[f"decide{clock}_s"]
+
+        hand_decide = statistics.median(decide_s(r) / r["patients"] for r in hand)
+        hand_total = statistics.median(total_s(r) / r["patients"] for r in hand)
+        for i, variant in enumerate(VARIANTS):
+            rs = runs[variant]
+            if clock == "":
+                result["variants"].append({"variant": variant, "patients": rs[0]["patients"],
+                                           "peak_rss_mb": stats([r["peak_rss_mb"] for r in rs])})
+            row = result["variants"][i]
+            row[f"decide{clock}_per_s"] = stats([r["patients"] / decide_s(r) for r in rs])
+            row[f"end_to_end{clock}_per_s"] = stats([r["patients"] / total_s(r) for r in rs])
+            row[f"decide{clock}_ratio"] = statistics.median(decide_s(r) / r["patients"] for r in rs) / hand_decide
+            row[f"end_to_end{clock}_ratio"] = statistics.median(total_s(r) / r["patients"] for r in rs) / hand_total
+            if variant != "hand-written":
+                row[f"reader_over_json{clock}"] = stats([r[f"read{clock}_s"] / r[f"parse{clock}_s"] for r in rs])
+                row[f"reader{clock}_us"] = statistics.median(r[f"read{clock}_s"] / r["patients"] * 1e6 for r in rs)
+                row[f"json{clock}_us"] = statistics.median(r[f"parse{clock}_s"] / r["patients"] * 1e6 for r in rs)
     return result
 
 
@@ -253,18 +281,22 @@ def print_run(run: dict) -> None:
     if fb:
         print(f"compiled fallbacks to the explaining rule functions: {fb['patients_with_fallback']:,} of "
               f"{fb['patients']:,} patients ({fb['patient_rate']:.1%}), {fb['per_patient']:.3f} per patient")
-    print(f"{'variant':<14}{'decide/s (min / median / max)':>34}{'× hand':>8}{'end-to-end/s (median)':>24}"
+    print(f"{'variant':<14}{'clock':<6}{'decide/s (min / median / max)':>34}{'× hand':>8}{'end-to-end/s (median)':>24}"
           f"{'× hand':>8}{'reader/json':>13}{'peak RSS':>11}")
     for row in run["variants"]:
-        d, e = row["decide_per_s"], row["end_to_end_per_s"]
-        reader = f"{row['reader_over_json']['median']:.2f}×" if "reader_over_json" in row else ""
-        print(f"{row['variant']:<14}{d['min']:>12,.0f} / {d['median']:>8,.0f} / {d['max']:>8,.0f}"
-              f"{row['decide_ratio']:>8.2f}{e['median']:>24,.0f}{row['end_to_end_ratio']:>8.2f}{reader:>13}"
-              f"{row['peak_rss_mb']['max']:>9.0f} MB", flush=True)
+        for clock, name in (("", "wall"), ("_cpu", "CPU")):
+            d, e = row[f"decide{clock}_per_s"], row[f"end_to_end{clock}_per_s"]
+            rj = row.get(f"reader_over_json{clock}")
+            reader = f"{rj['median']:.2f}×" if rj else ""
+            rss = f"{row['peak_rss_mb']['max']:>9.0f} MB" if clock == "" else ""
+            print(f"{row['variant'] if clock == '' else '':<14}{name:<6}{d['min']:>12,.0f} / {d['median']:>8,.0f} / "
+                  f"{d['max']:>8,.0f}{row[f'decide{clock}_ratio']:>8.2f}{e['median']:>24,.0f}"
+                  f"{row[f'end_to_end{clock}_ratio']:>8.2f}{reader:>13}{rss}", flush=True)
 
 
 def targets(report: dict) -> list[dict]:
-    """Issue 14's targets, on its setup (the organ-function criteria) and on the full protocol."""
+    """Issue 14's targets, on its setup (the organ-function criteria) and on the full protocol, in CPU
+    time (the rate on one core; the wall-clock figure is given beside it)."""
     out = []
     for run in report["runs"]:
         rows = {r["variant"]: r for r in run["variants"]}
@@ -272,12 +304,17 @@ def targets(report: dict) -> list[dict]:
         where = f"{run['protocol']}, {run['patients']:,} patients"
         setup = run["protocol"] == "organ-function"
         out.append({"target": "verdicts and outcomes ≤ 3× hand-written, on parsed records", "where": where,
-                    "issue_setup": setup, "measured": f"{c['decide_ratio']:.2f}×", "met": c["decide_ratio"] <= 3})
-        out.append({"target": "full explanations ≥ 5,000 patients/s", "where": where, "issue_setup": setup,
-                    "measured": f"{e['decide_per_s']['median']:,.0f}/s", "met": e["decide_per_s"]["median"] >= 5000})
-        reader = c["reader_over_json"]["median"]
+                    "issue_setup": setup,
+                    "measured": f"{c['decide_cpu_ratio']:.2f}× CPU ({c['decide_ratio']:.2f}× wall)",
+                    "met": c["decide_cpu_ratio"] <= 3})
+        rate = e["decide_cpu_per_s"]["median"]
+        out.append({"target": "full explanations ≥ 5,000 patients/s on one core", "where": where,
+                    "issue_setup": setup,
+                    "measured": f"{rate:,.0f}/s CPU ({e['decide_per_s']['median']:,.0f}/s wall)", "met": rate >= 5000})
+        reader = c["reader_over_json_cpu"]["median"]
         out.append({"target": "native reader ≤ 3× json.loads", "where": where, "issue_setup": setup,
-                    "measured": f"{reader:.2f}×", "met": reader <= 3})
+                    "measured": f"{reader:.2f}× CPU ({c['reader_over_json']['median']:.2f}× wall)",
+                    "met": reader <= 3})
     return out
 
 

@@ -78,6 +78,16 @@ def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: st
     return found
 
 
+def distance_text(ctx: Context, value: float, op: str, limit: float, unit: str) -> str:
+    """``summary.distance(value, op, limit, unit)``, made once per distinct one."""
+    key = ("distance", value, op, limit, unit)
+    texts = ctx.memo.texts
+    text = texts.get(key)
+    if text is None:
+        text = Memo.put(texts, key, distance(value, op, limit, unit))
+    return text
+
+
 def beside(ctx: Context, value: float, limit: float) -> str:
     """``format_beside(value, limit)``, made once per distinct pair."""
     key = ("beside", value, limit)
@@ -88,11 +98,36 @@ def beside(ctx: Context, value: float, limit: float) -> str:
     return text
 
 
+@attrs.frozen
+class _Static:
+    """What a comparison node says whatever the patient: worked out once per node (protocol's memo)."""
+
+    measured: bool  # a measurement (not a demographic, ratio or derived value)
+    unit: str  # the unit its value is shown in (``subject_unit``)
+    suffix: str  # ``with_unit("", unit)``: what follows a number shown in that unit
+    plain: tuple | None  # for a threshold that reads nothing of the patient: ``compared``'s answer
+
+
+def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
+    found = ctx.memo.of_node(node)
+    if found is None:
+        subject, test = node.subject, node.test
+        unit = subject_unit(subject)
+        plain = None
+        if isinstance(test, p.CompareTest) and bound_reads(ctx, test.bound, None, None) is None:
+            plain = compared(ctx, test, subject, None, unit)
+        found = ctx.memo.for_node(node, _Static(
+            isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic",
+            unit, with_unit("", unit), plain))
+    return found
+
+
 def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     text = node.text
     subject = node.subject
     label = subject.label
-    if isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic":
+    static = _static(ctx, node)
+    if static.measured:
         got = measurement(ctx, subject.concept, label, node.window)  # what subject_value does, inline
         if not isinstance(got, Unusable):
             got = got.value, (got.used,), None, got.obs
@@ -103,21 +138,23 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
                            summary=f"unknown: {got.reason}", reason=got.reason, missing=got.missing,
                            values=got.values)
     value, used, derived, obs = got
-    unit = subject_unit(node.subject)
+    unit = static.unit
     test = node.test
     if isinstance(test, p.SexTest):
         return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
     if isinstance(test, p.CompareTest):
-        bound = compared(ctx, test, node.subject, obs, unit)
+        bound = static.plain or compared(ctx, test, subject, obs, unit)
         if isinstance(bound, Unusable):
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: {bound.reason}", reason=bound.reason,
                                missing=bound.missing, values=used, derived=derived)
         limit, threshold, stated = bound
-        outcome = Outcome.of(compare(value, test.op, limit))
-        summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
-                   + conversion_note(ctx, used, derived, value, (limit,)))
-        gap = distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None
+        met = compare(value, test.op, limit)
+        outcome = Outcome.MET if met else Outcome.NOT_MET
+        summary = f"{label} {beside(ctx, value, limit)}{static.suffix} {'meets' if met else 'does not meet'} {stated}"
+        if abs(value - limit) <= NEAR_THRESHOLD * abs(limit):
+            summary += conversion_note(ctx, used, derived, value, (limit,))
+        gap = None if met else distance_text(ctx, value, test.op, limit, unit)
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived, distance=gap)
     # range
@@ -178,7 +215,8 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
                    + conversion_note(ctx, used, derived, value, (limit,)))
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived,
-                           distance=distance(value, test.op, limit, unit) if outcome is Outcome.NOT_MET else None)
+                           distance=(distance_text(ctx, value, test.op, limit, unit) if outcome is Outcome.NOT_MET
+                                     else None))
     distinct = set(outcomes.values())
     if len(distinct) == 1 and Outcome.UNKNOWN not in distinct:
         outcome = distinct.pop()

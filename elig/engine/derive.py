@@ -57,8 +57,7 @@ class _Plan:
 
 
 def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
-    key = ("derived", id(subject))
-    found = ctx.memo.recall(key, (subject,))
+    found = ctx.memo.of_node(subject)
     if found is None:
         d = subject.derivation
         concepts = {i.key: ctx.vocabulary.lookup(i.concept) for i in d.inputs}
@@ -71,7 +70,7 @@ def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
         params.update(overridden)
         param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
                            ("" if prm.key in overridden else " (default)") for prm in d.params)
-        found = ctx.memo.keep(key, (subject,), _Plan(concepts, factors, params, param_text,
+        found = ctx.memo.for_node(subject, _Plan(concepts, factors, params, param_text,
                                                      ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)))
     return found
 

@@ -63,40 +63,30 @@ def evaluate(checked: p.CheckedProtocol, patient: Patient, as_of=None) -> Evalua
 class Evaluation(Context):
     """The explaining evaluator: one ``visit_<PlanNode>`` per rule kind, each returning an ``Explanation``."""
 
+    # type of plan node -> its visit_ method, per class (a subclass gets its own table)
+    _visitors: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._visitors = {}
+
     def rule(self, node: p.RulePlan) -> Explanation:
-        cls = type(self)
-        visitors = cls.__dict__.get("_visitors")
-        if visitors is None:
-            visitors = {}
-            setattr(cls, "_visitors", visitors)
-        visit = visitors.get(type(node))
+        visit = self._visitors.get(type(node))
         if visit is None:
-            visit = getattr(cls, "visit_" + type(node).__name__, None)
+            visit = getattr(type(self), "visit_" + type(node).__name__, None)
             if visit is None:
                 raise TypeError(type(node).__name__)
-            visitors[type(node)] = visit
+            self._visitors[type(node)] = visit
         return visit(self, node)
 
-    def visit_ComparisonPlan(self, node: p.ComparisonPlan) -> Explanation:
-        return comparison(self, node)
-
-    def visit_EventPlan(self, node: p.EventPlan) -> Explanation:
-        return event(self, node)
-
-    def visit_FactPlan(self, node: p.FactPlan) -> Explanation:
-        return fact(self, node)
-
-    def visit_AttestationPlan(self, node: p.AttestationPlan) -> Explanation:
-        return attestation(self, node)
-
-    def visit_DefinitionPlan(self, node: p.DefinitionPlan) -> Explanation:
-        return definition(self, node)
-
-    def visit_RatePlan(self, node: p.RatePlan) -> Explanation:
-        return rate(self, node)
-
-    def visit_LogicPlan(self, node: p.LogicPlan) -> Explanation:
-        return logic(self, node)
+    # Each visit_ method is its rule kind's function, ``(context, node) -> Explanation``.
+    visit_ComparisonPlan = comparison
+    visit_EventPlan = event
+    visit_FactPlan = fact
+    visit_AttestationPlan = attestation
+    visit_DefinitionPlan = definition
+    visit_RatePlan = rate
+    visit_LogicPlan = logic
 
     def run(self) -> EvaluationResult:
         self.index()  # also collects the coded entries whose display alone names a concept

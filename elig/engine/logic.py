@@ -52,9 +52,9 @@ def event_concepts(node) -> tuple | None:
 
 def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
     memo = ctx.memo
-    concepts = memo.recall(("event concepts", id(node)), (node,))
+    concepts = memo.of_node(node)
     if concepts is None:
-        concepts = memo.keep(("event concepts", id(node)), (node,), event_concepts(node) or ())
+        concepts = memo.for_node(node, event_concepts(node) or ())
     quiet = None
     if concepts:
         idx = ctx.index()

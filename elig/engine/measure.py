@@ -39,70 +39,95 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
     found = ctx.measured.get(key)
     if found is None:
         found = ctx.measured[key] = _measurement(ctx, concept, label, window,
-                                                 ctx.index()["observation"].get(concept.name, ()))
+                                                 (ctx._index or ctx.index())["observation"].get(concept.name, ()))
     return found
 
 
 def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
                  records) -> Picked | Unusable:
     as_of = ctx.as_of
-    want = f"{label}{ctx.window_text(window)}"
-    records = [o for o in records if o.value is not None or o.problem or o.result is None]
-    if not records:
-        return Unusable(f"no {label} recorded", (want,))
-    start = ctx.window_opens(window) if window else dt.date.min
-    not_future = []
-    undated = True
+    newest = None
+    later = 0  # how many results after the newest are not in the future (same-time twins come first)
+    undated = None  # the first result without a date
+    dated = counted = False
     for o in records:
+        if o.value is None and not o.problem and o.result is not None:
+            continue  # a qualitative result: not a measurement
+        counted = True
         d = o.date
-        if d is not None:
-            undated = False
-            if d.earliest() <= as_of:
-                not_future.append(o)
-    if undated:
-        return Unusable(f"{label} is recorded without a date", (want,))
-    if not not_future:
-        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (want,))
-    newest = not_future[0]
+        if d is None:
+            if undated is None:
+                undated = o
+            continue
+        dated = True
+        if d.earliest() <= as_of:
+            if newest is None:
+                newest = o
+            else:
+                later += 1
+    if not counted:
+        return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
+    if not dated:
+        return Unusable(f"{label} is recorded without a date", (_want(ctx, label, window),))
+    if newest is None:
+        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),))
     # An entry that cannot be placed in time, or whose code names the concept only in its display,
     # may be the newest: the older value must not decide in its place (docs/semantics.md).
-    doubt = _may_be_newer(ctx, concept, label, records, newest)
+    doubt = _may_be_newer(ctx, concept, label, undated, newest)
     if doubt is not None:
-        return Unusable(doubt[0], (want,), doubt[1])
-    in_window = within(newest.date, start, as_of) if window else True
-    if in_window is None:
-        return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
-                        f"the {window.text} window", (want,), (raw_value(concept, newest),))
-    if not in_window:
-        return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
-                        f"before {as_of}", (want,), (raw_value(concept, newest),))
-    picked = read_value(ctx, concept, label, newest, want)
-    if isinstance(picked, Picked) and len(not_future) > 1:
+        return Unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
+    if window is not None:
+        in_window = within(newest.date, ctx.window_opens(window), as_of)
+        if in_window is None:
+            return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
+                            f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
+        if not in_window:
+            return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
+                            f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
+    picked = read_value(ctx, concept, label, newest, None, window)
+    if later and isinstance(picked, Picked):
         # Two results at the same instant that disagree: neither may silently win. A twin that
         # cannot be read may disagree too, so it makes the result of that instant uncertain.
-        for twin in not_future[1:]:
-            if twin.date != newest.date:
+        date = newest.date
+        seen = False
+        for twin in records:
+            if not seen:
+                seen = twin is newest
+                continue
+            if twin.value is None and not twin.problem and twin.result is not None:
+                continue
+            d = twin.date
+            if d is None or d.earliest() > as_of:
+                continue
+            if d != date:
                 break
-            other = read_value(ctx, concept, label, twin, want)
+            other = read_value(ctx, concept, label, twin, None, window)
             if isinstance(other, Unusable):
-                return Unusable(f"another {label} of the same time ({newest.date}, {twin.source}) cannot be read, "
+                return Unusable(f"another {label} of the same time ({date}, {twin.source}) cannot be read, "
                                 f"so {with_unit(fmt(picked.value), concept.unit)} may not be the result of that time: "
-                                f"{other.reason}", (f"{want} (confirmed result)",), (picked.used, *other.values))
+                                f"{other.reason}", (f"{_want(ctx, label, window)} (confirmed result)",),
+                                (picked.used, *other.values))
             if not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
-                return Unusable(f"conflicting {label} results at the same time ({newest.date}): "
+                return Unusable(f"conflicting {label} results at the same time ({date}): "
                                 f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
-                                (f"{want} (confirmed result)",), (picked.used, other.used))
+                                (f"{_want(ctx, label, window)} (confirmed result)",), (picked.used, other.used))
     return picked
 
 
-def _may_be_newer(ctx: Context, concept: Concept, label: str, records: list, newest: Observation):
+def _want(ctx: Context, label: str, window: p.Duration | None) -> str:
+    """What to collect when a measurement cannot be used: the label and its window."""
+    return f"{label}{ctx.window_text(window)}"
+
+
+def _may_be_newer(ctx: Context, concept: Concept, label: str, undated: Observation | None, newest: Observation):
     """(reason, values) when an entry of the concept that cannot be placed or matched may be newer
-    than ``newest``; None when every entry is dated and matched by code or name."""
-    for o in records:
-        if o.date is None:
-            return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
-                    f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
-    idx = ctx.index()
+    than ``newest`` (``undated``: the first of its results without a date, if any); None when every
+    entry is dated and matched by code or name."""
+    if undated is not None:
+        o = undated
+        return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
+                f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
+    idx = ctx._index or ctx.index()
     unreadable = idx["unreadable"].get("observation")
     unmatched = idx["unmatched"].get(concept.name)
     if not unreadable and not unmatched:
@@ -155,29 +180,34 @@ def unit_reading(ctx: Context, concept: Concept, recorded: str | None, unit: str
     return reading
 
 
-def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str) -> Picked | Unusable:
-    """One observation's value in the concept's canonical unit, or why it cannot be read."""
+def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str | None,
+               window: p.Duration | None = None) -> Picked | Unusable:
+    """One observation's value in the concept's canonical unit, or why it cannot be read (with
+    ``want`` to collect; None: the label within ``window``, made only when it is needed)."""
     if obs.problem or obs.value is None:
         return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
-                        (want,), (raw_value(concept, obs),))
+                        (want or _want(ctx, label, window),), (raw_value(concept, obs),))
     unit = obs.unit
     if unit is None:
         if concept.unitless == "canonical":
             unit = concept.unit
         else:
             return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
-                            f"cannot be read", (want,), (raw_value(concept, obs),))
+                            f"cannot be read", (want or _want(ctx, label, window),), (raw_value(concept, obs),))
     reading = ctx.memo.units.get((obs.unit, unit, concept.name)) or unit_reading(ctx, concept, obs.unit, unit)
     if reading.refused:
         return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: "
-                        f"{reading.refused}", (f"{want} in {concept.unit}",), (raw_value(concept, obs),))
+                        f"{reading.refused}", (f"{want or _want(ctx, label, window)} in {concept.unit}",),
+                        (raw_value(concept, obs),))
     factor = reading.factor
     if isinstance(factor, str):
-        return Unusable(f"{label} on {obs.date}: {factor}", (want,), (raw_value(concept, obs),))
+        return Unusable(f"{label} on {obs.date}: {factor}", (want or _want(ctx, label, window),),
+                        (raw_value(concept, obs),))
     if not reading.fits:
         return Unusable(f"{label} on {obs.date}: the unit {obs.unit!r} does not fit {concept.name}, which is read "
                         f"only " + ("without a unit or " if concept.unitless else "") +
-                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}", (want,),
+                        f"in {' or '.join((concept.unit or '1', *concept.also_units))}",
+                        (want or _want(ctx, label, window),),
                         (raw_value(concept, obs),))
     value = obs.value * factor
     conversion = None
@@ -194,7 +224,8 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
-                        f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit", (want,), (used,))
+                        f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit",
+                        (want or _want(ctx, label, window),), (used,))
     return Picked(obs, value, used)
 
 

@@ -8,6 +8,8 @@ A ``Memo`` belongs to one ``CheckedProtocol`` (never module-global) and holds:
 - ``units``: how a distinct recorded unit reads for a concept (``measure.UnitReading``);
 - ``texts``: numbers as explanations print them (a conversion, a value beside its threshold),
   per distinct number and what it is printed with;
+- ``nodes``: what one plan node's rule function works out once from the node alone (its unit,
+  a plain threshold, the concepts of its events), per node;
 - shared explanations: an explanation that depends on nothing of the patient but a key
   (an event rule with no matching record, an attestation not given, a logic rule over
   shared children) is built once and the same immutable object is returned again.
@@ -30,7 +32,7 @@ LIMIT = 50_000
 class Memo:
     """Caches of one checked protocol, shared by every evaluation of it."""
 
-    __slots__ = ("vocabulary", "concepts", "display_only", "units", "texts", "explanations", "shared")
+    __slots__ = ("vocabulary", "concepts", "display_only", "units", "texts", "explanations", "shared", "nodes")
 
     def __init__(self) -> None:
         self.vocabulary = None  # the vocabulary the tables were filled from
@@ -40,6 +42,7 @@ class Memo:
         self.texts: dict = {}  # numbers as an explanation prints them, per distinct (what, number, ...)
         self.explanations: dict = {}  # key -> (parts, value)
         self.shared: dict = {}  # id(value) -> value, for every value of ``explanations``
+        self.nodes: dict = {}  # id(plan node) -> (node, what its rule function works out from it alone)
 
     def check(self, vocabulary) -> "Memo":
         """This memo, emptied first if it was filled from another vocabulary (a protocol copied
@@ -56,6 +59,17 @@ class Memo:
             table.clear()
         table[key] = value
         return value
+
+    def of_node(self, node):
+        """What was kept for this very plan node (``for_node``), or None."""
+        hit = self.nodes.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
+        return None
+
+    def for_node(self, node, value):
+        """Keep ``value``, worked out from ``node`` alone, for that node; return ``value``."""
+        return Memo.put(self.nodes, id(node), (node, value))[1]
 
     def recall(self, key, parts: tuple):
         """The value kept under ``key`` for these very objects (``is``), or None."""

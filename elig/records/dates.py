@@ -47,6 +47,8 @@ class PartialDate:
     # earliest(), latest() and sort_key(), computed once: a date is shared by the entries that give
     # it and read many times by every rule that looks at them.
     _bounds: tuple | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # The text (``str``), made once for the same reason: every explanation that shows the date prints it.
+    _text: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> "PartialDate":
@@ -128,6 +130,9 @@ class PartialDate:
         return dt.datetime.combine(self.earliest(), self.time)
 
     def __str__(self) -> str:
+        return self._text or self._make_text()
+
+    def _make_text(self) -> str:
         s = f"{self.year:04d}"
         if self.month is not None:
             s += f"-{self.month:02d}"
@@ -135,6 +140,7 @@ class PartialDate:
             s += f"-{self.day:02d}"
         if self.time is not None:
             s += f"T{self.time.strftime('%H:%M')}"
+        object.__setattr__(self, "_text", s)
         return s
 
 
