@@ -1,7 +1,8 @@
 """mkdocs hook: generate reference tables from their declarations at build time.
 
 A page containing ``<!-- elig:vocabulary -->`` gets the vocabulary table from
-the bundled ``elig/data/vocabulary*.yaml`` files; ``<!-- elig:derivations -->`` gets the derivation
+the bundled ``elig/data/vocabulary*.yaml`` files (``<!-- elig:loinc-evidence -->`` the evidence for
+each LOINC code); ``<!-- elig:derivations -->`` gets the derivation
 catalogue from ``elig/terminology/derivations.py``. Nothing is copied by hand, so the docs
 cannot drift from the code.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 
 def _vocabulary() -> str:
+    import re
+
     from elig.terminology.codes import short_system
     from elig.terminology.vocabulary import default_vocabulary
 
@@ -39,12 +42,32 @@ def _vocabulary() -> str:
                     uln = (f"{u.value:g} {u.unit}" if u.value is not None else
                            f"M {u.male:g} / F {u.female:g} {u.unit}")
                 mm = f"{c.molar_mass:g} g/mol" if c.molar_mass else "—"
+                factor = re.search(r"1 (\S+) = ([\d.]+) (\S+?)(?=[\s,;)]|$)", c.molar_mass_source or "")
+                if c.molar_mass and factor:
+                    mm += f" (1 {factor.group(1)} = {factor.group(2)} {factor.group(3)})"
                 if c.refused_units:
                     mm += "; not in " + ", ".join(u for u, _ in c.refused_units)
                 lines.append(f"| {c.name} | {aliases} | `{c.unit}` | {plaus} | {mm} | {uln} | {codes} |")
             else:
                 lines.append(f"| {c.name} | {aliases} | {codes} |")
     return "\n".join(lines) + "\n"
+
+
+def _loinc_evidence() -> str:
+    """Every shipped LOINC code with the long name seen on the page that confirms it, from
+    tests/data/loinc_checked.tsv (which tests/test_vocabulary_codes.py keeps equal to the vocabulary)."""
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "data" / "loinc_checked.tsv"
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith(("#", "code\t"))]
+    out = [f"{len(rows)} LOINC codes, each confirmed on the page(s) named.\n",
+           "| code | long common name (as seen) | evidence |", "|---|---|---|"]
+    for code, name, _status, evidence in sorted(rows, key=lambda r: [int(x) for x in r[0].split("-")]):
+        links = re.sub(r"(https?://[^\s;()]+)", r"<\1>", evidence.replace("|", "\\|"))
+        out.append(f"| `{code}` | {name.replace('|', chr(92) + '|')} | {links} |")
+    return "\n".join(out) + "\n"
 
 
 def _corpus() -> str:
@@ -251,6 +274,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:corpus -->" in markdown:
         markdown = markdown.replace("<!-- elig:corpus -->", _corpus())
+    if "<!-- elig:loinc-evidence -->" in markdown:
+        markdown = markdown.replace("<!-- elig:loinc-evidence -->", _loinc_evidence())
     if "<!-- elig:vocabulary -->" in markdown:
         markdown = markdown.replace("<!-- elig:vocabulary -->", _vocabulary())
     if "<!-- elig:derivations -->" in markdown:

@@ -27,8 +27,8 @@ def _checked() -> dict[str, dict]:
     return {row["code"]: row for row in csv.DictReader(lines, delimiter="\t")}
 
 
-def _codes(system: str):
-    for path in bundled_files():
+def _codes(system: str, files=None):
+    for path in files or bundled_files():
         concepts, problems, _ = read_vocabulary_file(path)
         assert not problems, problems
         for concept in concepts:
@@ -38,31 +38,144 @@ def _codes(system: str):
 
 
 # ---------------------------------------------------------------- LOINC
-def test_every_loinc_code_is_in_the_checked_list_with_a_valid_check_digit():
-    checked = _checked()
-    missing = []
-    for file, concept, spec in _codes(LOINC):
-        body, digit = spec.code.split("-")
-        assert loinc_check_digit(body) == int(digit), (concept.name, spec.code)
+def _loinc_problems(specs, checked: dict[str, dict]) -> list[str]:
+    """Why each (concept, code) pair is not a confirmed LOINC code: a wrong check digit, no row
+    of evidence in the checked list, or a display that is not the long name seen on the page."""
+    problems = []
+    for concept, spec in specs:
+        body, _, digit = spec.code.partition("-")
+        if not digit.isdigit() or loinc_check_digit(body) != int(digit):
+            problems.append(f"{spec.code} ({concept.name}): wrong LOINC check digit")
+            continue
         row = checked.get(spec.code)
         if row is None:
-            missing.append(f"{spec.code} ({concept.name}, {file})")
-            continue
-        # Codes added since issue 9 were checked against a public page; only the seed file
-        # may still hold codes shipped before, listed as such.
-        if file != "vocabulary.yaml":
-            assert row["status"] in ("checked", "synthea"), (spec.code, row["status"])
-    assert not missing, ("LOINC codes without evidence: add each to tests/data/loinc_checked.tsv with its long "
-                         "common name and the page that confirms it: " + ", ".join(missing))
+            problems.append(f"{spec.code} ({concept.name}): not in tests/data/loinc_checked.tsv; add it with its "
+                            "long common name and the public page that confirms it")
+        elif spec.display and spec.display != row["long_common_name"]:
+            problems.append(f"{spec.code} ({concept.name}): declared as {spec.display!r}, but the page confirms "
+                            f"{row['long_common_name']!r}")
+    return problems
+
+
+# The LOINC property (the bracket in the long name) against the concept's unit: a unit of this
+# dimension must convert to the concept's unit (through its molar mass, for mass and moles).
+PROPERTY_UNIT = {
+    "Mass/volume": "g/L", "Moles/volume": "mol/L", "#/volume": "10^9/L", "Enzymatic activity/volume": "U/L",
+    "Units/volume": "U/L", "Mass Ratio": "1", "Mass/time": "g/d", "Partial pressure": "mmHg", "Volume": "L",
+    "Volume Fraction": "%", "Volume Rate/Area": "mL/min/{1.73_m2}", "Entitic volume": "fL",
+}
+QUALITATIVE = ("Presence", "Interpretation")
+# Codes kept on purpose although their property is not the concept's; each needs a reason.
+PROPERTY_KEPT = {
+    "2107-1": "urine hCG in moles: recognised so that such a result is reported unknown (no IU-to-mole factor), "
+              "not missing",
+    "2114-7": "urine beta-hCG in moles: as 2107-1",
+    "39156-5": "LOINC's [Ratio] for body mass index is the kg/m2 quotient",
+}
+
+
+def _property_problem(long_name: str, kind: str, unit: str | None, molar_mass: float | None) -> str | None:
+    import pint
+
+    from elig.terminology.units import conversion_factor
+
+    match = re.search(r"\[([^\]]+)\]", long_name)
+    if match is None:
+        return None
+    prop = match.group(1)
+    if prop in QUALITATIVE:
+        return None if kind == "test" else f"a qualitative [{prop}] code on a {kind} in {unit}"
+    if kind == "test":
+        return f"a quantitative [{prop}] code on a qualitative test"
+    if prop not in PROPERTY_UNIT:
+        return f"LOINC property [{prop}] is not known to this check: add it to PROPERTY_UNIT"
+    try:
+        conversion_factor(PROPERTY_UNIT[prop], unit, molar_mass)
+    except pint.DimensionalityError:
+        return (f"[{prop}] results cannot be read in {unit}"
+                + ("" if molar_mass else " (and no molar mass is declared)"))
+    return None
+
+
+def test_every_loinc_code_is_confirmed_by_a_public_page():
+    problems = [p for file in bundled_files() for p in _loinc_problems(
+        ((concept, spec) for _, concept, spec in _codes(LOINC, [file])), _checked())]
+    assert not problems, "LOINC codes not confirmed:\n" + "\n".join(problems)
+
+
+def test_every_loinc_code_measures_what_its_concept_means():
+    checked = _checked()
+    wrong = [f"{spec.code} {checked[spec.code]['long_common_name']!r} on {concept.name}: {problem}"
+             for _, concept, spec in _codes(LOINC) if spec.code not in PROPERTY_KEPT
+             for problem in [_property_problem(checked[spec.code]["long_common_name"], concept.kind, concept.unit,
+                                               concept.molar_mass)] if problem]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_checked_list_rows_are_well_formed():
     for code, row in _checked().items():
         assert code_problem(LOINC, code) is None, code
         assert row["long_common_name"].strip() and row["evidence"].strip(), code
-        assert row["status"] in ("checked", "synthea", "pre-existing"), code
-        if row["status"] == "checked":
-            assert re.search(r"https?://", row["evidence"]), code
+        # Every row was confirmed on a public page (loinc.org, HL7 or VSAC pages, laboratory catalogues).
+        assert row["status"] == "checked", code
+        assert re.search(r"https?://", row["evidence"]), code
+
+
+
+# Codes shipped before issue 9 that no public page could confirm when they were re-checked: a wrong
+# code is worse than none (a record under it would be read as the concept), so they are removed and
+# must not come back without evidence. Each says what it was meant to be and why it went.
+REMOVED = {
+    "1743-4": "ALT with P-5'-P (alanine aminotransferase): no page found for this code; 1742-6 and 1744-2 were",
+    "753-4": "neutrophils by manual count: no page found; 751-8 and 26499-4 cover the absolute count",
+    "8634-8": "uncorrected Q-T interval: no page found (8636-3, the corrected QT, was)",
+    "19994-3": "FiO2 ventilator setting: no page found; 3150-0 'Inhaled oxygen concentration' was (US Core)",
+    "19996-8": "FiO2 on ventilator: no page found; as 19994-3",
+    "92130-4": "rhinovirus RNA by NAA: no page found (searched loinc.org, HL7 IGs, lab catalogues)",
+    "92134-6": "human metapneumovirus RNA by NAA: as 92130-4",
+    "92138-7": "parainfluenza 3 RNA by NAA: as 92130-4",
+    "92139-5": "parainfluenza 2 RNA by NAA: as 92130-4",
+    "92140-3": "parainfluenza 1 RNA by NAA: as 92130-4",
+    "94040-3": "adenovirus DNA by NAA in respiratory specimens: no page found",
+}
+
+
+def test_codes_removed_for_want_of_evidence_stay_out():
+    back = {spec.code for _, _, spec in _codes(LOINC)} & set(REMOVED)
+    assert not back, {code: REMOVED[code] for code in back}
+    assert not set(REMOVED) & set(_checked()), "a removed code has a row again: drop it from REMOVED with its evidence"
+
+
+def test_the_loinc_checks_fail_on_wrong_codes():
+    """The checks above can fail: a code with a wrong check digit, a code nobody confirmed, a display
+    that names another analyte, and codes whose property is not what the concept means."""
+    from elig.terminology.vocabulary import CodeSpec, Concept
+
+    creatinine = Concept(name="serum creatinine", kind="measurement", unit="mg/dL")
+    checked = {"2160-0": {"long_common_name": "Creatinine [Mass/volume] in Serum or Plasma"}}
+    specs = [(creatinine, CodeSpec(LOINC, "2160-1")),                      # check digit
+             (creatinine, CodeSpec(LOINC, "14682-9")),                     # real, but not confirmed here
+             (creatinine, CodeSpec(LOINC, "2160-0", "Creatinine [Moles/volume] in Serum or Plasma"))]
+    problems = _loinc_problems(specs, checked)
+    assert [p.split(":")[0] for p in problems] == ["2160-1 (serum creatinine)", "14682-9 (serum creatinine)",
+                                                    "2160-0 (serum creatinine)"]
+    assert "wrong LOINC check digit" in problems[0] and "declared as" in problems[2]
+    # A substance concentration code on a mass concentration concept without a molar mass to bridge them.
+    assert _property_problem("Sodium [Moles/volume] in Serum or Plasma", "measurement", "mg/dL", None)
+    assert _property_problem("Creatinine [Moles/volume] in Serum or Plasma", "measurement", "mg/dL", 113.12) is None
+    # An absolute count is not a percentage of leukocytes, and a presence test is not a quantity.
+    assert _property_problem("Neutrophils [#/volume] in Blood", "measurement", "%", None)
+    assert _property_problem("Hepatitis B virus surface Ag [Presence] in Serum", "measurement", "IU/L", None)
+    assert _property_problem("Platelets [#/volume] in Blood", "test", None, None)
+
+
+def test_every_kept_property_mismatch_is_still_needed():
+    """An entry of PROPERTY_KEPT that no longer excuses anything is removed, so the list cannot hide a code."""
+    checked = _checked()
+    needed = {spec.code for _, concept, spec in _codes(LOINC) if spec.code in PROPERTY_KEPT
+              and _property_problem(checked[spec.code]["long_common_name"], concept.kind, concept.unit,
+                                    concept.molar_mass)}
+    assert needed == set(PROPERTY_KEPT)
 
 
 def test_a_wrong_check_digit_is_refused():
@@ -89,10 +202,14 @@ _ALL_CODES = tuple(c for c in icd10cm.get_all_codes(with_dots=True) if _is_code(
 RETIRED_KEPT: dict[str, str] = {}
 
 
+def _missing_icd(codes) -> list[str]:
+    return [f"{spec.code}{'*' if spec.match == 'prefix' else ''} ({concept.name})"
+            for _, concept, spec in codes
+            if not _icd_exists(spec.code, spec.match == "prefix") and spec.code not in RETIRED_KEPT]
+
+
 def test_every_icd10cm_code_exists_in_the_code_system():
-    wrong = [f"{spec.code}{'*' if spec.match == 'prefix' else ''} ({concept.name})"
-             for _, concept, spec in _codes(ICD10CM)
-             if not _icd_exists(spec.code, spec.match == "prefix") and spec.code not in RETIRED_KEPT]
+    wrong = _missing_icd(_codes(ICD10CM))
     assert not wrong, "ICD-10-CM codes that do not exist: " + ", ".join(wrong)
 
 
@@ -103,6 +220,17 @@ def test_every_icd10cm_code_exists_in_the_code_system():
 ])
 def test_the_icd10cm_check_fails_on_codes_that_do_not_exist(code, prefix, exists):
     assert _icd_exists(code, prefix) is exists
+
+
+def test_a_vocabulary_file_with_a_made_up_icd10cm_code_fails_the_check(tmp_path):
+    """The check reads a vocabulary file as the suite reads the shipped ones: J45.999 has the syntax of
+    an ICD-10-CM code, so the vocabulary loader accepts it, but the classification has no such code."""
+    path = tmp_path / "site.yaml"
+    path.write_text("concepts:\n  - name: severe asthma\n    kind: condition\n    codes:\n"
+                    "      - {system: ICD-10-CM, code: J45.999, display: made up}\n"
+                    "      - {system: ICD-10-CM, code: J45.51, display: Severe persistent asthma with (acute) exacerbation}\n",
+                    encoding="utf-8")
+    assert _missing_icd(_codes(ICD10CM, [path])) == ["J45.999 (severe asthma)"]
 
 
 # ---------------------------------------------------------------- conversions
@@ -138,6 +266,38 @@ def test_an_analyte_coded_in_mass_and_in_moles_declares_a_cited_molar_mass():
                 assert concept.molar_mass and concept.molar_mass_source, concept.name
 
 
+# The factor a molar mass implies is stated in its source and recomputed here, so that a typo in the
+# molar mass or in the stated factor fails: '1 mmol/L = 4.008 mg/dL' for calcium at 40.078 g/mol.
+_FACTOR = re.compile(r"1 (\S+) = ([\d.]+) (\S+?)(?=[\s,;)]|$)")
+
+
+def _factor_problem(source: str | None, molar_mass: float) -> str | None:
+    from elig.terminology.units import conversion_factor
+
+    match = _FACTOR.search(source or "")
+    if match is None:
+        return "the source states no factor such as '1 mmol/L = 4.008 mg/dL'"
+    frm, value, to = match.group(1), float(match.group(2)), match.group(3)
+    got = conversion_factor(frm, to, molar_mass)
+    if abs(got - value) > 2e-3 * value:
+        return f"1 {frm} = {got:.4g} {to} at {molar_mass:g} g/mol, not {value:g}"
+    return None
+
+
+def test_every_declared_conversion_factor_is_the_arithmetic_of_its_molar_mass():
+    wrong = {c.name: problem for c in default_vocabulary().concepts if c.molar_mass
+             for problem in [_factor_problem(c.molar_mass_source, c.molar_mass)] if problem}
+    assert not wrong, wrong
+
+
+def test_the_factor_check_fails_on_a_wrong_factor_or_molar_mass():
+    assert _factor_problem("calcium, 40.078 (IUPAC 2021): 1 mmol/L = 4.008 mg/dL", 40.078) is None
+    assert _factor_problem("calcium: 1 mmol/L = 4.5 mg/dL", 40.078) == "1 mmol/L = 4.008 mg/dL at 40.078 g/mol, not 4.5"
+    # Hb in mmol/L counts monomers: the tetramer's 64,458 g/mol would make 1 g/dL a quarter of 0.6206 mmol/L.
+    assert _factor_problem("1 g/dL = 0.6206 mmol/L", 64458.0)
+    assert _factor_problem("cholesterol (PubChem CID 5997)", 386.65).startswith("the source states no factor")
+
+
 # Real values, each checked against the usual clinical conversion in both directions.
 @pytest.mark.parametrize(("concept", "value", "unit", "canonical"), [
     ("magnesium", 0.85, "mmol/L", 2.066),        # 1 mmol/L = 2.43 mg/dL
@@ -147,6 +307,8 @@ def test_an_analyte_coded_in_mass_and_in_moles_declares_a_cited_molar_mass():
     ("oestradiol", 367.1, "pmol/L", 100.0),      # 1 pg/mL = 3.671 pmol/L
     ("testosterone", 1.734, "nmol/L", 50.0),     # 1 ng/mL = 3.467 nmol/L
     ("total bilirubin", 17.1, "µmol/L", 1.0),    # 1 mg/dL = 17.1 µmol/L
+    ("urea nitrogen", 5.0, "mmol/L", 14.01),     # urea 5 mmol/L = BUN 14 mg/dL (× 2.801)
+    ("sodium", 321.9, "mg/dL", 140.0),           # 321.9 mg/dL = 140 mmol/L (rarely reported so)
 ])
 def test_a_real_value_converts_both_ways_by_the_declared_molar_mass(concept, value, unit, canonical):
     from elig.terminology.units import conversion_factor
