@@ -64,12 +64,41 @@ def _table() -> str:
         built,
         f"- {data['note']}.",
     ]
+    lines += _targets(data)
     for r in data["results"]:
         if "session_start_s" in r:
             lines.append(f"- The Spark session took {r['session_start_s']} s to start (not in the times above); "
                          f"its peak memory is the driver's plus the JVM's ({_mb(r['jvm_peak_mb'])} MB of it the "
                          "JVM's), and its CPU time the driver's plus the JVM's.")
     return "\n".join(lines) + "\n"
+
+
+def _targets(data: dict) -> list[str]:
+    """The issue's targets, judged on this run's figures."""
+    res = [r for r in data["results"] if "cpu_ratio_to_hand_sql" in r]
+    if not res:
+        return []
+    out = []
+    big = max(r["patients"] for r in res)
+    for r in res:
+        if r["variant"] == "elig on DuckDB" and r["patients"] == big:
+            ok = "met" if r["ratio_to_hand_sql"] <= 1.5 else "not met"
+            out.append(f"- Target: {big:,} patients in at most 1.5× the hand-written SQL's time ({SCOPE_SHORT.get(r['scope'], r['scope'])}): "
+                       f"**{r['ratio_to_hand_sql']:.2f}×** wall clock ({ok}), {r['cpu_ratio_to_hand_sql']:.2f}× in CPU time.")
+    for variant in ("hand-written DuckDB SQL", "elig on DuckDB"):
+        peaks = ", ".join(f"{r['patients']:,}: {_mb(r['peak_mb'])} MB" for r in res
+                          if r["variant"] == variant and r["scope"] == "all")
+        if peaks:
+            out.append(f"- Peak memory of {variant} (all criteria), by number of patients: {peaks}.")
+    g = data.get("generation")
+    if g:
+        ok = "met" if g["max_s"] < 120 else "not met"
+        out.append(f"- Target: the {g['patients']:,}-patient population built in under two minutes: max "
+                   f"{g['max_s']} s ({ok}).")
+    return out
+
+
+SCOPE_SHORT = {"all": "all criteria", "organ": "organ function"}
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
