@@ -11,10 +11,12 @@ lines from 940 trials) it reports:
   unknown concept names;
 - lines that become rules in a draft (``elig draft`` reads each line as written,
   then without the words around a rule and with age phrasings as rules);
-- on the hand-labelled lines (``tests/data/corpus_labels.yaml``, and the held-out set
-  ``tests/data/corpus_labels_heldout.yaml`` labelled after the reader was tuned on the first),
-  how many are read right among those that state a threshold a record can decide, by
-  ``elig parse`` and by the draft reader, each set on its own.
+- on the hand-labelled lines (``tests/data/corpus_labels.yaml``; the held-out set
+  ``tests/data/corpus_labels_heldout.yaml`` labelled after the reader was tuned on the first;
+  and ``tests/data/corpus_labels_heldout2.yaml``, drawn and labelled before any further change
+  and before elig was run on it), how many are read right among those that state a threshold
+  a record can decide, by ``elig parse`` and by the draft reader, each set on its own and
+  all sets together.
 
 ``--record`` writes what elig does today into the labels' ``parse`` and ``draft`` fields
 (right, wrong, todo or the first error's code), keeping the files' comments.
@@ -47,7 +49,8 @@ from elig.language import canonical, parser  # noqa: E402
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "criteria" / "lines.jsonl"
 if not DEFAULT_CORPUS.exists():
     DEFAULT_CORPUS = Path("/work/shared/data/criteria/lines.jsonl")
-DEFAULT_LABELS = [ROOT / "tests" / "data" / "corpus_labels.yaml", ROOT / "tests" / "data" / "corpus_labels_heldout.yaml"]
+DEFAULT_LABELS = [ROOT / "tests" / "data" / name for name in
+                  ("corpus_labels.yaml", "corpus_labels_heldout.yaml", "corpus_labels_heldout2.yaml")]
 
 
 def parse_line(text: str, section: str = "inclusion") -> tuple[str, str]:
@@ -175,6 +178,7 @@ def main(argv=None) -> int:
         print(f"  {k:4d}  {name}")
     print(f"became rules with `elig draft`: {became_rules} of {n} ({100 * became_rules / n:.1f}%)")
 
+    total = collections.Counter()
     for path in args.labels:
         if not path.exists():
             continue
@@ -189,6 +193,14 @@ def main(argv=None) -> int:
         print(f"  right by the draft reader: {f['draft_right']} of {f['decidable']} "
               f"({100 * f['draft_right'] / max(1, f['decidable']):.1f}%)")
         print(f"  read with another meaning than the clinician's: parse {f['parse_wrong']}, draft {f['draft_wrong']}")
+        total.update({k: v for k, v in f.items()})
+    if len(args.labels) > 1 and total["decidable"]:
+        d = total["decidable"]
+        print(f"all labelled sets together: {total['labelled']} lines; stating a threshold a record can decide: {d}")
+        print(f"  right by `elig parse` as written: {total['parse_right']} of {d} ({100 * total['parse_right'] / d:.1f}%)")
+        print(f"  right by the draft reader: {total['draft_right']} of {d} ({100 * total['draft_right'] / d:.1f}%)")
+        print(f"  read with another meaning than the clinician's: parse {total['parse_wrong']}, "
+              f"draft {total['draft_wrong']}")
 
     print(f"time, {args.repeat} runs over {n} lines: parse {_stats(parse_times)}; draft {_stats(draft_times)}; "
           f"draft/parse median ratio {statistics.median(draft_times) / statistics.median(parse_times):.2f}")

@@ -152,3 +152,38 @@ def test_a_line_of_several_rules_is_all_of_them_in_an_inclusion_only():
     assert read_sentence(line, "exclusion").rule is None
     text, _ = draft("Inclusion Criteria:\n\n* BMI > 35\n\nExclusion Criteria:\n\n* " + line + "\n", "NCT00000002")
     assert 'note "reading: draft: no unit is written' in text and 'attested "ANC > 1,500/mm3.' in text
+
+
+def test_an_organ_function_heading_is_the_rules_that_follow_it():
+    assert read_sentence("Adequate renal function: serum creatinine ≤ 1.5 mg/dL").rule == "serum creatinine ≤ 1.5 mg/dL"
+    assert read_sentence("Adequate bone marrow function as evidenced by ANC >=1.5 x 10^9/L, hemoglobin >=10.0 g/dL, "
+                         "and platelet count >=100 x 10^9/L.").rule == \
+        "ANC ≥ 1.5 x 10^9/L and hemoglobin ≥ 10.0 g/dL and platelet count ≥ 100 x 10^9/L"
+    # `A, B, or C` is one of them: never read as all of them
+    assert read_sentence("Adequate bone marrow function as evidenced by ANC >=1.5 x 10^9/L, hemoglobin >=10.0 g/dL, "
+                         "or platelet count >=100 x 10^9/L.").rule is None
+
+
+def test_conditions_each_defined_by_a_threshold_keep_the_sponsors_joining_word():
+    r = read_sentence("Overweight (BMI≥25) or malnourished (BMI＜18.5) patients", "exclusion")
+    assert r.rule == "BMI ≥ 25 kg/m2 or BMI < 18.5 kg/m2" and any("joined by 'or'" in w for w in r.warnings)
+    assert read_sentence("Anaemia (haemoglobin < 10 g/dL) and neutropenia (ANC < 1.0 x 10^9/L)", "exclusion").rule == \
+        "haemoglobin < 10 g/dL and ANC < 1.0 x 10^9/L"
+
+
+def test_a_line_that_ends_with_a_joining_word_goes_on_in_the_next_line():
+    assert read_sentence("Granulocyte count ≥ 1,500/mm^3 or").rule is None
+    assert "next line" in read_sentence("ANC ≥ 1,500/mm^3 AND", "exclusion").why
+    assert read_sentence("ANC ≥ 1,500/mm^3 AND").rule == "ANC ≥ 1,500 /mm^3"  # an inclusion: all must hold anyway
+
+
+def test_resting_and_typed_mmhg_are_the_recorded_vital_sign():
+    assert read_sentence("resting heart rate 45-100 beats per minute").rule is None or \
+        read_sentence("resting heart rate 45-100 beats per minute").rule.startswith("heart rate")
+    assert read_sentence("Systolic Blood Pressure > 100 mm/Hg").rule == "Systolic Blood Pressure > 100 mmHg"
+
+
+def test_a_methods_abbreviation_after_by_names_nothing_more():
+    r = read_sentence("Patients must have left ventricular ejection fraction (LVEF) >= 50% by multi-gated acquisition "
+                      "(MUGA) or echocardiography")
+    assert r.rule == "left ventricular ejection fraction ≥ 50% (LVEF) assessed by multi-gated acquisition or echocardiography"

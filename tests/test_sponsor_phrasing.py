@@ -66,6 +66,24 @@ AS_OF = "2024-03-15"
     ("Children < 5 years old", "age < 5 years"),
     ("Patients aged < 20 or > 70 years", "age < 20 years or age > 70 years"),
     ("Women ≥ 18 years of age", "female and age ≥ 18 years"),
+    # comparators, ranges, units and the ULN as the corpus types them
+    ("Aged greater than and equal to 30 years", "age ≥ 30 years"),
+    ("ANC greater than/equal to 1200/mm3", "ANC ≥ 1200 /mm3"),
+    ("BMI＜18.5 kg/m2", "BMI < 18.5 kg/m2"),
+    ("BMI ＞＝ 25 kg/m2", "BMI ≥ 25 kg/m2"),
+    ("SBP 90~150mmHg", "SBP 90 to 150 mmHg"),
+    ("Hemoglobin below 10 g / dl", "Hemoglobin < 10 g/dl"),
+    ("Creatinine less than 1.5 times the upper limits of normal", "Creatinine < 1.5 x ULN"),
+    ("SGOT ≤ 2 x IULN", "SGOT ≤ 2 x ULN"),
+    ("The patient is less than 28 days old", "age < 28 days"),
+    # the words before the name of what is measured
+    ("Patients with a Karnofsky Performance Score less than 70", "Karnofsky Performance Score < 70"),
+    ("Participants must have an ECOG performance status of less than or equal to 1", "ECOG performance status ≤ 1"),
+    ("A body mass index (BMI) >30 kg/m2", "body mass index > 30 kg/m2 (BMI)"),
+    ("Have a body weight of <150 kilograms (kg)", "body weight < 150 kilograms"),
+    ("Women with a hemoglobin < 12 g/dL", "female and hemoglobin < 12 g/dL"),
+    ("Aged <18 years old", "age < 18 years"),
+    ("Be at least 21 years of age", "age ≥ 21 years"),
 ])
 def test_sponsor_phrasings_print_canonically_and_round_trip(text, printed):
     node = parser.parse_rule(text)
@@ -101,6 +119,45 @@ def test_words_for_people_before_a_time_threshold_are_an_age_and_nothing_else():
     assert [d.code for d in _warnings("Patients > 50 kg")] == ["E101"]  # not a time: no age is made up
     assert [d.code for d in _warnings("Men and women ≥ 18 years")] == ["E101", "E101"]  # two sexes: refused
     assert canonical.rule(parser.parse_rule("Age ≥ 18 years")) == "Age ≥ 18 years"  # the concept's own name stays
+
+
+def test_words_before_a_name_are_taken_off_only_when_a_name_is_left():
+    # the sponsor's sex is never dropped with them
+    assert canonical.rule(parser.parse_rule("Men with BMI ≥ 30 kg/m2")) == "male and BMI ≥ 30 kg/m2"
+    assert _verdict("Men with BMI ≥ 30 kg/m2", [{"concept": "BMI", "value": 35, "unit": "kg/m2"}]) == "not met"
+    # a name that begins with a word for people, and no connecting verb, stays as written
+    assert parser.parse_rule("Patient Health Questionnaire > 10").subject.name.text == "Patient Health Questionnaire"
+    # a method in parentheses stays a method; only the threshold's own unit is a gloss
+    assert canonical.rule(parser.parse_rule("LVEF ≥ 50% (MUGA)")) == "LVEF ≥ 50% (MUGA)"
+    assert canonical.rule(parser.parse_rule("weight < 150 kg (lb)")) == "weight < 150 kg (lb)"
+
+
+def test_an_abbreviation_then_a_method_is_the_name_and_its_assessment():
+    node = parser.parse_rule("left ventricular ejection fraction (LVEF) ≥ 50% by MUGA or echocardiography")
+    assert canonical.rule(node) == \
+        "left ventricular ejection fraction ≥ 50% (LVEF) assessed by MUGA or echocardiography"
+    assert not [d for d in _warnings("left ventricular ejection fraction (LVEF) ≥ 50% by MUGA") if d.severity == "error"]
+    # a method in parentheses that abbreviates nothing is still a second method
+    with pytest.raises(elig.ProtocolError):
+        parser.parse_rule("creatinine clearance (Cockcroft-Gault) ≥ 60 mL/min by MDRD")
+
+
+def test_an_assessment_that_names_a_derivation_is_the_derivation():
+    def subject(rule):
+        text = f'protocol T\ninclusion\n  I1 "s"\n    {rule} within 7 days\n'
+        return checker.check(parser.parse_protocol(text)).criteria[0].plan.subject
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 calculated using CKD-EPI 2021").concept.name == "CKD-EPI eGFR"
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 (CKD-EPI 2021)").concept.name == "CKD-EPI eGFR"
+    assert subject("eGFR ≥ 60 mL/min/1.73 m2 assessed by laboratory report").concept.name == \
+        "estimated glomerular filtration rate"  # not a derivation: kept, not checked
+
+
+@pytest.mark.parametrize("short, full, yes", [
+    ("MUGA", "multi-gated acquisition", True), ("LVEF", "left ventricular ejection fraction", True),
+    ("ANC", "absolute neutrophil count", True), ("CKD-EPI", "Cockcroft-Gault", False),
+    ("CG", "creatinine clearance", False), ("X", "x-ray", False)])
+def test_what_counts_as_an_abbreviation(short, full, yes):
+    assert parser.is_abbreviation(short, full) is yes
 
 
 def test_a_specimen_word_before_a_measurement_names_the_measurement():
@@ -214,3 +271,35 @@ def test_property_shared_and_conditional_thresholds_round_trip(a, b, joiner, cmp
     printed = canonical.rule(node)
     assert parser.parse_rule(printed) == node
     assert canonical.rule(parser.parse_rule(printed)) == printed
+
+
+_WRAPPERS = st.sampled_from(["Patients with a", "Subjects must have an", "Participants who have", "Have a", "A",
+                             "Patients who must have", "The"])
+_MEASURES = st.sampled_from([("serum creatinine", "mg/dL"), ("haemoglobin", "g/dL"), ("BMI", "kg/m2"),
+                             ("platelet count", "10^9/L")])
+
+
+@settings(max_examples=60, deadline=None)
+@given(_WRAPPERS, _MEASURES, _CMP, st.decimals(min_value=1, max_value=500, places=1).map(str))
+def test_property_words_before_a_name_read_as_the_name_alone(wrapper, measure, cmp, number):
+    name, unit = measure
+    bare = parser.parse_rule(f"{name} {cmp} {number} {unit}")
+    wrapped = parser.parse_rule(f"{wrapper} {name} {cmp} {number} {unit}")
+    assert canonical.rule(wrapped) == canonical.rule(bare)
+    assert checker.diagnose_rule(wrapped) == checker.diagnose_rule(bare) or not any(
+        d.severity == "error" for d in checker.diagnose_rule(wrapped))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_MEASURES, st.integers(min_value=1, max_value=400), st.integers(min_value=1, max_value=400),
+       st.sampled_from([("＜", "<"), ("＞", ">"), ("＜＝", "≤"), ("＞＝", "≥"), ("greater than and equal to", "≥"),
+                        ("less than/equal to", "≤")]))
+def test_property_typed_comparators_ranges_and_units_read_as_the_canonical_ones(measure, a, b, cmp):
+    name, unit = measure
+    typed, symbol = cmp
+    assert parser.parse_rule(f"{name} {typed} {a} {unit}") == parser.parse_rule(f"{name} {symbol} {a} {unit}")
+    low, high = min(a, b), max(a, b) + 1
+    assert parser.parse_rule(f"{name} {low}~{high} {unit}") == parser.parse_rule(f"{name} {low}-{high} {unit}")
+    if "/" in unit:
+        spaced = unit.replace("/", " / ")
+        assert canonical.rule(parser.parse_rule(f"{name} {symbol} {a} {spaced}")) == f"{name} {symbol} {a} {unit}"

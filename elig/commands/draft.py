@@ -128,12 +128,12 @@ def split_criteria(text: str) -> list[Item]:
 
 # ---------------------------------------------------------------- reading one sentence
 _LEADING = re.compile(
-    r"(?i)^(?:(?:male\s+or\s+female|men\s+and\s+women|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
+    r"(?i)^(?:all\s+)?(?:(?:male\s+or\s+female|men\s+and\s+women|both\s+sexes|adults?|female|male)\s+)?(?:patients?|subjects?|participants?|"
     r"individuals?|women|men|volunteers?|people|those)?\s*(?:who\s+)?(?:must\s+|should\s+)?(?:have|has|had|with|be|are|is)?"
     r"\s*(?:an?\s+|the\s+)?(?:documented\s+)?")
 _TRAILING = re.compile(
     r"(?i)[\s,;]*(?:\(?\s*(?:at|during|on)\s+(?:the\s+)?(?:time\s+of\s+)?(?:screening|baseline|enrol+ment|"
-    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge|signing\s+(?:the\s+|of\s+)?(?:informed\s+)?consent|"
+    r"registration|study\s+entry|randomi[sz]ation|inclusion|discharge|admission|hospitali[sz]ation|signing\s+(?:the\s+|of\s+)?(?:informed\s+)?consent|"
     r"(?:informed\s+)?consent)\b[^()]*\)?|\.)\s*$")
 _PRIOR = re.compile(r"(?i)(?:,?\s*(?:obtained|measured|performed|done|assessed|drawn)\s+)?\b(within\s+(?:the\s+)?"
                     r"(?:last\s+|past\s+|previous\s+)?\d+\s+(?:days?|weeks?|months?|years?))"
@@ -213,7 +213,8 @@ def _tidy(text: str) -> str:
                   r"(?!\s*(?:than|\d))", r"≤ \1", text)
     text = re.sub(r"(?i)\bwithin\s+(?:the\s+)?(?:last|past|previous|preceding)\s+(?=\d)", "within ", text)
     # serum hemoglobin level < 10 g/dL, Bicarbonate - Concentration ≥ 27: words that do not change what is measured
-    text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than))",
+    text = re.sub(r"(?i)\s*-?\s*\b(?:levels?|concentrations?|values?)\b(?=\s*(?:of\s+)?(?:[≥≤<>]|(?:greater|less|more)\s+than|"
+                  r"(?:below|above|under|over|between|exceeding)\s+\d))",
                   "", text)
     # 10 Gm/dL, 10 gm%, 10 g%: grams per decilitre as older reports write them
     text = re.sub(r"(?<=\d)\s*(?:[Gg]m\s*/\s*dl|[Gg]m\s*/\s*dL|g(?:m)?\s*%)(?![A-Za-z])", " g/dL", text)
@@ -235,11 +236,29 @@ def _tidy(text: str) -> str:
     text = re.sub(r"^[A-Za-z][A-Za-z'\- ]*?\s*\(([A-Z][A-Za-z0-9\-]{1,8})\)\s+(?=[a-z][a-z ]*?\s*(?:[≥≤<>=]|of\b|[a-z]+\s+than\b|at\s+least\b))",
                   r"\1 ", text)
     text = re.sub(r"(?i)\s+(?:will|would|are|is)\s+be\s+(?:recruited|included|eligible|excluded|enrolled)\s*$", "", text)
-    text = re.sub(r"(?i)\bmm\s+Hg\b", "mmHg", text)
+    text = re.sub(r"(?i)\bmm\s*/?\s*Hg\b", "mmHg", text)  # mm Hg, mm/Hg: millimetres of mercury
+    # by multi-gated acquisition (MUGA) or echocardiography: a method's abbreviation names nothing more
+    text = _method_abbreviations(text)
+    # resting heart rate, resting ejection fraction: the value at rest is the one a record holds
+    text = re.sub(r"(?i)\bresting\s+(?=(?:heart\s+rate|pulse(?:\s+rate)?|(?:left\s+ventricular\s+)?ejection\s+fraction|"
+                  r"LVEF|EF|(?:systolic\s+|diastolic\s+)?blood\s+pressure|BP|SBP|DBP|respiratory\s+rate)\b)", "", text)
     # blood pressure > 150/100 mmHg: either value above its own threshold (the way hypertension is defined)
     text = re.sub(r"(?i)\b(?:blood\s+pressure|BP)\s+(?:of\s+)?(?:persistently\s+)?(>|≥)\s*(\d+)\s*/\s*(\d+)\s*mmHg",
                   r"systolic blood pressure \1 \2 mmHg or diastolic blood pressure \1 \3 mmHg", text)
     return text
+
+
+def _method_abbreviations(text: str) -> str:
+    """`... by multi-gated acquisition (MUGA) or echocardiography`: after `by`, an abbreviation in
+    parentheses that abbreviates the method before it is dropped (it names nothing more)."""
+    m = re.search(r"(?i)\bby\s+(?!.*\bby\s)", text)
+    if not m:
+        return text
+    head, tail = text[:m.end()], text[m.end():]
+    tail = re.sub(r"([A-Za-z][A-Za-z\-]*(?: [A-Za-z][A-Za-z\-]*){0,4})\s*\(([A-Z][A-Za-z0-9\-]{1,11})\)",
+                  lambda k: k.group(1) if parser.is_abbreviation(k.group(2), k.group(1).split(" or ")[-1])
+                  else k.group(0), tail)
+    return head + tail
 
 
 # ---------------------------------------------------------------- age phrasings
@@ -262,7 +281,7 @@ _AGE_UNITS = {"y": "years", "yr": "years", "yrs": "years", "year": "years", "yea
               "week": "weeks", "weeks": "weeks", "day": "days", "days": "days"}
 _AGE_SUBJECT = re.compile(
     r"(?i)^(?:(?:(?:the\s+)?(?:male|female|men|women|girls?|boys?|patients?|subjects?|participants?|adults?|adult|children|child|"
-    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|and|or)\b\s*,?\s*)*"
+    r"infants?|neonates?|individuals?|volunteers?|persons?|people|those|older|both\s+sexes|all|and|or)\b\s*,?\s*)*"
     r"(?:(?:who\s+(?:is|are|must\s+be)|whose\s+age|is|are|(?:must|should|will|shall)\s+be|being|be|has|have|aged?|"
     r"at\s+the\s+age\s+of|"
     r"age\s+(?:range|group)|of)\b\s*)*)*")
@@ -337,7 +356,12 @@ def _parenthesised_rule(text: str) -> str | None:
 
 
 _DEFINED_AS = re.compile(r"(?i)^.{2,80}?\b(?:defined\s+as|as\s+evidenced\s+by|as\s+defined\s+by|evidenced\s+by|"
-                         r"as\s+shown\s+by|i\.e\.,?)\s+(?:an?\s+|the\s+)?(?P<rule>.*\S)\s*$")
+                         r"as\s+shown\s+by|(?:as\s+)?indicated\s+by|defined\s+by|as\s+demonstrated\s+by|i\.e\.,?)\s+"
+                         r"(?:an?\s+|the\s+)?(?P<rule>.*\S)\s*$")
+# Adequate renal function: ..., Cardiac left ventricular function with ...: an organ's function, then the rule
+# that says what the sponsor means by it.
+_FUNCTION = re.compile(r"(?i)^(?:(?:adequate|normal|abnormal|impaired|sufficient|good|poor)\s+)?(?:[A-Za-z\-]+\s+){0,3}"
+                       r"functions?\s*(?:,|:|with)\s*(?:an?\s+|the\s+)?(?P<rule>[A-Za-z].*\S)\s*$")
 _WITH = re.compile(r"(?i)^(?P<cond>[A-Za-z][A-Za-z'\- ]{2,60}?)\s+with\s+(?:an?\s+|the\s+)?(?P<rule>[^,()]*[≥≤<>].*)$")
 
 
@@ -371,6 +395,9 @@ def _variants(t1: str) -> list[str]:
     m = _DEFINED_AS.match(t1)
     if m:
         out.append(m.group("rule").strip(" .,;()"))
+    m = _FUNCTION.match(t1)
+    if m:
+        out.append(m.group("rule").strip(" .,;"))
     # Heart failure with LVEF < 50%: the condition and the threshold (the checker reads the first as a condition)
     m = _WITH.match(t1)
     cond = default_vocabulary().lookup(m.group("cond")) if m else None
@@ -518,7 +545,74 @@ def _sex_kept(sentence: str, text: str, rule: str) -> str:
 
 
 # Sentences, `;` parts and comma-separated thresholds of one inclusion line: each must hold.
-_PARTS = re.compile(r"(?<=[A-Za-z%)\d])\.\s+(?=[A-Z])|\s*;\s*|,\s*(?=[A-Za-z][^,]*?(?:[≥≤<>]|\bthan\b|within))|\s+and\s+(?=[A-Za-z][^,]*?[≥≤<>])")
+_PARTS = re.compile(r"(?<=[A-Za-z%)\d])\.\s+(?=[A-Z])|\s*;\s*|,\s*(?=[A-Za-z][^,]*?(?:[≥≤<>]|\bthan\b|within|"
+                    r"\d\s*(?:-|–|~|to)\s*\d))|\s+and\s+(?=[A-Za-z][^,]*?[≥≤<>])")
+
+
+def _bodies(sentence: str) -> list[str]:
+    """The sentence, and what follows a heading before its rules (`Adequate bone marrow function as
+    evidenced by ...`, `Hepatic: ...`): the text whose parts are the rules of an inclusion."""
+    text = _TRAILING.sub("", sentence.strip())
+    out = [text]
+    for pattern in (_DEFINED_AS, _FUNCTION):
+        m = pattern.match(text)
+        if m:
+            out.append(m.group("rule"))
+    if _LABEL.match(text):
+        out.append(_LABEL.sub("", text, count=1))
+    return out
+
+
+def _parts_read(body: str, section: str, vocabulary) -> Reading | None:
+    """`ANC > 1,500/mm3. Platelets > 100,000/mm3`: in an inclusion every rule of the line must hold."""
+    parts = [p.strip() for p in _PARTS.split(body) if p and p.strip(" .,;")]
+    if len(parts) < 2 or any(re.match(r"(?i)(?:or|and/or)\b", p) for p in parts):
+        return None  # `A, B, or C` is one of them: never read as all
+    parts = [re.sub(r"(?i)^and\s+", "", p) for p in parts]
+    read = [read_sentence(p, section, vocabulary, split=False) for p in parts]
+    if not all(r.rule is not None for r in read):
+        return None
+    joined = " and ".join(f"({r.rule})" if re.search(r"\b(?:or|unless)\b", r.rule) else r.rule for r in read)
+    try:
+        node = parser.parse_rule(joined, file="<draft>")
+        problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+    except ProtocolError:
+        return None
+    if any(d.severity == "error" for d in problems):
+        return None
+    notes = tuple(w for r in read for w in r.warnings)
+    notes += (f"draft: the sentence holds {len(read)} rules, read as all of them (an inclusion)",)
+    return Reading(rule=canonical.rule(node), warnings=notes)
+
+
+# Overweight (BMI≥25) or malnourished (BMI<18.5) patients: conditions, each named with the threshold that defines it
+_DEFINED_PIECE = re.compile(r"(?i)(?<![A-Za-z'\-])(?!(?:or|and)\s)[A-Za-z][A-Za-z'\- ]{0,40}?\s*\(([^()]*[≥≤<>＜＞][^()]*)\)")
+
+
+def _defined_conditions(sentence: str, section: str, vocabulary) -> Reading | None:
+    text = _TRAILING.sub("", sentence.strip()).strip(" .,;")
+    pieces = list(_DEFINED_PIECE.finditer(text))
+    if len(pieces) < 2 or text[:pieces[0].start()].strip():
+        return None
+    joins = {text[a.end():b.start()].strip().lower() for a, b in zip(pieces, pieces[1:])}
+    tail = text[pieces[-1].end():].strip().lower()
+    if len(joins) != 1 or not joins <= {"or", "and"} or tail not in ("", "patients", "subjects", "participants"):
+        return None
+    read = [read_sentence(m.group(1), section, vocabulary, split=False) for m in pieces]
+    if not all(r.rule is not None for r in read):
+        return None
+    word = joins.pop()
+    joined = f" {word} ".join(f"({r.rule})" if re.search(r"\b(?:or|and|unless)\b", r.rule) else r.rule for r in read)
+    try:
+        node = parser.parse_rule(joined, file="<draft>")
+        problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
+    except ProtocolError:
+        return None
+    if any(d.severity == "error" for d in problems):
+        return None
+    notes = tuple(w for r in read for w in r.warnings)
+    notes += (f"draft: each condition is read as the threshold that defines it, joined by '{word}' as written",)
+    return Reading(rule=canonical.rule(node), warnings=notes)
 
 
 def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None, split: bool = True) -> Reading:
@@ -527,25 +621,26 @@ def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None, sp
     if _LOST_COMPARATOR.search(sentence):  # `Age =18 years`: the ≥ was lost; never guessed
         return Reading(rule=None, why="the comparator was lost in the registry text ('?' or '='); restore it "
                                       "from the protocol")
+    if re.search(r"(?i)\s(?:or|and/or)\s*$", sentence):  # the rule goes on in the next line
+        return Reading(rule=None, why="the line ends with 'or': it is one alternative of a rule that goes on in the "
+                                      "next line; encode the two lines as one criterion")
+    if re.search(r"(?i)\sand\s*$", sentence):
+        if section != "inclusion":
+            return Reading(rule=None, why="the line ends with 'and': in an exclusion it holds only together with the "
+                                          "next line; encode the two lines as one criterion")
+        sentence = re.sub(r"(?i)\s+and\s*$", "", sentence)  # an inclusion's lines must all hold anyway
     reading, first_problem = _read_one(sentence, section, vocabulary)
     if reading is not None:
         return reading
+    if split:
+        reading = _defined_conditions(sentence, section, vocabulary)
+        if reading is not None:
+            return reading
     if split and section == "inclusion":
-        # `ANC > 1,500/mm3. Platelets > 100,000/mm3`: in an inclusion every rule of the line must hold
-        parts = [p for p in _PARTS.split(_TRAILING.sub("", sentence.strip())) if p and p.strip(" .,;")]
-        if len(parts) > 1:
-            read = [read_sentence(p, section, vocabulary, split=False) for p in parts]
-            if all(r.rule is not None for r in read):
-                joined = " and ".join(f"({r.rule})" if re.search(r"\b(?:or|unless)\b", r.rule) else r.rule for r in read)
-                try:
-                    node = parser.parse_rule(joined, file="<draft>")
-                    problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
-                except ProtocolError:
-                    problems = None
-                if problems is not None and not any(d.severity == "error" for d in problems):
-                    notes = tuple(w for r in read for w in r.warnings)
-                    notes += (f"draft: the sentence holds {len(read)} rules, read as all of them (an inclusion)",)
-                    return Reading(rule=canonical.rule(node), warnings=notes)
+        for body in _bodies(sentence):
+            reading = _parts_read(body, section, vocabulary)
+            if reading is not None:
+                return reading
     why = _why(first_problem) if first_problem else "nothing to encode"
     return Reading(rule=None, why=why)
 

@@ -297,6 +297,24 @@ class _Checker:
         # kept in the tree, not checked against the record.
         return p.MeasureRef(concept, subject.name.text), unit_q, concept.unit
 
+    def derivation_assessed(self, node: t.Comparison) -> t.Comparison:
+        """`eGFR ≥ 60 mL/min/1.73 m² calculated by MDRD`, `LVEF (LVEF) ... by MUGA`: an assessment that names
+        a derivation is the derivation, as `(MDRD)` after the name would be; never a note left unchecked."""
+        a, subject = node.assessment, node.subject
+        if a is None or not any(self.catalogue.is_method_name(n) for n in a.names):
+            return node
+        own = subject.method if isinstance(subject, t.Measure) else None
+        if own is not None and not (len(own.names) == 1 and not own.params and self.lookup(own.names[0])):
+            self.error("E002", "a derivation method is given twice", a.span,
+                       "write the method once, after the name or after the threshold")
+            return node
+        if not isinstance(subject, t.Measure):
+            self.error("E102", f"'{' or '.join(a.names)}' is a derivation method, but it cannot say which of several "
+                               f"names it belongs to", a.span, "put the method in parentheses after its name")
+            return node
+        method = t.Method(names=a.names, params=(), by=True, span=a.span)
+        return attrs.evolve(node, subject=attrs.evolve(subject, method=method), assessment=None)
+
     def derived_instead(self, measured: Concept, method: t.Method) -> Concept | None:
         """`eGFR ≥ 60 mL/min/1.73 m² (CKD-EPI 2021)`: the method names the calculation of a derived concept.
 
@@ -451,6 +469,7 @@ class _Checker:
 
     # ------------------------------------------------------------ comparisons
     def comparison(self, node: t.Comparison) -> p.RulePlan | None:
+        node = self.derivation_assessed(node)
         shared = self.shared_subjects(node)
         if shared is not _NOT_SHARED:
             return shared  # a plan, or None when a name had an error (reported)

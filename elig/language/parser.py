@@ -111,6 +111,12 @@ COMPARATORS = {
     "equal or superior to": ">=", "equal to or superior to": ">=", "equal or greater than": ">=",
     "equal to or greater than": ">=", "equal or inferior to": "<=", "equal to or inferior to": "<=",
     "equal or less than": "<=", "equal to or less than": "<=", "equal or above": ">=", "equal or below": "<=",
+    # ＞ ＜ ＞＝ ＜＝: full-width signs, as typed with East Asian input methods
+    "＞": ">", "＜": "<", "＞＝": ">=", "＜＝": "<=",
+    # greater than and equal to, greater than/equal to: the sponsor's ≥ typed another way
+    "greater than and equal to": ">=", "more than and equal to": ">=", "greater than/equal to": ">=",
+    "more than/equal to": ">=", "less than and equal to": "<=", "fewer than and equal to": "<=",
+    "less than/equal to": "<=", "fewer than/equal to": "<=",
 }
 
 # 100x109/L, 4.0 x 103/µL: a scaled unit whose superscript was lost in the registry text.
@@ -131,8 +137,25 @@ def _without_either(names: tuple) -> tuple:
     return tuple(names)
 
 
+def is_abbreviation(short: str, full: str) -> bool:
+    """`MUGA` for multi-gated acquisition, `LVEF` for left ventricular ejection fraction: the letters of the
+    short form begin the long one and appear in it in order (the way abbreviations are defined in text)."""
+    letters = [c for c in short.lower() if c.isalnum()]
+    text = full.lower()
+    if len(letters) < 2 or not text or letters[0] != text[0]:
+        return False
+    at = 0
+    for c in letters:
+        at = text.find(c, at)
+        if at < 0:
+            return False
+        at += 1
+    return True
+
+
 def normalise_comparator(text: str) -> str:
-    return COMPARATORS[" ".join(text.lower().split())]
+    words = " ".join(text.lower().split())
+    return COMPARATORS[re.sub(r"(?<=[a-z]) ?/ ?(?=[a-z])", "/", words)]
 
 
 class _Builder(lark.Transformer):
@@ -277,8 +300,20 @@ class _Builder(lark.Transformer):
                 alternatives.append(x)
             elif isinstance(x, t.Quantity):
                 window = x
+        if (method is not None and assessment is None and isinstance(subject, t.Measure) and subject.method is not None
+                and method.by and not method.params and not subject.method.params and len(subject.method.names) == 1
+                and is_abbreviation(subject.method.names[0], self._unwrapped_name(subject.name)[0].text)):
+            # left ventricular ejection fraction (LVEF) ≥ 50% by MUGA or echocardiography: the name's own
+            # abbreviation, then how the value is assessed
+            assessment, method = t.Assessment(names=method.names, span=method.span), None
         if method is not None:
             subject = self._with_method(subject, method)
+            if self._unit_gloss(subject, test):  # 150 kilograms (kg): the unit's symbol, not a method
+                subject = attrs.evolve(subject, method=None)
+        subject, wrapped_sex = self._unwrapped(subject)
+        if wrapped_sex is not None:  # `Women with a haemoglobin < 12 g/dL`: the sex is never dropped
+            rest = self.comparison(meta, [subject, test, *rest])
+            return t.And(operands=(t.SexFact(sex=wrapped_sex, span=subject.span), rest), span=span)
         person = self._person(subject, test)
         if person is not None:  # `Patients ≥ 19 years old`, `Women ≥ 18 years`: the age of whom the words name
             subject, sex = person
@@ -297,13 +332,64 @@ class _Builder(lark.Transformer):
                 "infants": None, "infant": None, "individuals": None, "volunteers": None,
                 "women": "female", "woman": "female", "girls": "female", "men": "male", "man": "male", "boys": "male"}
 
+    # Words around the people a line is about: `Patients must be`, `All subjects who are`, `Be`, `Aged`.
+    _PERSON_FILLERS = frozenset({"aged", "age", "all", "the", "who", "whose", "must", "should", "will", "shall",
+                                 "be", "being", "is", "are"})
+    # `Patients with a`, `Subjects must have an`, `Have a`, `A`: the words before the name of what is measured.
+    _WRAPPER = re.compile(
+        r"(?i)^(?:(?:all\s+)?(?:(?:the|adult|female|male)\s+)?(?P<who>patients?|subjects?|participants?|individuals?|"
+        r"volunteers?|adults?|children|child|women|woman|men|man|girls?|boys?)\s+(?:(?:who|that)\s+)?"
+        r"(?:(?:must|should|will|shall)\s+)?(?:have|has|had|with|are|is)\s+|(?:(?:must|should)\s+)?(?:have|has)\s+|with\s+)?"
+        r"(?P<article>(?:a|an|the)\s+)?(?=\S)")
+
+    def _unwrapped(self, subject):
+        """(subject, sex or None) without the sponsor's words before the name: `Patients with a Karnofsky
+        Performance Score`, `Have a body weight`, `A body mass index` are the name that follows them.
+
+        A name that is left empty, or that the words are all of, is kept as written."""
+        if isinstance(subject, t.Subjects):
+            first, sex = self._unwrapped(subject.items[0])
+            return attrs.evolve(subject, items=(first, *subject.items[1:])), sex
+        if isinstance(subject, t.Ratio):
+            first, sex = self._unwrapped(subject.numerator)
+            return attrs.evolve(subject, numerator=first), sex
+        if not isinstance(subject, t.Measure):
+            return subject, None
+        name, sex = self._unwrapped_name(subject.name)
+        return (attrs.evolve(subject, name=name) if name is not subject.name else subject), sex
+
+    def _unwrapped_name(self, name: t.Name) -> tuple[t.Name, str | None]:
+        m = self._WRAPPER.match(name.text)
+        if not m or m.end() == 0 or len(name.text[m.end():].split()) < 1:
+            return name, None
+        rest = name.text[m.end():]
+        if rest.split()[0].lower() in self._PERSON_FILLERS | set(self._PERSONS) - {"age"} and not m.group("who"):
+            return name, None
+        who = (m.group("who") or "").lower()
+        return t.Name(rest, span=name.span), self._PERSONS.get(who)
+
+    def _unit_gloss(self, subject, test) -> bool:
+        """`< 150 kilograms (kg)`: a single name in parentheses that is the threshold's own unit."""
+        method = subject.method if isinstance(subject, t.Measure) else None
+        if method is None or method.by or method.params or len(method.names) != 1:
+            return False
+        units = {th.unit for th in t.thresholds(test) if isinstance(th, t.Quantity) and th.has_unit and th.unit}
+        if len(units) != 1:
+            return False
+        try:
+            gloss, unit = make_quantity(1.0, method.names[0]), make_quantity(1.0, units.pop())
+            return gloss.dimensionality == unit.dimensionality and abs(gloss.to(unit.units).magnitude - 1) < 1e-9
+        except Exception:  # not a unit: a method
+            return False
+
     def _person(self, subject, test):
         """(age subject, sex or None) when the name is only words for people and the test is in time units."""
         if not isinstance(subject, t.Measure) or subject.method is not None:
             return None
         words = subject.name.text.lower().split()
-        if not any(w in self._PERSONS for w in words) or any(w not in self._PERSONS and w not in ("aged", "age")
-                                                             for w in words):
+        if any(w not in self._PERSONS and w not in self._PERSON_FILLERS for w in words):
+            return None
+        if not any(w in self._PERSONS or w in ("aged", "be", "being", "age") for w in words) or words == ["age"]:
             return None
         sexes = {self._PERSONS.get(w) for w in words} - {None}
         if len(sexes) > 1:
@@ -313,7 +399,8 @@ class _Builder(lark.Transformer):
         if not thresholds or not all(isinstance(th, t.Quantity) and th.has_unit
                                      and str(th.value.dimensionality) == "[time]" for th in thresholds):
             return None
-        age = t.Measure(name=t.Name("age", span=subject.name.span), method=None, span=subject.span)
+        said = next((w for w in subject.name.text.split() if w.lower() == "age"), "age")  # `must be Age > 18`
+        age = t.Measure(name=t.Name(said, span=subject.name.span), method=None, span=subject.span)
         return age, (sexes.pop() if sexes else None)
 
     def _with_alternatives(self, test, alternatives, span):
@@ -562,7 +649,8 @@ class _Builder(lark.Transformer):
         span = self._span(meta)
         restored = None
         if unit is not None:
-            unit = re.sub(r"(?i)^(years?|yrs?)\s+(?:old|of\s+age)$", r"\1", unit)  # 18 years old: years
+            unit = re.sub(r"(?i)^(years?|yrs?|months?|weeks?|days?)\s+(?:old|of\s+age)$", r"\1", unit)  # 18 years old: years
+            unit = re.sub(r"\s*/\s*", "/", unit)  # g / dL: g/dL
             lost = _LOST_SUPERSCRIPT.fullmatch(unit)
             if lost:  # 100x109/L: the registry text lost the superscript of 10⁹
                 restored, unit = unit, f"x 10^{lost.group(1)}/{lost.group(2)}"
@@ -615,8 +703,12 @@ class _Builder(lark.Transformer):
                 grade = item
             elif isinstance(item, t.Timing):
                 timing = item
-        return t.Event(name=name, prefix=prefix, grade=grade, timing=timing, abbreviation=abbreviation,
-                       only_if=only_if, span=self._span(meta))
+        name, sex = self._unwrapped_name(name) if prefix is None else (name, None)
+        event = t.Event(name=name, prefix=prefix, grade=grade, timing=timing, abbreviation=abbreviation,
+                        only_if=only_if, span=self._span(meta))
+        if sex is not None:  # `Women with breast cancer`: the sex is never dropped
+            return t.And(operands=(t.SexFact(sex=sex, span=name.span), event), span=self._span(meta))
+        return event
 
     def only_if(self, items):
         return ("only_if", items[0])
