@@ -17,22 +17,41 @@ from elig.terminology.units import format_number as fmt, with_unit
 REL_TOL = 1e-9
 
 
+def ge(a: float, b: float) -> bool:
+    return a > b or _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def le(a: float, b: float) -> bool:
+    return a < b or _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def gt(a: float, b: float) -> bool:
+    return a > b and not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def lt(a: float, b: float) -> bool:
+    return a < b and not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def eq(a: float, b: float) -> bool:
+    return _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def ne(a: float, b: float) -> bool:
+    return not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+_isclose = math.isclose
+# Each comparator as a function of (value, threshold): both evaluators compare with these.
+COMPARE = {">=": ge, "<=": le, ">": gt, "<": lt, "==": eq, "!=": ne}
+
+
 def compare(a: float, op: str, b: float) -> bool:
     """Compare with exact boundaries: a value within rounding noise of b equals b."""
-    equal = math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-    if op == ">=":
-        return equal or a > b
-    if op == "<=":
-        return equal or a < b
-    if op == ">":
-        return not equal and a > b
-    if op == "<":
-        return not equal and a < b
-    if op == "==":
-        return equal
-    if op == "!=":
-        return not equal
-    raise ValueError(op)
+    check = COMPARE.get(op)
+    if check is None:
+        raise ValueError(op)
+    return check(a, b)
 
 
 def subject_unit(subject) -> str:

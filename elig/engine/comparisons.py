@@ -6,8 +6,8 @@ from __future__ import annotations
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import bound_reads, bound_value, compare, subject_unit
-from elig.engine.context import Context, Unusable
+from elig.engine.bounds import COMPARE, bound_reads, bound_value, compare, subject_unit
+from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
 from elig.engine.measure import measurement
 from elig.engine.memo import Memo
@@ -106,6 +106,7 @@ class _Static:
     unit: str  # the unit its value is shown in (``subject_unit``)
     suffix: str  # ``with_unit("", unit)``: what follows a number shown in that unit
     plain: tuple | None  # for a threshold that reads nothing of the patient: ``compared``'s answer
+    check: object  # for one threshold, its comparator (``bounds.COMPARE``)
 
 
 def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
@@ -113,12 +114,14 @@ def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
     if found is None:
         subject, test = node.subject, node.test
         unit = subject_unit(subject)
-        plain = None
-        if isinstance(test, p.CompareTest) and bound_reads(ctx, test.bound, None, None) is None:
-            plain = compared(ctx, test, subject, None, unit)
+        plain = check = None
+        if isinstance(test, p.CompareTest):
+            check = COMPARE[test.op]
+            if bound_reads(ctx, test.bound, None, None) is None:
+                plain = compared(ctx, test, subject, None, unit)
         found = ctx.memo.for_node(node, _Static(
             isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic",
-            unit, with_unit("", unit), plain))
+            unit, with_unit("", unit), plain, check))
     return found
 
 
@@ -126,30 +129,30 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     text = node.text
     subject = node.subject
     label = subject.label
-    static = _static(ctx, node)
+    static = ctx.memo.of_node(node) or _static(ctx, node)
     if static.measured:
         got = measurement(ctx, subject.concept, label, node.window)  # what subject_value does, inline
-        if not isinstance(got, Unusable):
-            got = got.value, (got.used,), None, got.obs
+        if type(got) is Picked:
+            value, used, derived, obs = got.value, (got.used,), None, got.obs
     else:
         got = subject_value(ctx, subject, node.window)
+        if not isinstance(got, Unusable):
+            value, used, derived, obs = got
     if isinstance(got, Unusable):
         return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                            summary=f"unknown: {got.reason}", reason=got.reason, missing=got.missing,
                            values=got.values)
-    value, used, derived, obs = got
     unit = static.unit
-    test = node.test
-    if isinstance(test, p.SexTest):
-        return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
-    if isinstance(test, p.CompareTest):
+    check = static.check
+    if check is not None:  # one threshold
+        test = node.test
         bound = static.plain or compared(ctx, test, subject, obs, unit)
         if isinstance(bound, Unusable):
             return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: {bound.reason}", reason=bound.reason,
                                missing=bound.missing, values=used, derived=derived)
         limit, threshold, stated = bound
-        met = compare(value, test.op, limit)
+        met = check(value, limit)
         outcome = Outcome.MET if met else Outcome.NOT_MET
         summary = f"{label} {beside(ctx, value, limit)}{static.suffix} {'meets' if met else 'does not meet'} {stated}"
         if abs(value - limit) <= NEAR_THRESHOLD * abs(limit):
@@ -157,6 +160,9 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
         gap = None if met else distance_text(ctx, value, test.op, limit, unit)
         return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived, distance=gap)
+    test = node.test
+    if isinstance(test, p.SexTest):
+        return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
     # range
     lo = bound_value(ctx, test.low, node.subject, obs)
     hi = bound_value(ctx, test.high, node.subject, obs)

@@ -45,7 +45,7 @@ from typing import Callable
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import quick_uln
+from elig.engine.bounds import COMPARE, REL_TOL, quick_uln
 from elig.engine.events import (
     ACTIVE_CONDITION, GOING_MEDICATION, INACTIVE_CONDITION, NOT_RECORDED, PROCEDURE_STATUS, STOPPED_MEDICATION,
     record_matches,
@@ -54,7 +54,7 @@ from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_of
 from elig.engine.index import (KINDS, concepts_of, display_only_concept, display_only_note, newest_first_key,
                                site_check)
 from elig.engine.logic import unless
-from elig.engine.measure import unit_fits
+from elig.engine.measure import recorded_unit, unit_reading
 from elig.engine.results import EvaluationResult, Outcome, Verdict
 from elig.records.dates import window_start, within
 from elig.records.patient import Condition, Medication, Patient, Procedure
@@ -62,7 +62,6 @@ from elig.terminology.derivations import Inputs
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 Rule = Callable[["_Run"], Outcome]
-REL_TOL = 1e-9  # as elig.engine.bounds: values within a relative 1e-9 of a threshold equal it
 _isclose = math.isclose
 
 
@@ -332,7 +331,7 @@ class CompiledProtocol:
             return _explained(node)  # a multiple of the ULN needs the observation behind the value
         concept = subject.concept
         # Each threshold as (compare, limit, ULN factor): plain limits are canonical floats already.
-        tests = {sex: tuple((_COMPARE[op], b.value, b.uln_factor) for op, b in bounds)
+        tests = {sex: tuple((COMPARE[op], b.value, b.uln_factor) for op, b in bounds)
                  for sex, bounds in branches.items()}
 
         if isinstance(subject, p.DerivedRef):
@@ -576,35 +575,9 @@ def _scaled(default: float | None, factor) -> float | None:
     return None if default is None else default * (factor if isinstance(factor, float) else 1.0)
 
 
-def _ge(a, b):
-    return a > b or _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def _le(a, b):
-    return a < b or _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def _gt(a, b):
-    return a > b and not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def _lt(a, b):
-    return a < b and not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def _eq(a, b):
-    return _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
-def _ne(a, b):
-    return not _isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
-
-
 # ``kleene_and`` of two yes/no/None answers, as events.event combines a record's match and its site
 _KLEENE_AND = {(a, b): (False if a is False or b is False else None if a is None or b is None else True)
                for a in (True, False, None) for b in (True, False, None)}
-
-_COMPARE = {">=": _ge, "<=": _le, ">": _gt, "<": _lt, "==": _eq, "!=": _ne}  # as bounds.compare
 
 
 class _Measure:
@@ -671,19 +644,19 @@ class _Measure:
                 opens = self.opens[as_of] = window_start(as_of, window.amount, window.unit)
             if within(newest.date, opens, as_of) is not True:
                 return UNKNOWN  # stale, or dated too coarsely to tell
-        value = self.value(newest)
+        value = self.value(run, newest)
         if value is None:
             return UNKNOWN
         date = newest.date
         for twin in twins:
             if twin.date != date:
                 break
-            other = self.value(twin)
+            other = self.value(run, twin)
             if other is None or not _isclose(other, value, rel_tol=REL_TOL):
                 return UNKNOWN  # two results of one time that disagree, or one that cannot be read
         return value, newest
 
-    def value(self, obs) -> float | None:
+    def value(self, run: _Run, obs) -> float | None:
         """``measure.read_value``'s value, or None where it finds the observation unusable."""
         if obs.problem or obs.value is None:
             return None
@@ -691,7 +664,7 @@ class _Measure:
         factors = self.factors
         factor = factors.get(unit, False)
         if factor is False:
-            factor = factors[unit] = self.factor(unit)
+            factor = factors[unit] = self.factor(run, unit)
         if factor is None:
             return None
         value = obs.value * factor
@@ -700,21 +673,17 @@ class _Measure:
             return None
         return value
 
-    def factor(self, recorded: str | None) -> float | None:
+    def factor(self, run: _Run, recorded: str | None) -> float | None:
+        """The factor ``measure.read_value`` reads a unit with (``measure.unit_reading``), or None
+        where it refuses the unit."""
         concept = self.concept
-        unit = recorded
+        unit = recorded_unit(concept, recorded)
         if unit is None:
-            if concept.unitless != "canonical":
-                return None
-            unit = concept.unit
-        if concept.refused(unit):
             return None
-        f = self.resolver.factor(unit, concept.unit or "1", concept.molar_mass)
-        if not isinstance(f, float):
+        reading = unit_reading(run, concept, recorded, unit)
+        if reading.refused or isinstance(reading.factor, str) or not reading.fits:
             return None
-        if recorded is not None and not unit_fits(self, concept, recorded, f):
-            return None
-        return f
+        return reading.factor
 
 
 def _answers(run: _Run):

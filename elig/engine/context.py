@@ -48,6 +48,7 @@ class Context:
         self.section = "inclusion"
         self.measured: dict = {}  # measure.measurement's answers, per (concept, label, window)
         self._answers: dict | None = None
+        self._age: int | None | bool = False  # not yet worked out
         self.memo = checked.memo.check(checked.vocabulary)
         self.concept_cache: dict = self.memo.concepts  # concepts per distinct (kind, codes, name)
 
@@ -96,9 +97,12 @@ class Context:
         return self.index()["unmatched"].get(concept_name, [])
 
     def age(self) -> int | None:
-        if self.patient.birth_date is None:
-            return None
-        return whole_years_between(self.patient.birth_date, self.as_of)
+        """Whole years at the evaluation date (None when the birth date leaves it undecided), once per evaluation."""
+        age = self._age
+        if age is False:
+            born = self.patient.birth_date
+            age = self._age = None if born is None else whole_years_between(born, self.as_of)
+        return age
 
     def window_text(self, window: p.Duration | None) -> str:
         if window is None:

@@ -94,10 +94,9 @@ class Evaluation(Context):
         memo = self.memo
         rule = self.rule
         criteria = self.checked.criteria
-        flags = memo.recall(("attested", id(criteria)), (criteria,))
+        flags = memo.of_node(criteria)
         if flags is None:
-            flags = memo.keep(("attested", id(criteria)), (criteria,),
-                              tuple([only_attestations(c.plan) for c in criteria]))
+            flags = memo.for_node(criteria, tuple([only_attestations(c.plan) for c in criteria]))
         for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)

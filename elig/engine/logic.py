@@ -88,7 +88,11 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         return whichever(ctx, node, children)
     memo = ctx.memo
     key = None
-    if all(memo.is_shared(c) for c in children):
+    shared = memo.shared
+    for c in children:
+        if shared.get(id(c)) is not c:
+            break
+    else:
         # Children that are the same for every patient who has them make the same parent.
         key = ("logic", id(node), *[id(c) for c in children])
         found = memo.recall(key, (node, *children))

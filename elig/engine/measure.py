@@ -180,6 +180,14 @@ def unit_reading(ctx: Context, concept: Concept, recorded: str | None, unit: str
     return reading
 
 
+def recorded_unit(concept: Concept, recorded: str | None) -> str | None:
+    """The unit a value recorded in ``recorded`` is read in: that unit; for a value without one, the
+    concept's own when the vocabulary reads such values as canonical; else None (it cannot be read)."""
+    if recorded is None:
+        return concept.unit if concept.unitless == "canonical" else None
+    return recorded
+
+
 def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str | None,
                window: p.Duration | None = None) -> Picked | Unusable:
     """One observation's value in the concept's canonical unit, or why it cannot be read (with
@@ -187,12 +195,9 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
     if obs.problem or obs.value is None:
         return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
                         (want or _want(ctx, label, window),), (raw_value(concept, obs),))
-    unit = obs.unit
+    unit = recorded_unit(concept, obs.unit)
     if unit is None:
-        if concept.unitless == "canonical":
-            unit = concept.unit
-        else:
-            return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
+        return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
                             f"cannot be read", (want or _want(ctx, label, window),), (raw_value(concept, obs),))
     reading = ctx.memo.units.get((obs.unit, unit, concept.name)) or unit_reading(ctx, concept, obs.unit, unit)
     if reading.refused:
