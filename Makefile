@@ -39,7 +39,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
-	$(BIN)/python bench/bench_fhir.py
+	$(BIN)/python bench/bench_readers.py
 	$(BIN)/python bench/bench_screen.py
 	$(BIN)/python bench/bench_sql.py
 	$(BIN)/python bench/bench_views.py

@@ -212,29 +212,56 @@ def _performance() -> str:
     return "\n".join(out) + "\n"
 
 
-def _fhir_performance() -> str:
-    """The table of bench/results/fhir.json, written by `python bench/bench_fhir.py`."""
+def _reader_performance() -> str:
+    """The tables of bench/results/readers.json, written by `python bench/bench_readers.py`."""
     import json
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "fhir.json"
+    path = Path(__file__).resolve().parent.parent / "bench" / "results" / "readers.json"
     if not path.exists():
-        return "\n*No FHIR reader figures yet: run `python bench/bench_fhir.py`.*\n"
+        return "\n*No reader figures yet: run `python bench/bench_readers.py`.*\n"
     r = json.loads(path.read_text(encoding="utf-8"))
     start, end = r["load_average_start"], r["load_average_end"]
-    out = [f"\nMeasured {r['generated']} with `{r['command']}` (Python {r['python']}, bundles from "
-           f"`{Path(r['bundles']).name}`; load average {start[0]:.2f} at the start, {end[0]:.2f} at the end). "
-           f"*read ÷ json* is `read_fhir` on the parsed bundle against `json.loads` of its text, measured "
-           f"back to back, min / median / max over the repeats.\n",
-           "| bundle | MB | entries | `json.loads` (best) | `read_fhir` (best) | entries/s | read ÷ json "
-           "(min / median / max) | peak memory: json / read |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for row in r["rows"]:
-        ratio = row["read_over_json"]
-        out.append(f"| {row['label'][:40]} | {row['mb']:.2f} | {row['entries']:,} | {row['t_json'] * 1e3:,.1f} ms | "
-                   f"{row['t_read'] * 1e3:,.1f} ms | {row['entries'] / row['t_read']:,.0f} | "
-                   f"{ratio['min']:.2f} / {ratio['median']:.2f} / {ratio['max']:.2f}× | "
-                   f"{row['mem_json'] / 1e6:,.1f} / {row['mem_read'] / 1e6:,.1f} MB |")
+
+    def ratio(m: dict, key: str) -> str:
+        x = m["read_over_json"][key]
+        return f"{x['min']:.2f} / {x['median']:.2f} / {x['max']:.2f}×"
+
+    out = [f"\nMeasured {r['generated']} with `{r['command']}` (Python {r['python']}, {r['machine']}; load "
+           f"average {start[0]:.2f} at the start, {end[0]:.2f} at the end). *reader ÷ json* is min / median / "
+           f"max over the repeats; *collector* says whether Python's cycle collector was paused while timing "
+           f"(the work each step does) or left on.\n",
+           "| input | collector | `json.loads` (best CPU) | reader (best CPU) | reader ÷ json, wall | "
+           "reader ÷ json, CPU | load average |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    native = r.get("native")
+    for collector in ("paused", "on"):
+        if native:
+            m = native[f"gc_{collector}"]
+            out.append(f"| {native['label']} (`patient_from_data`) | {collector} | {m['json_us']['cpu']:.1f} µs a record | "
+                       f"{m['read_us']['cpu']:.1f} µs a record | {ratio(m, 'wall')} | {ratio(m, 'cpu')} | "
+                       f"{m['load_average']['min']:.1f}–{m['load_average']['max']:.1f} |")
+        if native and collector == "paused" and "distinct_files" in native:
+            m = native["distinct_files"]
+            out.append(f"| … each record named by its file and line, as `elig screen` names them | {collector} | "
+                       f"{m['json_us']['cpu']:.1f} µs a record | {m['read_us']['cpu']:.1f} µs a record | "
+                       f"{ratio(m, 'wall')} | {ratio(m, 'cpu')} | "
+                       f"{m['load_average']['min']:.1f}–{m['load_average']['max']:.1f} |")
+        for row in r["fhir"]:
+            m = row[f"gc_{collector}"]
+            label = row["label"] if row["label"].startswith("synthetic") else f"Synthea {row['label'].split('_')[0]}"
+            out.append(f"| {label}, {row['mb']:.2f} MB, {row['entries']:,} entries (`read_fhir`) | {collector} | "
+                       f"{m['t_json']['cpu'] * 1e3:,.1f} ms | {m['t_read']['cpu'] * 1e3:,.1f} ms | {ratio(m, 'wall')} | "
+                       f"{ratio(m, 'cpu')} | {m['load_average']['min']:.1f}–{m['load_average']['max']:.1f} |")
+    memory = [f"{row['label'] if row['label'].startswith('synthetic') else 'Synthea ' + row['label'].split('_')[0]}: "
+              f"{row['mem_json'] / 1e6:,.1f} / {row['mem_read'] / 1e6:,.1f} MB" for row in r["fhir"]]
+    if native:
+        memory.insert(0, f"200 native records: {native['mem_json'] / 1e6:,.1f} / {native['mem_read'] / 1e6:,.1f} MB")
+    out.append("\nPeak memory (tracemalloc), `json.loads` / reader: " + "; ".join(memory) + ".\n")
+    out.append("| target | measured on | measured | met |")
+    out.append("|---|---|---:|---|")
+    for t in r["targets"]:
+        out.append(f"| {t['target']} | {t['where']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(out) + "\n"
 
 
@@ -268,8 +295,8 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = re.sub(r"<!-- elig:test (\S+) -->", _test_report, markdown)
     if "<!-- elig:performance -->" in markdown:
         markdown = markdown.replace("<!-- elig:performance -->", _performance())
-    if "<!-- elig:fhir-performance -->" in markdown:
-        markdown = markdown.replace("<!-- elig:fhir-performance -->", _fhir_performance())
+    if "<!-- elig:reader-performance -->" in markdown:
+        markdown = markdown.replace("<!-- elig:reader-performance -->", _reader_performance())
     if "<!-- elig:gallery -->" in markdown:
         markdown = markdown.replace("<!-- elig:gallery -->", _gallery())
     if "<!-- elig:corpus -->" in markdown:

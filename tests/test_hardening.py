@@ -169,6 +169,15 @@ def test_bare_fhir_resource_that_is_not_bundle_or_patient_is_a_data_error():
 
 
 # ====================================================================== crashes → diagnostics
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_blank_weight_or_height_is_a_data_issue_not_a_crash(blank):
+    p = patient_from_data({"id": "x", "weight": blank, "height": "170 cm"}, "x.json")
+    weight = next(o for o in p.observations if o.concept == "body weight")
+    assert weight.value is None and weight.problem
+    assert [str(i) for i in p.issues] == [f"x.json: weight.value: value {blank!r} is not a number "
+                                          "(write the number alone (1200 or 1.2) and the unit in 'unit')"]
+
+
 def test_non_string_concept_is_a_data_issue():
     r = result(protocol("ALT ≤ 100 U/L"), record({"concept": ["ALT"], "value": 30, "unit": "U/L", "date": "2024-03-10"}))
     assert str(r.verdict) == "undetermined"

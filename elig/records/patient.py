@@ -26,7 +26,7 @@ from elig.terminology.codes import Coding, canonical_system
 from elig.terminology.units import MAX_UNIT_CHARS, unit_problem
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Source:
     """Where an entry came from: the file and the record within it."""
 
@@ -37,7 +37,7 @@ class Source:
         return f"{self.record} in {self.file}" if self.file else self.record
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Observation:
     """A measurement or test result, as recorded."""
 
@@ -74,7 +74,7 @@ class BodySite:
         return f"{name}, {self.laterality}" if self.laterality else name
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Condition:
     source: Source
     concept: str | None = None
@@ -88,7 +88,7 @@ class Condition:
     unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Procedure:
     source: Source
     concept: str | None = None
@@ -102,7 +102,7 @@ class Procedure:
     unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Medication:
     source: Source
     concept: str | None = None
@@ -113,7 +113,7 @@ class Medication:
     unreadable_dates: tuple[str, ...] = ()  # date fields given but unreadable: dates that decide nothing
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Attestation:
     """An answer only a person can give, with who gave it, when, and where it was read.
 
@@ -154,7 +154,7 @@ def _yes_no(value) -> bool | None:
             "no": False, "false": False, "n": False, "0": False}.get(str(value).strip().lower())
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see _builder
 class Patient:
     id: str
     source_file: str = ""
@@ -249,41 +249,57 @@ class _NativeReader:
         return tuple(out)
 
     def read(self, data: dict) -> Patient:
-        for key in (sorted(set(data) - _TOP_KEYS) if not data.keys() <= _TOP_KEYS else ()):
-            self.issue(key, f"unknown field '{key}' is ignored",
-                       "known fields: " + ", ".join(sorted(_TOP_KEYS - {'birthDate', 'gender', 'description'})))
-        pid = self.text(data.get("id"), "id", "the id") or Path(self.file).stem or "patient"
-        sex_raw = data.get("sex", data.get("gender"))
+        # Written for speed (a screening run reads millions of records): the fields most records
+        # give are read inline when they are of the usual type, and everything else goes through
+        # the general reading, with its issue. Issues are noted in the order the general reading
+        # notes them: unknown fields, id, sex, birth date, entries, attestations, name, facts.
+        get = data.get
+        if not _TOP_KEYS.issuperset(data):
+            for key in sorted(set(data) - _TOP_KEYS):
+                self.issue(key, f"unknown field '{key}' is ignored",
+                           "known fields: " + ", ".join(sorted(_TOP_KEYS - {'birthDate', 'gender', 'description'})))
+        pid = get("id")
+        if pid.__class__ is not str:
+            pid = self.text(pid, "id", "the id")
+        pid = pid or Path(self.file).stem or "patient"
+        sex_raw = get("sex", get("gender"))
         sex = None
         if sex_raw is not None:
             sex = _SEX.get(sex_raw.strip().lower()) if isinstance(sex_raw, str) else None
             if sex is None:
                 self.issue("sex", f"cannot read sex {shown(sex_raw)}", "write 'male' or 'female'; leave it out when unknown")
-        birth = self.date(data.get("birth_date", data.get("birthDate")), "birth_date")
+        birth = self.date(get("birth_date", get("birthDate")), "birth_date")
         observations = []
-        for key, concept in (("weight", "body weight"), ("height", "body height")):
-            if data.get(key) is not None:
-                observations.append(self.observation(self._shorthand(data[key], concept), key))
-        observation, plain, file, keys = self.observation, _plain_observation, self.file, _PLAIN_OBSERVATION_KEYS
-        observations += [(e.keys() <= keys and plain(e, file, loc)) or observation(e, loc)
+        if get("weight") is not None or get("height") is not None:
+            for key, concept in (("weight", "body weight"), ("height", "body height")):
+                if data.get(key) is not None:
+                    observations.append(self.observation(self._shorthand(data[key], concept), key))
+        observation, plain, file, keys = self.observation, _plain_observation, self.file, _PLAIN_OBSERVATION_KEYS.issuperset
+        observations += [(keys(e) and plain(e, file, loc)) or observation(e, loc)
                          for loc, e in zip(_locations("observations"), self.entries(data, "observations"))]
+        raw = get("conditions")
         conditions = [self.dated(self.condition, e, loc)
-                      for loc, e in zip(_locations("conditions"), self.entries(data, "conditions"))]
+                      for loc, e in zip(_locations("conditions"), self.entries(data, "conditions"))] if raw else ()
+        raw = get("procedures")
         procedures = [self.dated(self.procedure, e, loc)
-                      for loc, e in zip(_locations("procedures"), self.entries(data, "procedures"))]
+                      for loc, e in zip(_locations("procedures"), self.entries(data, "procedures"))] if raw else ()
+        raw = get("medications")
         medications = [self.dated(self.medication, e, loc)
-                       for loc, e in zip(_locations("medications"), self.entries(data, "medications"))]
-        attestations = self.attestations(data.get("attestations"))
-        return Patient(
-            id=pid, source_file=self.file, format="native", name=self.text(data.get("name"), "name", "the name"),
-            birth_date=birth, sex=sex,
-            pregnant=self.boolean(data.get("pregnant"), "pregnant"),
-            lactating=self.boolean(data.get("lactating"), "lactating"),
-            unstated_facts=_unstated_facts(data),
-            observations=_present(observations), conditions=_present(conditions),
-            procedures=_present(procedures), medications=_present(medications),
-            attestations=attestations, issues=tuple(self.issues),
-        )
+                       for loc, e in zip(_locations("medications"), self.entries(data, "medications"))] if raw else ()
+        attestations = self.attestations(get("attestations"))
+        name = get("name")
+        if name.__class__ is not str:
+            name = self.text(name, "name", "the name")
+        pregnant, lactating = get("pregnant"), get("lactating")
+        if pregnant is None and lactating is None:
+            unstated = ()
+        else:
+            pregnant, lactating = self.boolean(pregnant, "pregnant"), self.boolean(lactating, "lactating")
+            unstated = _unstated_facts(data)
+        # positionally, in the order of _new_patient's fields
+        return _new_patient(pid, self.file, "native", name, birth, sex, pregnant, lactating, unstated,
+                            _present(observations), _present(conditions), _present(procedures),
+                            _present(medications), attestations, tuple(self.issues))
 
     def dated(self, read, e: dict, loc: str):
         """An entry read by ``read``, with the date fields it gave but that could not be read."""
@@ -299,6 +315,8 @@ class _NativeReader:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             return {"concept": concept, "value": value}
         parts = str(value).split(None, 1)
+        if not parts:  # blank text: read as the value it is (not a number, with its issue)
+            return {"concept": concept, "value": value}
         return {"concept": concept, "value": parts[0], "unit": parts[1] if len(parts) > 1 else None}
 
     def entries(self, data: dict, key: str) -> list[dict]:
@@ -306,7 +324,7 @@ class _NativeReader:
         if not isinstance(raw, list):
             self.issue(key, f"'{key}' must be a list", f"write each entry on a line starting with '- '")
             return []
-        if all(entry.__class__ is dict for entry in raw):
+        if _ONLY_DICTS.issuperset(map(type, raw)):  # every entry a mapping (the usual case): read as given
             return raw
         out = []
         for i, entry in enumerate(raw):
@@ -338,6 +356,8 @@ class _NativeReader:
 
     def source(self, entry: dict, location: str) -> Source:
         rid = entry.get("id")
+        if rid is None:
+            return _source(self.file, location)
         rid = rid if isinstance(rid, str) else (str(rid) if _scalar(rid) else None)
         return Source(self.file, f"{location} ({rid})" if rid else location)
 
@@ -458,21 +478,46 @@ class _NativeReader:
         return bounds[0], bounds[1], ref_unit or None
 
     def condition(self, e: dict, loc: str) -> Condition:
-        grade = e.get("grade", e.get("stage", e.get("class")))
+        get = e.get
+        grade = get("grade", get("stage", get("class")))
         grade_value = None
         if grade is not None:
             grade_value = grade_number(grade)
             if grade_value is None:
                 self.issue(f"{loc}.grade", f"cannot read grade {shown(grade)}",
                            f"write a whole number from 0 to {MAX_GRADE} (2) or a Roman numeral (III)")
-        status = e["status"] if "status" in e else e.get("clinical_status")
-        return Condition(
-            source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
-            onset=self.date(e.get("onset"), f"{loc}.onset"), abatement=self.date(e.get("abatement", e.get("resolved")), f"{loc}.abatement"),
-            clinical_status=self.status(status, f"{loc}.status"),
-            verification_status=self.status(e.get("verification"), f"{loc}.verification"),
-            grade=grade_value, body_sites=self.body_sites(e, loc),
-        )
+        status = e["status"] if "status" in e else get("clinical_status")
+        source = self.source(e, loc)
+        concept = get("concept") or get("name")
+        if concept is not None and concept.__class__ is not str:
+            concept = self.concept(e, loc)
+        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        onset = self.date_at(get("onset"), loc, "onset")
+        abatement = self.date_at(get("abatement", get("resolved")), loc, "abatement")
+        clinical_status = self.status_at(status, loc, "status")
+        verification = self.status_at(get("verification"), loc, "verification")
+        body_sites = self.body_sites(e, loc) if get("body_site") is not None or get("laterality") is not None else ()
+        # positionally, in the order of _new_condition's fields (unreadable dates: see dated)
+        return _new_condition(source, concept, codes, onset, abatement, clinical_status, verification, grade_value,
+                              body_sites, ())
+
+    def date_at(self, value, loc: str, field: str) -> PartialDate | None:
+        """``date(value, f"{loc}.{field}")``, the location written only when it is needed."""
+        if value is None:
+            return None
+        if value.__class__ is str:
+            d = _date_of_text(value)
+            if d.__class__ is PartialDate:
+                return d
+        return self.date(value, f"{loc}.{field}")
+
+    def status_at(self, value, loc: str, field: str) -> str | None:
+        """``status(value, f"{loc}.{field}")``, the location written only when it is needed."""
+        if value is None:
+            return None
+        if value.__class__ is str and value.strip():
+            return value
+        return self.status(value, f"{loc}.{field}")
 
     def status(self, value, location: str) -> str | None:
         """A status word; one that is not text is an issue and reads as an unreadable status."""
@@ -499,29 +544,44 @@ class _NativeReader:
         return (BodySite(codes, str(laterality).strip().lower() if laterality else None),) if codes else ()
 
     def procedure(self, e: dict, loc: str) -> Procedure:
-        if e.get("date") is not None and ("start" in e or "end" in e):
+        get = e.get
+        date = get("date")
+        if date is not None and ("start" in e or "end" in e):
             # A one-off date beside a period: which one the record means cannot be told, and reading
             # either silently would let a garbled field change whether the procedure is current.
             self.issue(f"{loc}.date", "both 'date' and 'start'/'end' are given, so the procedure's period "
                        "cannot be told", "give 'date' for a one-off procedure, or 'start' (and 'end') for one "
                        "that lasts")
             self.bad_dates.append("date")
-            start = self.date(e.get("start"), f"{loc}.start")
-            end = self.date(e.get("end"), f"{loc}.end")
-        elif e.get("date") is not None:
-            start = end = self.date(e["date"], f"{loc}.date")  # a one-off procedure: it began and ended that day
+            start = self.date_at(get("start"), loc, "start")
+            end = self.date_at(get("end"), loc, "end")
+        elif date is not None:
+            start = end = self.date_at(date, loc, "date")  # a one-off procedure: it began and ended that day
         else:
-            start = self.date(e.get("start"), f"{loc}.start")
-            end = self.date(e.get("end"), f"{loc}.end")
-        return Procedure(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
-                         start=start, end=end, status=self.status(e.get("status"), f"{loc}.status"),
-                         category=self.codes(e, f"{loc}.category", key="category") if e.get("category") else (),
-                         body_sites=self.body_sites(e, loc))
+            start = self.date_at(get("start"), loc, "start")
+            end = self.date_at(get("end"), loc, "end")
+        source = self.source(e, loc)
+        concept = get("concept") or get("name")
+        if concept is not None and concept.__class__ is not str:
+            concept = self.concept(e, loc)
+        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        status = self.status_at(get("status"), loc, "status")
+        category = self.codes(e, f"{loc}.category", key="category") if get("category") else ()
+        body_sites = self.body_sites(e, loc) if get("body_site") is not None or get("laterality") is not None else ()
+        # positionally, in the order of _new_procedure's fields (unreadable dates: see dated)
+        return _new_procedure(source, concept, codes, start, end, status, category, body_sites, ())
 
     def medication(self, e: dict, loc: str) -> Medication:
-        return Medication(source=self.source(e, loc), concept=self.concept(e, loc), codes=self.codes(e, loc),
-                          start=self.date(e.get("start"), f"{loc}.start"), end=self.date(e.get("end"), f"{loc}.end"),
-                          status=self.status(e.get("status"), f"{loc}.status"))
+        get = e.get
+        source = self.source(e, loc)
+        concept = get("concept") or get("name")
+        if concept is not None and concept.__class__ is not str:
+            concept = self.concept(e, loc)
+        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        start = self.date_at(get("start"), loc, "start")
+        end = self.date_at(get("end"), loc, "end")
+        # positionally, in the order of _new_medication's fields (unreadable dates: see dated)
+        return _new_medication(source, concept, codes, start, end, self.status_at(get("status"), loc, "status"), ())
 
     def attestations(self, raw) -> tuple[Attestation, ...]:
         if raw is None:
@@ -531,12 +591,11 @@ class _NativeReader:
                        "write e.g.  informed consent: true")
             return ()
         out = []
-        file = self.file
+        file, new_attestation = self.file, _new_attestation
         for key, value in raw.items():
             loc = f"attestations.{key}"
             if (value is None or value.__class__ is bool) and key.__class__ is str:
-                # the plain answer (positionally, in the order _ATTESTATION_FIELDS checks)
-                out.append(Attestation(_attestation_key(key), value, _source(file, loc)))
+                out.append(new_attestation(_attestation_key(key), value, _source(file, loc), None, None, None))
                 continue
             by = date = None
             if isinstance(value, dict):
@@ -602,7 +661,7 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
     value = get("value")
     cls = value.__class__
     if cls is float:
-        if not math.isfinite(value):
+        if value - value != 0.0:  # NaN or infinity (x - x is NaN for both)
             return None
     elif cls is int and -_SMALL_INT < value < _SMALL_INT:
         value = float(value)
@@ -633,31 +692,81 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
     low = high = ref_unit = None
     ref = get("reference_range")
     if ref:
-        if ref.__class__ is not dict or not ref.keys() <= _PLAIN_RANGE_KEYS:
+        if ref.__class__ is not dict or not _PLAIN_RANGE_KEYS.issuperset(ref):
             return None
         ref_unit = ref.get("unit", unit)
         if ref_unit is not None and ref_unit.__class__ is not str:
             return None
         ref_unit = ref_unit or None
-        raw = ref.get("low")
-        if raw is not None and (low := _plain_number(raw)) is None:
-            return None
-        raw = ref.get("high")
-        if raw is not None and (high := _plain_number(raw)) is None:
-            return None
-    # positionally, in the order _OBSERVATION_FIELDS checks: a third faster than by keyword
-    return Observation(_source(file, loc), concept, codes, value, None, unit, date, low, high, ref_unit)
+        low = ref.get("low")
+        if low is not None:
+            cls = low.__class__
+            if cls is int and -_SMALL_INT < low < _SMALL_INT:
+                low = float(low)
+            elif cls is not float or low - low != 0.0:  # not a float, or NaN or infinity (x - x is NaN)
+                return None
+        high = ref.get("high")
+        if high is not None:
+            cls = high.__class__
+            if cls is int and -_SMALL_INT < high < _SMALL_INT:
+                high = float(high)
+            elif cls is not float or high - high != 0.0:
+                return None
+    return _new_observation(_source(file, loc), concept, codes, value, None, unit, date, low, high, ref_unit,
+                            None, None, None)
 
 
-_OBSERVATION_FIELDS = ("source", "concept", "codes", "value", "value_text", "unit", "date", "reference_low",
-                       "reference_high", "reference_unit")
-if tuple(f.name for f in attrs.fields(Observation))[:len(_OBSERVATION_FIELDS)] != _OBSERVATION_FIELDS:
-    raise ImportError("elig.records.patient: Observation's fields changed; update _plain_observation")  # pragma: no cover
+def _builder(cls, fields: tuple[str, ...]):
+    """A function that builds a ``cls`` from every one of its ``fields``, given positionally in that
+    order: the very object ``cls(*values)`` gives, three to four times as fast.
+
+    An ``attrs.frozen`` class's ``__init__`` sets each slot through ``object.__setattr__`` by
+    name (the class's own ``__setattr__`` refuses), a slow call per field; a reader builds
+    some thirty of these per record, and that was most of what reading a plain record cost.
+    The builder is a plain class with the same slots, whose ``__init__`` stores each field
+    (one fast store each) and then makes the new object a ``cls`` by assigning its
+    ``__class__``, which Python allows between classes of the same layout. The object is
+    then a ``cls`` like any other (frozen, equal, hashed, printed alike). This needs ``cls``
+    to be frozen and slotted, without a ``__weakref__`` slot (``weakref_slot=False``: with
+    it Python refuses the assignment), and its fields to have no converter or validator and
+    all be set by ``__init__``: checked here, at import, by building one.
+    ``tests/test_records_build.py`` compares built objects with ``cls(...)``'s.
+    """
+    declared = attrs.fields(cls)
+    if tuple(f.name for f in declared) != fields or cls.__dict__.get("__slots__") != fields or any(
+            not f.init or f.converter is not None or f.validator is not None for f in declared):  # pragma: no cover
+        raise ImportError(f"elig.records.patient: {cls.__name__}'s fields changed; update its builder")
+    args = ", ".join(fields)
+    body = "".join(f"    self.{name} = {name}\n" for name in fields)
+    namespace = {"cls": cls}
+    exec(f"def __init__(self, {args}):\n{body}    self.__class__ = cls\n", namespace)  # noqa: S102
+    builder = type(f"_{cls.__name__}Builder", (), {"__slots__": fields, "__init__": namespace["__init__"],
+                                                    "__module__": __name__, "__qualname__": f"_builder.<{cls.__name__}>"})
+    probe = builder(*(None,) * len(fields))  # raises TypeError here, at import, if the layouts differ
+    if probe.__class__ is not cls:  # pragma: no cover
+        raise ImportError(f"elig.records.patient: cannot build {cls.__name__} objects quickly")
+    return builder
 
 
-_ATTESTATION_FIELDS = ("key", "value", "source")
-if tuple(f.name for f in attrs.fields(Attestation))[:len(_ATTESTATION_FIELDS)] != _ATTESTATION_FIELDS:
-    raise ImportError("elig.records.patient: Attestation's fields changed; update _NativeReader.attestations")  # pragma: no cover
+# (source, concept, codes, value, value_text, unit, date, reference_low, reference_high, reference_unit,
+#  result, status, problem)
+_new_observation = _builder(Observation, (
+    "source", "concept", "codes", "value", "value_text", "unit", "date", "reference_low", "reference_high",
+    "reference_unit", "result", "status", "problem"))
+# (key, value, source, by, date, study)
+_new_attestation = _builder(Attestation, ("key", "value", "source", "by", "date", "study"))
+_new_patient = _builder(Patient, (
+    "id", "source_file", "format", "name", "birth_date", "sex", "pregnant", "lactating", "unstated_facts",
+    "observations", "conditions", "procedures", "medications", "attestations", "issues"))
+_new_condition = _builder(Condition, (
+    "source", "concept", "codes", "onset", "abatement", "clinical_status", "verification_status", "grade",
+    "body_sites", "unreadable_dates"))
+_new_procedure = _builder(Procedure, (
+    "source", "concept", "codes", "start", "end", "status", "category", "body_sites", "unreadable_dates"))
+_new_medication = _builder(Medication, ("source", "concept", "codes", "start", "end", "status", "unreadable_dates"))
+_ONLY_DICTS = frozenset({dict})
+# The Source of an entry without an id: (file, record) -> Source, one object per distinct place.
+_source = functools.lru_cache(maxsize=16384)(_builder(Source, ("file", "record")))
 
 
 def _present(entries: list) -> tuple:
@@ -695,11 +804,6 @@ def _codings_of_texts(items: tuple) -> tuple[Coding, ...] | None:
             return None
         out.append(coding)
     return tuple(out)
-
-
-@functools.lru_cache(maxsize=16384)
-def _source(file: str, record: str) -> Source:
-    return Source(file, record)
 
 
 def _plain_number(raw) -> float | None:

@@ -1,0 +1,56 @@
+"""The readers build records through fast builders (elig.records.patient._builder): the objects
+must be exactly the ones the classes' own constructors give, and as immutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+
+import attrs
+import pytest
+
+from elig.records import patient as p
+from elig.records.dates import PartialDate
+from elig.records.loader import patient_from_data
+from elig.terminology.codes import Coding
+
+SOURCE = p.Source("f.json", "observations[3]")
+DAY = PartialDate(2024, 3, 8, dt.time(10, 30))
+SITE = p.BodySite((Coding("http://snomed.info/sct", "51185008"),), "left")
+
+BUILT = [
+    (p._new_observation, p.Observation,
+     (SOURCE, "ANC", (Coding("http://loinc.org", "751-8"),), 1.5, "1,5", "10^9/L", DAY, 1.8, 7.5, "10^9/L",
+      "positive", "final", None)),
+    (p._new_attestation, p.Attestation, ("informed consent", True, SOURCE, "Dr Lee", DAY, "urn:study")),
+    (p._new_condition, p.Condition,
+     (SOURCE, "radiation pneumonitis", (), DAY, None, "active", "confirmed", 2, (SITE,), ("abatement",))),
+    (p._new_procedure, p.Procedure, (SOURCE, "chest radiotherapy", (), DAY, DAY, "completed", (), (SITE,), ())),
+    (p._new_medication, p.Medication, (SOURCE, "warfarin", (), DAY, None, "active", ("end",))),
+    (p._source, p.Source, ("f.json", "conditions[0]")),
+]
+
+
+@pytest.mark.parametrize("build,cls,values", BUILT, ids=[c.__name__ for _, c, _ in BUILT])
+def test_a_built_record_is_the_record_its_constructor_gives(build, cls, values):
+    built, made = build(*values), cls(*values)
+    assert type(built) is cls
+    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert attrs.astuple(built, recurse=False) == values
+    assert pickle.loads(pickle.dumps(built)) == made
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.source = None  # every record is immutable, however it was built
+    assert attrs.evolve(built) == made
+
+
+def test_a_patient_read_from_a_record_is_immutable_and_equal_to_one_built_field_by_field():
+    data = {"id": "p1", "sex": "female", "birth_date": "1970-05-02", "pregnant": "unknown",
+            "observations": [{"concept": "ANC", "value": 2.1, "unit": "10^9/L", "date": "2024-03-08"}],
+            "conditions": [{"concept": "radiation pneumonitis", "onset": "2024-02-01", "grade": 2}],
+            "attestations": {"informed consent": True}}
+    patient = patient_from_data(data, "p1.json")
+    same = p.Patient(**{f.name: getattr(patient, f.name) for f in attrs.fields(p.Patient)})
+    assert type(patient) is p.Patient and patient == same and repr(patient) == repr(same)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        patient.observations[0].value = 0.5
+    assert patient.unstated_facts == ("pregnant",)
