@@ -62,12 +62,15 @@ def screen(checked: CheckedProtocol, folder: str | Path, as_of, engine_name: str
            master: str | None = None) -> Iterator[runners.BatchRow]:
     """Every patient of the tables in ``folder``, screened on an SQL engine, in input order."""
     eng = engine(engine_name, folder, master)
-    try:
+    if engine_name != "duckdb":
         compiled, result = eng.run(checked, as_of)
+        yield from runners.rows(compiled, result)
+        return
+    try:  # DuckDB: the rows come as the query makes them, chunk by chunk, never all in memory at once
+        compiled, batches = eng.stream(checked, as_of)
+        yield from runners.rows(compiled, batches)
     finally:
-        if engine_name == "duckdb":
-            eng.close()
-    yield from runners.rows(compiled, result)
+        eng.close()
 
 
 def explain(checked: CheckedProtocol, folder: str | Path, patient_id: str, as_of, attestations=None,

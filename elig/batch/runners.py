@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import attrs
 import pyarrow as pa
@@ -27,6 +27,7 @@ from elig.diagnostics import DataError
 from elig.engine.plan import CheckedProtocol
 
 OUTCOME = {True: "met", False: "not met", None: "unknown"}
+CHUNK = 100_000  # patients per run of the query over a folder of tables: the peak memory does not grow beyond it
 
 
 @attrs.frozen
@@ -43,17 +44,35 @@ class BatchRow:
     line: int | None = None
 
 
-def rows(compiled: cc.Compiled, result: pa.Table) -> Iterator[BatchRow]:
-    """The result table as rows, outcome words per criterion, in patient order."""
+def rows(compiled: cc.Compiled, result: pa.Table | Iterable[pa.RecordBatch]) -> Iterator[BatchRow]:
+    """The result (a table, or record batches as they come) as rows, outcome words per criterion, in patient order."""
     ids = [cid for cid, _ in compiled.criteria]
     excluding = [("not met" if section == "inclusion" else "met") for _, section in compiled.criteria]
-    for batch in result.to_batches(max_chunksize=10_000):
+    for batch in (result.to_batches(max_chunksize=10_000) if isinstance(result, pa.Table) else result):
         cols = batch.to_pydict()
         for n in range(batch.num_rows):
             outcomes = tuple((cid, OUTCOME[cols[f"c{i}"][n]]) for i, cid in enumerate(ids))
             yield BatchRow(cols["pk"][n], cols["patient_id"][n], cols["verdict"][n], outcomes,
                            tuple(cid for (cid, o), e in zip(outcomes, excluding) if o == e),
                            cols["issues"][n] or 0, cols["source"][n], cols["line"][n])
+
+
+def write_parquet(batches: Iterable[pa.RecordBatch], out: str | Path) -> int:
+    """Write record batches, as they come, into one Parquet file; return the number of rows."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    n = 0
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(str(out), batch.schema)
+            writer.write_batch(batch)
+            n += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return n
 
 
 def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
@@ -71,15 +90,25 @@ def _check_folder(folder: Path) -> None:
 
 # ---------------------------------------------------------------- DuckDB
 class DuckDBEngine:
-    """DuckDB over a folder of Parquet tables, or over Arrow tables in memory."""
+    """DuckDB over a folder of Parquet tables, or over Arrow tables in memory.
+
+    Over a folder, the query runs on the patients ``chunk`` at a time (by ``pk``, which the
+    tables keep in order, so each chunk reads only its own row groups), and the results
+    stream out chunk by chunk: memory is flat in the number of patients. Every step of the
+    query is per patient (``GROUP BY pk``, windows ``PARTITION BY pk``), so a chunk decides
+    its patients as the whole population would; only the distinct concept keys and units,
+    which the concept tables are built from, are read over all patients, once.
+    """
 
     name = "duckdb"
 
     def __init__(self, tables: str | Path | dict[str, pa.Table], threads: int | None = None,
-                 memory_limit: str | None = None, temp_directory: str | None = None):
+                 memory_limit: str | None = None, temp_directory: str | None = None,
+                 chunk: int | None = CHUNK):
         """``threads``: DuckDB's worker threads (default: every core). ``memory_limit`` (``'2GB'``):
-        beyond it DuckDB spills to ``temp_directory`` (default: DuckDB's own), so memory stays flat
-        in the number of patients; without it DuckDB may use up to 80% of the machine's memory."""
+        beyond it DuckDB spills to ``temp_directory`` (default: DuckDB's own); without it DuckDB
+        may use up to 80% of the machine's memory. ``chunk``: patients per run of the query over
+        a folder (``None`` or 0: all at once)."""
         import duckdb
 
         config = {}
@@ -90,16 +119,59 @@ class DuckDBEngine:
         if temp_directory:
             config["temp_directory"] = str(temp_directory)
         self.con = duckdb.connect(config=config)
+        self.chunk = chunk or None
+        self._files: dict[str, Path] = {}
         if isinstance(tables, dict):
             for name in TABLES:
                 self.con.register(name, tables[name])
+            self.chunk = None
         else:
             folder = Path(tables)
             _check_folder(folder)
-            for name, f in table_files(folder).items():
-                path = str(f).replace("'", "''")
-                self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+            self._files = table_files(folder)
+            self._views()
         self._keys = None
+
+    def _views(self, lo: int | None = None, hi: int | None = None) -> None:
+        """The six tables as views over the Parquet files: every patient, or those with lo <= pk < hi."""
+        where = f" WHERE pk >= {int(lo)} AND pk < {int(hi)}" if lo is not None else ""
+        for name, f in self._files.items():
+            path = str(f).replace("'", "''")
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path}'){where}")
+
+    def chunks(self) -> list[tuple[int, int] | None]:
+        """The ``pk`` ranges the query runs on, one after the other (``[None]``: all patients at once)."""
+        if not self.chunk:
+            return [None]
+        lo, hi = self.con.execute("SELECT min(pk), max(pk) FROM patients").fetchall()[0]
+        if lo is None or hi - lo < self.chunk:
+            return [None]
+        return [(start, min(start + self.chunk, hi + 1)) for start in range(lo, hi + 1, self.chunk)]
+
+    def batches(self, sql: str, rows: int = 50_000) -> Iterator[pa.RecordBatch]:
+        """The result of ``sql`` (a query over the six tables, per patient), chunk by chunk, in
+        record batches of at most ``rows`` rows; never the whole result at once."""
+        empty = None
+        yielded = False
+        try:
+            for bounds in self.chunks():
+                if bounds is not None:
+                    self._views(*bounds)
+                reader = self.con.sql(sql).to_arrow_reader(rows)
+                empty = reader.schema.empty_table()
+                while True:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    if batch.num_rows:
+                        yielded = True
+                        yield batch
+            if not yielded and empty is not None:  # no patient: an empty result still has its columns
+                yield pa.RecordBatch.from_pylist([], schema=empty.schema)
+        finally:
+            if self._files and self.chunk:
+                self._views()
 
     def keys(self) -> tuple[dict, list[str]]:
         """The distinct concept keys per entry kind, and the distinct units (read once)."""
@@ -118,17 +190,21 @@ class DuckDBEngine:
         for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
             self.con.register(name, _aux_arrow(data, name))
 
-    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+    def stream(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, Iterator[pa.RecordBatch]]:
+        """The compiled query and its result as record batches, computed chunk by chunk as they are read."""
         compiled = cc.compile_protocol(checked, as_of)
         self.prepare(checked, compiled)
-        return compiled, self.con.sql(compiled.sql).to_arrow_table()
+        return compiled, self.batches(compiled.sql)
+
+    def run(self, checked: CheckedProtocol, as_of: dt.date) -> tuple[cc.Compiled, pa.Table]:
+        """The compiled query and its whole result as one Arrow table (for small populations)."""
+        compiled, batches = self.stream(checked, as_of)
+        return compiled, pa.Table.from_batches(list(batches))
 
     def write(self, checked: CheckedProtocol, as_of: dt.date, out: str | Path) -> cc.Compiled:
-        """Run the query and write its result to a Parquet file, without passing it through Python."""
-        compiled = cc.compile_protocol(checked, as_of)
-        self.prepare(checked, compiled)
-        path = str(out).replace("'", "''")
-        self.con.execute(f"COPY ({compiled.sql}) TO '{path}' (FORMAT parquet)")
+        """Run the query and write its result to a Parquet file, chunk by chunk."""
+        compiled, batches = self.stream(checked, as_of)
+        write_parquet(batches, out)
         return compiled
 
     def close(self) -> None:
