@@ -570,9 +570,18 @@ def _parts_read(body: str, section: str, vocabulary) -> Reading | None:
         return None  # `A, B, or C` is one of them: never read as all
     parts = [re.sub(r"(?i)^and\s+", "", p) for p in parts]
     read = [read_sentence(p, section, vocabulary, split=False) for p in parts]
+    return _joined(read, "and", r"\b(?:or|unless)\b", section, vocabulary,
+                   f"draft: the sentence holds {len(read)} rules, read as all of them (an inclusion)")
+
+
+def _joined(read: list[Reading], word: str, brackets: str, section: str, vocabulary, note: str) -> Reading | None:
+    """Rules read from the pieces of one sentence, joined by `word` into one rule that must check clean.
+
+    A piece whose rule matches `brackets` is put in parentheses, so that the join keeps its meaning.
+    """
     if not all(r.rule is not None for r in read):
         return None
-    joined = " and ".join(f"({r.rule})" if re.search(r"\b(?:or|unless)\b", r.rule) else r.rule for r in read)
+    joined = f" {word} ".join(f"({r.rule})" if re.search(brackets, r.rule) else r.rule for r in read)
     try:
         node = parser.parse_rule(joined, file="<draft>")
         problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
@@ -580,8 +589,7 @@ def _parts_read(body: str, section: str, vocabulary) -> Reading | None:
         return None
     if any(d.severity == "error" for d in problems):
         return None
-    notes = tuple(w for r in read for w in r.warnings)
-    notes += (f"draft: the sentence holds {len(read)} rules, read as all of them (an inclusion)",)
+    notes = tuple(w for r in read for w in r.warnings) + (note,)
     return Reading(rule=canonical.rule(node), warnings=notes)
 
 
@@ -599,20 +607,9 @@ def _defined_conditions(sentence: str, section: str, vocabulary) -> Reading | No
     if len(joins) != 1 or not joins <= {"or", "and"} or tail not in ("", "patients", "subjects", "participants"):
         return None
     read = [read_sentence(m.group(1), section, vocabulary, split=False) for m in pieces]
-    if not all(r.rule is not None for r in read):
-        return None
     word = joins.pop()
-    joined = f" {word} ".join(f"({r.rule})" if re.search(r"\b(?:or|and|unless)\b", r.rule) else r.rule for r in read)
-    try:
-        node = parser.parse_rule(joined, file="<draft>")
-        problems = checker.diagnose_rule(node, vocabulary, file="<draft>", section=section)
-    except ProtocolError:
-        return None
-    if any(d.severity == "error" for d in problems):
-        return None
-    notes = tuple(w for r in read for w in r.warnings)
-    notes += (f"draft: each condition is read as the threshold that defines it, joined by '{word}' as written",)
-    return Reading(rule=canonical.rule(node), warnings=notes)
+    return _joined(read, word, r"\b(?:or|and|unless)\b", section, vocabulary,
+                   f"draft: each condition is read as the threshold that defines it, joined by '{word}' as written")
 
 
 def read_sentence(sentence: str, section: str = "inclusion", vocabulary=None, split: bool = True) -> Reading:
