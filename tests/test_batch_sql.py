@@ -92,6 +92,29 @@ def test_ten_thousand_generated_patients_agree_with_the_interpreter(tmp_path):
     assert set(verdicts) == {"eligible", "ineligible", "undetermined"}
 
 
+def test_a_chunked_run_written_to_parquet_is_the_whole_population_run(tmp_path):
+    """DuckDBEngine.write streams chunk by chunk into one file: the same rows, in patient order,
+    as one run over every patient; and the engine reads every patient again afterwards."""
+    import pyarrow.parquet as pq
+
+    try:
+        from population import AS_OF, generate
+    except ImportError:
+        from bench_screen import AS_OF, generate
+
+    checked = elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")
+    patients = [elig.patient_from_data(p, "generated") for p in generate(250, 11)]
+    folder = tmp_path / "tables"
+    tables.write_tables(patients, folder, batch=100)
+    whole = runners.DuckDBEngine(folder, chunk=0).run(checked, AS_OF)[1]
+    chunked = runners.DuckDBEngine(folder, chunk=60)
+    assert len(chunked.chunks()) == 5
+    chunked.write(checked, AS_OF, tmp_path / "out.parquet")
+    written = pq.read_table(tmp_path / "out.parquet")
+    assert written.num_rows == 250 and written.to_pylist() == whole.to_pylist()
+    assert chunked.con.execute("SELECT count(*) FROM patients").fetchone()[0] == 250
+
+
 def test_the_newest_value_is_never_skipped_for_an_older_one():
     """An unusable newest creatinine (no unit) leaves E8 unknown; arg_max would take the older one."""
     checked = elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")
