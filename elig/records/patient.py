@@ -368,6 +368,15 @@ class _NativeReader:
         self.issue(f"{loc}.concept", f"cannot read concept {shown(raw)}: a concept is a name such as 'ANC'")
         return None
 
+    def named(self, e: dict, loc: str) -> tuple[str | None, tuple]:
+        """An event entry's concept name and codes, in that order (the order of their issues).
+
+        The common case, a plain string, is read inline; anything else goes through ``concept``."""
+        concept = e.get("concept") or e.get("name")
+        if concept is not None and concept.__class__ is not str:
+            concept = self.concept(e, loc)
+        return concept, (self.codes(e, loc) if "codes" in e or "code" in e else ())
+
     def observation(self, e: dict, loc: str) -> Observation | None:
         if e.keys() <= _PLAIN_OBSERVATION_KEYS:
             plain = _plain_observation(e, self.file, loc)
@@ -488,10 +497,7 @@ class _NativeReader:
                            f"write a whole number from 0 to {MAX_GRADE} (2) or a Roman numeral (III)")
         status = e["status"] if "status" in e else get("clinical_status")
         source = self.source(e, loc)
-        concept = get("concept") or get("name")
-        if concept is not None and concept.__class__ is not str:
-            concept = self.concept(e, loc)
-        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        concept, codes = self.named(e, loc)
         onset = self.date_at(get("onset"), loc, "onset")
         abatement = self.date_at(get("abatement", get("resolved")), loc, "abatement")
         clinical_status = self.status_at(status, loc, "status")
@@ -561,10 +567,7 @@ class _NativeReader:
             start = self.date_at(get("start"), loc, "start")
             end = self.date_at(get("end"), loc, "end")
         source = self.source(e, loc)
-        concept = get("concept") or get("name")
-        if concept is not None and concept.__class__ is not str:
-            concept = self.concept(e, loc)
-        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        concept, codes = self.named(e, loc)
         status = self.status_at(get("status"), loc, "status")
         category = self.codes(e, f"{loc}.category", key="category") if get("category") else ()
         body_sites = self.body_sites(e, loc) if get("body_site") is not None or get("laterality") is not None else ()
@@ -574,10 +577,7 @@ class _NativeReader:
     def medication(self, e: dict, loc: str) -> Medication:
         get = e.get
         source = self.source(e, loc)
-        concept = get("concept") or get("name")
-        if concept is not None and concept.__class__ is not str:
-            concept = self.concept(e, loc)
-        codes = self.codes(e, loc) if "codes" in e or "code" in e else ()
+        concept, codes = self.named(e, loc)
         start = self.date_at(get("start"), loc, "start")
         end = self.date_at(get("end"), loc, "end")
         # positionally, in the order of _new_medication's fields (unreadable dates: see dated)
