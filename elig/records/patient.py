@@ -359,7 +359,7 @@ class _NativeReader:
         if rid is None:
             return _source(self.file, location)
         rid = rid if isinstance(rid, str) else (str(rid) if _scalar(rid) else None)
-        return Source(self.file, f"{location} ({rid})" if rid else location)
+        return _source(self.file, f"{location} ({rid})" if rid else location)
 
     def concept(self, e: dict, loc: str) -> str | None:
         raw = e.get("concept") or e.get("name")
@@ -433,7 +433,7 @@ class _NativeReader:
             result = qualitative_result(str(result))
         status = get("status")
         return Observation(
-            source=Source(self.file, loc) if get("id") is None else self.source(e, loc), concept=concept,
+            source=_source(self.file, loc) if get("id") is None else self.source(e, loc), concept=concept,
             codes=codes, value=value, value_text=value_text, unit=unit if unit not in (None, "") else None,
             date=date, reference_low=ref_low, reference_high=ref_high, reference_unit=ref_unit,
             result=result, status=None if status is None else self.text(status, f"{loc}.status", "status"),
@@ -604,7 +604,7 @@ class _NativeReader:
                 value = value.get("value")
             out.append(Attestation(key=_attestation_key(key) if key.__class__ is str else normalise_key(str(key)),
                                    value=value if value is None or value.__class__ is bool else self.boolean(value, loc),
-                                   source=Source(self.file, loc), by=by, date=date))
+                                   source=_source(self.file, loc), by=by, date=date))
         return tuple(out)
 
 
@@ -718,34 +718,37 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
 
 def _builder(cls, fields: tuple[str, ...]):
     """A function that builds a ``cls`` from every one of its ``fields``, given positionally in that
-    order: the very object ``cls(*values)`` gives, three to four times as fast.
+    order: the very object ``cls(*values)`` gives, three to five times as fast.
 
     An ``attrs.frozen`` class's ``__init__`` sets each slot through ``object.__setattr__`` by
     name (the class's own ``__setattr__`` refuses), a slow call per field; a reader builds
     some thirty of these per record, and that was most of what reading a plain record cost.
-    The builder is a plain class with the same slots, whose ``__init__`` stores each field
-    (one fast store each) and then makes the new object a ``cls`` by assigning its
-    ``__class__``, which Python allows between classes of the same layout. The object is
-    then a ``cls`` like any other (frozen, equal, hashed, printed alike). This needs ``cls``
-    to be frozen and slotted, without a ``__weakref__`` slot (``weakref_slot=False``: with
-    it Python refuses the assignment), and its fields to have no converter or validator and
-    all be set by ``__init__``: checked here, at import, by building one.
-    ``tests/test_records_build.py`` compares built objects with ``cls(...)``'s.
+    The builder makes an object of a plain class with the same slots (no ``__init__``: the
+    fastest call that makes an object), stores each field (one fast store each) and then
+    makes it a ``cls`` by assigning its ``__class__``, which Python allows between classes
+    of the same layout. The object is then a ``cls`` like any other (frozen, equal, hashed,
+    printed alike). This needs ``cls`` to be frozen and slotted, without a ``__weakref__``
+    slot (``weakref_slot=False``: with it Python refuses the assignment), and its fields to
+    have no converter or validator and all be set by ``__init__``: checked here, at import,
+    by building one. ``tests/test_records_build.py`` compares built objects with ``cls(...)``'s.
     """
     declared = attrs.fields(cls)
     if tuple(f.name for f in declared) != fields or cls.__dict__.get("__slots__") != fields or any(
             not f.init or f.converter is not None or f.validator is not None for f in declared):  # pragma: no cover
         raise ImportError(f"elig.records.patient: {cls.__name__}'s fields changed; update its builder")
+    blank = type(f"_{cls.__name__}Slots", (), {"__slots__": fields, "__module__": __name__,
+                                               "__qualname__": f"_builder.<{cls.__name__}>"})
     args = ", ".join(fields)
-    body = "".join(f"    self.{name} = {name}\n" for name in fields)
-    namespace = {"cls": cls}
-    exec(f"def __init__(self, {args}):\n{body}    self.__class__ = cls\n", namespace)  # noqa: S102
-    builder = type(f"_{cls.__name__}Builder", (), {"__slots__": fields, "__init__": namespace["__init__"],
-                                                    "__module__": __name__, "__qualname__": f"_builder.<{cls.__name__}>"})
-    probe = builder(*(None,) * len(fields))  # raises TypeError here, at import, if the layouts differ
+    body = "".join(f"    new.{name} = {name}\n" for name in fields)
+    namespace = {"cls": cls, "blank": blank}
+    exec(f"def new_{cls.__name__.lower()}({args}):\n    new = blank()\n{body}"  # noqa: S102
+         f"    new.__class__ = cls\n    return new\n", namespace)
+    build = namespace[f"new_{cls.__name__.lower()}"]
+    build.__module__, build.__qualname__ = __name__, f"_builder.<{cls.__name__}>"
+    probe = build(*(None,) * len(fields))  # raises TypeError here, at import, if the layouts differ
     if probe.__class__ is not cls:  # pragma: no cover
         raise ImportError(f"elig.records.patient: cannot build {cls.__name__} objects quickly")
-    return builder
+    return build
 
 
 # (source, concept, codes, value, value_text, unit, date, reference_low, reference_high, reference_unit,
@@ -765,8 +768,11 @@ _new_procedure = _builder(Procedure, (
     "source", "concept", "codes", "start", "end", "status", "category", "body_sites", "unreadable_dates"))
 _new_medication = _builder(Medication, ("source", "concept", "codes", "start", "end", "status", "unreadable_dates"))
 _ONLY_DICTS = frozenset({dict})
-# The Source of an entry without an id: (file, record) -> Source, one object per distinct place.
-_source = functools.lru_cache(maxsize=16384)(_builder(Source, ("file", "record")))
+# The Source of an entry: (file, record). Built anew for each entry, never looked up: a memo of
+# (file, record) pairs pays only when every record has the same file name, and then it costs what
+# building one does; when each record is named by its file and line (as ``elig screen`` names
+# them) every look-up misses and costs four times a build.
+_source = _builder(Source, ("file", "record"))
 
 
 def _present(entries: list) -> tuple:
