@@ -29,33 +29,38 @@ class Outcome(str, enum.Enum):
     @staticmethod
     def of(value: bool | None) -> "Outcome":
         if value is None:
-            return Outcome.UNKNOWN
-        return Outcome.MET if value else Outcome.NOT_MET
+            return _UNKNOWN
+        return _MET if value else _NOT_MET
 
     def negate(self) -> "Outcome":
-        return {Outcome.MET: Outcome.NOT_MET, Outcome.NOT_MET: Outcome.MET}.get(self, Outcome.UNKNOWN)
+        return _NEGATION[self]
+
+
+# The members as plain names: reading ``Outcome.MET`` costs an enum descriptor call each time.
+_MET, _NOT_MET, _UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+_NEGATION = {_MET: _NOT_MET, _NOT_MET: _MET, _UNKNOWN: _UNKNOWN}
 
 
 def kleene_and(outcomes) -> Outcome:
     """False wins, then unknown: ``unknown and false`` is false (reading stops at the first false)."""
     unknown = False
     for o in outcomes:
-        if o is Outcome.NOT_MET:
-            return Outcome.NOT_MET
-        if o is Outcome.UNKNOWN:
+        if o is _NOT_MET:
+            return _NOT_MET
+        if o is _UNKNOWN:
             unknown = True
-    return Outcome.UNKNOWN if unknown else Outcome.MET
+    return _UNKNOWN if unknown else _MET
 
 
 def kleene_or(outcomes) -> Outcome:
     """True wins, then unknown: ``unknown or true`` is true (reading stops at the first true)."""
     unknown = False
     for o in outcomes:
-        if o is Outcome.MET:
-            return Outcome.MET
-        if o is Outcome.UNKNOWN:
+        if o is _MET:
+            return _MET
+        if o is _UNKNOWN:
             unknown = True
-    return Outcome.UNKNOWN if unknown else Outcome.NOT_MET
+    return _UNKNOWN if unknown else _NOT_MET
 
 
 class Verdict(str, enum.Enum):
