@@ -446,7 +446,7 @@ class _Compiler:
         if node.timing_kind is not None and node.duration is not None:
             checks.append(self.by_kind(kinds, lambda k: self.timing(node, k)))
         body = " AND ".join(f"({c})" for c in checks) if checks else "TRUE"
-        # A date given but unreadable decides nothing (elig.engine.events.record_matches).
+        # A date given but unreadable decides nothing (elig.engine.events.judge_of).
         bad = "r.bad_start" + (" OR r.bad_any" if node.prefix in ("active", "taking") or node.timing_kind else "")
         return (f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL WHEN {bad} THEN NULL "
                 f"ELSE ({body}) END)")

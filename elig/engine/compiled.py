@@ -10,8 +10,21 @@ entry), the factor of each distinct recorded unit per concept, the ULN of each
 distinct reference range.
 
 Meaning stays with the explaining evaluator (``elig.engine.evaluator``), the
-reference. The closures decide on their own the records a screening run mostly
-sees, by the same reading the explaining functions make:
+reference. Where a rule kind's module has split its decisions from its phrases, the
+closures call those decisions themselves, with the node's fields bound, and keep
+only the answer:
+
+* the record's index: ``index.index_record`` (with this protocol's caches);
+* logic: ``logic.combiner`` (``results.kleene_and``/``kleene_or``, read only as far
+  as the outcome needs) and ``logic.unless``;
+* events: ``events.nothing_recorded``, ``records_of``, ``judge_of`` (prefix, grade,
+  timing and body site of each record: ``active``, ``timing``, ``index.site_answer``)
+  and ``records_outcome``, as ``events.event`` decides before phrasing;
+* facts and attestations: ``facts.is_sex``, ``on_record``, ``evidence_sources``,
+  ``not_asked`` and ``attested``, as ``facts.fact`` and ``facts.attestation`` do.
+
+Measurements and comparisons are still read here, by the same reading the
+explaining functions make:
 
 * measurements (``_Measure``): the newest usable result in the window, read through
   the concept's unit factors and plausible range, with its same-time twins; no
@@ -19,14 +32,11 @@ sees, by the same reading the explaining functions make:
   implausible newest result is unknown, as ``measure.measurement`` makes it;
 * comparisons against plain, × ULN (reference range, else the vocabulary's
   default for the sex) and sex-specific thresholds, ranges, age, and derived
-  values from plain inputs;
-* events: each record judged by ``events.record_matches`` (the explaining
-  evaluator's own function), without the explanation around it;
-* the record's own pregnancy, lactation and sex fields, and attestations.
+  values from plain inputs.
 
-Anything else (entries that name no concept or whose code names the concept only
-in its display, ratios, rates, evidence searches for a fact, multiples of the
-LLN, body sites that decide, dates that could not be read) is decided by calling
+Anything else (measurements beside entries that name no concept or whose code names
+the concept only in its display, ratios, rates, evidence found for a fact, multiples
+of the LLN, tests as events, alternatives ``whichever`` is recorded) is decided by calling
 the explaining rule function and keeping its outcome: a *fallback*, counted in
 ``CompiledProtocol.fallback_report`` (the benchmark reports the rate). Tests hold
 the two evaluators to the same outcome for every criterion of every patient
@@ -40,29 +50,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from itertools import repeat
+from operator import call
 from typing import Callable
 
 import attrs
 
 from elig.engine import plan as p
 from elig.engine.bounds import COMPARE, REL_TOL, quick_uln
-from elig.engine.events import (
-    ACTIVE_CONDITION, GOING_MEDICATION, INACTIVE_CONDITION, NOT_RECORDED, PROCEDURE_STATUS, STOPPED_MEDICATION,
-    record_matches,
-)
-from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_of
-from elig.engine.index import (KINDS, concepts_of, display_only_concept, display_only_note, newest_first_key,
-                               site_check)
-from elig.engine.logic import unless
+from elig.engine.events import judge_of, nothing_recorded, records_of, records_outcome
+from elig.engine.evaluator import Evaluation, as_date, evaluate
+from elig.engine.facts import attested, evidence_sources, is_sex, not_asked, on_record
+from elig.engine.index import index_record
+from elig.engine.logic import combiner, unless
 from elig.engine.measure import recorded_unit, unit_reading
 from elig.engine.results import EvaluationResult, Outcome, Verdict
 from elig.records.dates import window_start, within
-from elig.records.patient import Condition, Medication, Patient, Procedure
+from elig.records.patient import Patient
 from elig.terminology.derivations import Inputs
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 Rule = Callable[["_Run"], Outcome]
 _isclose = math.isclose
+of = Outcome.of
 
 
 @attrs.frozen
@@ -100,18 +110,20 @@ class CompiledProtocol:
         self.checked = checked
         self.vocabulary = checked.vocabulary
         self.resolver = checked.resolver
-        # Caches owned by this compiled protocol (no global state): what an entry means per distinct
-        # (kind, codes, name, category), ULNs per reference range, one reader per (concept, window)
+        # Caches owned by this compiled protocol (no global state): the concepts of each distinct
+        # (kind, codes, name, category) and the display-only reading of each distinct tuple of codes
+        # (``index.index_record``'s), ULNs per reference range, one reader per (concept, window)
         # (each holding its unit factors).
-        self._entry_kinds: dict = {}
+        self._concepts: dict = {}
+        self._display_only: dict = {}
         self._ulns: dict = {}
         self._measures: dict = {}
-        self._site_concepts = tuple(c for c in self.vocabulary.concepts if c.site_codes)
         # How often a rule was handed to the explaining evaluator, by rule text; and of how many
         # patients, with how many such patients (``fallback_report``).
         self._fallbacks: dict[str, int] = {}
         self._patients = 0
         self._patients_fell_back = 0
+        self._protocol_id = checked.id.lower()
         self._criteria = tuple((c.id, c.section, self._compile(c.plan, c.section)) for c in checked.criteria)
 
     # ---------------------------------------------------------------- per patient
@@ -119,7 +131,7 @@ class CompiledProtocol:
         """The verdict and per-criterion outcomes, identical to ``evaluate``'s, without explanations."""
         run = _Run(self, patient, as_of if isinstance(as_of, dt.date) and not isinstance(as_of, dt.datetime)
                    else as_date(as_of))
-        run._index, notes = self._index(patient)
+        run._index, notes = index_record(patient, self.vocabulary, self._concepts, self._display_only)
         run.display_notes.extend(notes)
         ids = []
         outcomes = []
@@ -161,53 +173,6 @@ class CompiledProtocol:
                 "fallbacks": total, "per_patient": total / n if n else 0.0,
                 "rules": sorted(self._fallbacks.items(), key=lambda kv: -kv[1])}
 
-    def _index(self, patient: Patient) -> tuple[dict[str, dict[str, list]], list[str]]:
-        """``index.index_record``'s index and notes, each distinct entry kind looked up once.
-
-        What an entry contributes (its concepts, whether it names none, the concept its display
-        alone names) depends only on (kind, codes, name, category), which this protocol caches.
-        """
-        idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
-        unmatched: dict[str, list] = {}
-        unreadable: dict[str, list] = {}
-        idx["unmatched"] = unmatched
-        idx["unreadable"] = unreadable
-        notes: list[str] = []
-        cache = self._entry_kinds
-        for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
-                              ("procedure", patient.procedures), ("medication", patient.medications)):
-            by_name = idx[kind]
-            for entry in entries:
-                codes = entry.codes
-                key = (kind, codes, entry.concept, getattr(entry, "category", ()))
-                known = cache.get(key)
-                if known is None:
-                    known = cache[key] = self._entry_kind(kind, entry)
-                names, nameless, shown = known
-                for name in names:
-                    got = by_name.get(name)
-                    if got is None:
-                        by_name[name] = [entry]
-                    else:
-                        got.append(entry)
-                if nameless:
-                    unreadable.setdefault(kind, []).append(entry)
-                if shown is not None:
-                    coding, concept = shown
-                    notes.append(display_only_note(entry, coding, concept))
-                    if kind == "observation":
-                        unmatched.setdefault(concept.name, []).append(entry)
-        for kind in idx:
-            for entries in idx[kind].values():
-                if len(entries) > 1:
-                    entries.sort(key=newest_first_key, reverse=True)
-        return idx, notes
-
-    def _entry_kind(self, kind: str, entry) -> tuple[tuple[str, ...], bool, tuple | None]:
-        concepts = concepts_of(self.vocabulary, entry, self._site_concepts)
-        shown = display_only_concept(self.vocabulary, entry) if not concepts and entry.codes else None
-        return tuple(c.name for c in concepts), not entry.concept and not entry.codes, shown
-
     # ---------------------------------------------------------------- compiling plan nodes
     def _compile(self, node: p.RulePlan, section: str) -> Rule:
         if isinstance(node, p.LogicPlan):
@@ -217,7 +182,7 @@ class CompiledProtocol:
         if isinstance(node, p.EventPlan):
             return self._event(node)
         if isinstance(node, p.AttestationPlan):
-            return _attestation(node)
+            return _attestation(node, self._protocol_id)
         if isinstance(node, p.FactPlan):
             return _fact(node, self, section)
         if isinstance(node, p.DefinitionPlan):
@@ -235,39 +200,11 @@ class CompiledProtocol:
             def rule_unless(run: _Run) -> Outcome:
                 return unless(section, main(run), exception(run))
             return rule_unless
-        if op == "not":
-            (only,) = children
+        combine = combiner(op)
 
-            def rule_not(run: _Run) -> Outcome:
-                o = only(run)
-                return NOT_MET if o is MET else MET if o is NOT_MET else UNKNOWN
-            return rule_not
-        if op in ("and", "all"):
-            def rule_and(run: _Run) -> Outcome:
-                out = MET
-                for child in children:
-                    o = child(run)
-                    if o is NOT_MET:
-                        return NOT_MET  # false wins: the rest cannot change it
-                    if o is UNKNOWN:
-                        out = UNKNOWN
-                return out
-            return rule_and
-        negate = op == "none"
-
-        def rule_or(run: _Run) -> Outcome:
-            out = NOT_MET
-            for child in children:
-                o = child(run)
-                if o is MET:
-                    out = MET
-                    break  # true wins
-                if o is UNKNOWN:
-                    out = UNKNOWN
-            if negate:
-                return NOT_MET if out is MET else MET if out is NOT_MET else UNKNOWN
-            return out
-        return rule_or
+        def rule(run: _Run) -> Outcome:
+            return combine(map(call, children, repeat(run)))  # read only as far as the outcome needs
+        return rule
 
     def _measure(self, concept, window: p.Duration | None) -> "_Measure":
         key = (concept.name, window)
@@ -280,35 +217,16 @@ class CompiledProtocol:
         concept = node.concept
         if concept.kind == "test":
             return _explained(node)
-        kind, name = concept.kind, concept.name
-        procedure = kind == "procedure"  # as events.records_of gathers them: status codes are conditions
-        site_codes = bool(concept.site_codes)
-        matches = _record_matcher(node)
+        window = node.duration if node.timing_kind is not None else None
+        judge = judge_of(node)
 
         def rule(run: _Run) -> Outcome:
-            idx = run._index
-            records = idx[kind].get(name, ())
-            unreadable = idx["unreadable"].get(kind)
-            if procedure:
-                records = [*records, *idx["condition"].get(name, ())]
-                unreadable = unreadable or idx["unreadable"].get("condition")
-            out = NOT_MET
+            if nothing_recorded(run._index, concept):
+                return NOT_MET
+            records, unreadable = records_of(run._index, concept)
             as_of = run.as_of
-            for r in records:
-                if (getattr(r, "verification_status", None) or "") in NOT_RECORDED:
-                    continue
-                ok = matches(as_of, r)
-                if site_codes:
-                    site = site_check(concept, r)  # a record matched through its body site only
-                    if site is not None:
-                        ok = _KLEENE_AND[ok, site[0]]
-                if ok:
-                    return MET  # true wins
-                if ok is None:
-                    out = UNKNOWN
-            if out is NOT_MET and unreadable:
-                return UNKNOWN  # an entry that names no concept may be one
-            return out
+            opens = None if window is None else run.window_opens(window)
+            return records_outcome([of(judge(as_of, r, opens)[0]) for r in records], unreadable)[0]
         return rule
 
     def _comparison(self, node: p.ComparisonPlan) -> Rule:
@@ -461,123 +379,9 @@ def compile_protocol(checked: p.CheckedProtocol) -> CompiledProtocol:
     return CompiledProtocol(checked)
 
 
-def _record_matcher(node: p.EventPlan):
-    """Whether one record satisfies the event's prefix, grade and timing: ``events.record_matches``'s
-    answer (True, False or None), without its phrase. Records with a date that could not be read
-    are left to ``record_matches`` itself."""
-    active = node.prefix in ("active", "taking")
-    grade = node.grade
-    timed = node.timing_kind is not None and node.duration is not None
-    kind, op, duration = node.timing_kind, node.timing_op, node.duration
-    acute = node.concept.acute
-    opens_by_date: dict = {}
-
-    def matches(as_of: dt.date, r) -> bool | None:
-        if r.unreadable_dates:
-            return record_matches(as_of, node, r)[0]
-        if isinstance(r, Condition):
-            cls, start, end = Condition, r.onset, r.abatement
-        elif isinstance(r, (Medication, Procedure)):
-            cls, start, end = (Medication if isinstance(r, Medication) else Procedure), r.start, r.end
-        else:
-            return record_matches(as_of, node, r)[0]
-        if start is not None:
-            if start.earliest() > as_of:
-                return False
-            if start.latest() > as_of:
-                return None  # known only to the month (or year) of the evaluation date
-        out = True
-        if active:
-            out = _active_at(r, cls, start, end, as_of)
-            if out is False:
-                return False
-        if grade is not None:
-            g = getattr(r, "grade", None)
-            if g is None:
-                out = None
-            elif not grade[0] <= g <= grade[1]:
-                return False
-        if timed:
-            opens = opens_by_date.get(as_of)
-            if opens is None:
-                opens = opens_by_date[as_of] = window_start(as_of, duration.amount, duration.unit)
-            t = _timing(kind, op, acute, opens, as_of, r, cls, start, end)
-            if t is False:
-                return False
-            if t is None:
-                out = None
-        return out
-    return matches
-
-
-def _active_at(r, cls, start, end, as_of: dt.date) -> bool | None:
-    """``events.active_at``'s answer, without its phrase."""
-    if end is not None:
-        if end.latest() < as_of:
-            return False
-        if end.earliest() >= as_of:
-            return True
-        return None
-    status = (getattr(r, "clinical_status", None) or getattr(r, "status", None) or "").lower()
-    if cls is Condition:
-        if status and status not in _CONDITION_STATUS:
-            return None  # a status elig cannot read may be 'resolved'
-        return status not in INACTIVE_CONDITION
-    if cls is Medication:
-        if status and status not in _MEDICATION_STATUS:
-            return None
-        return status not in STOPPED_MEDICATION
-    if status and status not in PROCEDURE_STATUS:
-        return None
-    if status == "completed" and start is not None:
-        if start.latest() < as_of:
-            return False
-        return True if start.earliest() >= as_of else None
-    return True
-
-
-def _timing(kind, op, acute, opens: dt.date, as_of: dt.date, r, cls, start, end) -> bool | None:
-    """``events.timing``'s answer, without its phrase."""
-    if kind == "onset_within":
-        return None if start is None else within(start, opens, as_of)
-    if kind == "lasting":
-        if start is None:
-            return None
-        a, b = _LASTING[op](start.earliest(), opens), _LASTING[op](start.latest(), opens)
-        return a if a == b else None
-    if start is None:
-        return None
-    if start.earliest() > as_of:
-        return False
-    began_in = within(start, opens, as_of)
-    if began_in:
-        return True
-    if acute:
-        return began_in
-    if cls is Procedure and end is None:
-        return False if start.latest() < opens else None
-    if end is not None:
-        if end.latest() < opens:
-            return False
-        return True if within(end, opens, as_of) or end.earliest() > as_of else None
-    return _active_at(r, cls, start, end, opens)
-
-
-# lasting OP D  <=>  onset after (or before, ...) the day D before the evaluation date (events.timing)
-_LASTING = {"<": lambda onset, b: onset > b, "<=": lambda onset, b: onset >= b, ">": lambda onset, b: onset < b,
-            ">=": lambda onset, b: onset <= b, "==": lambda onset, b: onset == b, "!=": lambda onset, b: onset != b}
-_CONDITION_STATUS = ACTIVE_CONDITION + INACTIVE_CONDITION
-_MEDICATION_STATUS = STOPPED_MEDICATION + GOING_MEDICATION
-
-
 def _scaled(default: float | None, factor) -> float | None:
     """A vocabulary default ULN in the canonical unit (as ``bounds.bound_value`` scales it)."""
     return None if default is None else default * (factor if isinstance(factor, float) else 1.0)
-
-
-# ``kleene_and`` of two yes/no/None answers, as events.event combines a record's match and its site
-_KLEENE_AND = {(a, b): (False if a is False or b is False else None if a is None or b is None else True)
-               for a in (True, False, None) for b in (True, False, None)}
 
 
 class _Measure:
@@ -686,80 +490,40 @@ class _Measure:
         return reading.factor
 
 
-def _answers(run: _Run):
-    """The record's answers by attestation key, read once per patient; None when an answer names a
-    study (``facts.attestation`` then weighs which study it was given for)."""
-    got = run.once.get(_answers, run.once)
-    if got is run.once:
-        got = {}
-        for a in run.patient.attestations:
-            if a.study:
-                got = None
-                break
-            if a.value is not None:
-                seen = got.get(a.key)
-                if seen is None:
-                    got[a.key] = {a.value}
-                else:
-                    seen.add(a.value)
-        run.once[_answers] = got
-    return got
-
-
-def _attestation(node: p.AttestationPlan) -> Rule:
+def _attestation(node: p.AttestationPlan, protocol_id: str) -> Rule:
     key = node.key
 
     def rule(run: _Run) -> Outcome:
-        answers = _answers(run)
-        if answers is None:
-            return run.explained(node)
-        given = answers.get(key)
-        if given is None or len(given) != 1:
-            return UNKNOWN  # not attested yet, or sources that disagree (as facts.attestation reads them)
-        return MET if next(iter(given)) else NOT_MET
+        return of(attested(run.answers(key), protocol_id))
     return rule
 
 
 def _fact(node: p.FactPlan, compiled: CompiledProtocol, section: str) -> Rule:
-    """A fact as ``facts.fact`` reads it: the record's own field, then the sex the fact cannot hold
-    for, then the evidence its concept names; with no evidence entry in the record at all, the
-    reading of who is asked (``only_if``) decides whether it is "no" or unknown. Evidence that is
-    there is the explaining function's to weigh (dates, cut-offs, disagreements)."""
+    """A fact as ``facts.fact`` reads it: the record's own fields, then the evidence its concept names;
+    with no evidence entry in the record at all, the reading of who is asked (``only_if``) decides
+    whether it is "no" or unknown. Evidence that is there is the explaining function's to weigh
+    (dates, cut-offs, disagreements)."""
     if node.sex is not None:
         want = node.sex
 
         def rule_sex(run: _Run) -> Outcome:
-            sex = run.patient.sex
-            if sex is None:
-                return UNKNOWN
-            return MET if sex == want else NOT_MET
+            return of(is_sex(run.patient, want))
         return rule_sex
     concept = node.concept
-    field, not_for_sex = concept.field, concept.not_for_sex
     name = concept.field or concept.name
-    evidence = []  # (index kind, concept name) of each piece of evidence facts.evidence reads
-    for ev_name in concept.evidence:
-        ev = compiled.vocabulary.lookup(ev_name)
-        if ev.kind in ("test", "measurement"):
-            evidence.append(("observation", ev.name))
-        elif ev.kind == "condition":
-            evidence.append(("condition", ev.name))
+    evidence = tuple((kind, ev.name) for kind, ev in evidence_sources(compiled.vocabulary, concept))
     reading = compiled._compile(node.only_if, section) if node.only_if is not None else None
 
     def rule(run: _Run) -> Outcome:
         patient = run.patient
-        value = getattr(patient, field, None) if field else None
-        if value is not None:
-            return MET if value else NOT_MET
-        sex = patient.sex
-        if sex is not None and sex == not_for_sex:
-            return NOT_MET
+        answer = on_record(patient, concept)[0]
+        if answer is not None:
+            return MET if answer else NOT_MET
         idx = run._index
         for kind, ev_name in evidence:
             if idx[kind].get(ev_name):
                 return run.explained(node)
-        # No evidence: "not asked" when the reading excludes the patient and the record says nothing.
-        if reading is not None and name not in patient.unstated_facts and reading(run) is NOT_MET:
+        if reading is not None and not_asked(reading(run), (), name in patient.unstated_facts):
             return NOT_MET
         return UNKNOWN
     return rule

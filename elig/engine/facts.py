@@ -45,21 +45,21 @@ class _Evidence:
 def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     text = node.text
     patient = ctx.patient
-    sex = patient.sex
     if node.sex is not None:
-        if sex is None:
+        answer = is_sex(patient, node.sex)
+        if answer is None:
             return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary="unknown: sex not recorded",
                                reason="sex not recorded", missing=("sex",))
-        return Explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
+        return Explanation(kind="fact", rule=text, outcome=Outcome.of(answer), summary=f"sex: {patient.sex}")
     concept = node.concept
     name = concept.field or concept.name
-    value = getattr(patient, concept.field, None) if concept.field else None
-    if value is not None:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
-                           summary=f"{name}: {'yes' if value else 'no'} (patient record)")
-    if sex is not None and sex == concept.not_for_sex:
+    answer, case = on_record(patient, concept)
+    if case == "field":
+        return Explanation(kind="fact", rule=text, outcome=Outcome.of(answer),
+                           summary=f"{name}: {'yes' if answer else 'no'} (patient record)")
+    if case == "sex":
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
-                           summary=f"not {name}: the patient is {sex}")
+                           summary=f"not {name}: the patient is {patient.sex}")
     found = evidence(ctx, concept)
     values = tuple(e.used for e in found)
     decided, why = decide(found)
@@ -73,8 +73,7 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     stated = name in patient.unstated_facts
     if stated:
         why = why or f"the record gives {name} but not as yes or no"
-    if reading is not None and reading.outcome is Outcome.NOT_MET and not any(e.may_say_yes or not e.undated
-                                                                               for e in found) and not stated:
+    if reading is not None and not_asked(reading.outcome, found, stated):
         return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
                            summary=f"not asked: the patient is not of {node.only_if.name} by the "
                                    f"{node.only_if.source} reading '{node.only_if.definition}', and the "
@@ -84,6 +83,45 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     missing = (f"{name} (yes/no)" + (f": {_wanted(concept)}" if concept.evidence else ""),)
     return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}", reason=reason,
                        missing=missing, values=values, children=children, searched=searched)
+
+
+# ---------------------------------------------------------------- the decisions (both evaluators)
+def is_sex(patient, sex: str) -> bool | None:
+    """Whether the patient is of ``sex``; None when the record does not say."""
+    recorded = patient.sex
+    return None if recorded is None else recorded == sex
+
+
+def on_record(patient, concept) -> tuple[bool | None, str]:
+    """What the record's own fields say of a fact: its field (case "field"), else the sex the fact
+    cannot hold for ("sex"); (None, "evidence") when they say nothing and the evidence decides."""
+    value = getattr(patient, concept.field, None) if concept.field else None
+    if value is not None:
+        return bool(value), "field"
+    sex = patient.sex
+    if sex is not None and sex == concept.not_for_sex:
+        return False, "sex"
+    return None, "evidence"
+
+
+def evidence_sources(vocabulary, concept) -> tuple[tuple[str, object], ...]:
+    """(index kind, concept) of each piece of evidence a fact's concept names, in its order: tests
+    and measurements are observations; conditions are conditions; other kinds are not evidence."""
+    out = []
+    for ev_name in concept.evidence:
+        ev = vocabulary.lookup(ev_name)
+        if ev.kind in ("test", "measurement"):
+            out.append(("observation", ev))
+        elif ev.kind == "condition":
+            out.append(("condition", ev))
+    return tuple(out)
+
+
+def not_asked(reading: Outcome, found: list, stated: bool) -> bool:
+    """Whether a fact asked only of whom a definition names (``only_if``) is "no" for want of evidence:
+    the reading does not count the patient in, nothing found could say yes or be the newest, and
+    the record does not give the fact in a form that cannot be read."""
+    return reading is Outcome.NOT_MET and not stated and not any(e.may_say_yes or not e.undated for e in found)
 
 
 def _wanted(concept) -> str:
@@ -105,9 +143,8 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
     as_of = ctx.as_of
     opens = ctx.opens(concept.evidence_days, "day") if concept.evidence_days else dt.date.min
     idx = ctx.index()
-    for ev_name in concept.evidence:
-        ev = ctx.vocabulary.lookup(ev_name)
-        if ev.kind in ("test", "measurement"):
+    for kind, ev in evidence_sources(ctx.vocabulary, concept):
+        if kind == "observation":
             for obs in idx["observation"].get(ev.name, []):
                 undated = obs.date is None  # no readable date: it may be the newest, so it is not passed over
                 if not undated and (obs.date.earliest() > as_of or within(obs.date, opens, as_of) is not True):
@@ -135,7 +172,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                                    None: "equivocal"}[value]
                         used = attrs.evolve(picked.used, text=f"{with_unit(fmt(v), ev.unit)}: {verdict}")
                 out.append(_Evidence(value, used, True, obs.date.sort_key() if obs.date else (), undated))
-        elif ev.kind == "condition":
+        else:
             for r in idx["condition"].get(ev.name, []):
                 if (r.verification_status or "") in NOT_RECORDED:
                     continue
@@ -227,7 +264,8 @@ def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
 
 def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Explanation:
     text = node.text
-    other_study = [a for a in answers if a.study and protocol_id not in a.study.lower()]
+    answer = attested(answers, protocol_id)
+    other_study = [a for a in answers if not counts(a, protocol_id)]
     answers = [a for a in answers if a not in other_study]
     values = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
                              text=("yes" if a.value else "no") + (f" by {a.by}" if a.by else ""),
@@ -239,8 +277,7 @@ def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Expla
         return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,
                            summary=f"awaiting attestation: {node.statement}", reason="not attested yet",
                            missing=(f"attestation: {node.statement}",))
-    given = {a.value for a in answers}
-    if len(given) > 1:
+    if answer is None:
         reason = (f"conflicting answers: " +
                   "; ".join(f"{'yes' if a.value else 'no'} ({a.source})" for a in answers))
         return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=values + ignored,
@@ -250,5 +287,19 @@ def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Expla
     by = f" by {found.by}" if found.by else ""
     on = f" on {found.date}" if found.date else ""
     also = f" (also {len(answers) - 1} more source{'s' if len(answers) > 2 else ''})" if len(answers) > 1 else ""
-    return Explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value), values=values + ignored,
-                       summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.statement}{also}")
+    return Explanation(kind="attestation", rule=text, outcome=Outcome.of(answer), values=values + ignored,
+                       summary=f"attested {'yes' if answer else 'no'}{by}{on}: {node.statement}{also}")
+
+
+def attested(answers: list, protocol_id: str) -> bool | None:
+    """The answer the attestations (``Context.answers``) give for this protocol: yes or no; None when
+    none counts for it (``counts``) or those that count disagree."""
+    if not answers:
+        return None
+    given = {a.value for a in answers if counts(a, protocol_id)}
+    return given.pop() if len(given) == 1 else None
+
+
+def counts(answer, protocol_id: str) -> bool:
+    """Whether an attested answer counts for the protocol (lower-case id): it names no study, or this one."""
+    return not answer.study or protocol_id in answer.study.lower()

@@ -135,18 +135,29 @@ def site_check(concept: Concept, r) -> tuple[bool | None, str] | None:
     """For a record matched through a concept's site codes only: whether its body site is one the
     concept lists (True), elsewhere (False) or not recorded (None), with a phrase; None when the
     record matched by its own code or name and the site does not decide."""
+    answer, case = site_answer(concept, r)
+    return None if case == "own" else (answer, site_phrase(concept, r, answer, case))
+
+
+def site_answer(concept: Concept, r) -> tuple[bool | None, str]:
+    """``site_check``'s answer and case, without its phrase: case "own" when the record matched by its
+    own code or name (the site does not decide), "no site" when it has none, else "site"."""
     if not concept.site_codes or any(concept.matches_coding(c) for c in r.codes) or \
             (r.concept and concept.name.lower() == str(r.concept).lower()):
-        return None
-    sites = getattr(r, "body_sites", ())
-    reading = concept.site_reading(r.codes, [s.codes for s in sites])
-    named = "; ".join(str(s) for s in sites)
-    if reading is None:
-        return None, "recorded without a body site, so it may or may not be " + concept.name
-    if reading:
-        return True, f"site: {named}"
+        return None, "own"
+    reading = concept.site_reading(r.codes, [s.codes for s in getattr(r, "body_sites", ())])
+    return reading, ("no site" if reading is None else "site")
+
+
+def site_phrase(concept: Concept, r, answer: bool | None, case: str) -> str:
+    """The phrase of ``site_answer``'s answer (not "own")."""
+    if case == "no site":
+        return "recorded without a body site, so it may or may not be " + concept.name
+    named = "; ".join(str(s) for s in getattr(r, "body_sites", ()))
+    if answer:
+        return f"site: {named}"
     listed = ", ".join((b.display or str(b)).replace(" (body structure)", "") for b in concept.body_sites)
-    return False, f"site: {named}, not one of {listed}"
+    return f"site: {named}, not one of {listed}"
 
 
 def sites_text(r) -> str:

@@ -17,13 +17,24 @@ from elig.engine.summary import logic_summary
 
 def combine(op: str, outcomes) -> Outcome:
     """The outcome of and/all, or/any, none and not over the children's outcomes."""
-    if op in ("and", "all"):
-        return kleene_and(outcomes)
-    if op in ("or", "any"):
-        return kleene_or(outcomes)
-    if op == "none":
-        return kleene_or(outcomes).negate()
-    return outcomes[0].negate()  # not
+    return combiner(op)(outcomes)
+
+
+def combiner(op: str):
+    """The function that combines the children's outcomes for and/all, or/any, none and not; given
+    an iterator, each reads only as far as the outcome needs (the compiled evaluator's laziness)."""
+    return _COMBINERS[op]
+
+
+def _none(outcomes) -> Outcome:
+    return kleene_or(outcomes).negate()
+
+
+def _not(outcomes) -> Outcome:
+    return next(iter(outcomes)).negate()
+
+
+_COMBINERS = {"and": kleene_and, "all": kleene_and, "or": kleene_or, "any": kleene_or, "none": _none, "not": _not}
 
 
 def unless(section: str, main: Outcome, exception: Outcome) -> Outcome:
