@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
     if native:
         m = native["distinct_files"]
-        print(f"{'  … a file label per record':<34} {'paused':<9} {m['json_us']['cpu']:>9.1f}µs {m['read_us']['cpu']:>7.1f}µs"
+        print(f"{'  … named by file and line':<34} {'paused':<9} {m['json_us']['cpu']:>9.1f}µs {m['read_us']['cpu']:>7.1f}µs"
               f"   {_ratio(m)}   {m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
     print("\njson.loads and reader: best CPU time (per record for native records, per bundle for FHIR). "
           "reader ÷ json: min/median/max over the repeats, wall clock, then CPU time. collector: the cycle "
