@@ -116,10 +116,10 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
                 not_met += 1
             elif o is UNKNOWN:
                 unknown += 1
-        key = ("logic", op, met, not_met, unknown, outcome)
-        summary = memo.texts.get(key)
+        counted = ("logic", op, met, not_met, unknown, outcome)
+        summary = memo.texts.get(counted)
         if summary is None:
-            summary = Memo.put(memo.texts, key, counts_text(op, met, not_met, unknown, outcome))
+            summary = Memo.put(memo.texts, counted, counts_text(op, met, not_met, unknown, outcome))
     explanation = new_explanation(op, text, outcome, summary, (), None, None, None, (), (), None, children)
     if key is not None:
         memo.keep(key, (node, *children), explanation)

@@ -12,7 +12,6 @@ and what was expected. Only a file that is not a patient record at all raises
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from pathlib import Path
@@ -207,7 +206,7 @@ class _NativeReader:
         if value is None:
             return None
         if value.__class__ is str:
-            d = _date_of_text(value)  # entries share their dates, and so do patients: each is parsed once
+            d = _DATE[value]  # entries share their dates, and so do patients: each is parsed once
             if d.__class__ is PartialDate:
                 return d
             why = d
@@ -233,7 +232,7 @@ class _NativeReader:
         out = []
         for i, item in enumerate(items):
             if item.__class__ is str:
-                coding = _coding_of_text(item)
+                coding = _CODING[item]
                 if coding is not None:
                     out.append(coding)
                     continue
@@ -275,18 +274,14 @@ class _NativeReader:
             for key, concept in (("weight", "body weight"), ("height", "body height")):
                 if data.get(key) is not None:
                     observations.append(self.observation(self._shorthand(data[key], concept), key))
-        observation, plain, file, keys = self.observation, _plain_observation, self.file, _PLAIN_OBSERVATION_KEYS.issuperset
-        observations += [(keys(e) and plain(e, file, loc)) or observation(e, loc)
-                         for loc, e in zip(_locations("observations"), self.entries(data, "observations"))]
-        raw = get("conditions")
+        general, plain, file = self.general_observation, _plain_observation, self.file
+        observations += [plain(e, file, loc) or general(e, loc) for loc, e in self.located(data, "observations")]
         conditions = [self.dated(self.condition, e, loc)
-                      for loc, e in zip(_locations("conditions"), self.entries(data, "conditions"))] if raw else ()
-        raw = get("procedures")
+                      for loc, e in self.located(data, "conditions")] if get("conditions") else ()
         procedures = [self.dated(self.procedure, e, loc)
-                      for loc, e in zip(_locations("procedures"), self.entries(data, "procedures"))] if raw else ()
-        raw = get("medications")
+                      for loc, e in self.located(data, "procedures")] if get("procedures") else ()
         medications = [self.dated(self.medication, e, loc)
-                       for loc, e in zip(_locations("medications"), self.entries(data, "medications"))] if raw else ()
+                       for loc, e in self.located(data, "medications")] if get("medications") else ()
         attestations = self.attestations(get("attestations"))
         name = get("name")
         if name.__class__ is not str:
@@ -319,6 +314,11 @@ class _NativeReader:
         if not parts:  # blank text: read as the value it is (not a number, with its issue)
             return {"concept": concept, "value": value}
         return {"concept": concept, "value": parts[0], "unit": parts[1] if len(parts) > 1 else None}
+
+    def located(self, data: dict, key: str):
+        """(location, entry) for each entry of the list ``key`` (see ``entries``)."""
+        entries = self.entries(data, key)
+        return zip(_locations(key, len(entries)), entries)
 
     def entries(self, data: dict, key: str) -> list[dict]:
         raw = data.get(key) or []
@@ -360,7 +360,7 @@ class _NativeReader:
         if rid is None:
             return _source(self.file, location)
         rid = rid if isinstance(rid, str) else (str(rid) if _scalar(rid) else None)
-        return Source(self.file, f"{location} ({rid})" if rid else location)
+        return _source(self.file, f"{location} ({rid})" if rid else location)
 
     def concept(self, e: dict, loc: str) -> str | None:
         raw = e.get("concept") or e.get("name")
@@ -379,10 +379,11 @@ class _NativeReader:
         return concept, (self.codes(e, loc) if "codes" in e or "code" in e else ())
 
     def observation(self, e: dict, loc: str) -> Observation | None:
-        if e.keys() <= _PLAIN_OBSERVATION_KEYS:
-            plain = _plain_observation(e, self.file, loc)
-            if plain is not None:
-                return plain
+        return _plain_observation(e, self.file, loc) or self.general_observation(e, loc)
+
+    def general_observation(self, e: dict, loc: str) -> Observation | None:
+        """Any observation entry, with an issue for each field that cannot be read (``observation``
+        reads the plain ones faster, alike)."""
         # Written for speed too (a screening run reads millions of these): the common fields are
         # read inline, and each unusual one goes through the general reading, with its issue.
         get = e.get
@@ -417,7 +418,7 @@ class _NativeReader:
             self.issue(f"{loc}.unit", f"cannot read unit {shown(unit)}: a unit is text such as mg/dL")
             unit = shown(unit)
         elif unit not in (None, "") and problem is None and value is not None:
-            reason = _unit_reason(unit)
+            reason = _UNIT_PROBLEM[unit]
             if reason:
                 problem = reason
                 self.issue(f"{loc}.unit", f"{reason}; the observation cannot be used",
@@ -427,14 +428,14 @@ class _NativeReader:
         else:
             ref_low = ref_high = ref_unit = None
         when = get("date")
-        date = _date_of_text(when) if when.__class__ is str and get("effective") is None else None
+        date = _DATE[when] if when.__class__ is str and get("effective") is None else None
         if date.__class__ is not PartialDate:
             date = self.observed_on(e, loc)
         if result is not None:
             result = qualitative_result(str(result))
         status = get("status")
         return Observation(
-            source=Source(self.file, loc) if get("id") is None else self.source(e, loc), concept=concept,
+            source=_source(self.file, loc) if get("id") is None else self.source(e, loc), concept=concept,
             codes=codes, value=value, value_text=value_text, unit=unit if unit not in (None, "") else None,
             date=date, reference_low=ref_low, reference_high=ref_high, reference_unit=ref_unit,
             result=result, status=None if status is None else self.text(status, f"{loc}.status", "status"),
@@ -513,7 +514,7 @@ class _NativeReader:
         if value is None:
             return None
         if value.__class__ is str:
-            d = _date_of_text(value)
+            d = _DATE[value]
             if d.__class__ is PartialDate:
                 return d
         return self.date(value, f"{loc}.{field}")
@@ -594,28 +595,50 @@ class _NativeReader:
         out = []
         file, new_attestation = self.file, _new_attestation
         for key, value in raw.items():
-            loc = f"attestations.{key}"
-            if (value is None or value.__class__ is bool) and key.__class__ is str:
-                out.append(new_attestation(_attestation_key(key), value, _source(file, loc), None, None, None))
-                continue
+            if key.__class__ is str:
+                normal, loc = _ATTESTATION_KEY[key]
+                if value is None or value.__class__ is bool:
+                    out.append(new_attestation(normal, value, _source(file, loc), None, None, None))
+                    continue
+            else:
+                normal, loc = normalise_key(str(key)), f"attestations.{key}"
             by = date = None
             if isinstance(value, dict):
                 by = self.text(value.get("by"), f"{loc}.by", "who attested")
                 date = self.date(value.get("date"), f"{loc}.date")
                 value = value.get("value")
-            out.append(Attestation(key=_attestation_key(key) if key.__class__ is str else normalise_key(str(key)),
+            out.append(Attestation(key=normal,
                                    value=value if value is None or value.__class__ is bool else self.boolean(value, loc),
-                                   source=Source(self.file, loc), by=by, date=date))
+                                   source=_source(self.file, loc), by=by, date=date))
         return tuple(out)
 
 
 LATERALITY_WORDS = ("left", "right", "bilateral", "midline")
 
 
-# Memos of pure readings of text that records repeat (dates, codes, units): each distinct text is
-# read once, not once per entry and per patient. They hold only immutable results and are bounded.
-@functools.lru_cache(maxsize=65536)
-def _date_of_text(text: str) -> PartialDate | str:
+class _Memo(dict):
+    """A memo of a pure reading of text that records repeat (dates, codes, units): ``memo[text]`` is
+    ``read(text)``, each distinct text read once, not once per entry and per patient.
+
+    A dict whose ``__missing__`` reads what it lacks: a hit is one dict look-up, cheaper than a
+    call of a ``functools.lru_cache``. It holds only immutable results, and it is bounded: when
+    full, it is emptied and fills again with the texts in use.
+    """
+
+    __slots__ = ("read", "size")
+
+    def __init__(self, read, size: int):
+        super().__init__()
+        self.read, self.size = read, size
+
+    def __missing__(self, text):
+        if len(self) >= self.size:
+            self.clear()
+        value = self[text] = self.read(text)
+        return value
+
+
+def _read_date(text: str) -> PartialDate | str:
     """The date a text gives, or why it gives none (the message of ``DateSyntaxError``)."""
     try:
         return parse_date(text)
@@ -623,8 +646,7 @@ def _date_of_text(text: str) -> PartialDate | str:
         return str(exc)
 
 
-@functools.lru_cache(maxsize=16384)
-def _coding_of_text(item: str) -> Coding | None:
+def _read_coding(item: str) -> Coding | None:
     """A code written as text ('LOINC:2160-0', 'http://loinc.org|2160-0'), or None when it is not one."""
     if ":" in item and "|" in item or ":" in item and not item.startswith("http"):
         system, code = item.split(":", 1) if not item.startswith("http") else item.rsplit("|", 1)
@@ -632,22 +654,34 @@ def _coding_of_text(item: str) -> Coding | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
-def _unit_reason(unit: str) -> str | None:
-    return unit_problem(unit)
+def _read_codings(items: tuple) -> tuple[Coding, ...] | None:
+    """The codes of a list of code texts; None when one is not a code text (the general reading notes it)."""
+    out = []
+    for item in items:
+        if item.__class__ is not str:
+            return None
+        coding = _CODING[item]
+        if coding is None:
+            return None
+        out.append(coding)
+    return tuple(out)
 
 
-@functools.lru_cache(maxsize=4096)
-def _attestation_key(text: str) -> str:
-    return normalise_key(text)
+def _read_attestation_key(text: str) -> tuple[str, str]:
+    """An attestation's key as it is matched, and its location in the record."""
+    return normalise_key(text), f"attestations.{text}"
 
+
+_DATE = _Memo(_read_date, 65536)  # text -> PartialDate, or why the text is not a date
+_CODING = _Memo(_read_coding, 16384)  # 'LOINC:2160-0' -> Coding, or None
+_CODINGS = _Memo(_read_codings, 16384)  # ('LOINC:2160-0', ...) -> (Coding, ...), or None
+_UNIT_PROBLEM = _Memo(lambda unit: unit_problem(unit), 4096)  # a unit's text -> why it cannot be read, or None
+_ATTESTATION_KEY = _Memo(_read_attestation_key, 4096)  # 'Informed consent' -> ('informed consent', location)
 
 _SMALL_INT = 10 ** 15
 # The first 64 locations of each list of a record, written once.
 _LOCATIONS = {key: tuple(f"{key}[{i}]" for i in range(64))
               for key in ("observations", "conditions", "procedures", "medications")}
-_PLAIN_OBSERVATION_KEYS = frozenset({"concept", "codes", "value", "unit", "date", "reference_range"})
-_PLAIN_RANGE_KEYS = frozenset({"low", "high", "unit"})
 
 
 def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
@@ -656,10 +690,13 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
 
     Plain means: only the fields concept (text), codes (a list of 'SYSTEM:code' texts), value (a
     finite number), unit (readable text), date (readable text) and reference_range (finite numbers
-    and a text unit) are given.
+    and a text unit) are given. Written for speed (a screening run reads millions of these): each
+    field is looked up only if present, and the fields found are counted, so that a record with any
+    other field goes to the general reading.
     """
-    get = e.get
-    value = get("value")
+    if "value" not in e or "date" not in e:
+        return None
+    value = e["value"]
     cls = value.__class__
     if cls is float:
         if value - value != 0.0:  # NaN or infinity (x - x is NaN for both)
@@ -668,51 +705,81 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
         value = float(value)
     else:
         return None
-    concept = get("concept") or None
-    if concept is not None and concept.__class__ is not str:
+    when = e["date"]
+    if when.__class__ is not str:
         return None
-    raw = get("codes")
-    if raw is None:
-        codes = ()
-    else:
-        try:
-            codes = _codings_of_texts(tuple(raw)) if raw.__class__ is list else None
-        except TypeError:  # an unhashable item (a mapping): not a code text
-            return None
-        if not codes:
-            return None  # not a list of code texts, or an empty one: the general reading decides
-    if not concept and not codes:
-        return None
-    unit = get("unit") or None
-    if unit is not None and (unit.__class__ is not str or _unit_reason(unit) is not None):
-        return None
-    when = get("date")
-    date = _date_of_text(when) if when.__class__ is str else None
+    date = _DATE[when]
     if date.__class__ is not PartialDate:
         return None
+    found = 2
+    if "concept" in e:
+        found = 3
+        concept = e["concept"] or None
+        if concept is not None and concept.__class__ is not str:
+            return None
+    else:
+        concept = None
+    if "codes" in e:
+        found += 1
+        raw = e["codes"]
+        if raw is None:
+            codes = ()
+        else:
+            try:
+                codes = _CODINGS[tuple(raw)] if raw.__class__ is list else None
+            except TypeError:  # an unhashable item (a mapping): not a code text
+                return None
+            if not codes:
+                return None  # not a list of code texts, or an empty one: the general reading decides
+    else:
+        codes = ()
+    if not concept and not codes:
+        return None
+    if "unit" in e:
+        found += 1
+        unit = e["unit"] or None
+        if unit is not None and (unit.__class__ is not str or _UNIT_PROBLEM[unit] is not None):
+            return None
+    else:
+        unit = None
     low = high = ref_unit = None
-    ref = get("reference_range")
-    if ref:
-        if ref.__class__ is not dict or not _PLAIN_RANGE_KEYS.issuperset(ref):
-            return None
-        ref_unit = ref.get("unit", unit)
-        if ref_unit is not None and ref_unit.__class__ is not str:
-            return None
-        ref_unit = ref_unit or None
-        low = ref.get("low")
-        if low is not None:
-            cls = low.__class__
-            if cls is int and -_SMALL_INT < low < _SMALL_INT:
-                low = float(low)
-            elif cls is not float or low - low != 0.0:  # not a float, or NaN or infinity (x - x is NaN)
+    if "reference_range" in e:
+        found += 1
+        ref = e["reference_range"]
+        if ref:
+            if ref.__class__ is not dict:
                 return None
-        high = ref.get("high")
-        if high is not None:
-            cls = high.__class__
-            if cls is int and -_SMALL_INT < high < _SMALL_INT:
-                high = float(high)
-            elif cls is not float or high - high != 0.0:
+            bounds = 0
+            if "unit" in ref:
+                bounds = 1
+                ref_unit = ref["unit"]
+                if ref_unit is not None and ref_unit.__class__ is not str:
+                    return None
+                ref_unit = ref_unit or None
+            else:
+                ref_unit = unit
+            if "low" in ref:
+                bounds += 1
+                low = ref["low"]
+                if low is not None:
+                    cls = low.__class__
+                    if cls is int and -_SMALL_INT < low < _SMALL_INT:
+                        low = float(low)
+                    elif cls is not float or low - low != 0.0:  # not a float, or NaN or infinity
+                        return None
+            if "high" in ref:
+                bounds += 1
+                high = ref["high"]
+                if high is not None:
+                    cls = high.__class__
+                    if cls is int and -_SMALL_INT < high < _SMALL_INT:
+                        high = float(high)
+                    elif cls is not float or high - high != 0.0:
+                        return None
+            if bounds != len(ref):  # a field other than low, high and unit
                 return None
+    if found != len(e):  # a field other than those above
+        return None
     return _new_observation(_source(file, loc), concept, codes, value, None, unit, date, low, high, ref_unit,
                             None, None, None)
 
@@ -734,8 +801,11 @@ _new_procedure = _builder(Procedure, (
     "source", "concept", "codes", "start", "end", "status", "category", "body_sites", "unreadable_dates"))
 _new_medication = _builder(Medication, ("source", "concept", "codes", "start", "end", "status", "unreadable_dates"))
 _ONLY_DICTS = frozenset({dict})
-# The Source of an entry without an id: (file, record) -> Source, one object per distinct place.
-_source = functools.lru_cache(maxsize=16384)(_builder(Source, ("file", "record")))
+# The Source of an entry: (file, record). Built anew for each entry, never looked up: a memo of
+# (file, record) pairs pays only when every record has the same file name, and then it costs what
+# building one does; when each record is named by its file and line (as ``elig screen`` names
+# them) every look-up misses and costs four times a build.
+_source = _builder(Source, ("file", "record"))
 
 
 def _present(entries: list) -> tuple:
@@ -751,28 +821,20 @@ def _unstated_facts(data: dict) -> tuple[str, ...]:
     return tuple(f for f in ("pregnant", "lactating") if data.get(f) is not None and _yes_no(data.get(f)) is None)
 
 
-def _locations(key: str):
-    """'observations[0]', 'observations[1]', ...: the location of each entry of a list."""
+def _locations(key: str, n: int):
+    """'observations[0]', 'observations[1]', ...: the location of each of the ``n`` entries of a list."""
     first = _LOCATIONS[key]
+    if n <= len(first):
+        return first
+    return _more_locations(first, key)
+
+
+def _more_locations(first: tuple, key: str):
     yield from first
     i = len(first)
     while True:
         yield f"{key}[{i}]"
         i += 1
-
-
-@functools.lru_cache(maxsize=16384)
-def _codings_of_texts(items: tuple) -> tuple[Coding, ...] | None:
-    """The codes of a list of code texts; None when one is not a code text (the general reading notes it)."""
-    out = []
-    for item in items:
-        if item.__class__ is not str:
-            return None
-        coding = _coding_of_text(item)
-        if coding is None:
-            return None
-        out.append(coding)
-    return tuple(out)
 
 
 def _plain_number(raw) -> float | None:
