@@ -115,6 +115,33 @@ def test_a_chunked_run_written_to_parquet_is_the_whole_population_run(tmp_path):
     assert chunked.con.execute("SELECT count(*) FROM patients").fetchone()[0] == 250
 
 
+def test_any_query_runs_chunk_by_chunk_as_it_runs_over_every_patient(tmp_path):
+    """A query over the tables (comments first, with or without a WITH clause) is prepared once and
+    run on each chunk's patients: the rows are those of one run over every patient."""
+    try:
+        from population import generate
+    except ImportError:
+        from bench_screen import generate
+
+    patients = [elig.patient_from_data(p, "generated") for p in generate(120, 5)]
+    folder = tmp_path / "tables"
+    tables.write_tables(patients, folder, batch=50)
+    queries = [
+        "SELECT pk, patient_id FROM patients ORDER BY pk",
+        "-- a comment, then a WITH clause\n-- that names no table\nWITH n AS (SELECT pk, count(*) AS k FROM "
+        "observations GROUP BY pk)\nSELECT p.pk, coalesce(n.k, 0) AS k FROM patients p LEFT JOIN n ON n.pk = p.pk "
+        "ORDER BY p.pk",
+    ]
+    whole = runners.DuckDBEngine(folder, chunk=0)
+    chunked = runners.DuckDBEngine(folder, chunk=25)
+    assert len(chunked.chunks()) == 5
+    for sql in queries:
+        expected = whole.con.sql(sql).to_arrow_table().to_pylist()
+        got = [r for batch in chunked.batches(sql) for r in batch.to_pylist()]
+        assert got == expected and len(got) == 120
+    assert sum(r["k"] for r in got) == sum(len(p.observations) for p in patients) > 0
+
+
 def test_the_newest_value_is_never_skipped_for_an_older_one():
     """An unusable newest creatinine (no unit) leaves E8 unknown; arg_max would take the older one."""
     checked = elig.load_protocol(ROOT / "protocols" / "NCT06021067.elig")

@@ -81,6 +81,13 @@ def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
     return pa.Table.from_pylist(rows_, schema=schema)
 
 
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z))*")
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _check_folder(folder: Path) -> None:
     missing = [name for name, f in table_files(folder).items() if not f.is_file()]
     if missing:
@@ -132,12 +139,10 @@ class DuckDBEngine:
             self._views()
         self._keys = None
 
-    def _views(self, lo: int | None = None, hi: int | None = None) -> None:
-        """The six tables as views over the Parquet files: every patient, or those with lo <= pk < hi."""
-        where = f" WHERE pk >= {int(lo)} AND pk < {int(hi)}" if lo is not None else ""
+    def _views(self) -> None:
+        """The six tables as views over the Parquet files, every patient."""
         for name, f in self._files.items():
-            path = str(f).replace("'", "''")
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{path}'){where}")
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_quote(f)})")
 
     def chunks(self) -> list[tuple[int, int] | None]:
         """The ``pk`` ranges the query runs on, one after the other (``[None]``: all patients at once)."""
@@ -148,16 +153,34 @@ class DuckDBEngine:
             return [None]
         return [(start, min(start + self.chunk, hi + 1)) for start in range(lo, hi + 1, self.chunk)]
 
+    def chunked(self, sql: str) -> str:
+        """``sql`` over the patients with ``$lo <= pk < $hi``: each table it reads becomes a CTE of that
+        name over its Parquet file, filtered by the two parameters (DuckDB prunes the row groups
+        outside them), so the query is prepared once and run on every chunk without planning it again."""
+        tables = ",\n".join(f"{name} AS NOT MATERIALIZED (SELECT * FROM read_parquet({_quote(f)}) "
+                            f"WHERE pk >= $lo AND pk < $hi)" for name, f in self._files.items())
+        body = _LEADING_COMMENTS.sub("", sql)
+        if body[:4].upper() == "WITH" and not body[4:5].isalnum() and body[4:5] != "_":
+            return f"WITH {tables},\n{body[4:].lstrip()}"
+        return f"WITH {tables}\n{body}"
+
     def batches(self, sql: str, rows: int = 50_000) -> Iterator[pa.RecordBatch]:
         """The result of ``sql`` (a query over the six tables, per patient), chunk by chunk, in
         record batches of at most ``rows`` rows; never the whole result at once."""
         empty = None
         yielded = False
+        chunks = self.chunks()
+        prepared = None
         try:
-            for bounds in self.chunks():
-                if bounds is not None:
-                    self._views(*bounds)
-                reader = self.con.sql(sql).to_arrow_reader(rows)
+            if chunks != [None]:
+                prepared = f"elig_chunk_{id(sql):x}"
+                self.con.execute(f"PREPARE {prepared} AS {self.chunked(sql)}")
+            for bounds in chunks:
+                if bounds is None:
+                    reader = self.con.sql(sql).to_arrow_reader(rows)
+                else:
+                    reader = self.con.sql(f"EXECUTE {prepared}(lo := {int(bounds[0])}, hi := {int(bounds[1])})"
+                                          ).to_arrow_reader(rows)
                 empty = reader.schema.empty_table()
                 while True:
                     try:
@@ -170,8 +193,8 @@ class DuckDBEngine:
             if not yielded and empty is not None:  # no patient: an empty result still has its columns
                 yield pa.RecordBatch.from_pylist([], schema=empty.schema)
         finally:
-            if self._files and self.chunk:
-                self._views()
+            if prepared is not None:
+                self.con.execute(f"DEALLOCATE {prepared}")
 
     def keys(self) -> tuple[dict, list[str]]:
         """The distinct concept keys per entry kind, and the distinct units (read once)."""
