@@ -23,16 +23,12 @@ only the answer:
 * facts and attestations: ``facts.is_sex``, ``on_record``, ``evidence_sources``,
   ``not_asked`` and ``attested``, as ``facts.fact`` and ``facts.attestation`` do.
 
-Measurements and comparisons are still read here, by the same reading the
-explaining functions make:
+* measurements (``_Measure``): ``measure.select``'s pick, the very selection
+  ``measure.measurement`` phrases.
 
-* measurements (``_Measure``): the newest usable result in the window, read through
-  the concept's unit factors and plausible range, with its same-time twins; no
-  result, an undated one, a stale, future-only, unit-less, unreadable or
-  implausible newest result is unknown, as ``measure.measurement`` makes it;
-* comparisons against plain, × ULN (reference range, else the vocabulary's
-  default for the sex) and sex-specific thresholds, ranges, age, and derived
-  values from plain inputs.
+Comparisons are still read here, by the same reading the explaining functions make:
+against plain, × ULN (reference range, else the vocabulary's default for the sex)
+and sex-specific thresholds, ranges, age, and derived values from plain inputs.
 
 Anything else (measurements beside entries that name no concept or whose code names
 the concept only in its display, ratios, rates, evidence found for a fact, multiples
@@ -49,7 +45,6 @@ explaining evaluator for that one patient.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from itertools import repeat
 from operator import call
 from typing import Callable
@@ -57,21 +52,20 @@ from typing import Callable
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import COMPARE, REL_TOL, quick_uln
+from elig.engine.bounds import COMPARE, quick_uln
 from elig.engine.events import judge_of, nothing_recorded, records_of, records_outcome
 from elig.engine.evaluator import Evaluation, as_date, evaluate
 from elig.engine.facts import attested, evidence_sources, is_sex, not_asked, on_record
 from elig.engine.index import index_record
 from elig.engine.logic import combiner, unless
-from elig.engine.measure import recorded_unit, unit_reading
+from elig.engine.measure import PICKED, select
 from elig.engine.results import EvaluationResult, Outcome, Verdict
-from elig.records.dates import window_start, within
+from elig.records.dates import window_start
 from elig.records.patient import Patient
 from elig.terminology.derivations import Inputs
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 Rule = Callable[["_Run"], Outcome]
-_isclose = math.isclose
 of = Outcome.of
 
 
@@ -353,8 +347,6 @@ class CompiledProtocol:
             unknown = False
             for key, measure, factor in inputs:
                 got = measure(run)
-                if got is None:
-                    return None
                 if got is UNKNOWN:
                     unknown = True
                 else:
@@ -385,27 +377,24 @@ def _scaled(default: float | None, factor) -> float | None:
 
 
 class _Measure:
-    """The newest usable value of a concept in a window, as ``measure.measurement`` picks it.
+    """The newest usable value of a concept in a window: ``measure.select``'s pick, the very
+    selection the explaining evaluator phrases (``measure.measurement``).
 
-    Calling it gives (value in the canonical unit, observation); ``UNKNOWN`` when
-    ``measurement`` finds no usable value (none recorded, an undated result that may be
-    newer, only future results, the newest stale or outside the window, unreadable,
-    unit-less, in a unit that is refused, does not convert or does not fit, implausible,
-    or a same-time result that disagrees or cannot be read); None when the record holds
-    what only the explaining function weighs (an entry naming no concept, or naming the
-    concept in its display only). Read once per patient: criteria that share a
-    measurement (ALT in I4.5 and E8) share the reading.
+    Calling it gives (value in the canonical unit, observation), or ``UNKNOWN`` when
+    ``select`` finds no usable value (none recorded, an undated result or an entry naming no
+    concept, or naming it in its display only, that may be newer, only future results, the
+    newest stale or outside the window, unreadable, unit-less, in a unit that is refused,
+    does not convert or does not fit, implausible, or a same-time result that disagrees or
+    cannot be read). Read once per patient: criteria that share a measurement (ALT in I4.5
+    and E8) share the reading.
     """
 
-    __slots__ = ("concept", "name", "window", "plausible", "factors", "resolver", "opens")
+    __slots__ = ("concept", "name", "window", "opens")
 
     def __init__(self, compiled: CompiledProtocol, concept, window: p.Duration | None):
         self.concept = concept
         self.name = concept.name
         self.window = window
-        self.plausible = concept.plausible
-        self.resolver = compiled.resolver
-        self.factors: dict = {}  # recorded unit -> factor to the canonical unit, or None when unusable
         self.opens: dict = {}  # evaluation date -> first day of the window
 
     def __call__(self, run: _Run):
@@ -416,78 +405,20 @@ class _Measure:
         return got
 
     def read(self, run: _Run):
-        idx = run._index
-        name = self.name
-        records = idx["observation"].get(name)
+        records = run._index["observation"].get(self.name)
         if not records:
             return UNKNOWN  # none recorded
-        if idx["unreadable"].get("observation") or idx["unmatched"].get(name):
-            return None
-        as_of = run.as_of
-        newest = None
-        twins = []  # the results after the newest that are not in the future, in index order
-        any_record = False
-        for o in records:
-            if o.value is None and not o.problem and o.result is not None:
-                continue  # a qualitative result: not a measurement (as measurement() filters it)
-            any_record = True
-            d = o.date
-            if d is None:
-                return UNKNOWN  # an undated result may be the newest
-            if d.earliest() <= as_of:
-                if newest is None:
-                    newest = o
-                else:
-                    twins.append(o)
-        if not any_record or newest is None:
-            return UNKNOWN
+        opens = None
         window = self.window
         if window is not None:
+            as_of = run.as_of
             opens = self.opens.get(as_of)
             if opens is None:
                 opens = self.opens[as_of] = window_start(as_of, window.amount, window.unit)
-            if within(newest.date, opens, as_of) is not True:
-                return UNKNOWN  # stale, or dated too coarsely to tell
-        value = self.value(run, newest)
-        if value is None:
-            return UNKNOWN
-        date = newest.date
-        for twin in twins:
-            if twin.date != date:
-                break
-            other = self.value(run, twin)
-            if other is None or not _isclose(other, value, rel_tol=REL_TOL):
-                return UNKNOWN  # two results of one time that disagree, or one that cannot be read
-        return value, newest
-
-    def value(self, run: _Run, obs) -> float | None:
-        """``measure.read_value``'s value, or None where it finds the observation unusable."""
-        if obs.problem or obs.value is None:
-            return None
-        unit = obs.unit
-        factors = self.factors
-        factor = factors.get(unit, False)
-        if factor is False:
-            factor = factors[unit] = self.factor(run, unit)
-        if factor is None:
-            return None
-        value = obs.value * factor
-        plausible = self.plausible
-        if plausible and not (plausible[0] <= value <= plausible[1]):
-            return None
-        return value
-
-    def factor(self, run: _Run, recorded: str | None) -> float | None:
-        """The factor ``measure.read_value`` reads a unit with (``measure.unit_reading``), or None
-        where it refuses the unit."""
-        concept = self.concept
-        unit = recorded_unit(concept, recorded)
-        if unit is None:
-            return None
-        reading = unit_reading(run, concept, recorded, unit)
-        if reading.refused or isinstance(reading.factor, str) or not reading.fits:
-            return None
-        return reading.factor
+        got = select(run, self.concept, records, opens)
+        if got[0] is PICKED:
+            return got[2], got[1]
+        return UNKNOWN
 
 
 def _attestation(node: p.AttestationPlan, protocol_id: str) -> Rule:
