@@ -54,7 +54,7 @@ import attrs
 from elig.engine import plan as p
 from elig.engine.bounds import COMPARE, quick_uln
 from elig.engine.events import judge_of, nothing_recorded, records_of, records_outcome
-from elig.engine.evaluator import Evaluation, as_date, evaluate
+from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_and_exclusions
 from elig.engine.facts import attested, evidence_sources, is_sex, not_asked, on_record
 from elig.engine.index import index_record
 from elig.engine.logic import combiner, unless
@@ -118,7 +118,9 @@ class CompiledProtocol:
         self._patients = 0
         self._patients_fell_back = 0
         self._protocol_id = checked.id.lower()
-        self._criteria = tuple((c.id, c.section, self._compile(c.plan, c.section)) for c in checked.criteria)
+        self._ids = tuple(c.id for c in checked.criteria)
+        self._sections = tuple(c.section for c in checked.criteria)
+        self._rules = tuple((c.section, self._compile(c.plan, c.section)) for c in checked.criteria)
 
     # ---------------------------------------------------------------- per patient
     def outcomes(self, patient: Patient, as_of=None) -> Screened:
@@ -127,31 +129,15 @@ class CompiledProtocol:
                    else as_date(as_of))
         run._index, notes = index_record(patient, self.vocabulary, self._concepts, self._display_only)
         run.display_notes.extend(notes)
-        ids = []
         outcomes = []
-        excluded = []
-        all_good = True
-        for cid, section, rule in self._criteria:
+        for section, rule in self._rules:
             run.section = section
-            o = rule(run)
-            ids.append(cid)
-            outcomes.append(o)
-            if section == "inclusion":
-                if o is NOT_MET:
-                    excluded.append(cid)
-                elif o is not MET:
-                    all_good = False
-            elif section == "exclusion":
-                if o is MET:
-                    excluded.append(cid)
-                elif o is not NOT_MET:
-                    all_good = False
-            else:
-                all_good = False
-        verdict = (Verdict.INELIGIBLE if excluded else Verdict.ELIGIBLE if all_good else Verdict.UNDETERMINED)
+            outcomes.append(rule(run))
+        verdict, excluded = verdict_and_exclusions(self._sections, outcomes)
+        ids = self._ids
         self._patients += 1
         self._patients_fell_back += run.fell_back
-        return Screened(patient.id, verdict, tuple(zip(ids, outcomes)), tuple(excluded),
+        return Screened(patient.id, verdict, tuple(zip(ids, outcomes)), tuple([ids[i] for i in excluded]),
                         len(patient.issues) + len(run.display_notes))
 
     def explain(self, patient: Patient, as_of=None) -> EvaluationResult:

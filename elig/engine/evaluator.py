@@ -101,7 +101,7 @@ class Evaluation(Context):
         if flags is None:
             flags = memo.for_node(criteria, tuple([only_attestations(c.plan) for c in criteria]))
         shared = memo.shared
-        ineligible, decided = False, True
+        outcomes = []
         for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)
@@ -117,21 +117,8 @@ class Evaluation(Context):
                 result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome,
                                               explanation, attested)
             results.append(result)
-            outcome = result.outcome
-            if c.section == "inclusion":
-                if outcome is NOT_MET:
-                    ineligible = True
-                elif outcome is not MET:
-                    decided = False
-            elif c.section == "exclusion":
-                if outcome is MET:
-                    ineligible = True
-                elif outcome is not NOT_MET:
-                    decided = False
-            else:
-                decided = False
-        # overall_verdict's answer, from the outcomes as they came
-        verdict = Verdict.INELIGIBLE if ineligible else Verdict.ELIGIBLE if decided else Verdict.UNDETERMINED
+            outcomes.append(result.outcome)
+        verdict = verdict_and_exclusions([c.section for c in criteria], outcomes)[0]
         patient = self.patient
         checked = self.checked
         issues = patient.issues
@@ -144,19 +131,35 @@ class Evaluation(Context):
 
 # ---------------------------------------------------------------- the whole protocol
 def overall_verdict(results: Iterable[CriterionResult]) -> Verdict:
-    return verdict_of([(r.section, r.outcome) for r in results])
+    results = list(results)
+    return verdict_and_exclusions([r.section for r in results], [r.outcome for r in results])[0]
 
 
 def verdict_of(outcomes: list[tuple[str, Outcome]]) -> Verdict:
-    """The verdict from each criterion's (section, outcome): any failed inclusion or met exclusion is
-    ineligible; every inclusion met and every exclusion not met is eligible; else undetermined."""
-    if any((section == "inclusion" and o is Outcome.NOT_MET) or (section == "exclusion" and o is Outcome.MET)
-           for section, o in outcomes):
-        return Verdict.INELIGIBLE
-    if all((section == "inclusion" and o is Outcome.MET) or (section == "exclusion" and o is Outcome.NOT_MET)
-           for section, o in outcomes):
-        return Verdict.ELIGIBLE
-    return Verdict.UNDETERMINED
+    """The verdict from each criterion's (section, outcome) (``verdict_and_exclusions``)."""
+    return verdict_and_exclusions([s for s, _ in outcomes], [o for _, o in outcomes])[0]
+
+
+def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
+    """The verdict from each criterion's section and outcome, and the positions of the criteria that
+    exclude: any failed inclusion or met exclusion is ineligible; every inclusion met and every
+    exclusion not met is eligible; else undetermined. Both evaluators decide the verdict here."""
+    excluded = []
+    settled = True
+    for i, (section, o) in enumerate(zip(sections, outcomes)):
+        if section == "inclusion":
+            if o is NOT_MET:
+                excluded.append(i)
+            elif o is not MET:
+                settled = False
+        elif section == "exclusion":
+            if o is MET:
+                excluded.append(i)
+            elif o is not NOT_MET:
+                settled = False
+        else:
+            settled = False
+    return (Verdict.INELIGIBLE if excluded else Verdict.ELIGIBLE if settled else Verdict.UNDETERMINED), excluded
 
 
 def collect(results: Iterable[CriterionResult]) -> tuple[CollectItem, ...]:
