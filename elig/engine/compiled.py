@@ -23,16 +23,18 @@ only the answer:
 * facts and attestations: ``facts.is_sex``, ``on_record``, ``evidence_sources``,
   ``not_asked`` and ``attested``, as ``facts.fact`` and ``facts.attestation`` do.
 
-* measurements (``_Measure``): ``measure.select``'s pick, the very selection
-  ``measure.measurement`` phrases.
+* measurements (``_Measure``): the newest usable result in the window, picked by
+  ``measure.select``, the selection kernel the explaining evaluator phrases: no
+  result, an undated one or an entry that may be newer, a stale, future-only,
+  unit-less, unreadable or implausible newest result, or a same-time result that
+  disagrees, is unknown.
 
 Comparisons are still read here, by the same reading the explaining functions make:
 against plain, × ULN (reference range, else the vocabulary's default for the sex)
 and sex-specific thresholds, ranges, age, and derived values from plain inputs.
 
-Anything else (measurements beside entries that name no concept or whose code names
-the concept only in its display, ratios, rates, evidence found for a fact, multiples
-of the LLN, tests as events, alternatives ``whichever`` is recorded) is decided by calling
+Anything else (ratios, rates, evidence found for a fact, multiples of the LLN,
+tests as events, alternatives ``whichever`` is recorded) is decided by calling
 the explaining rule function and keeping its outcome: a *fallback*, counted in
 ``CompiledProtocol.fallback_report`` (the benchmark reports the rate). Tests hold
 the two evaluators to the same outcome for every criterion of every patient
