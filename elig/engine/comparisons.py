@@ -9,7 +9,7 @@ from elig.engine import plan as p
 from elig.engine.bounds import COMPARE, bound_reads, bound_value, compare, subject_unit
 from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
-from elig.engine.measure import measure_key, measurement
+from elig.engine.measure import measure_key, read_measurement
 from elig.engine.memo import Memo
 from elig.engine.results import Explanation, Outcome, ThresholdUsed, explanation, new_explanation
 from elig.engine.summary import distance, limit_text, meets
@@ -146,8 +146,13 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     label = subject.label
     hit = ctx.memo.nodes.get(id(node))  # ``ctx.memo.of_node(node)``, inline
     static = hit[1] if hit is not None and hit[0] is node else _static(ctx, node)
-    if static.measured:  # subject_value, inline
-        got = ctx.measured.get(static.key) or measurement(ctx, subject.concept, label, node.window, None, static.key)
+    if static.measured:  # subject_value, inline (and ``measurement``'s look-up in the evaluation's readings)
+        key = static.key
+        got = ctx.measured.get(key)
+        if got is None:
+            concept = subject.concept
+            got = ctx.measured[key] = read_measurement(
+                ctx, concept, label, node.window, (ctx._index or ctx.index())["observation"].get(concept.name, ()))
         if got.__class__ is not Picked:
             return _unknown(text, got, got.values)
         value, used, derived, obs = got.value, (got.used,), None, got.obs

@@ -28,7 +28,7 @@ PAIRING_TOLERANCE = dt.timedelta(hours=1)
 
 
 # What ``select`` finds, the first item of its answer. Both evaluators select through it: the
-# explaining one phrases what it found (``_measurement``), the compiled one keeps the value.
+# explaining one phrases what it found (``read_measurement``), the compiled one keeps the value.
 PICKED = 0  # (PICKED, newest, value, reading): the newest usable result, its canonical value, its UnitReading
 NO_RESULT = 1  # no result of the concept (qualitative results are not measurements)
 UNDATED = 2  # results, none with a date
@@ -165,15 +165,15 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
     """The newest usable value of a concept in the window, or why there is none (``key``: the
     measurement's key for this evaluation, when the caller made it already)."""
     if candidates is not None:
-        return _measurement(ctx, concept, label, window, candidates)
+        return read_measurement(ctx, concept, label, window, candidates)
     # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
     # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
     if key is None:
         key = measure_key(concept, label, window)
     found = ctx.measured.get(key)
     if found is None:
-        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
-                                                 (ctx._index or ctx.index())["observation"].get(concept.name, ()))
+        found = ctx.measured[key] = read_measurement(ctx, concept, label, window,
+                                                     (ctx._index or ctx.index())["observation"].get(concept.name, ()))
     return found
 
 
@@ -183,8 +183,9 @@ def measure_key(concept: Concept, label: str, window: p.Duration | None) -> tupl
                                                                window.text)
 
 
-def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
-                 records) -> Picked | Unusable:
+def read_measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                     records) -> Picked | Unusable:
+    """``measurement`` from ``records`` (the concept's observations, newest first), not kept."""
     if window is None:
         opens = None
     else:  # ``ctx.window_opens(window)``, once per window text ("7 days") and evaluation
