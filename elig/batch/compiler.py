@@ -82,7 +82,13 @@ def date_lit(d: dt.date) -> str:
 
 def close(a: str, b: str, abs_tol: bool = True) -> str:
     """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL: |a - b| <= max(1e-9 |a|, 1e-9 |b|[, 1e-12])."""
-    bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
+    try:
+        # A constant b (a literal of ``lit``): its share of the tolerance is computed here, with the same
+        # double arithmetic, so the query does not compute it for every patient.
+        fixed = 1e-9 * abs(float(b))
+        bounds = f"{lit(max(fixed, 1e-12) if abs_tol else fixed)}, 1e-9 * abs({a})"
+    except ValueError:
+        bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
     return f"(({a}) = ({b}) OR abs(({a}) - ({b})) <= greatest({bounds}))"
 
 
@@ -366,6 +372,8 @@ class _Compiler:
                 return lit(v * (f if isinstance(f, float) else 1.0))
             if sex is not None:
                 default = const(sex)
+            elif const("male") == const("female") == const(None):  # one default whatever the sex
+                default = const(None)
             else:
                 default = (f"(CASE WHEN b.sex = 'male' THEN {const('male')} WHEN b.sex = 'female' THEN "
                            f"{const('female')} ELSE {const(None)} END)")
@@ -828,18 +836,22 @@ class _Compiler:
 )""", f"""unread_obs AS (
   SELECT pk, max(coalesce(d_hi, DATE '9999-12-31')) AS ur_hi FROM observations WHERE unread GROUP BY pk
 )""", f"""nv AS (
-  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
-         CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
-         CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash) THEN x.v
-              END AS v
-  FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk
+  SELECT pk, cid, t_top, uln_ref, v,
+         CASE WHEN (doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo) THEN lo END AS dlo
+  FROM (SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
+               CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
+               CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash)
+                    THEN x.v END AS v
+        FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk) y
 )"""]
         picks = []
         for i, s in enumerate(self.slots):
-            usable = "(doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo)"
+            # dlo: the newest's day, when no entry that may be newer keeps it from deciding (else NULL);
+            # without a dated newest there is no value either.
+            usable = "dlo IS NOT NULL"
             if s.start is not None:
                 # The newest's last day is on or before the evaluation date: its instant is before the next day.
-                usable += f" AND lo >= {date_lit(s.start)} AND t_top < {end_of_day}"
+                usable = f"dlo >= {date_lit(s.start)} AND t_top < {end_of_day}"
             c = ids[s.concept.name]
             picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
             picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
