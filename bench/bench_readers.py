@@ -16,8 +16,9 @@ here, in the same process and on the same text:
   a record before the next, so both allocate alike. The reader's memos of repeated texts
   (dates, codes, units) stay filled between records, as they do in a screening run. Every
   record is read as file "bench", as ``bench_engine.py`` reads them, and once more (with
-  the collector paused) as ``elig screen`` names them, by file and line, so that the
-  Source of every entry is new.
+  the collector paused) as ``elig screen`` names them, by file and line
+  (``population-10000-….ndjson:17``): a target of its own, since then the Source of
+  every entry, and every issue, names another record.
 * **FHIR**: ``read_fhir`` on each Synthea bundle and on a synthetic bundle of their
   observations replicated to ``--entries`` entries with fresh ids and a distinct date
   each; its memos are emptied before every read, so repeated date strings do not
@@ -199,8 +200,8 @@ def _obj(x) -> dict:
 
 def cold_read(data: dict, label: str):
     """read_fhir with its memo caches (date strings, codings) emptied: every run pays in full."""
-    fhir._parse_date.cache_clear()
-    fhir._coding.cache_clear()
+    fhir._DATE.clear()
+    fhir._CODING.clear()
     return read_fhir(data, label)
 
 
@@ -274,17 +275,22 @@ def targets(native: dict | None, bundles: list[dict]) -> list[dict]:
 
     def measured(row: dict) -> str:
         p, o = row["gc_paused"]["read_over_json"], row["gc_on"]["read_over_json"]
-        text = (f"{p['wall']['median']:.2f}× wall, {p['cpu']['median']:.2f}× CPU (collector on: "
-                f"{o['wall']['median']:.2f}×, {o['cpu']['median']:.2f}×")
-        if "distinct_files" in row:
-            d = row["distinct_files"]["read_over_json"]
-            text += f"; a file label per record: {d['wall']['median']:.2f}×, {d['cpu']['median']:.2f}×"
-        return text + ")"
+        return (f"{p['wall']['median']:.2f}× wall, {p['cpu']['median']:.2f}× CPU (min–max "
+                f"{p['wall']['min']:.2f}–{p['wall']['max']:.2f}×, {p['cpu']['min']:.2f}–{p['cpu']['max']:.2f}×; "
+                f"collector on: {o['wall']['median']:.2f}×, {o['cpu']['median']:.2f}×)")
 
     out = []
     if native:
-        out.append({"target": "native reader ≤ 3× json.loads", "where": native["label"],
+        out.append({"target": "native reader ≤ 3× json.loads", "where": native["label"] + ", each named \"bench\"",
                     "measured": measured(native), "met": worst(native["gc_paused"]) <= 3})
+        if "distinct_files" in native:
+            d = native["distinct_files"]["read_over_json"]
+            out.append({"target": "native reader ≤ 3× json.loads, records named as `elig screen` names them",
+                        "where": native["label"] + ", each named by its file and line",
+                        "measured": (f"{d['wall']['median']:.2f}× wall, {d['cpu']['median']:.2f}× CPU "
+                                     f"(min–max {d['wall']['min']:.2f}–{d['wall']['max']:.2f}×, "
+                                     f"{d['cpu']['min']:.2f}–{d['cpu']['max']:.2f}×)"),
+                        "met": worst(native["distinct_files"]) <= 3})
     if bundles:
         row = max(bundles, key=lambda r: worst(r["gc_paused"]))
         out.append({"target": "FHIR reader ≤ 3× json.loads",
@@ -325,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
     if native:
         m = native["distinct_files"]
-        print(f"{'  … a file label per record':<34} {'paused':<9} {m['json_us']['cpu']:>9.1f}µs {m['read_us']['cpu']:>7.1f}µs"
+        print(f"{'  … named by file and line':<34} {'paused':<9} {m['json_us']['cpu']:>9.1f}µs {m['read_us']['cpu']:>7.1f}µs"
               f"   {_ratio(m)}   {m['load_average']['min']:.1f}–{m['load_average']['max']:.1f}")
     print("\njson.loads and reader: best CPU time (per record for native records, per bundle for FHIR). "
           "reader ÷ json: min/median/max over the repeats, wall clock, then CPU time. collector: the cycle "

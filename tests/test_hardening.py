@@ -185,8 +185,10 @@ def test_non_string_concept_is_a_data_issue():
 
 
 @pytest.mark.parametrize("stamp", ["9999-12-31T23:30-01:00", "2024-01-01T25:00", "2024-01-01T23:59:60",
-                                   "2024-02-30"])
+                                   "2024-02-30", "2024-00", "2024-03-00", "2024-03-00T10:00"])
 def test_dates_at_the_edges_are_data_issues(stamp):
+    # Month 00 and day 00 name no month and no day: they were read as January and the 1st (and
+    # '2024-03-00T10:00' raised), never now.
     r = result(protocol("ALT ≤ 100 U/L within 7 days"), record(obs("ALT", 30, "U/L", date=stamp), birth_date=stamp))
     assert str(r.verdict) == "undetermined"
     assert any("cannot read date" in i for i in r.data_issues)

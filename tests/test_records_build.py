@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from elig.records import patient as p
-from elig.records.dates import PartialDate
+from elig.records.dates import PartialDate, _new_date
 from elig.records.loader import patient_from_data
 from elig.terminology.codes import Coding
 
@@ -54,3 +54,29 @@ def test_a_patient_read_from_a_record_is_immutable_and_equal_to_one_built_field_
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         patient.observations[0].value = 0.5
     assert patient.unstated_facts == ("pregnant",)
+
+
+@pytest.mark.parametrize("values", [(2024, 3, 8, dt.time(10, 30)), (2024, 3, None, None), (1999, None, None, None)])
+def test_a_built_date_is_the_date_its_constructor_gives(values):
+    built, made = _new_date(*values), PartialDate(*values)
+    assert type(built) is PartialDate and built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert str(built) == str(made) and built.sort_key() == made.sort_key() and built.latest() == made.latest()
+    assert pickle.loads(pickle.dumps(built)) == made
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.year = 2000
+
+
+def test_every_entry_and_issue_of_a_record_named_by_file_and_line_carries_that_name():
+    data = {"id": "p1", "observations": [{"concept": "ANC", "value": 2.1, "unit": "10^9/L", "date": "2024-03-08"},
+                                         {"concept": "ANC", "value": 1.9, "unit": "10^9/L", "date": "2024-02-30"}],
+            "medications": [{"concept": "warfarin", "start": "2024-01-01"}], "attestations": {"informed consent": True}}
+    for name in ("screen.ndjson:7", "screen.ndjson:8"):
+        patient = patient_from_data(data, name)
+        entries = (*patient.observations, *patient.medications, *patient.attestations)
+        assert [e.source for e in entries] == [p.Source(name, "observations[0]"), p.Source(name, "observations[1]"),
+                                               p.Source(name, "medications[0]"),
+                                               p.Source(name, "attestations.informed consent")]
+        assert str(entries[1].source) == f"observations[1] in {name}"
+        [issue] = patient.issues
+        assert (issue.file, issue.location) == (name, "observations[1].date")
+        assert str(issue).startswith(f"{name}: observations[1].date: cannot read date '2024-02-30'")

@@ -32,11 +32,12 @@ _DATE_RE = re.compile(
 # A date-time is at most "2024-03-15T10:30:00.123456789+05:30"; longer text is not a date
 # (and is not scanned further). UTC offsets in use run from -12:00 to +14:00.
 _MAX_DATE_CHARS = 64
-_MAX_OFFSET = {1: dt.timedelta(hours=14), -1: dt.timedelta(hours=12)}
+_MAX_OFFSET_MINUTES = {1: 14 * 60, -1: 12 * 60}
+_LAST_ORDINAL = dt.date.max.toordinal()
 _MIDNIGHT = dt.time(0, 0)
 
 
-@attrs.frozen(order=False)
+@attrs.frozen(order=False, weakref_slot=False)  # no weak references: see _new_date
 class PartialDate:
     """A date known to the year, month, or day, with an optional time of day (UTC)."""
 
@@ -62,35 +63,37 @@ class PartialDate:
         year = int(y)
         month = int(mo) if mo else None
         day = int(d) if d else None
-        try:
-            dt.date(year, month or 1, day or 1)
-        except ValueError as exc:
-            raise DateSyntaxError(f"cannot read date {s!r}: {exc}") from None
-        time = None
-        if hh is not None:
-            hour, minute, second = int(hh), int(mi), int(ss or 0)
-            if hour > 23 or minute > 59 or second > 59:
-                # 24:00 and the leap second 23:59:60 are refused rather than rolled over:
-                # a record that says them is read as unusable, never as another day.
-                raise DateSyntaxError(f"cannot read date {s!r}: the time {hh}:{mi}{':' + ss if ss else ''} "
-                                      f"is not a time of day (00:00 to 23:59:59)")
-            stamp = dt.datetime(year, month, day, hour, minute, second)
-            if tz and tz != "Z":
-                sign = 1 if tz[0] == "+" else -1
-                digits = tz[1:].replace(":", "")
-                offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-                if int(digits[2:]) > 59 or offset > _MAX_OFFSET[sign]:
-                    raise DateSyntaxError(f"cannot read date {s!r}: the UTC offset {tz} does not exist "
-                                          f"(offsets run from -12:00 to +14:00)")
-                try:
-                    stamp = stamp - sign * offset
-                except OverflowError:
+        # Every year from 1 and every day from 1 to 28 of every month exists: only other dates are
+        # checked further (a FHIR bundle gives thousands of date-times, each read once).
+        if not (year and (month is None or 0 < month < 13) and (day is None or 0 < day < 29)):
+            _check_calendar(s, year, month, day)
+        if hh is None:
+            return _new_date(year, month, day, None) if cls is PartialDate else cls(year, month, day)
+        hour, minute, second = int(hh), int(mi), int(ss or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            # 24:00 and the leap second 23:59:60 are refused rather than rolled over:
+            # a record that says them is read as unusable, never as another day.
+            raise DateSyntaxError(f"cannot read date {s!r}: the time {hh}:{mi}{':' + ss if ss else ''} "
+                                  f"is not a time of day (00:00 to 23:59:59)")
+        if tz is not None and tz != "Z" and tz[1:] not in _ZERO_OFFSETS:
+            # To UTC: the offset moves the time of day, and the day when it crosses midnight.
+            sign = 1 if tz[0] == "+" else -1
+            offset_minutes = int(tz[-2:])
+            offset = int(tz[1:3]) * 60 + offset_minutes
+            if offset_minutes > 59 or offset > _MAX_OFFSET_MINUTES[sign]:
+                raise DateSyntaxError(f"cannot read date {s!r}: the UTC offset {tz} does not exist "
+                                      f"(offsets run from -12:00 to +14:00)")
+            days, minutes = divmod(hour * 60 + minute - sign * offset, 1440)
+            hour, minute = divmod(minutes, 60)
+            if days:
+                ordinal = dt.date(year, month, day).toordinal() + days
+                if not 1 <= ordinal <= _LAST_ORDINAL:
                     raise DateSyntaxError(f"cannot read date {s!r}: in UTC it falls outside the years "
-                                          f"0001 to 9999") from None
-            if not 1 <= stamp.year <= 9999:  # pragma: no cover - datetime raises first
-                raise DateSyntaxError(f"cannot read date {s!r}: outside the years 0001 to 9999")
-            year, month, day, time = stamp.year, stamp.month, stamp.day, stamp.time()
-        return cls(year, month, day, time)
+                                          f"0001 to 9999")
+                moved = dt.date.fromordinal(ordinal)
+                year, month, day = moved.year, moved.month, moved.day
+        time = dt.time(hour, minute, second)
+        return _new_date(year, month, day, time) if cls is PartialDate else cls(year, month, day, time)
 
     @classmethod
     def from_date(cls, d: dt.date) -> "PartialDate":
@@ -142,6 +145,51 @@ class PartialDate:
             s += f"T{self.time.strftime('%H:%M')}"
         object.__setattr__(self, "_text", s)
         return s
+
+
+_ZERO_OFFSETS = ("00:00", "0000")
+
+
+def _check_calendar(s: str, year: int, month: int | None, day: int | None) -> None:
+    """Raise ``DateSyntaxError`` if the year, month and day given are not a day of the calendar."""
+    try:
+        dt.date(year, month or 1, day or 1)
+    except ValueError as exc:
+        raise DateSyntaxError(f"cannot read date {s!r}: {exc}") from None
+    if month == 0:  # '2024-00' and '2024-03-00' name no month and no day: never read as January or the 1st
+        raise DateSyntaxError(f"cannot read date {s!r}: month must be in 1..12")
+    if day == 0:
+        raise DateSyntaxError(f"cannot read date {s!r}: day is out of range for month")
+
+
+class _PartialDateSlots:
+    """A plain object with ``PartialDate``'s slots: ``_new_date`` fills one, then makes it a PartialDate."""
+
+    __slots__ = PartialDate.__slots__
+
+
+def _new_date(year: int, month: int | None, day: int | None, time: dt.time | None) -> PartialDate:
+    """``PartialDate(year, month, day, time)``, several times as fast.
+
+    An ``attrs.frozen`` class sets each field through ``object.__setattr__``, a slow call per
+    field; this stores them in a plain object of the same slots and assigns its ``__class__``,
+    which Python allows between classes of the same layout (``elig.records.patient._builder``
+    builds entries the same way). The object is a PartialDate like any other.
+    """
+    new = _PartialDateSlots()
+    new.year = year
+    new.month = month
+    new.day = day
+    new.time = time
+    new._bounds = None
+    new._text = None
+    new.__class__ = PartialDate
+    return new
+
+
+if PartialDate.__slots__ != ("year", "month", "day", "time", "_bounds", "_text") or \
+        _new_date(2024, 3, 8, None) != PartialDate(2024, 3, 8):  # pragma: no cover
+    raise ImportError("elig.records.dates: PartialDate's fields changed; update _new_date")
 
 
 def parse_date(text) -> PartialDate:

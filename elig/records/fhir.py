@@ -34,7 +34,6 @@ clinical resources are then read once each, resolving references by dict lookup.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections import Counter
@@ -43,12 +42,13 @@ from typing import Any
 
 import attrs
 
-from elig.records.dates import DateSyntaxError, PartialDate
+from elig.records.dates import PartialDate
 from elig.diagnostics import DataError, shown
 from elig.terminology.units import unit_problem
 from elig.terminology.answers import answers
 from elig.terminology.codes import Coding, canonical_system
 from elig.records.patient import (
+    _DATE,
     Attestation,
     BodySite,
     Condition,
@@ -60,6 +60,12 @@ from elig.records.patient import (
     Source,
     grade_number,
     normalise_key,
+    _Memo,
+    _new_condition,
+    _new_medication,
+    _new_observation,
+    _new_procedure,
+    _source,
     qualitative_result,
 )
 
@@ -146,14 +152,13 @@ def _text(value) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=65536)
-def _parse_date(text: str) -> PartialDate:
-    return PartialDate.parse(text)  # PartialDate is frozen: sharing one object is safe
-
-
-@functools.lru_cache(maxsize=65536)
-def _coding(system: str, code: str, display: str | None) -> Coding:
+def _read_coding(key: tuple[str, str, str | None]) -> Coding:
+    system, code, display = key
     return Coding(canonical_system(system), code, display)
+
+
+# (system, code, display) -> Coding: each distinct coding is made once (Coding is frozen: sharing is safe).
+_CODING = _Memo(_read_coding, 65536)
 
 
 def _number(value) -> float | None:
@@ -203,56 +208,63 @@ class _Reader:
     def issue(self, location: str, message: str, hint: str | None = None) -> None:
         self.issues.append(DataIssue(location, message, hint, self.file))
 
-    def date(self, value, loc: str, what: str) -> PartialDate | None:
+    def date(self, value, loc: str, what: str, field: str = "") -> PartialDate | None:
+        """The date ``value`` at ``loc + field``, or None; a date given but unreadable is also noted in
+        ``bad_dates``. The location is written only when an issue needs it."""
         if value is None:
             return None
-        self.bad_dates.append(loc.rsplit(".", 1)[-1])  # removed again when it reads
-        d = self._date(value, loc, what)
-        if d is not None:
-            self.bad_dates.pop()
-        return d
+        if isinstance(value, str):
+            d = _DATE[value]  # each distinct text is read once (PartialDate is frozen: sharing is safe)
+            if d.__class__ is PartialDate:
+                return d
+            self.issue(loc + field, f"{what}: {d}", "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
+        else:
+            self.issue(loc + field, f"{what}: cannot read date {shown(value)}: a FHIR date is text",
+                       "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
+        self.bad_dates.append((loc + field).rsplit(".", 1)[-1])
+        return None
 
     def dated(self, entry):
         """The entry with the date fields it gave but that could not be read (they decide nothing)."""
         return attrs.evolve(entry, unreadable_dates=tuple(self.bad_dates)) if self.bad_dates else entry
 
-    def _date(self, value, loc: str, what: str) -> PartialDate | None:
-        if not isinstance(value, str):
-            self.issue(loc, f"{what}: cannot read date {shown(value)}: a FHIR date is text",
-                       "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
-            return None
-        try:
-            return _parse_date(value.strip())
-        except DateSyntaxError as exc:
-            self.issue(loc, f"{what}: {exc}", "write dates as YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time")
-            return None
-
-    def codes(self, concept, loc: str, what: str) -> tuple[Coding, ...]:
-        """The codings of a CodeableConcept (codings without system or code are reported and left out)."""
+    def codes(self, concept, loc: str, what: str, field: str = "") -> tuple[Coding, ...]:
+        """The codings of a CodeableConcept at ``loc + field`` (codings without system or code are
+        reported and left out). The location is written only when an issue needs it."""
         if concept is None:
             return ()
-        if not isinstance(concept, dict):
-            self.issue(loc, f"{what}: expected a CodeableConcept (an object with 'coding'), found {shown(concept)}")
-            return ()
+        if concept.__class__ is not dict:
+            if not isinstance(concept, dict):
+                self.issue(loc + field, f"{what}: expected a CodeableConcept (an object with 'coding'), "
+                                        f"found {shown(concept)}")
+                return ()
         raw = concept.get("coding")
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            self.issue(f"{loc}.coding", f"{what}: 'coding' must be a list")
+            self.issue(f"{loc}{field}.coding", f"{what}: 'coding' must be a list")
             return ()
         out = []
         for j, c in enumerate(raw):
+            if c.__class__ is dict:
+                system, code, display = c.get("system"), c.get("code"), c.get("display")
+                # The usual coding: system and code are text without surrounding blanks.
+                if system.__class__ is str and code.__class__ is str and system and code \
+                        and not system[0].isspace() and not system[-1].isspace() \
+                        and not code[0].isspace() and not code[-1].isspace():
+                    out.append(_CODING[system, code, display if display.__class__ is str else None])
+                    continue
             system = _text(c.get("system")) if isinstance(c, dict) else None
             code = c.get("code") if isinstance(c, dict) else None
             if isinstance(code, (int, float)) and not isinstance(code, bool):
                 code = str(code)
             code = _text(code)
             if system is None or code is None:
-                self.issue(f"{loc}.coding[{j}]", f"{what}: a coding without both system and code is left out",
+                self.issue(f"{loc}{field}.coding[{j}]", f"{what}: a coding without both system and code is left out",
                            "each coding needs 'system' (e.g. http://loinc.org) and 'code'")
                 continue
             display = c.get("display") if isinstance(c.get("display"), str) else None
-            out.append(_coding(system, code, display))
+            out.append(_CODING[system, code, display])
         return tuple(out)
 
     def status_code(self, concept) -> str | None:
@@ -468,7 +480,7 @@ class _Reader:
         if self.ignored_by_status(r, loc, ref):
             return []
         status = _text(r.get("status"))
-        codes = self.codes(r.get("code"), f"{loc}.code", ref)
+        codes = self.codes(r.get("code"), loc, ref, ".code")
         date = self.observation_date(r, loc, ref)
         out = []
         components = r.get("component")
@@ -479,7 +491,7 @@ class _Reader:
         if not components or _has_value(r):
             if not codes:
                 self.no_code_issue(r.get("code"), f"{loc}.code", ref)
-            out.append(self.observation_value(r, loc, ref, Source(self.file, ref), codes, date, status))
+            out.append(self.observation_value(r, loc, ref, _source(self.file, ref), codes, date, status))
         for k, comp in enumerate(components):
             cloc = f"{loc}.component[{k}]"
             cref = f"{ref}.component[{k}]"
@@ -488,10 +500,10 @@ class _Reader:
                 continue
             if not _has_value(comp):
                 continue  # a component without a value carries nothing to read
-            ccodes = self.codes(comp.get("code"), f"{cloc}.code", cref)
+            ccodes = self.codes(comp.get("code"), cloc, cref, ".code")
             if not ccodes:
                 self.no_code_issue(comp.get("code"), f"{cloc}.code", cref)
-            out.append(self.observation_value(comp, cloc, cref, Source(self.file, cref), ccodes, date, status))
+            out.append(self.observation_value(comp, cloc, cref, _source(self.file, cref), ccodes, date, status))
         return out
 
     def no_code_issue(self, concept, loc: str, ref: str) -> None:
@@ -502,20 +514,20 @@ class _Reader:
 
     def observation_date(self, r: dict, loc: str, ref: str) -> PartialDate | None:
         if "effectiveDateTime" in r:
-            return self.date(r["effectiveDateTime"], f"{loc}.effectiveDateTime", ref)
+            return self.date(r["effectiveDateTime"], loc, ref, ".effectiveDateTime")
         if "effectivePeriod" in r:
             period = r["effectivePeriod"]
             if not isinstance(period, dict):
                 self.issue(f"{loc}.effectivePeriod", f"{ref}: a Period must be an object with start and end")
                 return None
             if period.get("start") is not None:
-                return self.date(period["start"], f"{loc}.effectivePeriod.start", ref)
+                return self.date(period["start"], loc, ref, ".effectivePeriod.start")
             if period.get("end") is not None:
-                return self.date(period["end"], f"{loc}.effectivePeriod.end", ref)
+                return self.date(period["end"], loc, ref, ".effectivePeriod.end")
         if "effectiveInstant" in r:
-            return self.date(r["effectiveInstant"], f"{loc}.effectiveInstant", ref)
+            return self.date(r["effectiveInstant"], loc, ref, ".effectiveInstant")
         if "issued" in r:
-            return self.date(r["issued"], f"{loc}.issued", ref)
+            return self.date(r["issued"], loc, ref, ".issued")
         return None
 
     def observation_value(self, r: dict, loc: str, ref: str, source: Source, codes, date, status) -> Observation:
@@ -547,7 +559,7 @@ class _Reader:
                     value = None
         elif "valueCodeableConcept" in r:
             cc = r["valueCodeableConcept"]
-            vcodes = self.codes(cc, f"{loc}.valueCodeableConcept", ref)
+            vcodes = self.codes(cc, loc, ref, ".valueCodeableConcept")
             value_text = _text(_obj(cc).get("text")) or next((c.display for c in vcodes if c.display), None)
             result = answers().result(vcodes)
             if result is None and value_text:
@@ -592,11 +604,9 @@ class _Reader:
                 self.issue(f"{loc}.referenceRange", f"{ref}: 'referenceRange' must be a list")
             elif rr:
                 ref_low, ref_high, ref_unit = self.reference_range(rr[0], f"{loc}.referenceRange[0]", ref)
-        return Observation(
-            source=source, codes=codes, value=value, value_text=value_text, unit=unit, date=date,
-            reference_low=ref_low, reference_high=ref_high, reference_unit=ref_unit, result=result,
-            status=status, problem=problem,
-        )
+        # positionally, in the order of Observation's fields (no concept name: FHIR gives codes)
+        return _new_observation(source, None, codes, value, value_text, unit, date, ref_low, ref_high, ref_unit,
+                                result, status, problem)
 
     @staticmethod
     def unit(q: dict) -> str | None:
@@ -633,14 +643,14 @@ class _Reader:
         if verification in _IGNORED_VERIFICATION:
             self.issue(f"{loc}.verificationStatus", f"{ref} was ignored: {_IGNORED_VERIFICATION[verification]}")
             return None
-        codes = self.codes(r.get("code"), f"{loc}.code", ref)
+        codes = self.codes(r.get("code"), loc, ref, ".code")
         if not codes:
             self.no_code_issue(r.get("code"), f"{loc}.code", ref)
         onset = None
         if "onsetDateTime" in r:
-            onset = self.date(r["onsetDateTime"], f"{loc}.onsetDateTime", ref)
+            onset = self.date(r["onsetDateTime"], loc, ref, ".onsetDateTime")
         elif "onsetPeriod" in r:
-            onset = self.date(_obj(r["onsetPeriod"]).get("start"), f"{loc}.onsetPeriod.start", ref)
+            onset = self.date(_obj(r["onsetPeriod"]).get("start"), loc, ref, ".onsetPeriod.start")
         elif "onsetString" in r:
             onset = self.date_like(r["onsetString"], f"{loc}.onsetString", ref, "onset")
         elif "onsetAge" in r or "onsetRange" in r:
@@ -649,7 +659,7 @@ class _Reader:
                        "give onsetDateTime or onsetPeriod")
         abatement = None
         if "abatementDateTime" in r:
-            abatement = self.date(r["abatementDateTime"], f"{loc}.abatementDateTime", ref)
+            abatement = self.date(r["abatementDateTime"], loc, ref, ".abatementDateTime")
         elif "abatementPeriod" in r:
             period = _obj(r["abatementPeriod"])
             key = "end" if period.get("end") is not None else "start"
@@ -668,11 +678,10 @@ class _Reader:
             grade = grade_number(t)
             if grade is not None:
                 break
-        return Condition(
-            source=Source(self.file, ref), codes=codes, onset=onset, abatement=abatement,
-            clinical_status=self.status_code(r.get("clinicalStatus")), verification_status=verification,
-            grade=grade, body_sites=self.body_sites(r, loc, ref),
-        )
+        # positionally, in the order of Condition's fields (unreadable dates: see dated)
+        return _new_condition(_source(self.file, ref), None, codes, onset, abatement,
+                              self.status_code(r.get("clinicalStatus")), verification, grade,
+                              self.body_sites(r, loc, ref), ())
 
     def date_like(self, value, loc: str, ref: str, what: str) -> PartialDate | None:
         text = _text(value) if isinstance(value, str) else None
@@ -680,24 +689,24 @@ class _Reader:
             self.issue(loc, f"{ref}: the {what} {shown(value)} is not text; {what} is unknown")
             self.bad_dates.append(what)
             return None
-        try:
-            return _parse_date(text)
-        except DateSyntaxError:
-            self.bad_dates.append(what)
-            self.issue(loc, f"{ref}: the {what} {shown(text)} is not a date; {what} is unknown",
-                       f"give the {what} as a date (YYYY, YYYY-MM or YYYY-MM-DD)")
-            return None
+        d = _DATE[text]
+        if d.__class__ is PartialDate:
+            return d
+        self.bad_dates.append(what)
+        self.issue(loc, f"{ref}: the {what} {shown(text)} is not a date; {what} is unknown",
+                   f"give the {what} as a date (YYYY, YYYY-MM or YYYY-MM-DD)")
+        return None
 
     # ------------------------------------------------------------ Procedure
     def procedure(self, r: dict, loc: str, ref: str) -> Procedure | None:
         if self.ignored_by_status(r, loc, ref):
             return None
-        codes = self.codes(r.get("code"), f"{loc}.code", ref)
+        codes = self.codes(r.get("code"), loc, ref, ".code")
         if not codes:
             self.no_code_issue(r.get("code"), f"{loc}.code", ref)
         start = end = None
         if "performedDateTime" in r:
-            start = end = self.date(r["performedDateTime"], f"{loc}.performedDateTime", ref)
+            start = end = self.date(r["performedDateTime"], loc, ref, ".performedDateTime")
         elif "performedPeriod" in r:
             start, end = self.period(r["performedPeriod"], f"{loc}.performedPeriod", ref)
         elif "performedString" in r:
@@ -706,10 +715,10 @@ class _Reader:
             key = "performedAge" if "performedAge" in r else "performedRange"
             self.issue(f"{loc}.{key}", f"{ref}: a date given as {key} is not read; the date is unknown",
                        "give performedDateTime or performedPeriod")
-        category = self.codes(r.get("category"), f"{loc}.category", ref) if r.get("category") is not None else ()
-        return Procedure(source=Source(self.file, ref), codes=codes, start=start, end=end,
-                         status=_text(r.get("status")), category=category,
-                         body_sites=self.body_sites(r, loc, ref) + self.treatment_volumes(r, loc, ref))
+        category = self.codes(r.get("category"), loc, ref, ".category") if r.get("category") is not None else ()
+        # positionally, in the order of Procedure's fields (unreadable dates: see dated)
+        return _new_procedure(_source(self.file, ref), None, codes, start, end, _text(r.get("status")), category,
+                              self.body_sites(r, loc, ref) + self.treatment_volumes(r, loc, ref), ())
 
     # ------------------------------------------------------------ body sites (US Core, mCODE)
     def body_sites(self, r: dict, loc: str, ref: str) -> tuple[BodySite, ...]:
@@ -789,8 +798,8 @@ class _Reader:
 
     def consent(self, r: dict, loc: str, ref: str) -> list[Attestation]:
         """A research Consent: active is yes, rejected is no (an active 'deny' provision is no too)."""
-        scope = self.codes(r.get("scope"), f"{loc}.scope", ref)
-        categories = [c for cc in _list(r.get("category")) for c in self.codes(cc, f"{loc}.category", ref)]
+        scope = self.codes(r.get("scope"), loc, ref, ".scope")
+        categories = [c for cc in _list(r.get("category")) for c in self.codes(cc, loc, ref, ".category")]
         if not any(c.code == "research" for c in scope) and not any("research" in (c.code or "").lower()
                                                                      for c in categories):
             self.skipped["Consent (not a research consent)"] += 1
@@ -811,7 +820,7 @@ class _Reader:
         study += [_text(_obj(r.get("policyRule")).get("text")), _text(_obj(r.get("sourceReference")).get("display"))]
         study_text = "; ".join(x for x in study if x) or None
         by = self.who(r.get("performer")) or self.who(r.get("organization"))
-        when = self.date(r.get("dateTime"), f"{loc}.dateTime", ref) if r.get("dateTime") is not None else None
+        when = self.date(r.get("dateTime"), loc, ref, ".dateTime") if r.get("dateTime") is not None else None
         return [Attestation(key="informed consent", value=value, source=Source(self.file, ref), by=by, date=when,
                             study=study_text)]
 
@@ -823,7 +832,7 @@ class _Reader:
                        "elig reads completed, amended and in-progress responses")
             return []
         by = self.who(r.get("author"))
-        when = self.date(r.get("authored"), f"{loc}.authored", ref) if r.get("authored") is not None else None
+        when = self.date(r.get("authored"), loc, ref, ".authored") if r.get("authored") is not None else None
         # Answers to the Questionnaire elig wrote for a protocol count for that protocol only.
         questionnaire = _text(r.get("questionnaire")) if isinstance(r.get("questionnaire"), str) else None
         study = questionnaire if questionnaire and questionnaire.startswith("urn:elig:questionnaire:") else None
@@ -866,8 +875,8 @@ class _Reader:
         if not isinstance(value, dict):
             self.issue(loc, f"{ref}: a Period must be an object with start and end")
             return None, None
-        return (self.date(value.get("start"), f"{loc}.start", ref),
-                self.date(value.get("end"), f"{loc}.end", ref))
+        return (self.date(value.get("start"), loc, ref, ".start"),
+                self.date(value.get("end"), loc, ref, ".end"))
 
     # ------------------------------------------------------------ MedicationStatement / MedicationRequest
     def medication(self, r: dict, loc: str, ref: str) -> Medication | None:
@@ -878,7 +887,7 @@ class _Reader:
             self.issue(f"{loc}.doNotPerform", f"{ref} was ignored: it is an order NOT to give the medication")
             return None
         if "medicationCodeableConcept" in r:
-            codes = self.codes(r["medicationCodeableConcept"], f"{loc}.medicationCodeableConcept", ref)
+            codes = self.codes(r["medicationCodeableConcept"], loc, ref, ".medicationCodeableConcept")
             if not codes:
                 self.no_code_issue(r["medicationCodeableConcept"], f"{loc}.medicationCodeableConcept", ref)
         elif "medicationReference" in r:
@@ -891,17 +900,17 @@ class _Reader:
             if "effectiveDateTime" in r:
                 # A point in time: the statement says the medication was (or is) taken then. The end is
                 # left open; the status (active, completed, stopped) says whether it goes on.
-                start = self.date(r["effectiveDateTime"], f"{loc}.effectiveDateTime", ref)
+                start = self.date(r["effectiveDateTime"], loc, ref, ".effectiveDateTime")
             elif "effectivePeriod" in r:
                 start, end = self.period(r["effectivePeriod"], f"{loc}.effectivePeriod", ref)
         else:
-            start = self.date(r.get("authoredOn"), f"{loc}.authoredOn", ref)
+            start = self.date(r.get("authoredOn"), loc, ref, ".authoredOn")
             validity = _obj(r.get("dispenseRequest")).get("validityPeriod")
             if validity is not None:
                 vstart, end = self.period(validity, f"{loc}.dispenseRequest.validityPeriod", ref)
                 start = start or vstart
-        return Medication(source=Source(self.file, ref), codes=codes, start=start, end=end,
-                          status=_text(r.get("status")))
+        # positionally, in the order of Medication's fields (unreadable dates: see dated)
+        return _new_medication(_source(self.file, ref), None, codes, start, end, _text(r.get("status")), ())
 
     def medication_reference(self, resource: dict, value, loc: str, ref: str) -> tuple[Coding, ...]:
         target_ref = _obj(value).get("reference")
