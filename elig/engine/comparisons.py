@@ -9,9 +9,9 @@ from elig.engine import plan as p
 from elig.engine.bounds import COMPARE, bound_reads, bound_value, compare, subject_unit
 from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
-from elig.engine.measure import measurement
+from elig.engine.measure import measure_key, measurement
 from elig.engine.memo import Memo
-from elig.engine.results import Explanation, Outcome, ThresholdUsed
+from elig.engine.results import Explanation, Outcome, ThresholdUsed, new_explanation
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
@@ -19,6 +19,7 @@ from elig.terminology.units import format_beside, format_number as fmt, with_uni
 # A value this close to a threshold (relative) may fall on the other side under another lab's
 # rounding of a molar-mass conversion (creatinine: 88.40, 88.4 or 88.42 µmol/L per mg/dL).
 NEAR_THRESHOLD = 1e-3
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 
 def conversion_note(ctx: Context, used, derived, value: float, limits) -> str:
@@ -56,13 +57,14 @@ def molar_factor(ctx: Context, concept, unit: str) -> float | None:
     return factor if isinstance(factor, float) else None
 
 
-def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: str | None = None):
+def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: str | None, table: dict):
     """The threshold of a comparison (``bound_value``) as (limit, the threshold with its comparator,
     the comparator and limit as the summary says them), or why it cannot be set. With ``sex``, the
-    threshold of that sex's branch, said so. Made once per (test, subject, what the bound reads of
-    the patient) and kept in the protocol's memo."""
-    key = ("compared", id(test), id(subject), sex, bound_reads(ctx, test.bound, obs, sex))
-    found = ctx.memo.recall(key, (test, subject))
+    threshold of that sex's branch, said so. Made once per (test, what the bound reads of the
+    patient) and kept in ``table``, the comparison node's own (``_Static.bounds``, in the
+    protocol's memo: the node, and so ``test`` and ``subject``, outlive it)."""
+    key = (id(test), sex, bound_reads(ctx, test.bound, obs, sex))
+    found = table.get(key)
     if found is None:
         found = bound_value(ctx, test.bound, subject, obs, sex=sex)
         if not isinstance(found, Unusable):
@@ -74,7 +76,7 @@ def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: st
             else:
                 found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
                          f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
-        ctx.memo.keep(key, (test, subject), found)
+        Memo.put(table, key, found)
     return found
 
 
@@ -107,6 +109,8 @@ class _Static:
     suffix: str  # ``with_unit("", unit)``: what follows a number shown in that unit
     plain: tuple | None  # for a threshold that reads nothing of the patient: ``compared``'s answer
     check: object  # for one threshold, its comparator (``bounds.COMPARE``)
+    key: tuple | None  # for a measurement, its key in the evaluation (``measure.measure_key``)
+    bounds: dict  # ``compared``'s answers for this node's tests, per what they read of the patient
 
 
 def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
@@ -115,14 +119,23 @@ def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
         subject, test = node.subject, node.test
         unit = subject_unit(subject)
         plain = check = None
+        bounds: dict = {}
         if isinstance(test, p.CompareTest):
             check = COMPARE[test.op]
             if bound_reads(ctx, test.bound, None, None) is None:
-                plain = compared(ctx, test, subject, None, unit)
+                plain = compared(ctx, test, subject, None, unit, None, bounds)
+        measured = isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic"
         found = ctx.memo.for_node(node, _Static(
-            isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic",
-            unit, with_unit("", unit), plain, check))
+            measured, unit, with_unit("", unit), plain, check,
+            measure_key(subject.concept, subject.label, node.window) if measured else None, bounds))
     return found
+
+
+def _unknown(text: str, why, values=(), derived=None) -> Explanation:
+    """A comparison that cannot be decided: ``why`` (an ``Unusable``) says why and what to collect."""
+    reason = why.reason
+    return new_explanation("comparison", text, UNKNOWN, f"unknown: {reason}", values, None, derived, reason,
+                           why.missing, (), None, ())
 
 
 def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
@@ -131,46 +144,41 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     label = subject.label
     static = ctx.memo.of_node(node) or _static(ctx, node)
     if static.measured:
-        got = measurement(ctx, subject.concept, label, node.window)  # what subject_value does, inline
-        if type(got) is Picked:
-            value, used, derived, obs = got.value, (got.used,), None, got.obs
+        got = measurement(ctx, subject.concept, label, node.window, None, static.key)  # subject_value, inline
+        if got.__class__ is not Picked:
+            return _unknown(text, got, got.values)
+        value, used, derived, obs = got.value, (got.used,), None, got.obs
     else:
         got = subject_value(ctx, subject, node.window)
-        if not isinstance(got, Unusable):
-            value, used, derived, obs = got
-    if isinstance(got, Unusable):
-        return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
-                           summary=f"unknown: {got.reason}", reason=got.reason, missing=got.missing,
-                           values=got.values)
+        if isinstance(got, Unusable):
+            return _unknown(text, got, got.values)
+        value, used, derived, obs = got
     unit = static.unit
     check = static.check
     if check is not None:  # one threshold
         test = node.test
-        bound = static.plain or compared(ctx, test, subject, obs, unit)
-        if isinstance(bound, Unusable):
-            return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
-                               summary=f"unknown: {bound.reason}", reason=bound.reason,
-                               missing=bound.missing, values=used, derived=derived)
+        bound = static.plain or compared(ctx, test, subject, obs, unit, None, static.bounds)
+        if bound.__class__ is Unusable:
+            return _unknown(text, bound, used, derived)
         limit, threshold, stated = bound
-        met = check(value, limit)
-        outcome = Outcome.MET if met else Outcome.NOT_MET
-        summary = f"{label} {beside(ctx, value, limit)}{static.suffix} {'meets' if met else 'does not meet'} {stated}"
+        if check(value, limit):
+            summary = f"{label} {beside(ctx, value, limit)}{static.suffix} meets {stated}"
+            outcome, gap = MET, None
+        else:
+            summary = f"{label} {beside(ctx, value, limit)}{static.suffix} does not meet {stated}"
+            outcome, gap = NOT_MET, distance_text(ctx, value, test.op, limit, unit)
         if abs(value - limit) <= NEAR_THRESHOLD * abs(limit):
             summary += conversion_note(ctx, used, derived, value, (limit,))
-        gap = None if met else distance_text(ctx, value, test.op, limit, unit)
-        return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
-                           threshold=threshold, derived=derived, distance=gap)
+        return new_explanation("comparison", text, outcome, summary, used, threshold, derived, None, (), (), gap, ())
     test = node.test
     if isinstance(test, p.SexTest):
-        return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs)
+        return sex_comparison(ctx, node, text, label, value, unit, used, derived, obs, static.bounds)
     # range
     lo = bound_value(ctx, test.low, node.subject, obs)
     hi = bound_value(ctx, test.high, node.subject, obs)
     for b in (lo, hi):
         if isinstance(b, Unusable):
-            return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
-                               summary=f"unknown: {b.reason}", reason=b.reason, missing=b.missing, values=used,
-                               derived=derived)
+            return _unknown(text, b, used, derived)
     (lo_v, lo_t), (hi_v, hi_t) = lo, hi
     ok_lo = compare(value, ">=" if test.low_inclusive else ">", lo_v)
     ok_hi = compare(value, "<=" if test.high_inclusive else "<", hi_v)
@@ -193,7 +201,7 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
                        threshold=threshold, derived=derived, distance=gap)
 
 
-def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, obs) -> Explanation:
+def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, obs, table: dict) -> Explanation:
     outcomes = {}
     thresholds = {}
     patient_sex = ctx.patient.sex
@@ -202,7 +210,7 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
         # The patient's own branch alone decides (and is all the explanation shows).
         branches = [(sex, test) for sex, test in branches if sex == patient_sex]
     for sex, test in branches:
-        bound = compared(ctx, test, node.subject, obs, unit, sex)
+        bound = compared(ctx, test, node.subject, obs, unit, sex, table)
         if isinstance(bound, Unusable):
             outcomes[sex] = Outcome.UNKNOWN
             continue

@@ -54,7 +54,7 @@ from elig.engine.evaluator import Evaluation, as_date, evaluate, verdict_of
 from elig.engine.index import (KINDS, concepts_of, display_only_concept, display_only_note, newest_first_key,
                                site_check)
 from elig.engine.logic import unless
-from elig.engine.measure import recorded_unit, unit_reading
+from elig.engine.measure import PICKED, select
 from elig.engine.results import EvaluationResult, Outcome, Verdict
 from elig.records.dates import window_start, within
 from elig.records.patient import Condition, Medication, Patient, Procedure
@@ -435,8 +435,6 @@ class CompiledProtocol:
             unknown = False
             for key, measure, factor in inputs:
                 got = measure(run)
-                if got is None:
-                    return None
                 if got is UNKNOWN:
                     unknown = True
                 else:
@@ -581,27 +579,24 @@ _KLEENE_AND = {(a, b): (False if a is False or b is False else None if a is None
 
 
 class _Measure:
-    """The newest usable value of a concept in a window, as ``measure.measurement`` picks it.
+    """The newest usable value of a concept in a window: ``measure.select``'s pick, the very
+    selection the explaining evaluator phrases (``measure.measurement``).
 
-    Calling it gives (value in the canonical unit, observation); ``UNKNOWN`` when
-    ``measurement`` finds no usable value (none recorded, an undated result that may be
-    newer, only future results, the newest stale or outside the window, unreadable,
-    unit-less, in a unit that is refused, does not convert or does not fit, implausible,
-    or a same-time result that disagrees or cannot be read); None when the record holds
-    what only the explaining function weighs (an entry naming no concept, or naming the
-    concept in its display only). Read once per patient: criteria that share a
-    measurement (ALT in I4.5 and E8) share the reading.
+    Calling it gives (value in the canonical unit, observation), or ``UNKNOWN`` when
+    ``select`` finds no usable value (none recorded, an undated result or an entry naming no
+    concept, or naming it in its display only, that may be newer, only future results, the
+    newest stale or outside the window, unreadable, unit-less, in a unit that is refused,
+    does not convert or does not fit, implausible, or a same-time result that disagrees or
+    cannot be read). Read once per patient: criteria that share a measurement (ALT in I4.5
+    and E8) share the reading.
     """
 
-    __slots__ = ("concept", "name", "window", "plausible", "factors", "resolver", "opens")
+    __slots__ = ("concept", "name", "window", "opens")
 
     def __init__(self, compiled: CompiledProtocol, concept, window: p.Duration | None):
         self.concept = concept
         self.name = concept.name
         self.window = window
-        self.plausible = concept.plausible
-        self.resolver = compiled.resolver
-        self.factors: dict = {}  # recorded unit -> factor to the canonical unit, or None when unusable
         self.opens: dict = {}  # evaluation date -> first day of the window
 
     def __call__(self, run: _Run):
@@ -612,78 +607,20 @@ class _Measure:
         return got
 
     def read(self, run: _Run):
-        idx = run._index
-        name = self.name
-        records = idx["observation"].get(name)
+        records = run._index["observation"].get(self.name)
         if not records:
             return UNKNOWN  # none recorded
-        if idx["unreadable"].get("observation") or idx["unmatched"].get(name):
-            return None
-        as_of = run.as_of
-        newest = None
-        twins = []  # the results after the newest that are not in the future, in index order
-        any_record = False
-        for o in records:
-            if o.value is None and not o.problem and o.result is not None:
-                continue  # a qualitative result: not a measurement (as measurement() filters it)
-            any_record = True
-            d = o.date
-            if d is None:
-                return UNKNOWN  # an undated result may be the newest
-            if d.earliest() <= as_of:
-                if newest is None:
-                    newest = o
-                else:
-                    twins.append(o)
-        if not any_record or newest is None:
-            return UNKNOWN
+        opens = None
         window = self.window
         if window is not None:
+            as_of = run.as_of
             opens = self.opens.get(as_of)
             if opens is None:
                 opens = self.opens[as_of] = window_start(as_of, window.amount, window.unit)
-            if within(newest.date, opens, as_of) is not True:
-                return UNKNOWN  # stale, or dated too coarsely to tell
-        value = self.value(run, newest)
-        if value is None:
-            return UNKNOWN
-        date = newest.date
-        for twin in twins:
-            if twin.date != date:
-                break
-            other = self.value(run, twin)
-            if other is None or not _isclose(other, value, rel_tol=REL_TOL):
-                return UNKNOWN  # two results of one time that disagree, or one that cannot be read
-        return value, newest
-
-    def value(self, run: _Run, obs) -> float | None:
-        """``measure.read_value``'s value, or None where it finds the observation unusable."""
-        if obs.problem or obs.value is None:
-            return None
-        unit = obs.unit
-        factors = self.factors
-        factor = factors.get(unit, False)
-        if factor is False:
-            factor = factors[unit] = self.factor(run, unit)
-        if factor is None:
-            return None
-        value = obs.value * factor
-        plausible = self.plausible
-        if plausible and not (plausible[0] <= value <= plausible[1]):
-            return None
-        return value
-
-    def factor(self, run: _Run, recorded: str | None) -> float | None:
-        """The factor ``measure.read_value`` reads a unit with (``measure.unit_reading``), or None
-        where it refuses the unit."""
-        concept = self.concept
-        unit = recorded_unit(concept, recorded)
-        if unit is None:
-            return None
-        reading = unit_reading(run, concept, recorded, unit)
-        if reading.refused or isinstance(reading.factor, str) or not reading.fits:
-            return None
-        return reading.factor
+        got = select(run, self.concept, records, opens)
+        if got[0] is PICKED:
+            return got[2], got[1]
+        return UNKNOWN
 
 
 def _answers(run: _Run):

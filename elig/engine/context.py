@@ -17,10 +17,11 @@ from elig.engine.index import index_record
 from elig.engine.memo import Memo
 from elig.records.dates import whole_years_between, window_start
 from elig.engine.results import ValueUsed
+from elig.records.builder import slot_builder
 from elig.records.patient import Observation, Patient
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: built by ``new_picked``
 class Picked:
     """A usable measurement: the record, its value in canonical units, and how it was read."""
 
@@ -29,11 +30,14 @@ class Picked:
     used: ValueUsed
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Unusable:
     reason: str
     missing: tuple[str, ...]
     values: tuple[ValueUsed, ...] = ()
+
+
+new_picked = slot_builder(Picked, ("obs", "value", "used"))  # ``Picked(obs, value, used)``, built quickly
 
 
 class Context:

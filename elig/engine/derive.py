@@ -7,8 +7,8 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.context import Context, Unusable
-from elig.engine.measure import demographic, measurement, paired
-from elig.engine.results import Derived, ValueUsed
+from elig.engine.measure import demographic, measure_key, measurement, paired
+from elig.engine.results import Derived, ValueUsed, new_derived, new_value_used
 from elig.terminology.derivations import Inputs
 from elig.terminology.units import format_number as fmt, with_unit
 
@@ -54,6 +54,7 @@ class _Plan:
     params: dict  # parameter key -> value (defaults, overridden by the protocol)
     param_text: tuple[str, ...]
     factor: float | str  # from the derivation's unit to the subject concept's
+    keys: dict  # input key -> (window, its measurement's key in an evaluation: ``measure.measure_key``)
 
 
 def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
@@ -71,7 +72,7 @@ def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
         param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
                            ("" if prm.key in overridden else " (default)") for prm in d.params)
         found = ctx.memo.for_node(subject, _Plan(concepts, factors, params, param_text,
-                                                     ctx.resolver.factor(d.unit, subject.concept.unit or d.unit)))
+                                                 ctx.resolver.factor(d.unit, subject.concept.unit or d.unit), {}))
     return found
 
 
@@ -93,8 +94,12 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
         picked_map = dict(zip([i.key for i in d.inputs], picked_list))
     else:
         picked_map = {}
+        keys = plan.keys
         for inp in d.inputs:
-            picked = measurement(ctx, concepts[inp.key], inp.concept, window)
+            known = keys.get(inp.key)
+            if known is None or known[0] is not window:  # made for the window this subject is read in
+                known = keys[inp.key] = (window, measure_key(concepts[inp.key], inp.concept, window))
+            picked = measurement(ctx, concepts[inp.key], inp.concept, window, None, known[1])
             if isinstance(picked, Unusable):
                 missing.extend(picked.missing)
                 reasons.append(picked.reason)
@@ -115,8 +120,8 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
             missing.append("birth date")
             reasons.append("the age is unknown (no full birth date)")
         else:
-            used.insert(0, ValueUsed(concept="age", value=float(age), unit="years", date=ctx.as_of.isoformat(),
-                                     source=f"birth date {ctx.patient.birth_date}", text=f"{age} years"))
+            used.insert(0, new_value_used("age", float(age), "years", None, None, None, ctx.as_of.isoformat(),
+                                          f"birth date {ctx.patient.birth_date}", f"{age} years"))
     if d.needs_sex:
         sex = ctx.patient.sex
         if sex is None:
@@ -124,14 +129,13 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
             reasons.append("the sex is not recorded")
         else:
             used.insert(1 if d.needs_age and age is not None else 0,
-                        ValueUsed(concept="sex", value=None, unit=None, text=sex, source="patient record"))
+                        new_value_used("sex", None, None, None, None, None, None, "patient record", sex))
     if reasons:
         return Unusable(f"{subject.concept.name} ({d.title}) cannot be computed: " + "; ".join(reasons),
                         tuple(missing), tuple(used))
     value, substituted = d.compute(Inputs(values={**values, **plan.params}, age=age, sex=sex))
-    explained = Derived(concept=subject.concept.name, method=d.title, formula=d.formula,
-                        substituted=f"{substituted} = {with_unit(fmt(value), d.unit)}", value=value, unit=d.unit,
-                        inputs=tuple(used), reference=d.reference, pairing=pairing, parameters=plan.param_text)
+    explained = new_derived(subject.concept.name, d.title, d.formula, f"{substituted} = {with_unit(fmt(value), d.unit)}",
+                            value, d.unit, tuple(used), d.reference, pairing, plan.param_text)
     factor = plan.factor
     canonical = value * factor if isinstance(factor, float) else value
     return canonical, tuple(used), explained, None

@@ -36,9 +36,12 @@ from elig.engine.facts import attestation, definition, fact
 from elig.engine.logic import logic
 from elig.engine.rates import rate
 from elig.engine.results import (
-    CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict,
+    CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict, new_collect_item,
+    new_criterion_result, new_evaluation_result,
 )
 from elig.records.dates import parse_date
+
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 from elig.records.patient import Patient
 
 
@@ -97,28 +100,46 @@ class Evaluation(Context):
         flags = memo.of_node(criteria)
         if flags is None:
             flags = memo.for_node(criteria, tuple([only_attestations(c.plan) for c in criteria]))
+        shared = memo.shared
+        ineligible, decided = False, True
         for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)
             # A criterion whose explanation the memo shares gives the very same result every time.
-            shared = memo.is_shared(explanation)
-            result = memo.recall(("criterion", id(c)), (c, explanation)) if shared else None
-            if result is None:
-                result = CriterionResult(
-                    id=c.id, section=c.section, sentence=c.sentence, rule=c.rule_text, notes=c.notes,
-                    outcome=explanation.outcome, explanation=explanation, attested=attested,
-                )
-                if shared:
-                    memo.keep(("criterion", id(c)), (c, explanation), result)
+            if shared.get(id(explanation)) is explanation:
+                key = ("criterion", id(c))
+                result = memo.recall(key, (c, explanation))
+                if result is None:
+                    result = memo.keep(key, (c, explanation), new_criterion_result(
+                        c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome, explanation,
+                        attested))
+            else:
+                result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome,
+                                              explanation, attested)
             results.append(result)
+            outcome = result.outcome
+            if c.section == "inclusion":
+                if outcome is NOT_MET:
+                    ineligible = True
+                elif outcome is not MET:
+                    decided = False
+            elif c.section == "exclusion":
+                if outcome is MET:
+                    ineligible = True
+                elif outcome is not NOT_MET:
+                    decided = False
+            else:
+                decided = False
+        # overall_verdict's answer, from the outcomes as they came
+        verdict = Verdict.INELIGIBLE if ineligible else Verdict.ELIGIBLE if decided else Verdict.UNDETERMINED
         patient = self.patient
-        return EvaluationResult(
-            protocol_id=self.checked.id, protocol_title=self.checked.title, protocol_checksum=self.checked.checksum,
-            patient_id=patient.id, patient_source=patient.source_file, patient_name=patient.name,
-            as_of=self.as_of.isoformat(), elig_version=__version__, verdict=overall_verdict(results),
-            criteria=tuple(results), to_collect=collect(results),
-            data_issues=tuple(str(i) for i in patient.issues) + tuple(self.display_notes),
-        )
+        checked = self.checked
+        issues = patient.issues
+        notes = self.display_notes
+        return new_evaluation_result(
+            checked.id, checked.title, checked.checksum, patient.id, patient.source_file, self.as_of.isoformat(),
+            __version__, verdict, tuple(results), collect(results),
+            (tuple([str(i) for i in issues]) + tuple(notes)) if issues or notes else (), patient.name)
 
 
 # ---------------------------------------------------------------- the whole protocol
@@ -148,7 +169,7 @@ def collect(results: Iterable[CriterionResult]) -> tuple[CollectItem, ...]:
             ids = order.setdefault(item, [])
             if r.id not in ids:
                 ids.append(r.id)
-    return tuple(CollectItem(item, tuple(ids)) for item, ids in order.items())
+    return tuple([new_collect_item(item, tuple(ids)) for item, ids in order.items()])
 
 
 def _missing(e: Explanation) -> list[str]:

@@ -11,8 +11,11 @@ from __future__ import annotations
 from elig.engine import plan as p
 from elig.engine.context import Context
 from elig.engine.events import nothing_recorded
-from elig.engine.results import Explanation, Outcome, kleene_and, kleene_or
-from elig.engine.summary import logic_summary
+from elig.engine.memo import Memo
+from elig.engine.results import Explanation, Outcome, kleene_and, kleene_or, new_explanation
+from elig.engine.summary import counts_text, logic_summary
+
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 
 def combine(op: str, outcomes) -> Outcome:
@@ -82,7 +85,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
             summary = f"{main.summary}; the exception does not apply ({exception.summary})"
         else:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
-        return Explanation(kind="unless", rule=text, outcome=outcome, summary=summary, children=(main, exception))
+        return new_explanation("unless", text, outcome, summary, (), None, None, None, (), (), None, (main, exception))
     children = tuple([ctx.rule(c) for c in node.children])
     if node.op == "whichever":
         return whichever(ctx, node, children)
@@ -98,9 +101,26 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         found = memo.recall(key, (node, *children))
         if found is not None:
             return found
-    outcome = combine(node.op, [c.outcome for c in children])
-    explanation = Explanation(kind=node.op, rule=text, outcome=outcome,
-                              summary=logic_summary(node.op, children, outcome), children=children)
+    op = node.op
+    outcome = combine(op, [c.outcome for c in children])
+    if op == "not":
+        summary = logic_summary(op, children, outcome)
+    else:
+        # The summary depends only on how many children came out each way: made once per distinct count.
+        met = not_met = unknown = 0
+        for c in children:
+            o = c.outcome
+            if o is MET:
+                met += 1
+            elif o is NOT_MET:
+                not_met += 1
+            elif o is UNKNOWN:
+                unknown += 1
+        counted = ("logic", op, met, not_met, unknown, outcome)
+        summary = memo.texts.get(counted)
+        if summary is None:
+            summary = Memo.put(memo.texts, counted, counts_text(op, met, not_met, unknown, outcome))
+    explanation = new_explanation(op, text, outcome, summary, (), None, None, None, (), (), None, children)
     if key is not None:
         memo.keep(key, (node, *children), explanation)
     return explanation

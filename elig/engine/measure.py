@@ -15,9 +15,9 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
-from elig.engine.context import Context, Picked, Unusable
+from elig.engine.context import Context, Picked, Unusable, new_picked
 from elig.engine.memo import Memo
-from elig.engine.results import ValueUsed
+from elig.engine.results import ValueUsed, new_value_used
 from elig.engine.summary import date_text
 from elig.records.dates import window_start, within
 from elig.records.patient import Observation
@@ -27,27 +27,37 @@ from elig.terminology.vocabulary import Concept
 PAIRING_TOLERANCE = dt.timedelta(hours=1)
 
 
-def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
-                candidates: list | None = None) -> Picked | Unusable:
-    """The newest usable value of a concept in the window, or why there is none."""
-    if candidates is not None:
-        return _measurement(ctx, concept, label, window, candidates)
-    # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
-    # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
-    key = (id(concept), label, None) if window is None else (id(concept), label, window.amount, window.unit,
-                                                              window.text)
-    found = ctx.measured.get(key)
-    if found is None:
-        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
-                                                 (ctx._index or ctx.index())["observation"].get(concept.name, ()))
-    return found
+# What ``select`` finds, the first item of its answer. Both evaluators select through it: the
+# explaining one phrases what it found (``_measurement``), the compiled one keeps the value.
+PICKED = 0  # (PICKED, newest, value, reading): the newest usable result, its canonical value, its UnitReading
+NO_RESULT = 1  # no result of the concept (qualitative results are not measurements)
+UNDATED = 2  # results, none with a date
+FUTURE = 3  # every dated result is after the evaluation date
+DOUBT = 4  # (DOUBT, newest, why, entry): ``entry`` cannot be placed in time or matched, and may be newer
+#           (why: "undated", a result of the concept; "unreadable", an entry naming no concept and with no
+#           code; "unmatched", an entry whose display alone names the concept)
+COARSE = 5  # (COARSE, newest): the newest is dated too coarsely to tell whether it is in the window
+STALE = 6  # (STALE, newest): the newest is older than the window
+UNREADABLE = 7  # (UNREADABLE, newest): the newest's value cannot be read (``read_value`` says why)
+TWIN_UNREADABLE = 8  # (TWIN_UNREADABLE, newest, value, twin): a result of the same time cannot be read
+CONFLICT = 9  # (CONFLICT, newest, value, twin): a result of the same time gives another value
+
+_NO_RESULT, _UNDATED, _FUTURE = (NO_RESULT,), (UNDATED,), (FUTURE,)
 
 
-def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
-                 records) -> Picked | Unusable:
+def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tuple:
+    """The selection of a measurement, without a phrase: the newest result of ``concept`` dated
+    no later than the evaluation date, if it is usable (in the window that opens on ``opens``,
+    when there is one; readable; no entry that may be newer; no same-time result that cannot be
+    read or disagrees), with its value in the concept's canonical unit. ``records`` are the
+    concept's observations, newest first. The answer is a tuple whose first item says what was
+    found (``PICKED``, ``NO_RESULT``, ...; see above).
+
+    One pass over the results finds the newest, whether any is undated and how many results
+    not in the future follow the newest (its same-time twins come first)."""
     as_of = ctx.as_of
     newest = None
-    later = 0  # how many results after the newest are not in the future (same-time twins come first)
+    later = 0
     undated = None  # the first result without a date
     dated = counted = False
     for o in records:
@@ -65,27 +75,26 @@ def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration 
                 newest = o
             else:
                 later += 1
-    if not counted:
-        return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
-    if not dated:
-        return Unusable(f"{label} is recorded without a date", (_want(ctx, label, window),))
     if newest is None:
-        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),))
+        return _FUTURE if dated else _UNDATED if counted else _NO_RESULT
     # An entry that cannot be placed in time, or whose code names the concept only in its display,
     # may be the newest: the older value must not decide in its place (docs/semantics.md).
-    doubt = _may_be_newer(ctx, concept, label, undated, newest)
-    if doubt is not None:
-        return Unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
-    if window is not None:
-        in_window = within(newest.date, ctx.window_opens(window), as_of)
-        if in_window is None:
-            return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
-                            f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
+    if undated is not None:
+        return DOUBT, newest, "undated", undated
+    idx = ctx._index or ctx.index()
+    if idx["unreadable"].get("observation") or idx["unmatched"].get(concept.name):
+        doubt = _maybe_newer(idx, concept, newest)
+        if doubt is not None:
+            return doubt
+    if opens is not None:
+        in_window = within(newest.date, opens, as_of)
         if not in_window:
-            return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
-                            f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
-    picked = read_value(ctx, concept, label, newest, None, window)
-    if later and isinstance(picked, Picked):
+            return (COARSE if in_window is None else STALE), newest
+    got = canonical(ctx, concept, newest)
+    if got is None:
+        return UNREADABLE, newest
+    value, reading = got
+    if later:
         # Two results at the same instant that disagree: neither may silently win. A twin that
         # cannot be read may disagree too, so it makes the result of that instant uncertain.
         date = newest.date
@@ -101,17 +110,108 @@ def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration 
                 continue
             if d != date:
                 break
-            other = read_value(ctx, concept, label, twin, None, window)
-            if isinstance(other, Unusable):
-                return Unusable(f"another {label} of the same time ({date}, {twin.source}) cannot be read, "
-                                f"so {with_unit(fmt(picked.value), concept.unit)} may not be the result of that time: "
-                                f"{other.reason}", (f"{_want(ctx, label, window)} (confirmed result)",),
-                                (picked.used, *other.values))
-            if not math.isclose(other.value, picked.value, rel_tol=REL_TOL):
-                return Unusable(f"conflicting {label} results at the same time ({date}): "
-                                f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
-                                (f"{_want(ctx, label, window)} (confirmed result)",), (picked.used, other.used))
-    return picked
+            other = canonical(ctx, concept, twin)
+            if other is None:
+                return TWIN_UNREADABLE, newest, value, twin
+            if not math.isclose(other[0], value, rel_tol=REL_TOL):
+                return CONFLICT, newest, value, twin
+    return PICKED, newest, value, reading
+
+
+def _maybe_newer(idx: dict, concept: Concept, newest: Observation) -> tuple | None:
+    """``select``'s ``DOUBT`` answer for an entry that names no concept and has no code, or whose
+    display alone names ``concept``, and that may be newer than ``newest``; None when there is none."""
+    earliest = newest.date.earliest()
+    for o in idx["unreadable"].get("observation") or ():
+        if o.date is None or o.date.latest() >= earliest:
+            return DOUBT, newest, "unreadable", o
+    for o in idx["unmatched"].get(concept.name) or ():
+        if o.date is None or o.date.latest() >= earliest:
+            return DOUBT, newest, "unmatched", o
+    return None
+
+
+def canonical(ctx: Context, concept: Concept, obs: Observation) -> tuple[float, "UnitReading"] | None:
+    """(the observation's value in the concept's canonical unit, how its unit reads), or None when
+    ``read_value`` finds it unusable (a problem, no value, no unit, a unit refused, that does not
+    convert or does not fit, an implausible value): the reading without its phrases."""
+    value = obs.value
+    if value is None or obs.problem:
+        return None
+    table = ctx.memo.readings.get(concept.name)
+    reading = (table and table.get(obs.unit)) or readable(ctx, concept, obs.unit)
+    factor = reading.scale
+    if factor is None:
+        return None
+    value *= factor
+    plausible = concept.plausible
+    if plausible and not (plausible[0] <= value <= plausible[1]):
+        return None
+    return value, reading
+
+
+def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                candidates: list | None = None, key=None) -> Picked | Unusable:
+    """The newest usable value of a concept in the window, or why there is none (``key``: the
+    measurement's key for this evaluation, when the caller made it already)."""
+    if candidates is not None:
+        return _measurement(ctx, concept, label, window, candidates)
+    # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
+    # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
+    if key is None:
+        key = measure_key(concept, label, window)
+    found = ctx.measured.get(key)
+    if found is None:
+        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
+                                                 (ctx._index or ctx.index())["observation"].get(concept.name, ()))
+    return found
+
+
+def measure_key(concept: Concept, label: str, window: p.Duration | None) -> tuple:
+    """The key of a measurement in one evaluation (``Context.measured``)."""
+    return (id(concept), label, None) if window is None else (id(concept), label, window.amount, window.unit,
+                                                               window.text)
+
+
+def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                 records) -> Picked | Unusable:
+    got = select(ctx, concept, records, None if window is None else ctx.window_opens(window))
+    found = got[0]
+    if found is PICKED:
+        _, obs, value, reading = got
+        return new_picked(obs, value, value_used(ctx, concept, obs, value, reading))
+    as_of = ctx.as_of
+    if found is NO_RESULT:
+        return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
+    if found is UNDATED:
+        return Unusable(f"{label} is recorded without a date", (_want(ctx, label, window),))
+    if found is FUTURE:
+        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),))
+    newest = got[1]
+    if found is DOUBT:
+        doubt = _doubt(concept, label, got[2], got[3], newest)
+        return Unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
+    if found is COARSE:
+        return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
+                        f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
+    if found is STALE:
+        return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
+                        f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
+    picked = read_value(ctx, concept, label, newest, None, window)
+    if found is UNREADABLE:
+        return picked
+    twin = got[3]
+    date = newest.date
+    if found is TWIN_UNREADABLE:
+        other = read_value(ctx, concept, label, twin, None, window)
+        return Unusable(f"another {label} of the same time ({date}, {twin.source}) cannot be read, "
+                        f"so {with_unit(fmt(picked.value), concept.unit)} may not be the result of that time: "
+                        f"{other.reason}", (f"{_want(ctx, label, window)} (confirmed result)",),
+                        (picked.used, *other.values))
+    other = read_value(ctx, concept, label, twin, None, window)  # CONFLICT
+    return Unusable(f"conflicting {label} results at the same time ({date}): "
+                    f"{fmt(picked.value)} and {with_unit(fmt(other.value), concept.unit)}",
+                    (f"{_want(ctx, label, window)} (confirmed result)",), (picked.used, other.used))
 
 
 def _want(ctx: Context, label: str, window: p.Duration | None) -> str:
@@ -119,30 +219,18 @@ def _want(ctx: Context, label: str, window: p.Duration | None) -> str:
     return f"{label}{ctx.window_text(window)}"
 
 
-def _may_be_newer(ctx: Context, concept: Concept, label: str, undated: Observation | None, newest: Observation):
-    """(reason, values) when an entry of the concept that cannot be placed or matched may be newer
-    than ``newest`` (``undated``: the first of its results without a date, if any); None when every
-    entry is dated and matched by code or name."""
-    if undated is not None:
-        o = undated
+def _doubt(concept: Concept, label: str, why: str, o: Observation, newest: Observation):
+    """(reason, values) of an entry that may be newer than ``newest`` (``select``'s ``DOUBT``)."""
+    if why == "undated":
         return (f"a {label} result ({o.source}) has no readable date, so it may be newer than the one of "
                 f"{newest.date}, which therefore cannot decide", (raw_value(concept, o),))
-    idx = ctx._index or ctx.index()
-    unreadable = idx["unreadable"].get("observation")
-    unmatched = idx["unmatched"].get(concept.name)
-    if not unreadable and not unmatched:
-        return None
-    for o in unreadable or ():
-        if o.date is None or o.date.latest() >= newest.date.earliest():
-            return (f"{o.source} names no concept and has no code, and it may be a {label} newer than the one of "
-                    f"{newest.date}, which therefore cannot decide", ())
-    for o in unmatched or ():
-        if o.date is None or o.date.latest() >= newest.date.earliest():
-            when = f"of {o.date}" if o.date is not None else "without a readable date"
-            return (f"{o.source}, {when}, names {concept.name} in its display but its code is not in the "
-                    f"concept's value set; it may be the newest {label}, so the one of {newest.date} cannot "
-                    f"decide", (raw_value(concept, o),))
-    return None
+    if why == "unreadable":
+        return (f"{o.source} names no concept and has no code, and it may be a {label} newer than the one of "
+                f"{newest.date}, which therefore cannot decide", ())
+    when = f"of {o.date}" if o.date is not None else "without a readable date"
+    return (f"{o.source}, {when}, names {concept.name} in its display but its code is not in the "
+            f"concept's value set; it may be the newest {label}, so the one of {newest.date} cannot "
+            f"decide", (raw_value(concept, o),))
 
 
 def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
@@ -153,30 +241,37 @@ def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
 @attrs.frozen
 class UnitReading:
     """How a value recorded in one unit reads for one concept: what ``read_value`` decides from the
-    unit alone, worked out once per (recorded unit, concept) and kept in the protocol's memo."""
+    unit alone, worked out once per (concept, recorded unit) and kept in the protocol's memo."""
 
+    unit: str | None  # the unit the value is read in (``recorded_unit``); None: no unit, so it cannot be read
     refused: str | None  # the vocabulary refuses the unit for this concept: why
     factor: float | str | None  # to the canonical unit, or why it does not convert (None when refused)
     fits: bool  # the unit may be read for the concept (``unit_fits``)
     converted: bool  # the canonical value is shown as a conversion (the units differ beyond spelling)
+    scale: float | None  # ``factor`` when a value in this unit can be read; else None
 
 
-def unit_reading(ctx: Context, concept: Concept, recorded: str | None, unit: str) -> UnitReading:
-    """The ``UnitReading`` of ``unit`` (the recorded unit, or the concept's own for a unit-less value
-    read as canonical) for ``concept``, from the protocol's memo."""
-    key = (recorded, unit, concept.name)
-    table = ctx.memo.units
-    reading = table.get(key)
+def readable(ctx: Context, concept: Concept, recorded: str | None) -> UnitReading:
+    """The ``UnitReading`` of a value of ``concept`` recorded in ``recorded`` (None: without a
+    unit), from the protocol's memo (``Memo.readings``: per concept name, per recorded unit)."""
+    readings = ctx.memo.readings
+    table = readings.get(concept.name)
+    if table is None:
+        table = Memo.put(readings, concept.name, {})
+    reading = table.get(recorded)
     if reading is None:
-        refused = concept.refused(unit)
-        factor = fits = converted = None
-        if not refused:
-            resolver = ctx.resolver
-            factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
-            if not isinstance(factor, str):
-                fits = recorded is None or unit_fits(ctx, concept, recorded, factor)
-                converted = resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1")
-        reading = Memo.put(table, key, UnitReading(refused, factor, bool(fits), bool(converted)))
+        unit = recorded_unit(concept, recorded)
+        refused = factor = fits = converted = None
+        if unit is not None:
+            refused = concept.refused(unit)
+            if not refused:
+                resolver = ctx.resolver
+                factor = resolver.factor(unit, concept.unit or "1", concept.molar_mass)
+                if not isinstance(factor, str):
+                    fits = recorded is None or unit_fits(ctx, concept, recorded, factor)
+                    converted = resolver.unit_key(unit) != resolver.unit_key(concept.unit or "1")
+        scale = factor if isinstance(factor, float) and fits else None
+        reading = Memo.put(table, recorded, UnitReading(unit, refused, factor, bool(fits), bool(converted), scale))
     return reading
 
 
@@ -188,6 +283,23 @@ def recorded_unit(concept: Concept, recorded: str | None) -> str | None:
     return recorded
 
 
+def value_used(ctx: Context, concept: Concept, obs: Observation, value: float, reading: UnitReading) -> ValueUsed:
+    """The ``ValueUsed`` of an observation read as ``value`` (canonical unit) through ``reading``."""
+    conversion = None
+    if reading.converted:
+        # The text depends only on the recorded number, its unit and the concept: made once per distinct one.
+        key = ("conversion", obs.value, reading.unit, concept.name)
+        texts = ctx.memo.texts
+        conversion = texts.get(key)
+        if conversion is None:
+            conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), reading.unit)} = "
+                                              f"{with_unit(fmt3(value), concept.unit)}")
+    date = obs.date
+    return new_value_used(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
+                          None if date is None else str(date), str(obs.source),
+                          obs.value_text or obs.result)
+
+
 def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str | None,
                window: p.Duration | None = None) -> Picked | Unusable:
     """One observation's value in the concept's canonical unit, or why it cannot be read (with
@@ -195,11 +307,12 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
     if obs.problem or obs.value is None:
         return Unusable(f"{label} on {obs.date} cannot be used: {obs.problem or 'no numeric value'}",
                         (want or _want(ctx, label, window),), (raw_value(concept, obs),))
-    unit = recorded_unit(concept, obs.unit)
+    table = ctx.memo.readings.get(concept.name)
+    reading = (table and table.get(obs.unit)) or readable(ctx, concept, obs.unit)
+    unit = reading.unit
     if unit is None:
         return Unusable(f"{label} on {obs.date} is recorded without a unit, so {fmt(obs.value)} "
                             f"cannot be read", (want or _want(ctx, label, window),), (raw_value(concept, obs),))
-    reading = ctx.memo.units.get((obs.unit, unit, concept.name)) or unit_reading(ctx, concept, obs.unit, unit)
     if reading.refused:
         return Unusable(f"{label} on {obs.date} is in {unit}, which is not converted to {concept.unit}: "
                         f"{reading.refused}", (f"{want or _want(ctx, label, window)} in {concept.unit}",),
@@ -215,23 +328,13 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
                         (want or _want(ctx, label, window),),
                         (raw_value(concept, obs),))
     value = obs.value * factor
-    conversion = None
-    if reading.converted:
-        # The text depends only on the recorded number, its unit and the concept: made once per distinct one.
-        key = ("conversion", obs.value, unit, concept.name)
-        texts = ctx.memo.texts
-        conversion = texts.get(key)
-        if conversion is None:
-            conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), unit)} = "
-                                              f"{with_unit(fmt3(value), concept.unit)}")
-    used = ValueUsed(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
-                     None if obs.date is None else str(obs.date), str(obs.source), obs.value_text or obs.result)
+    used = value_used(ctx, concept, obs, value, reading)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
                         f"{fmt(lo)}–{with_unit(fmt(hi), concept.unit)}); check the value and its unit",
                         (want or _want(ctx, label, window),), (used,))
-    return Picked(obs, value, used)
+    return new_picked(obs, value, used)
 
 
 def unit_fits(ctx: Context, concept: Concept, unit: str, factor: float) -> bool:

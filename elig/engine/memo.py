@@ -5,7 +5,8 @@ A ``Memo`` belongs to one ``CheckedProtocol`` (never module-global) and holds:
 - ``concepts``: the concepts a distinct (kind, codes, name, category) of a record entry means;
 - ``display_only``: for a distinct tuple of codes that means no concept, the concept its
   display names (reported in a note);
-- ``units``: how a distinct recorded unit reads for a concept (``measure.UnitReading``);
+- ``readings``: how a distinct recorded unit reads for a concept (``measure.UnitReading``), per
+  concept name and recorded unit;
 - ``texts``: numbers as explanations print them (a conversion, a value beside its threshold),
   per distinct number and what it is printed with;
 - ``nodes``: what one plan node's rule function works out once from the node alone (its unit,
@@ -32,13 +33,13 @@ LIMIT = 50_000
 class Memo:
     """Caches of one checked protocol, shared by every evaluation of it."""
 
-    __slots__ = ("vocabulary", "concepts", "display_only", "units", "texts", "explanations", "shared", "nodes")
+    __slots__ = ("vocabulary", "concepts", "display_only", "readings", "texts", "explanations", "shared", "nodes")
 
     def __init__(self) -> None:
         self.vocabulary = None  # the vocabulary the tables were filled from
         self.concepts: dict = {}
         self.display_only: dict = {}
-        self.units: dict = {}
+        self.readings: dict = {}  # concept name -> {recorded unit -> UnitReading}
         self.texts: dict = {}  # numbers as an explanation prints them, per distinct (what, number, ...)
         self.explanations: dict = {}  # key -> (parts, value)
         self.shared: dict = {}  # id(value) -> value, for every value of ``explanations``

@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from elig.records.builder import slot_builder
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -67,7 +69,7 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class ValueUsed:
     """One recorded value the evaluator used, with where it came from."""
 
@@ -82,7 +84,7 @@ class ValueUsed:
     text: str | None = None  # for qualitative values and events: what the record says
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class ThresholdUsed:
     text: str  # as the protocol wrote it: "≥ 60 mL/min", "≤ 2.5 x ULN"
     value: float | None  # canonical value compared against
@@ -92,7 +94,7 @@ class ThresholdUsed:
     limit: str = "ULN"  # which limit of normal `uln` holds: "ULN", or "LLN" for `≥ LLN`
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class Derived:
     """How a derived value was computed: method, formula, the numbers substituted."""
 
@@ -108,7 +110,7 @@ class Derived:
     parameters: tuple[str, ...] = ()  # "Patm = 760 mmHg (default)"
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class Explanation:
     """Why a rule came out as it did. One class for every rule kind keeps renderers simple."""
 
@@ -126,7 +128,7 @@ class Explanation:
     children: tuple["Explanation", ...] = ()
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class CriterionResult:
     id: str
     section: str  # inclusion | exclusion
@@ -144,7 +146,7 @@ class CriterionResult:
             self.section == "exclusion" and self.outcome is Outcome.MET)
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class CollectItem:
     """A datum to collect, and the criteria it would help decide."""
 
@@ -152,7 +154,7 @@ class CollectItem:
     criteria: tuple[str, ...]
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class EvaluationResult:
     protocol_id: str
     protocol_title: str | None
@@ -184,6 +186,33 @@ class EvaluationResult:
     def to_json_dict(self) -> dict[str, Any]:
         out = attrs.asdict(self, value_serializer=_serialise, filter=_keep)
         return {"schema_version": SCHEMA_VERSION, **out}
+
+
+# Builders: the evaluator makes some fifty of these objects per patient, and an attrs frozen class's
+# own ``__init__`` costs three to four times what a slot builder does (``elig.records.builder``). Each
+# gives the very object the class's constructor gives; every field is given, in declaration order.
+new_value_used = slot_builder(ValueUsed, (
+    "concept", "value", "unit", "canonical_value", "canonical_unit", "conversion", "date", "source", "text"))
+new_explanation = slot_builder(Explanation, (
+    "kind", "rule", "outcome", "summary", "values", "threshold", "derived", "reason", "missing", "searched",
+    "distance", "children"))
+new_derived = slot_builder(Derived, (
+    "concept", "method", "formula", "substituted", "value", "unit", "inputs", "reference", "pairing", "parameters"))
+new_threshold_used = slot_builder(ThresholdUsed, ("text", "value", "unit", "uln", "uln_source", "limit"))
+new_criterion_result = slot_builder(CriterionResult, (
+    "id", "section", "sentence", "rule", "notes", "outcome", "explanation", "attested"))
+new_collect_item = slot_builder(CollectItem, ("item", "criteria"))
+new_evaluation_result = slot_builder(EvaluationResult, (
+    "protocol_id", "protocol_title", "protocol_checksum", "patient_id", "patient_source", "as_of", "elig_version",
+    "verdict", "criteria", "to_collect", "data_issues", "patient_name"))
+
+
+def explanation(kind: str, rule: str, outcome: Outcome, summary: str, values: tuple = (), threshold=None,
+                derived=None, reason: str | None = None, missing: tuple = (), searched: tuple = (),
+                distance: str | None = None, children: tuple = ()) -> Explanation:
+    """``Explanation(...)``, built quickly."""
+    return new_explanation(kind, rule, outcome, summary, values, threshold, derived, reason, missing, searched,
+                            distance, children)
 
 
 def _keep(field, value) -> bool:

@@ -29,6 +29,11 @@ def logic_summary(op: str, children, outcome: Outcome) -> str:
             not_met += 1
         elif o is UNKNOWN:
             unknown += 1
+    return counts_text(op, met, not_met, unknown, outcome)
+
+
+def counts_text(op: str, met: int, not_met: int, unknown: int, outcome: Outcome) -> str:
+    """``logic_summary``'s text from the counts of the children's outcomes."""
     parts = ", ".join([f"{n} {o.value}" for o, n in ((MET, met), (NOT_MET, not_met), (UNKNOWN, unknown)) if n])
     return f"{LOGIC_NAMES[op]}: {parts} → {outcome.value}"
 

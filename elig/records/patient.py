@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from elig.records.builder import slot_builder as _builder
 from elig.records.dates import DateSyntaxError, PartialDate, parse_date
 from elig.diagnostics import DataError, shown
 from elig.terminology.codes import Coding, canonical_system
@@ -781,41 +782,6 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
         return None
     return _new_observation(_source(file, loc), concept, codes, value, None, unit, date, low, high, ref_unit,
                             None, None, None)
-
-
-def _builder(cls, fields: tuple[str, ...]):
-    """A function that builds a ``cls`` from every one of its ``fields``, given positionally in that
-    order: the very object ``cls(*values)`` gives, three to five times as fast.
-
-    An ``attrs.frozen`` class's ``__init__`` sets each slot through ``object.__setattr__`` by
-    name (the class's own ``__setattr__`` refuses), a slow call per field; a reader builds
-    some thirty of these per record, and that was most of what reading a plain record cost.
-    The builder makes an object of a plain class with the same slots (no ``__init__``: the
-    fastest call that makes an object), stores each field (one fast store each) and then
-    makes it a ``cls`` by assigning its ``__class__``, which Python allows between classes
-    of the same layout. The object is then a ``cls`` like any other (frozen, equal, hashed,
-    printed alike). This needs ``cls`` to be frozen and slotted, without a ``__weakref__``
-    slot (``weakref_slot=False``: with it Python refuses the assignment), and its fields to
-    have no converter or validator and all be set by ``__init__``: checked here, at import,
-    by building one. ``tests/test_records_build.py`` compares built objects with ``cls(...)``'s.
-    """
-    declared = attrs.fields(cls)
-    if tuple(f.name for f in declared) != fields or cls.__dict__.get("__slots__") != fields or any(
-            not f.init or f.converter is not None or f.validator is not None for f in declared):  # pragma: no cover
-        raise ImportError(f"elig.records.patient: {cls.__name__}'s fields changed; update its builder")
-    blank = type(f"_{cls.__name__}Slots", (), {"__slots__": fields, "__module__": __name__,
-                                               "__qualname__": f"_builder.<{cls.__name__}>"})
-    args = ", ".join(fields)
-    body = "".join(f"    new.{name} = {name}\n" for name in fields)
-    namespace = {"cls": cls, "blank": blank}
-    exec(f"def new_{cls.__name__.lower()}({args}):\n    new = blank()\n{body}"  # noqa: S102
-         f"    new.__class__ = cls\n    return new\n", namespace)
-    build = namespace[f"new_{cls.__name__.lower()}"]
-    build.__module__, build.__qualname__ = __name__, f"_builder.<{cls.__name__}>"
-    probe = build(*(None,) * len(fields))  # raises TypeError here, at import, if the layouts differ
-    if probe.__class__ is not cls:  # pragma: no cover
-        raise ImportError(f"elig.records.patient: cannot build {cls.__name__} objects quickly")
-    return build
 
 
 # (source, concept, codes, value, value_text, unit, date, reference_low, reference_high, reference_unit,
