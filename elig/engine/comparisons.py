@@ -9,9 +9,9 @@ from elig.engine import plan as p
 from elig.engine.bounds import COMPARE, bound_reads, bound_value, compare, subject_unit
 from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
-from elig.engine.measure import measure_key, measurement
+from elig.engine.measure import measure_key, read_measurement
 from elig.engine.memo import Memo
-from elig.engine.results import Explanation, Outcome, ThresholdUsed, new_explanation
+from elig.engine.results import Explanation, Outcome, ThresholdUsed, explanation, new_explanation
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
@@ -111,6 +111,7 @@ class _Static:
     check: object  # for one threshold, its comparator (``bounds.COMPARE``)
     key: tuple | None  # for a measurement, its key in the evaluation (``measure.measure_key``)
     bounds: dict  # ``compared``'s answers for this node's tests, per what they read of the patient
+    molar: bool  # a value near a threshold may carry a molar-mass conversion (``conversion_note``)
 
 
 def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
@@ -127,7 +128,8 @@ def _static(ctx: Context, node: p.ComparisonPlan) -> _Static:
         measured = isinstance(subject, p.MeasureRef) and subject.concept.kind != "demographic"
         found = ctx.memo.for_node(node, _Static(
             measured, unit, with_unit("", unit), plain, check,
-            measure_key(subject.concept, subject.label, node.window) if measured else None, bounds))
+            measure_key(subject.concept, subject.label, node.window) if measured else None, bounds,
+            not measured or bool(getattr(ctx.vocabulary.lookup(subject.concept.name), "molar_mass", None))))
     return found
 
 
@@ -142,9 +144,15 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     text = node.text
     subject = node.subject
     label = subject.label
-    static = ctx.memo.of_node(node) or _static(ctx, node)
-    if static.measured:
-        got = measurement(ctx, subject.concept, label, node.window, None, static.key)  # subject_value, inline
+    hit = ctx.memo.nodes.get(id(node))  # ``ctx.memo.of_node(node)``, inline
+    static = hit[1] if hit is not None and hit[0] is node else _static(ctx, node)
+    if static.measured:  # subject_value, inline (and ``measurement``'s look-up in the evaluation's readings)
+        key = static.key
+        got = ctx.measured.get(key)
+        if got is None:
+            concept = subject.concept
+            got = ctx.measured[key] = read_measurement(
+                ctx, concept, label, node.window, (ctx._index or ctx.index())["observation"].get(concept.name, ()))
         if got.__class__ is not Picked:
             return _unknown(text, got, got.values)
         value, used, derived, obs = got.value, (got.used,), None, got.obs
@@ -161,13 +169,15 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
         if bound.__class__ is Unusable:
             return _unknown(text, bound, used, derived)
         limit, threshold, stated = bound
+        texts = ctx.memo.texts
+        shown = texts.get(("beside", value, limit)) or beside(ctx, value, limit)
         if check(value, limit):
-            summary = f"{label} {beside(ctx, value, limit)}{static.suffix} meets {stated}"
+            summary = f"{label} {shown}{static.suffix} meets {stated}"
             outcome, gap = MET, None
         else:
-            summary = f"{label} {beside(ctx, value, limit)}{static.suffix} does not meet {stated}"
+            summary = f"{label} {shown}{static.suffix} does not meet {stated}"
             outcome, gap = NOT_MET, distance_text(ctx, value, test.op, limit, unit)
-        if abs(value - limit) <= NEAR_THRESHOLD * abs(limit):
+        if static.molar and abs(value - limit) <= NEAR_THRESHOLD * abs(limit):
             summary += conversion_note(ctx, used, derived, value, (limit,))
         return new_explanation("comparison", text, outcome, summary, used, threshold, derived, None, (), (), gap, ())
     test = node.test
@@ -197,7 +207,7 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     if outcome is Outcome.NOT_MET:
         gap = (distance(value, ">=" if test.low_inclusive else ">", lo_v, unit) if not ok_lo
                else distance(value, "<=" if test.high_inclusive else "<", hi_v, unit))
-    return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
+    return explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                        threshold=threshold, derived=derived, distance=gap)
 
 
@@ -221,22 +231,22 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
         outcome = outcomes[sex]
         test, bound = thresholds.get(sex, (None, None))
         if test is None:
-            return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
+            return explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
                                summary=f"unknown: no threshold could be set for {sex}", values=used,
                                derived=derived, reason="threshold unavailable")
         limit, threshold, stated = bound
         summary = (f"{label} {with_unit(beside(ctx, value, limit), unit)} {meets(outcome)} {stated}"
                    + conversion_note(ctx, used, derived, value, (limit,)))
-        return Explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
+        return explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived,
                            distance=(distance_text(ctx, value, test.op, limit, unit) if outcome is Outcome.NOT_MET
                                      else None))
     distinct = set(outcomes.values())
     if len(distinct) == 1 and Outcome.UNKNOWN not in distinct:
         outcome = distinct.pop()
-        return Explanation(kind="comparison", rule=text, outcome=outcome,
+        return explanation(kind="comparison", rule=text, outcome=outcome,
                            summary=f"{label} {with_unit(fmt(value), unit)} gives '{outcome}' whatever the sex "
                                    f"(sex not recorded)", values=used, derived=derived)
     reason = "the sex is not recorded, and the threshold depends on it"
-    return Explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+    return explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                        values=used, derived=derived, reason=reason, missing=("sex",))

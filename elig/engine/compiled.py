@@ -13,10 +13,11 @@ Meaning stays with the explaining evaluator (``elig.engine.evaluator``), the
 reference. The closures decide on their own the records a screening run mostly
 sees, by the same reading the explaining functions make:
 
-* measurements (``_Measure``): the newest usable result in the window, read through
-  the concept's unit factors and plausible range, with its same-time twins; no
-  result, an undated one, a stale, future-only, unit-less, unreadable or
-  implausible newest result is unknown, as ``measure.measurement`` makes it;
+* measurements (``_Measure``): the newest usable result in the window, picked by
+  ``measure.select``, the selection kernel the explaining evaluator phrases: no
+  result, an undated one or an entry that may be newer, a stale, future-only,
+  unit-less, unreadable or implausible newest result, or a same-time result that
+  disagrees, is unknown;
 * comparisons against plain, × ULN (reference range, else the vocabulary's
   default for the sex) and sex-specific thresholds, ranges, age, and derived
   values from plain inputs;
@@ -24,8 +25,7 @@ sees, by the same reading the explaining functions make:
   evaluator's own function), without the explanation around it;
 * the record's own pregnancy, lactation and sex fields, and attestations.
 
-Anything else (entries that name no concept or whose code names the concept only
-in its display, ratios, rates, evidence searches for a fact, multiples of the
+Anything else (ratios, rates, evidence searches for a fact, multiples of the
 LLN, body sites that decide, dates that could not be read) is decided by calling
 the explaining rule function and keeping its outcome: a *fallback*, counted in
 ``CompiledProtocol.fallback_report`` (the benchmark reports the rate). Tests hold

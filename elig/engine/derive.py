@@ -134,8 +134,9 @@ def derived(ctx: Context, subject: p.DerivedRef, window: p.Duration | None):
         return Unusable(f"{subject.concept.name} ({d.title}) cannot be computed: " + "; ".join(reasons),
                         tuple(missing), tuple(used))
     value, substituted = d.compute(Inputs(values={**values, **plan.params}, age=age, sex=sex))
-    explained = new_derived(subject.concept.name, d.title, d.formula, f"{substituted} = {with_unit(fmt(value), d.unit)}",
-                            value, d.unit, tuple(used), d.reference, pairing, plan.param_text)
+    explained = new_derived(subject.concept.name, d.title, d.formula,
+                            f"{substituted} = {with_unit(fmt(value), d.unit)}", value, d.unit, tuple(used),
+                            d.reference, pairing, plan.param_text)
     factor = plan.factor
     canonical = value * factor if isinstance(factor, float) else value
     return canonical, tuple(used), explained, None

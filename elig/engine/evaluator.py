@@ -34,6 +34,7 @@ from elig.engine.context import Context
 from elig.engine.events import event
 from elig.engine.facts import attestation, definition, fact
 from elig.engine.logic import logic
+from elig.engine.memo import Memo
 from elig.engine.rates import rate
 from elig.engine.results import (
     CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict, new_collect_item,
@@ -97,9 +98,12 @@ class Evaluation(Context):
         memo = self.memo
         rule = self.rule
         criteria = self.checked.criteria
-        flags = memo.of_node(criteria)
-        if flags is None:
-            flags = memo.for_node(criteria, tuple([only_attestations(c.plan) for c in criteria]))
+        known = memo.of_node(criteria)
+        if known is None:
+            # Per protocol: whether each criterion is made of attestations only, and the results of
+            # criteria whose explanation the memo shares, per id of that (living) explanation.
+            known = memo.for_node(criteria, (tuple([only_attestations(c.plan) for c in criteria]), {}))
+        flags, made = known
         shared = memo.shared
         ineligible, decided = False, True
         for c, attested in zip(criteria, flags):
@@ -107,12 +111,13 @@ class Evaluation(Context):
             explanation = rule(c.plan)
             # A criterion whose explanation the memo shares gives the very same result every time.
             if shared.get(id(explanation)) is explanation:
-                key = ("criterion", id(c))
-                result = memo.recall(key, (c, explanation))
-                if result is None:
-                    result = memo.keep(key, (c, explanation), new_criterion_result(
-                        c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome, explanation,
-                        attested))
+                hit = made.get(id(explanation))
+                if hit is not None and hit[0] is c and hit[1] is explanation:
+                    result = hit[2]
+                else:
+                    result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes,
+                                                  explanation.outcome, explanation, attested)
+                    Memo.put(made, id(explanation), (c, explanation, result))
             else:
                 result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome,
                                               explanation, attested)

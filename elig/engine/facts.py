@@ -22,7 +22,7 @@ from elig.engine import plan as p
 from elig.engine.context import Context, Picked
 from elig.engine.events import NOT_RECORDED, active_at
 from elig.engine.measure import read_value
-from elig.engine.results import Explanation, Outcome, ValueUsed
+from elig.engine.results import Explanation, Outcome, ValueUsed, explanation, value_used
 from elig.engine.summary import date_text
 from elig.records.dates import within
 from elig.terminology.units import format_number as fmt, with_unit
@@ -48,23 +48,23 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     sex = patient.sex
     if node.sex is not None:
         if sex is None:
-            return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary="unknown: sex not recorded",
+            return explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary="unknown: sex not recorded",
                                reason="sex not recorded", missing=("sex",))
-        return Explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
+        return explanation(kind="fact", rule=text, outcome=Outcome.of(sex == node.sex), summary=f"sex: {sex}")
     concept = node.concept
     name = concept.field or concept.name
     value = getattr(patient, concept.field, None) if concept.field else None
     if value is not None:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
+        return explanation(kind="fact", rule=text, outcome=Outcome.of(bool(value)),
                            summary=f"{name}: {'yes' if value else 'no'} (patient record)")
     if sex is not None and sex == concept.not_for_sex:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
+        return explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
                            summary=f"not {name}: the patient is {sex}")
     found = evidence(ctx, concept)
     values = tuple(e.used for e in found)
     decided, why = decide(found)
     if decided is not None:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.of(decided), values=values,
+        return explanation(kind="fact", rule=text, outcome=Outcome.of(decided), values=values,
                            summary=f"{name}: {'yes' if decided else 'no'} ({why})")
     searched = _searched(ctx, concept)
     # The reading of who is asked, shown (as a child) only when it is what decides or leaves it open.
@@ -75,14 +75,14 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
         why = why or f"the record gives {name} but not as yes or no"
     if reading is not None and reading.outcome is Outcome.NOT_MET and not any(e.may_say_yes or not e.undated
                                                                                for e in found) and not stated:
-        return Explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
+        return explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
                            summary=f"not asked: the patient is not of {node.only_if.name} by the "
                                    f"{node.only_if.source} reading '{node.only_if.definition}', and the "
                                    f"record says nothing of {name}",
                            searched=searched)
     reason = why or f"{name} not recorded"
     missing = (f"{name} (yes/no)" + (f": {_wanted(concept)}" if concept.evidence else ""),)
-    return Explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}", reason=reason,
+    return explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}", reason=reason,
                        missing=missing, values=values, children=children, searched=searched)
 
 
@@ -115,7 +115,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                 if ev.kind == "test":
                     value = {"positive": True, "negative": False}.get(obs.result or "")
                     said = obs.result or obs.value_text or "no readable result"
-                    used = ValueUsed(concept=ev.name, value=None, unit=None, date=date_text(obs.date),
+                    used = value_used(concept=ev.name, value=None, unit=None, date=date_text(obs.date),
                                      source=str(obs.source), text=said)
                 else:
                     picked = read_value(ctx, ev, ev.name, obs, ev.name)
@@ -125,7 +125,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                         for lead in (f"{ev.name} on {obs.date}: ", f"{ev.name} on {obs.date} "):
                             why = why.removeprefix(lead)
                         value, used = None, attrs.evolve(picked.values[0], text=why) if picked.values \
-                            else ValueUsed(concept=ev.name, value=obs.value, unit=obs.unit, source=str(obs.source))
+                            else value_used(concept=ev.name, value=obs.value, unit=obs.unit, source=str(obs.source))
                     else:
                         v = picked.value
                         value = (True if ev.positive_at is not None and v >= ev.positive_at else
@@ -149,7 +149,7 @@ def evidence(ctx: Context, concept) -> list[_Evidence]:
                         value, why = None, (f"open since {r.onset}, more than {concept.evidence_condition_days} "
                                             f"days ago: it may have ended")
                 codes = ", ".join(str(c) for c in r.codes) or (r.concept or "")
-                used = ValueUsed(concept=ev.name, value=None, unit=None, date=date_text(r.onset),
+                used = value_used(concept=ev.name, value=None, unit=None, date=date_text(r.onset),
                                  source=str(r.source), text=f"{why} ({codes})")
                 out.append(_Evidence(value, used, False, r.onset.sort_key() if r.onset else ()))
     return out
@@ -197,7 +197,7 @@ def definition(ctx: Context, node: p.DefinitionPlan) -> Explanation:
     """A defined concept: its rule's outcome, with the reading (protocol's or the vocabulary default) shown."""
     child = ctx.rule(node.plan)
     verdict = {Outcome.MET: "yes", Outcome.NOT_MET: "no", Outcome.UNKNOWN: "unknown"}[child.outcome]
-    return Explanation(kind="definition", rule=node.text, outcome=child.outcome,
+    return explanation(kind="definition", rule=node.text, outcome=child.outcome,
                        summary=f"{node.name}: {verdict}, by the {node.source} reading",
                        reason=child.reason, children=(child,))
 
@@ -210,7 +210,7 @@ def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
         key = ("awaiting", id(node))
         found = ctx.memo.recall(key, (node,))
         if found is None:
-            found = ctx.memo.keep(key, (node,), Explanation(
+            found = ctx.memo.keep(key, (node,), explanation(
                 kind="attestation", rule=text, outcome=Outcome.UNKNOWN, summary=f"awaiting attestation: {node.statement}",
                 reason="not attested yet", missing=(f"attestation: {node.statement}",)))
         return found
@@ -229,26 +229,26 @@ def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Expla
     text = node.text
     other_study = [a for a in answers if a.study and protocol_id not in a.study.lower()]
     answers = [a for a in answers if a not in other_study]
-    values = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
+    values = tuple(value_used(concept=node.statement, value=None, unit=None, source=str(a.source),
                              text=("yes" if a.value else "no") + (f" by {a.by}" if a.by else ""),
                              date=date_text(a.date)) for a in answers)
-    ignored = tuple(ValueUsed(concept=node.statement, value=None, unit=None, source=str(a.source),
+    ignored = tuple(value_used(concept=node.statement, value=None, unit=None, source=str(a.source),
                               text=f"not counted: given for another study ({a.study})", date=date_text(a.date))
                     for a in other_study)
     if not answers:
-        return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,
+        return explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,
                            summary=f"awaiting attestation: {node.statement}", reason="not attested yet",
                            missing=(f"attestation: {node.statement}",))
     given = {a.value for a in answers}
     if len(given) > 1:
         reason = (f"conflicting answers: " +
                   "; ".join(f"{'yes' if a.value else 'no'} ({a.source})" for a in answers))
-        return Explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=values + ignored,
+        return explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=values + ignored,
                            summary=f"unknown: {reason}: {node.statement}", reason=reason,
                            missing=(f"attestation: {node.statement} (one answer; the sources disagree)",))
     found = answers[0]
     by = f" by {found.by}" if found.by else ""
     on = f" on {found.date}" if found.date else ""
     also = f" (also {len(answers) - 1} more source{'s' if len(answers) > 2 else ''})" if len(answers) > 1 else ""
-    return Explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value), values=values + ignored,
+    return explanation(kind="attestation", rule=text, outcome=Outcome.of(found.value), values=values + ignored,
                        summary=f"attested {'yes' if found.value else 'no'}{by}{on}: {node.statement}{also}")

@@ -12,7 +12,7 @@ from elig.engine import plan as p
 from elig.engine.context import Context
 from elig.engine.events import nothing_recorded
 from elig.engine.memo import Memo
-from elig.engine.results import Explanation, Outcome, kleene_and, kleene_or, new_explanation
+from elig.engine.results import Explanation, Outcome, explanation, kleene_and, kleene_or, new_explanation
 from elig.engine.summary import counts_text, logic_summary
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
@@ -60,8 +60,11 @@ def logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         concepts = memo.for_node(node, event_concepts(node) or ())
     quiet = None
     if concepts:
-        idx = ctx.index()
-        if all(nothing_recorded(idx, c) for c in concepts):
+        idx = ctx._index or ctx.index()
+        for c in concepts:
+            if not nothing_recorded(idx, c):
+                break
+        else:
             # None of its events is recorded: the explanation is the one every such patient gets.
             quiet = ("quiet", id(node), ctx.section)
             found = memo.recall(quiet, (node,))
@@ -168,12 +171,12 @@ def whichever(ctx: Context, node: p.LogicPlan, children) -> Explanation:
     if not present:
         reason = "none of the alternatives is recorded: " + "; ".join(c.reason or c.summary for c in children)
         missing = tuple(m for c in children for m in c.missing[:1])
-        return Explanation(kind="whichever", rule=node.text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="whichever", rule=node.text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=(" or ".join(missing),) if missing else (), children=children)
     outcome = kleene_or([c.outcome for c in present])
     deciding = next((c for c in present if c.outcome is outcome), present[0])
     absent = [c.rule for c in children if c not in present]
     skipped = f"; not recorded, so not needed: {', '.join(absent)}" if absent else ""
     summary = f"decided by {deciding.rule.split(' within ')[0]}: {deciding.summary}{skipped}"
-    return Explanation(kind="whichever", rule=node.text, outcome=outcome, summary=summary,
+    return explanation(kind="whichever", rule=node.text, outcome=outcome, summary=summary,
                        reason=deciding.reason if outcome is Outcome.UNKNOWN else None, children=children)

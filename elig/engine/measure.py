@@ -17,7 +17,7 @@ from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
 from elig.engine.context import Context, Picked, Unusable, new_picked
 from elig.engine.memo import Memo
-from elig.engine.results import ValueUsed, new_value_used
+from elig.engine.results import ValueUsed, new_value_used, value_used
 from elig.engine.summary import date_text
 from elig.records.dates import window_start, within
 from elig.records.patient import Observation
@@ -28,7 +28,7 @@ PAIRING_TOLERANCE = dt.timedelta(hours=1)
 
 
 # What ``select`` finds, the first item of its answer. Both evaluators select through it: the
-# explaining one phrases what it found (``_measurement``), the compiled one keeps the value.
+# explaining one phrases what it found (``read_measurement``), the compiled one keeps the value.
 PICKED = 0  # (PICKED, newest, value, reading): the newest usable result, its canonical value, its UnitReading
 NO_RESULT = 1  # no result of the concept (qualitative results are not measurements)
 UNDATED = 2  # results, none with a date
@@ -53,14 +53,14 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
     concept's observations, newest first. The answer is a tuple whose first item says what was
     found (``PICKED``, ``NO_RESULT``, ...; see above).
 
-    One pass over the results finds the newest, whether any is undated and how many results
-    not in the future follow the newest (its same-time twins come first)."""
+    One pass over the results: up to the newest, then its same-time twins (they follow it), then
+    only whether a result has no date (those come last)."""
     as_of = ctx.as_of
     newest = None
-    later = 0
     undated = None  # the first result without a date
     dated = counted = False
-    for o in records:
+    results = iter(records)
+    for o in results:
         if o.value is None and not o.problem and o.result is not None:
             continue  # a qualitative result: not a measurement
         counted = True
@@ -71,10 +71,24 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
             continue
         dated = True
         if d.earliest() <= as_of:
-            if newest is None:
-                newest = o
-            else:
-                later += 1
+            newest, date = o, d
+            break
+    twins = ()
+    if newest is not None:
+        twinning = True
+        for o in results:
+            d = o.date
+            if o.value is None and not o.problem and o.result is not None:
+                continue
+            if d is None:
+                if undated is None:
+                    undated = o
+                break  # the undated come last; the first of them is all that is asked
+            if twinning and d.earliest() <= as_of:
+                if d == date:
+                    twins += (o,)
+                else:
+                    twinning = False
     if newest is None:
         return _FUTURE if dated else _UNDATED if counted else _NO_RESULT
     # An entry that cannot be placed in time, or whose code names the concept only in its display,
@@ -86,35 +100,31 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
         doubt = _maybe_newer(idx, concept, newest)
         if doubt is not None:
             return doubt
-    if opens is not None:
-        in_window = within(newest.date, opens, as_of)
-        if not in_window:
-            return (COARSE if in_window is None else STALE), newest
-    got = canonical(ctx, concept, newest)
-    if got is None:
+    if opens is not None:  # ``within(date, opens, as_of)``, inline
+        lo, hi = date.earliest(), date.latest()
+        if not (lo >= opens and hi <= as_of):
+            return (STALE if hi < opens or lo > as_of else COARSE), newest
+    # ``canonical(ctx, concept, newest)``, inline
+    value = newest.value
+    if value is None or newest.problem:
         return UNREADABLE, newest
-    value, reading = got
-    if later:
+    table = ctx.memo.readings.get(concept.name)
+    reading = (table and table.get(newest.unit)) or readable(ctx, concept, newest.unit)
+    factor = reading.scale
+    if factor is None:
+        return UNREADABLE, newest
+    value *= factor
+    plausible = concept.plausible
+    if plausible and not (plausible[0] <= value <= plausible[1]):
+        return UNREADABLE, newest
+    for twin in twins:
         # Two results at the same instant that disagree: neither may silently win. A twin that
         # cannot be read may disagree too, so it makes the result of that instant uncertain.
-        date = newest.date
-        seen = False
-        for twin in records:
-            if not seen:
-                seen = twin is newest
-                continue
-            if twin.value is None and not twin.problem and twin.result is not None:
-                continue
-            d = twin.date
-            if d is None or d.earliest() > as_of:
-                continue
-            if d != date:
-                break
-            other = canonical(ctx, concept, twin)
-            if other is None:
-                return TWIN_UNREADABLE, newest, value, twin
-            if not math.isclose(other[0], value, rel_tol=REL_TOL):
-                return CONFLICT, newest, value, twin
+        other = canonical(ctx, concept, twin)
+        if other is None:
+            return TWIN_UNREADABLE, newest, value, twin
+        if not math.isclose(other[0], value, rel_tol=REL_TOL):
+            return CONFLICT, newest, value, twin
     return PICKED, newest, value, reading
 
 
@@ -155,15 +165,15 @@ def measurement(ctx: Context, concept: Concept, label: str, window: p.Duration |
     """The newest usable value of a concept in the window, or why there is none (``key``: the
     measurement's key for this evaluation, when the caller made it already)."""
     if candidates is not None:
-        return _measurement(ctx, concept, label, window, candidates)
+        return read_measurement(ctx, concept, label, window, candidates)
     # Two rules that read one measurement in one window (ALT in I4.5 and E8) read it once. The
     # concept belongs to the protocol, alive as long as the evaluation, so its id is a key.
     if key is None:
         key = measure_key(concept, label, window)
     found = ctx.measured.get(key)
     if found is None:
-        found = ctx.measured[key] = _measurement(ctx, concept, label, window,
-                                                 (ctx._index or ctx.index())["observation"].get(concept.name, ()))
+        found = ctx.measured[key] = read_measurement(ctx, concept, label, window,
+                                                     (ctx._index or ctx.index())["observation"].get(concept.name, ()))
     return found
 
 
@@ -173,13 +183,27 @@ def measure_key(concept: Concept, label: str, window: p.Duration | None) -> tupl
                                                                window.text)
 
 
-def _measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
-                 records) -> Picked | Unusable:
-    got = select(ctx, concept, records, None if window is None else ctx.window_opens(window))
+def read_measurement(ctx: Context, concept: Concept, label: str, window: p.Duration | None,
+                     records) -> Picked | Unusable:
+    """``measurement`` from ``records`` (the concept's observations, newest first), not kept."""
+    if window is None:
+        opens = None
+    else:  # ``ctx.window_opens(window)``, once per window text ("7 days") and evaluation
+        opens = ctx.opened.get(window.text)
+        if opens is None:
+            opens = ctx.opened[window.text] = ctx.window_opens(window)
+    got = select(ctx, concept, records, opens)
     found = got[0]
     if found is PICKED:
         _, obs, value, reading = got
-        return new_picked(obs, value, value_used(ctx, concept, obs, value, reading))
+        # ``read_used(ctx, concept, obs, value, reading)``, inline
+        conversion = None
+        if reading.converted:
+            conversion = _conversion(ctx, concept, obs.value, reading.unit, value)
+        date = obs.date
+        return new_picked(obs, value, new_value_used(
+            concept.name, obs.value, obs.unit, value, concept.unit, conversion, None if date is None else str(date),
+            str(obs.source), obs.value_text or obs.result))
     as_of = ctx.as_of
     if found is NO_RESULT:
         return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
@@ -234,7 +258,7 @@ def _doubt(concept: Concept, label: str, why: str, o: Observation, newest: Obser
 
 
 def raw_value(concept: Concept, obs: Observation) -> ValueUsed:
-    return ValueUsed(concept=concept.name, value=obs.value, unit=obs.unit, date=date_text(obs.date),
+    return value_used(concept=concept.name, value=obs.value, unit=obs.unit, date=date_text(obs.date),
                      source=str(obs.source), text=obs.value_text or obs.result)
 
 
@@ -283,21 +307,26 @@ def recorded_unit(concept: Concept, recorded: str | None) -> str | None:
     return recorded
 
 
-def value_used(ctx: Context, concept: Concept, obs: Observation, value: float, reading: UnitReading) -> ValueUsed:
+def read_used(ctx: Context, concept: Concept, obs: Observation, value: float, reading: UnitReading) -> ValueUsed:
     """The ``ValueUsed`` of an observation read as ``value`` (canonical unit) through ``reading``."""
     conversion = None
     if reading.converted:
-        # The text depends only on the recorded number, its unit and the concept: made once per distinct one.
-        key = ("conversion", obs.value, reading.unit, concept.name)
-        texts = ctx.memo.texts
-        conversion = texts.get(key)
-        if conversion is None:
-            conversion = Memo.put(texts, key, f"{with_unit(fmt(obs.value), reading.unit)} = "
-                                              f"{with_unit(fmt3(value), concept.unit)}")
+        conversion = _conversion(ctx, concept, obs.value, reading.unit, value)
     date = obs.date
     return new_value_used(concept.name, obs.value, obs.unit, value, concept.unit, conversion,
                           None if date is None else str(date), str(obs.source),
                           obs.value_text or obs.result)
+
+
+def _conversion(ctx: Context, concept: Concept, recorded: float, unit: str, value: float) -> str:
+    """'97.2 µmol/L = 1.10 mg/dL': the text depends only on the recorded number, its unit and the
+    concept, so it is made once per distinct one."""
+    key = ("conversion", recorded, unit, concept.name)
+    texts = ctx.memo.texts
+    text = texts.get(key)
+    if text is None:
+        text = Memo.put(texts, key, f"{with_unit(fmt(recorded), unit)} = {with_unit(fmt3(value), concept.unit)}")
+    return text
 
 
 def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, want: str | None,
@@ -328,7 +357,7 @@ def read_value(ctx: Context, concept: Concept, label: str, obs: Observation, wan
                         (want or _want(ctx, label, window),),
                         (raw_value(concept, obs),))
     value = obs.value * factor
-    used = value_used(ctx, concept, obs, value, reading)
+    used = read_used(ctx, concept, obs, value, reading)
     if concept.plausible and not (concept.plausible[0] <= value <= concept.plausible[1]):
         lo, hi = concept.plausible
         return Unusable(f"implausible {label} {with_unit(fmt(value), concept.unit)} on {obs.date} (plausible range "
@@ -360,7 +389,7 @@ def demographic(ctx: Context, subject: p.MeasureRef):
         if age is None:
             return Unusable(f"the birth date is known only to {patient.birth_date}, "
                             f"which leaves the age undecided", ("full birth date",))
-        used = ValueUsed(concept="age", value=float(age), unit="years", canonical_value=float(age),
+        used = value_used(concept="age", value=float(age), unit="years", canonical_value=float(age),
                          canonical_unit="year", date=ctx.as_of.isoformat(),
                          source=f"birth date {patient.birth_date} ({patient.source_file or 'record'})",
                          text=f"{age} years at {ctx.as_of}")

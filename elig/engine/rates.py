@@ -6,7 +6,7 @@ from elig.engine import plan as p
 from elig.engine.bounds import compare
 from elig.engine.context import Context, Picked, Unusable
 from elig.engine.measure import read_value
-from elig.engine.results import Derived, Explanation, Outcome, ThresholdUsed
+from elig.engine.results import Derived, Explanation, Outcome, ThresholdUsed, explanation
 from elig.engine.summary import limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate, within
@@ -30,7 +30,7 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
         if isinstance(got, Unusable):
             # Skipping it would compute the change from older results in its place.
             reason = f"a {label} result in the window cannot be read, so the two newest are not known: {got.reason}"
-            return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+            return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                                reason=reason, missing=want, values=tuple(x.used for x in picked) + got.values)
         picked.append(got)
         if len(picked) == 2:
@@ -38,17 +38,17 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
     undated = next((o for o in ctx.observations(concept.name) if o.date is None), None)
     if undated is not None:
         reason = f"a {label} result ({undated.source}) has no readable date, so it may be one of the two newest"
-        return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=tuple(x.used for x in picked))
     if len(picked) < 2:
         reason = f"a daily increase needs two {label} results within {node.window.text}; found {len(picked)}"
-        return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=tuple(x.used for x in picked))
     newer, older = picked
     days = days_between(older.obs.date, newer.obs.date)
     if not days:
         reason = f"both {label} results are from {newer.obs.date} without times, so the daily change is unknown"
-        return Explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=(newer.used, older.used))
     per_day = (newer.value - older.value) / days
     outcome = Outcome.of(compare(per_day, node.op, node.bound.value))
@@ -60,7 +60,7 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
                       value=per_day, unit=f"{unit}/day", inputs=(older.used, newer.used))
     summary = (f"{label} rose {with_unit(format_beside(per_day, node.bound.value), unit)} per day; {meets(outcome)} "
                f"{SYMBOLS[node.op]} {limit_text(node.bound, node.bound.value, unit)}")
-    return Explanation(kind="rate", rule=text, outcome=outcome, summary=summary, values=(older.used, newer.used),
+    return explanation(kind="rate", rule=text, outcome=outcome, summary=summary, values=(older.used, newer.used),
                        threshold=ThresholdUsed(text=f"{SYMBOLS[node.op]} {node.bound.text} per day",
                                                value=node.bound.value, unit=unit), derived=derived)
 

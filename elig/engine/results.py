@@ -207,6 +207,13 @@ new_evaluation_result = slot_builder(EvaluationResult, (
     "verdict", "criteria", "to_collect", "data_issues", "patient_name"))
 
 
+def value_used(concept: str, value: float | None, unit: str | None, canonical_value: float | None = None,
+               canonical_unit: str | None = None, conversion: str | None = None, date: str | None = None,
+               source: str | None = None, text: str | None = None) -> ValueUsed:
+    """``ValueUsed(...)``, built quickly."""
+    return new_value_used(concept, value, unit, canonical_value, canonical_unit, conversion, date, source, text)
+
+
 def explanation(kind: str, rule: str, outcome: Outcome, summary: str, values: tuple = (), threshold=None,
                 derived=None, reason: str | None = None, missing: tuple = (), searched: tuple = (),
                 distance: str | None = None, children: tuple = ()) -> Explanation:

@@ -6,7 +6,7 @@ import math
 
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
-from elig.engine.results import Outcome, ValueUsed
+from elig.engine.results import Outcome, ValueUsed, value_used
 from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
@@ -66,5 +66,5 @@ def record_value(concept: Concept, r, start: PartialDate | None, why: str) -> Va
     """A record entry (condition, procedure, medication) as a value used, with its codes or name."""
     codes = ", ".join(str(c) for c in r.codes)
     extra = f" (coded {codes})" if codes else (f" (recorded as '{r.concept}')" if r.concept else "")
-    return ValueUsed(concept=concept.name, value=None, unit=None, date=date_text(start), source=str(r.source),
+    return value_used(concept=concept.name, value=None, unit=None, date=date_text(start), source=str(r.source),
                      text=f"{why}{extra}")

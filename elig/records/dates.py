@@ -173,7 +173,7 @@ def _new_date(year: int, month: int | None, day: int | None, time: dt.time | Non
 
     An ``attrs.frozen`` class sets each field through ``object.__setattr__``, a slow call per
     field; this stores them in a plain object of the same slots and assigns its ``__class__``,
-    which Python allows between classes of the same layout (``elig.records.patient._builder``
+    which Python allows between classes of the same layout (``elig.records.builder.slot_builder``
     builds entries the same way). The object is a PartialDate like any other.
     """
     new = _PartialDateSlots()
