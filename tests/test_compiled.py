@@ -96,3 +96,44 @@ def test_screen_without_reports_writes_what_the_explaining_evaluator_decides(tmp
     explained = [r.as_dict() for r in screen.screen(protocol, [path], as_of=AS_OF, explain=True)]
     assert len(fast) == 100
     assert fast == explained
+
+
+ALT_ONLY = """protocol T-ALT
+  title "ALT alone"
+  version "1"
+
+inclusion
+  A1 "ALT ≤ 2.5 x ULN"
+    ALT ≤ 2.5 x ULN within 7 days
+"""
+ALT = {"concept": "ALT", "value": 30, "unit": "U/L", "date": "2024-03-12",
+       "reference_range": {"high": 40, "unit": "U/L"}}
+# Records where the newest ALT cannot decide: both evaluators pick the measurement through one
+# function (measure.select); the explaining one says why, the compiled one decides it itself.
+DOUBTS = {
+    "a newer entry names ALT only in its display": (
+        [ALT, {"codes": [{"system": "http://example.org/local", "code": "A1", "display": "ALT"}],
+               "value": 300, "unit": "U/L", "date": "2024-03-14"}], "names alanine aminotransferase in its display"),
+    "a newer entry names no concept and has no code": (
+        [ALT, {"value": 300, "unit": "U/L", "date": "2024-03-14"}], "names no concept and has no code"),
+    "an ALT without a date": ([ALT, {"concept": "ALT", "value": 300, "unit": "U/L"}], "has no readable date"),
+    "two ALT results of one time that disagree": ([ALT, dict(ALT, value=300)], "conflicting ALT results"),
+    "two ALT results of one time, one without a unit": ([ALT, dict(ALT, unit=None)], "cannot be read"),
+    "a stale ALT": ([dict(ALT, date="2024-03-01")], "stale"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DOUBTS))
+def test_a_measurement_that_cannot_decide_is_unknown_in_both_evaluators_without_a_fallback(case):
+    checked = elig.parse_protocol_text(ALT_ONLY, file="alt.elig")
+    compiled = compile_protocol(checked)
+    observations, why = DOUBTS[case]
+    patient = elig.patient_from_data({"id": "p", "sex": "male", "birth_date": "1960-01-01",
+                                      "observations": observations}, "p.json")
+    explained = elig.evaluate(checked, patient, AS_OF).criterion("A1")
+    assert explained.outcome is elig.Outcome.UNKNOWN and why in explained.explanation.reason
+    assert compiled.outcomes(patient, AS_OF).outcomes == (("A1", elig.Outcome.UNKNOWN),)
+    assert compiled.fallback_report()["fallbacks"] == 0
+    alone = elig.patient_from_data({"id": "q", "sex": "male", "observations": [ALT]}, "q.json")
+    assert elig.evaluate(checked, alone, AS_OF).criterion("A1").outcome is elig.Outcome.MET
+    assert compiled.outcomes(alone, AS_OF).outcomes == (("A1", elig.Outcome.MET),)

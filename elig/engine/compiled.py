@@ -39,13 +39,13 @@ explaining evaluator for that one patient.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Callable
 
 import attrs
 
 from elig.engine import plan as p
-from elig.engine.bounds import COMPARE, REL_TOL, quick_uln
+from elig.engine.bounds import COMPARE, quick_uln
+from elig.engine.derive import derivation_plan
 from elig.engine.events import (
     ACTIVE_CONDITION, GOING_MEDICATION, INACTIVE_CONDITION, NOT_RECORDED, PROCEDURE_STATUS, STOPPED_MEDICATION,
     record_matches,
@@ -62,7 +62,6 @@ from elig.terminology.derivations import Inputs
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 Rule = Callable[["_Run"], Outcome]
-_isclose = math.isclose
 
 
 @attrs.frozen
@@ -414,20 +413,18 @@ class CompiledProtocol:
         return uln_of
 
     def _derived(self, subject: p.DerivedRef, window: p.Duration | None):
-        """(value in the concept's canonical unit, None), UNKNOWN, or None (fallback), as ``derive.derived``."""
+        """(value in the concept's canonical unit, None), UNKNOWN, or None (fallback), as ``derive.derived``
+        reads it: through the same ``derive.derivation_plan`` (inputs' concepts, unit factors, parameters)."""
         d = subject.derivation
         if d.paired:
             return lambda run: None
-        vocabulary, resolver = self.vocabulary, self.resolver
+        plan = derivation_plan(self.vocabulary, self.resolver, subject)  # the explaining evaluator's own
         inputs = []
         for inp in d.inputs:
-            concept = vocabulary.lookup(inp.concept)
-            f = resolver.factor(concept.unit, inp.unit, concept.molar_mass)
-            inputs.append((inp.key, self._measure(concept, window), f if isinstance(f, float) else 1.0))
-        params = {prm.key: prm.default for prm in d.params}
-        params.update(subject.params)
-        f = resolver.factor(d.unit, subject.concept.unit or d.unit)
-        to_canonical = f if isinstance(f, float) else 1.0
+            f = plan.factors[inp.key]
+            inputs.append((inp.key, self._measure(plan.concepts[inp.key], window), f if isinstance(f, float) else 1.0))
+        params = plan.params
+        to_canonical = plan.factor if isinstance(plan.factor, float) else 1.0
         needs_age, needs_sex, compute = d.needs_age, d.needs_sex, d.compute
 
         def value_of(run: _Run):

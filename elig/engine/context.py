@@ -51,7 +51,7 @@ class Context:
         self.display_notes: list[str] = []
         self.section = "inclusion"
         self.measured: dict = {}  # measure.measurement's answers, per (concept, label, window)
-        self.opened: dict = {}  # first day of each look-back window, per its text ("7 days")
+        self.opened: dict = {}  # per window text ("7 days"): (amount, unit, the window's first day)
         self._answers: dict | None = None
         self._age: int | None | bool = False  # not yet worked out
         self.memo = checked.memo.check(checked.vocabulary)

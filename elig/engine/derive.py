@@ -46,8 +46,10 @@ def ratio(ctx: Context, subject: p.RatioRef, window: p.Duration | None):
 
 
 @attrs.frozen
-class _Plan:
-    """What a derived subject needs beyond the record, worked out once per subject (protocol's memo)."""
+class DerivationPlan:
+    """What a derived subject needs beyond the record, worked out once per subject: both
+    evaluators read a derived value through it (the explaining one through ``_plan``, kept in
+    the protocol's memo; the compiled one when it compiles the subject)."""
 
     concepts: dict  # input key -> concept
     factors: dict  # input key -> factor from the concept's canonical unit to the input's unit
@@ -57,22 +59,27 @@ class _Plan:
     keys: dict  # input key -> (window, its measurement's key in an evaluation: ``measure.measure_key``)
 
 
-def _plan(ctx: Context, subject: p.DerivedRef) -> _Plan:
+def derivation_plan(vocabulary, resolver, subject: p.DerivedRef) -> DerivationPlan:
+    """The ``DerivationPlan`` of a derived subject, from the protocol's vocabulary and unit resolver."""
+    d = subject.derivation
+    concepts = {i.key: vocabulary.lookup(i.concept) for i in d.inputs}
+    factors = {}
+    for inp in d.inputs:
+        concept = concepts[inp.key]
+        factors[inp.key] = resolver.factor(concept.unit, inp.unit, concept.molar_mass)
+    params = {prm.key: prm.default for prm in d.params}
+    overridden = dict(subject.params)
+    params.update(overridden)
+    param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
+                       ("" if prm.key in overridden else " (default)") for prm in d.params)
+    return DerivationPlan(concepts, factors, params, param_text,
+                          resolver.factor(d.unit, subject.concept.unit or d.unit), {})
+
+
+def _plan(ctx: Context, subject: p.DerivedRef) -> DerivationPlan:
     found = ctx.memo.of_node(subject)
     if found is None:
-        d = subject.derivation
-        concepts = {i.key: ctx.vocabulary.lookup(i.concept) for i in d.inputs}
-        factors = {}
-        for inp in d.inputs:
-            concept = concepts[inp.key]
-            factors[inp.key] = ctx.resolver.factor(concept.unit, inp.unit, concept.molar_mass)
-        params = {prm.key: prm.default for prm in d.params}
-        overridden = dict(subject.params)
-        params.update(overridden)
-        param_text = tuple(f"{prm.names[0]} = {fmt(params[prm.key])}" + ("" if prm.unit == "1" else f" {prm.unit}") +
-                           ("" if prm.key in overridden else " (default)") for prm in d.params)
-        found = ctx.memo.for_node(subject, _Plan(concepts, factors, params, param_text,
-                                                 ctx.resolver.factor(d.unit, subject.concept.unit or d.unit), {}))
+        found = ctx.memo.for_node(subject, derivation_plan(ctx.vocabulary, ctx.resolver, subject))
     return found
 
 

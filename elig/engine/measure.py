@@ -188,10 +188,13 @@ def read_measurement(ctx: Context, concept: Concept, label: str, window: p.Durat
     """``measurement`` from ``records`` (the concept's observations, newest first), not kept."""
     if window is None:
         opens = None
-    else:  # ``ctx.window_opens(window)``, once per window text ("7 days") and evaluation
-        opens = ctx.opened.get(window.text)
-        if opens is None:
-            opens = ctx.opened[window.text] = ctx.window_opens(window)
+    else:  # ``ctx.window_opens(window)``, once per window ("7 days") and evaluation
+        known = ctx.opened.get(window.text)
+        if known is not None and known[0] == window.amount and known[1] == window.unit:
+            opens = known[2]
+        else:
+            opens = ctx.window_opens(window)
+            ctx.opened[window.text] = (window.amount, window.unit, opens)
     got = select(ctx, concept, records, opens)
     found = got[0]
     if found is PICKED:
