@@ -82,7 +82,13 @@ def date_lit(d: dt.date) -> str:
 
 def close(a: str, b: str, abs_tol: bool = True) -> str:
     """math.isclose(a, b, rel_tol=1e-9[, abs_tol=1e-12]) in SQL: |a - b| <= max(1e-9 |a|, 1e-9 |b|[, 1e-12])."""
-    bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
+    try:
+        # A constant b (a literal of ``lit``): its share of the tolerance is computed here, with the same
+        # double arithmetic, so the query does not compute it for every patient.
+        fixed = 1e-9 * abs(float(b))
+        bounds = f"{lit(max(fixed, 1e-12) if abs_tol else fixed)}, 1e-9 * abs({a})"
+    except ValueError:
+        bounds = f"1e-9 * abs({b}), 1e-9 * abs({a})" + (", 1e-12" if abs_tol else "")
     return f"(({a}) = ({b}) OR abs(({a}) - ({b})) <= greatest({bounds}))"
 
 
@@ -103,7 +109,8 @@ def within(lo: str, hi: str, start: str, end: str) -> str:
 def any_record(x: str, where: str) -> str:
     """Kleene OR over the records selected by ``where``, as a code: 2 when one is TRUE, else 1 when
     one is unknown, else 0; NULL when no record is selected. ``x`` is written (and computed) once."""
-    return f"max(CASE {x} WHEN TRUE THEN 2 WHEN FALSE THEN 0 ELSE 1 END) FILTER (WHERE {where})"
+    # CASE rather than FILTER: the record's outcome is computed only on the rows ``where`` selects.
+    return f"max(CASE WHEN {where} THEN (CASE {x} WHEN TRUE THEN 2 WHEN FALSE THEN 0 ELSE 1 END) END)"
 
 
 # ---------------------------------------------------------------- derived values in SQL
@@ -365,6 +372,8 @@ class _Compiler:
                 return lit(v * (f if isinstance(f, float) else 1.0))
             if sex is not None:
                 default = const(sex)
+            elif const("male") == const("female") == const(None):  # one default whatever the sex
+                default = const(None)
             else:
                 default = (f"(CASE WHEN b.sex = 'male' THEN {const('male')} WHEN b.sex = 'female' THEN "
                            f"{const('female')} ELSE {const(None)} END)")
@@ -420,8 +429,10 @@ class _Compiler:
         record = self.record_matches(node, kinds)
         record = f"(({record}) AND (CASE WHEN r.site_applies THEN r.site_ok ELSE TRUE END))"
         where = f"r.target = {text_lit(concept.name)}"
-        i = len(self.events[concept.kind])
-        self.events[concept.kind].append((any_record(record, where), where))
+        aggregate = (any_record(record, where), where)
+        if aggregate not in self.events[concept.kind]:  # the same event in several criteria: one aggregate
+            self.events[concept.kind].append(aggregate)
+        i = self.events[concept.kind].index(aggregate)
         # No match, but an entry with neither concept nor code may be one: unknown (events._doubt).
         unread = " OR ".join(f"coalesce(b.unread_{k}, FALSE)" for k in kinds)
         self.unread.update(kinds)
@@ -695,11 +706,13 @@ class _Compiler:
         if self.attested:
             # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
             mine = f"(study IS NULL OR contains(lower(study), {text_lit(self.checked.id.lower())}))"
+            # Each answer's key is read once, as the number of the attestation it answers.
+            number = " ".join(f"WHEN {text_lit(k)} THEN {i}" for i, k in enumerate(self.attested))
             aggs = ", ".join(
-                f"bool_and(value) FILTER (WHERE key = {text_lit(k)}) AS all{i}, "
-                f"bool_or(value) FILTER (WHERE key = {text_lit(k)}) AS any{i}" for i, k in enumerate(self.attested))
-            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM attestations WHERE value IS NOT NULL AND {mine} "
-                        f"GROUP BY pk\n)")
+                f"bool_and(value) FILTER (WHERE ki = {i}) AS all{i}, "
+                f"bool_or(value) FILTER (WHERE ki = {i}) AS any{i}" for i in range(len(self.attested)))
+            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM (SELECT pk, value, CASE key {number} END AS ki "
+                        f"FROM attestations WHERE value IS NOT NULL AND {mine}) x\n  WHERE ki IS NOT NULL GROUP BY pk\n)")
         # The criteria read the base row b; events, tests and attestations read their own aggregates.
         ctes.append("b AS (\n  SELECT " + ",\n         ".join(cols) + "\n  FROM patients p\n  "
                     + "\n  ".join(joins) + "\n)")
@@ -739,16 +752,28 @@ class _Compiler:
             self.steps.append((name.strip(), body.rstrip()[:-1]))
         return "WITH " + ",\n".join(ctes) + "\n" + self.final
 
+    def cids(self) -> dict[str, int]:
+        """The integer id of each observation concept the query reads (``concept_maps`` gives the same)."""
+        return {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}
+
     def recent_enough(self) -> str:
         """Which observations any step reads: a record that ends before the first day every reader
         of its concept needs is not read (each reader asks for a day that the record would not
         reach, or, for the newest value, a record that old cannot be the newest in the window)."""
-        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        ids = self.cids()
         whens = []
         for name, starts in sorted(self.reads.items()):
             if starts and None not in starts and name in ids:
                 whens.append(f"WHEN {ids[name]} THEN o.d_hi >= {date_lit(min(starts))}")
-        return f"(o.d_lo IS NULL OR (CASE m.cid {' '.join(whens)} ELSE TRUE END))" if whens else "TRUE"
+        if not whens:
+            return "TRUE"
+        out = f"(o.d_lo IS NULL OR (CASE m.cid {' '.join(whens)} ELSE TRUE END))"
+        if len(whens) == len(ids):
+            # Every concept has a first day: the earliest of them is a test of the record alone, which
+            # DuckDB applies as it reads the table, before matching the records to concepts.
+            first = min(min(starts) for name, starts in self.reads.items() if name in ids)
+            out = f"(o.d_lo IS NULL OR o.d_hi >= {date_lit(first)}) AND {out}"
+        return out
 
     def slot_ctes(self) -> list[str]:
         """The newest usable value of each slot (``elig.engine.measure.measurement``): ``mv``, one row per patient.
@@ -765,7 +790,7 @@ class _Compiler:
         """
         A = self.AS_OF
         M = 16777216  # a record's place (seq, below 2^24) packs with its instant into one BIGINT key
-        ids = {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}  # concept_maps' cid
+        ids = self.cids()
         names = sorted({s.concept.name for s in self.slots})
         end_of_day = ((self.as_of - dt.date(1970, 1, 1)).days + 1) * 86400
         opens = []
@@ -811,18 +836,22 @@ class _Compiler:
 )""", f"""unread_obs AS (
   SELECT pk, max(coalesce(d_hi, DATE '9999-12-31')) AS ur_hi FROM observations WHERE unread GROUP BY pk
 )""", f"""nv AS (
-  SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
-         CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
-         CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash) THEN x.v
-              END AS v
-  FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk
+  SELECT pk, cid, t_top, uln_ref, v,
+         CASE WHEN (doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo) THEN lo END AS dlo
+  FROM (SELECT n.pk, n.cid, n.doubt_hi, u.ur_hi, n.t_top, CASE WHEN x.pk IS NULL THEN n.lo ELSE x.lo END AS lo,
+               CASE WHEN x.pk IS NULL THEN n.uln_ref ELSE x.uln_ref END AS uln_ref,
+               CASE WHEN x.pk IS NULL THEN n.v WHEN x.clash IS NULL OR (x.brk IS NOT NULL AND x.brk < x.clash)
+                    THEN x.v END AS v
+        FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk) y
 )"""]
         picks = []
         for i, s in enumerate(self.slots):
-            usable = "(doubt_hi IS NULL OR doubt_hi < lo) AND (ur_hi IS NULL OR ur_hi < lo)"
+            # dlo: the newest's day, when no entry that may be newer keeps it from deciding (else NULL);
+            # without a dated newest there is no value either.
+            usable = "dlo IS NOT NULL"
             if s.start is not None:
                 # The newest's last day is on or before the evaluation date: its instant is before the next day.
-                usable += f" AND lo >= {date_lit(s.start)} AND t_top < {end_of_day}"
+                usable = f"dlo >= {date_lit(s.start)} AND t_top < {end_of_day}"
             c = ids[s.concept.name]
             picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
             picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
@@ -834,7 +863,7 @@ class _Compiler:
         (results at the same time that differ: unknown), conditions count while active (and, with
         ``evidence_condition_days``, when they began that recently); evidence that disagrees is unknown."""
         A = self.AS_OF
-        obs_parts, cond_parts, undated_parts = [], [], []
+        obs_parts, cond_parts = [], []
         for i, (concept, parts) in enumerate(self.facts):
             opens = (date_lit(window_start(self.as_of, concept.evidence_days, "day")) if concept.evidence_days
                      else "DATE '0001-01-01'")
@@ -845,12 +874,7 @@ class _Compiler:
                     pos = f"WHEN cval >= {lit(ev.positive_at)} THEN TRUE " if ev.positive_at is not None else ""
                     neg = f"WHEN cval < {lit(ev.negative_below)} THEN FALSE " if ev.negative_below is not None else ""
                     value = f"(CASE WHEN NOT ok THEN NULL {pos}{neg}ELSE NULL END)"
-                obs_parts.append(f"SELECT pk, {i} AS fact, {value} AS v, d_hi, sec FROM obs "
-                                 f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NOT NULL AND d_lo <= {A} "
-                                 f"AND d_lo >= {opens} AND d_hi <= {A}")
-                # without a readable date: never decides, but may be the newest (elig.engine.facts.decide)
-                undated_parts.append(f"SELECT pk, {i} AS fact, {value} AS v FROM obs "
-                                     f"WHERE concept = {text_lit(ev.name)} AND d_lo IS NULL")
+                obs_parts.append((self.cids()[ev.name], i, opens, value))
             for n_ev, ev in enumerate(parts["cond"]):
                 active = self.active_at("condition", A)
                 recent = "TRUE"
@@ -867,14 +891,21 @@ class _Compiler:
         out = []
         seen = []
         if obs_parts:
+            # One pass over the observations: each record of an evidence concept, once per fact and piece
+            # of evidence it is (a small table of concept, fact, evidence and first day), with its value.
+            rows = ", ".join(f"({cid}, {i}, {j}, {opens})" for j, (cid, i, opens, _) in enumerate(obs_parts))
+            value = "CASE x.ev " + " ".join(f"WHEN {j} THEN {v}" for j, (_, _, _, v) in enumerate(obs_parts)) + " END"
+            out.append(f"fact_rows AS (\n  SELECT o.pk, x.fact, {value} AS v, o.d_lo, o.d_hi, o.sec, x.opens\n"
+                       f"  FROM obs o JOIN (VALUES {rows}) x(cid, fact, ev, opens) ON x.cid = o.cid\n)")
             when = "(date_diff('day', DATE '1970-01-01', d_hi) * 86400 + sec)"
             out.append("fact_obs AS (\n  SELECT pk, fact, min(code) AS lo, max(code) AS hi FROM (\n    SELECT *, "
-                       f"{code} AS code, {when} AS t_at, max({when}) OVER (PARTITION BY pk, fact) AS t_top FROM ("
-                       + " UNION ALL ".join(obs_parts) + ") e) x\n"
+                       f"{code} AS code, {when} AS t_at, max({when}) OVER (PARTITION BY pk, fact) AS t_top FROM "
+                       f"fact_rows WHERE d_lo IS NOT NULL AND d_lo <= {A} AND d_lo >= opens AND d_hi <= {A}) x\n"
                        "  WHERE t_at = t_top\n  GROUP BY pk, fact\n)")
             seen.append("fact_obs")
+            # without a readable date: never decides, but may be the newest (elig.engine.facts.decide)
             out.append("fact_undated AS (\n  SELECT pk, fact, min(code) AS lo, max(code) AS hi FROM (\n    SELECT *, "
-                       f"{code} AS code FROM (" + " UNION ALL ".join(undated_parts) + ") e) x\n  GROUP BY pk, fact\n)")
+                       f"{code} AS code FROM fact_rows WHERE d_lo IS NULL) x\n  GROUP BY pk, fact\n)")
             seen.append("fact_undated")
         if cond_parts:
             # Without observations, the first condition (in evidence order, newest first) says it; after it,
