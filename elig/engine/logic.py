@@ -13,9 +13,8 @@ from elig.engine.context import Context
 from elig.engine.events import nothing_recorded
 from elig.engine.memo import Memo
 from elig.engine.results import Explanation, Outcome, explanation, kleene_and, kleene_or, new_explanation
-from elig.engine.summary import counts_text, logic_summary
+from elig.engine.summary import counts_text, logic_summary, outcome_counts
 
-MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 
 def combine(op: str, outcomes) -> Outcome:
@@ -121,15 +120,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         summary = logic_summary(op, children, outcome)
     else:
         # The summary depends only on how many children came out each way: made once per distinct count.
-        met = not_met = unknown = 0
-        for c in children:
-            o = c.outcome
-            if o is MET:
-                met += 1
-            elif o is NOT_MET:
-                not_met += 1
-            elif o is UNKNOWN:
-                unknown += 1
+        met, not_met, unknown = outcome_counts(children)
         counted = ("logic", op, met, not_met, unknown, outcome)
         summary = memo.texts.get(counted)
         if summary is None:

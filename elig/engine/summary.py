@@ -20,6 +20,11 @@ LOGIC_NAMES = {"and": "all required", "all": "all of", "or": "one suffices", "an
 def logic_summary(op: str, children, outcome: Outcome) -> str:
     if op == "not":
         return f"not: {children[0].summary}"
+    return counts_text(op, *outcome_counts(children), outcome)
+
+
+def outcome_counts(children) -> tuple[int, int, int]:
+    """How many children are met, not met and unknown: all a logic rule's summary depends on."""
     met = not_met = unknown = 0
     for c in children:
         o = c.outcome
@@ -29,7 +34,7 @@ def logic_summary(op: str, children, outcome: Outcome) -> str:
             not_met += 1
         elif o is UNKNOWN:
             unknown += 1
-    return counts_text(op, met, not_met, unknown, outcome)
+    return met, not_met, unknown
 
 
 def counts_text(op: str, met: int, not_met: int, unknown: int, outcome: Outcome) -> str:

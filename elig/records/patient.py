@@ -761,21 +761,13 @@ def _plain_observation(e: dict, file: str, loc: str) -> Observation | None:
             if "low" in ref:
                 bounds += 1
                 low = ref["low"]
-                if low is not None:
-                    cls = low.__class__
-                    if cls is int and -_SMALL_INT < low < _SMALL_INT:
-                        low = float(low)
-                    elif cls is not float or low - low != 0.0:  # not a float, or NaN or infinity
-                        return None
+                if low is not None and (low := _plain_number(low)) is None:  # not a finite number
+                    return None
             if "high" in ref:
                 bounds += 1
                 high = ref["high"]
-                if high is not None:
-                    cls = high.__class__
-                    if cls is int and -_SMALL_INT < high < _SMALL_INT:
-                        high = float(high)
-                    elif cls is not float or high - high != 0.0:
-                        return None
+                if high is not None and (high := _plain_number(high)) is None:
+                    return None
             if bounds != len(ref):  # a field other than low, high and unit
                 return None
     if found != len(e):  # a field other than those above
