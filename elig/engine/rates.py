@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from elig.engine import plan as p
 from elig.engine.bounds import compare
-from elig.engine.context import Context, Picked, Unusable
+from elig.engine.context import Context, Unusable
 from elig.engine.measure import read_value
 from elig.engine.results import Derived, Explanation, Outcome, ThresholdUsed, explanation
 from elig.engine.summary import limit_text, meets
