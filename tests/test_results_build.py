@@ -3,7 +3,6 @@ objects must be exactly the ones the classes' own constructors give, and as immu
 
 from __future__ import annotations
 
-import pickle
 
 import attrs
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from elig.engine import results as r
 from elig.engine.context import Picked, new_picked
 from elig.records.patient import Observation, Source
+from builder_support import assert_built_as_constructed
 
 USED = r.ValueUsed("serum creatinine", 97.2, "µmol/L", 1.0995, "mg/dL", "97.2 µmol/L = 1.10 mg/dL", "2024-03-08",
                    "observations[3] in p1.json", None)
@@ -40,15 +40,7 @@ BUILT = [
 
 @pytest.mark.parametrize("build,cls,values", BUILT, ids=[c.__name__ for _, c, _ in BUILT])
 def test_a_built_result_is_the_result_its_constructor_gives(build, cls, values):
-    built, made = build(*values), cls(*values)
-    assert type(built) is cls
-    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
-    assert attrs.astuple(built, recurse=False) == values
-    assert pickle.loads(pickle.dumps(built)) == made
-    first = attrs.fields(cls)[0].name
-    with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        setattr(built, first, None)  # every result is immutable, however it was built
-    assert attrs.evolve(built) == made
+    assert_built_as_constructed(build, cls, values)
 
 
 def test_results_built_quickly_serialise_as_results_built_by_their_constructors():
