@@ -104,13 +104,12 @@ class Evaluation(Context):
             # criteria whose explanation the memo shares, per id of that (living) explanation.
             known = memo.for_node(criteria, (tuple([only_attestations(c.plan) for c in criteria]), {}))
         flags, made = known
-        shared = memo.shared
         outcomes = []
         for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)
             # A criterion whose explanation the memo shares gives the very same result every time.
-            if shared.get(id(explanation)) is explanation:
+            if memo.is_shared(explanation):
                 hit = made.get(id(explanation))
                 if hit is not None and hit[0] is c and hit[1] is explanation:
                     result = hit[2]
@@ -135,16 +134,6 @@ class Evaluation(Context):
 
 
 # ---------------------------------------------------------------- the whole protocol
-def overall_verdict(results: Iterable[CriterionResult]) -> Verdict:
-    results = list(results)
-    return verdict_and_exclusions([r.section for r in results], [r.outcome for r in results])[0]
-
-
-def verdict_of(outcomes: list[tuple[str, Outcome]]) -> Verdict:
-    """The verdict from each criterion's (section, outcome) (``verdict_and_exclusions``)."""
-    return verdict_and_exclusions([s for s, _ in outcomes], [o for _, o in outcomes])[0]
-
-
 def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
     """The verdict from each criterion's section and outcome, and the positions of the criteria that
     exclude: any failed inclusion or met exclusion is ineligible; every inclusion met and every
