@@ -580,8 +580,9 @@ class _Compiler:
         """Recorded answers (a consent to another study not counted); answers that disagree: unknown."""
         if node.key not in self.attested:
             self.attested.append(node.key)
-        i = self.attested.index(node.key)
-        return f"(CASE WHEN a.all{i} THEN TRUE WHEN NOT a.any{i} THEN FALSE ELSE NULL END)"
+        mask, weight = _answer_bits(self.attested.index(node.key))
+        # Two bits per attestation: only yes (TRUE), only no (FALSE), both or no answer (unknown).
+        return f"(CASE a.m{mask} & {3 * weight} WHEN {weight} THEN TRUE WHEN {2 * weight} THEN FALSE END)"
 
     # ------------------------------------------------------------ the query
     def query(self, exprs: list[str]) -> str:
@@ -706,13 +707,18 @@ class _Compiler:
         if self.attested:
             # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
             mine = f"(study IS NULL OR contains(lower(study), {text_lit(self.checked.id.lower())}))"
-            # Each answer's key is read once, as the number of the attestation it answers.
-            number = " ".join(f"WHEN {text_lit(k)} THEN {i}" for i, k in enumerate(self.attested))
-            aggs = ", ".join(
-                f"bool_and(value) FILTER (WHERE ki = {i}) AS all{i}, "
-                f"bool_or(value) FILTER (WHERE ki = {i}) AS any{i}" for i in range(len(self.attested)))
-            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM (SELECT pk, value, CASE key {number} END AS ki "
-                        f"FROM attestations WHERE value IS NOT NULL AND {mine}) x\n  WHERE ki IS NOT NULL GROUP BY pk\n)")
+            # Each answer's key is read once, as the bit of its attestation (a yes) or the bit beside it (a no):
+            # one bitwise OR per patient says, for every attestation at once, whether it has a yes and a no.
+            masks: dict[int, list[str]] = {}
+            for i, k in enumerate(self.attested):
+                mask, weight = _answer_bits(i)
+                masks.setdefault(mask, []).append(f"WHEN {text_lit(k)} THEN CAST({weight} AS BIGINT)")
+            bits = ", ".join(f"(CASE key {' '.join(whens)} END) * (CASE WHEN value THEN 1 ELSE 2 END) AS b{j}"
+                             for j, whens in masks.items())
+            aggs = ", ".join(f"bit_or(b{j}) AS m{j}" for j in masks)
+            keys = ", ".join(text_lit(k) for k in self.attested)
+            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM (SELECT pk, {bits} FROM attestations "
+                        f"WHERE value IS NOT NULL AND {mine} AND key IN ({keys})) x\n  GROUP BY pk\n)")
         # The criteria read the base row b; events, tests and attestations read their own aggregates.
         ctes.append("b AS (\n  SELECT " + ",\n         ".join(cols) + "\n  FROM patients p\n  "
                     + "\n  ".join(joins) + "\n)")
@@ -996,6 +1002,16 @@ class _Compiler:
   WHERE x.k = 1
 )""")
         return out
+
+
+ANSWERS_PER_MASK = 31  # two bits each in a BIGINT, below its sign bit
+
+
+def _answer_bits(i: int) -> tuple[int, int]:
+    """Attestation ``i``'s mask (column ``m<mask>`` of the step ``att``) and the weight of its 'yes' bit;
+    its 'no' bit is the next one."""
+    mask, place = divmod(i, ANSWERS_PER_MASK)
+    return mask, 1 << (2 * place)
 
 
 def _age_sql(as_of: dt.date) -> str:
