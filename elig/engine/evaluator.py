@@ -37,8 +37,8 @@ from elig.engine.logic import logic
 from elig.engine.memo import Memo
 from elig.engine.rates import rate
 from elig.engine.results import (
-    CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict, new_collect_item,
-    new_criterion_result, new_evaluation_result,
+    EXCLUDING, SETTLING, CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict,
+    new_collect_item, new_criterion_result, new_evaluation_result,
 )
 from elig.records.dates import parse_date
 
@@ -151,17 +151,9 @@ def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
     excluded = []
     settled = True
     for i, (section, o) in enumerate(zip(sections, outcomes)):
-        if section == "inclusion":
-            if o is NOT_MET:
-                excluded.append(i)
-            elif o is not MET:
-                settled = False
-        elif section == "exclusion":
-            if o is MET:
-                excluded.append(i)
-            elif o is not NOT_MET:
-                settled = False
-        else:
+        if EXCLUDING.get(section) is o:
+            excluded.append(i)
+        elif SETTLING.get(section) is not o:
             settled = False
     return (Verdict.INELIGIBLE if excluded else Verdict.ELIGIBLE if settled else Verdict.UNDETERMINED), excluded
 
