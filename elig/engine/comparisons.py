@@ -63,7 +63,9 @@ def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: st
     threshold of that sex's branch, said so. Made once per (test, what the bound reads of the
     patient) and kept in ``table``, the comparison node's own (``_Static.bounds``, in the
     protocol's memo: the node, and so ``test`` and ``subject``, outlive it)."""
-    key = (id(test), sex, bound_reads(ctx, test.bound, obs, sex))
+    reads = bound_reads(ctx, test.bound, obs, sex)
+    # One test per table without a sex (the node's own); the tests of a node's sex branches share one.
+    key = reads if sex is None else (id(test), sex, reads)
     found = table.get(key)
     if found is None:
         found = bound_value(ctx, test.bound, subject, obs, sex=sex)

@@ -37,8 +37,8 @@ from elig.engine.logic import logic
 from elig.engine.memo import Memo
 from elig.engine.rates import rate
 from elig.engine.results import (
-    CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict, new_collect_item,
-    new_criterion_result, new_evaluation_result,
+    EXCLUDING, SETTLING, CollectItem, CriterionResult, EvaluationResult, Explanation, Outcome, Verdict,
+    new_collect_item, new_criterion_result, new_evaluation_result,
 )
 from elig.records.dates import parse_date
 
@@ -67,20 +67,18 @@ def evaluate(checked: p.CheckedProtocol, patient: Patient, as_of=None) -> Evalua
 class Evaluation(Context):
     """The explaining evaluator: one ``visit_<PlanNode>`` per rule kind, each returning an ``Explanation``."""
 
-    # type of plan node -> its visit_ method, per class (a subclass gets its own table)
+    # type of plan node -> its visit_ method, per class: filled when the class is made (``_visit_table``)
     _visitors: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls._visitors = {}
+        cls._visitors = _visit_table(cls)
 
     def rule(self, node: p.RulePlan) -> Explanation:
-        visit = self._visitors.get(type(node))
-        if visit is None:
-            visit = getattr(type(self), "visit_" + type(node).__name__, None)
-            if visit is None:
-                raise TypeError(type(node).__name__)
-            self._visitors[type(node)] = visit
+        try:
+            visit = self._visitors[type(node)]
+        except KeyError:
+            raise TypeError(type(node).__name__) from None
         return visit(self, node)
 
     # Each visit_ method is its rule kind's function, ``(context, node) -> Explanation``.
@@ -100,14 +98,17 @@ class Evaluation(Context):
         criteria = self.checked.criteria
         known = memo.of_node(criteria)
         if known is None:
-            # Per protocol: whether each criterion is made of attestations only, and the results of
-            # criteria whose explanation the memo shares, per id of that (living) explanation.
-            known = memo.for_node(criteria, (tuple([only_attestations(c.plan) for c in criteria]), {}))
-        flags, made = known
+            # Per protocol: whether each criterion is made of attestations only, the results of
+            # criteria whose explanation the memo shares (per id of that living explanation), and
+            # each criterion's section.
+            known = memo.for_node(criteria, (tuple([only_attestations(c.plan) for c in criteria]), {},
+                                             tuple([c.section for c in criteria])))
+        flags, made, sections = known
         outcomes = []
         for c, attested in zip(criteria, flags):
             self.section = c.section
             explanation = rule(c.plan)
+            outcome = explanation.outcome
             # A criterion whose explanation the memo shares gives the very same result every time.
             if memo.is_shared(explanation):
                 hit = made.get(id(explanation))
@@ -115,14 +116,14 @@ class Evaluation(Context):
                     result = hit[2]
                 else:
                     result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes,
-                                                  explanation.outcome, explanation, attested)
+                                                  outcome, explanation, attested)
                     Memo.put(made, id(explanation), (c, explanation, result))
             else:
-                result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes, explanation.outcome,
+                result = new_criterion_result(c.id, c.section, c.sentence, c.rule_text, c.notes, outcome,
                                               explanation, attested)
             results.append(result)
-            outcomes.append(result.outcome)
-        verdict = verdict_and_exclusions([c.section for c in criteria], outcomes)[0]
+            outcomes.append(outcome)
+        verdict = verdict_and_exclusions(sections, outcomes)[0]
         patient = self.patient
         checked = self.checked
         issues = patient.issues
@@ -133,6 +134,15 @@ class Evaluation(Context):
             (tuple([str(i) for i in issues]) + tuple(notes)) if issues or notes else (), patient.name)
 
 
+def _visit_table(cls) -> dict:
+    """The visitor's dispatch table: each plan node type (``plan.<Name>``) to ``cls.visit_<Name>``."""
+    return {getattr(p, name[len("visit_"):]): getattr(cls, name) for name in dir(cls)
+            if name.startswith("visit_") and isinstance(getattr(p, name[len("visit_"):], None), type)}
+
+
+Evaluation._visitors = _visit_table(Evaluation)
+
+
 # ---------------------------------------------------------------- the whole protocol
 def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
     """The verdict from each criterion's section and outcome, and the positions of the criteria that
@@ -141,17 +151,9 @@ def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
     excluded = []
     settled = True
     for i, (section, o) in enumerate(zip(sections, outcomes)):
-        if section == "inclusion":
-            if o is NOT_MET:
-                excluded.append(i)
-            elif o is not MET:
-                settled = False
-        elif section == "exclusion":
-            if o is MET:
-                excluded.append(i)
-            elif o is not NOT_MET:
-                settled = False
-        else:
+        if EXCLUDING.get(section) is o:
+            excluded.append(i)
+        elif SETTLING.get(section) is not o:
             settled = False
     return (Verdict.INELIGIBLE if excluded else Verdict.ELIGIBLE if settled else Verdict.UNDETERMINED), excluded
 

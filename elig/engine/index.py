@@ -24,29 +24,29 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
     With ``cache`` (a dict owned by a checked or compiled protocol), the concepts of each
     distinct (kind, codes, name, category) are looked up once, not once per entry; with
     ``display_cache``, the display-only reading of each distinct tuple of codes."""
-    idx: dict[str, dict[str, list]] = {kind: {} for kind in KINDS}
     unmatched: dict[str, list] = {}  # observations whose display alone names a concept, by that concept
     unreadable: dict[str, list] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
-    idx["unmatched"] = unmatched
-    idx["unreadable"] = unreadable
+    idx: dict[str, dict[str, list]] = {"observation": {}, "condition": {}, "procedure": {}, "medication": {},
+                                       "unmatched": unmatched, "unreadable": unreadable}
     notes: list[str] = []
+    if cache is None:
+        cache = {}  # the concepts of an entry depend only on its key: a dict for this record alone
     site_concepts = None
     for kind, entries in (("observation", patient.observations), ("condition", patient.conditions),
                           ("procedure", patient.procedures), ("medication", patient.medications)):
+        if not entries:
+            continue
         by_concept = idx[kind]
+        observations = kind == "observation"  # an Observation has no category
         for entry in entries:
             codes = entry.codes
-            key = None
-            concepts = None
-            if cache is not None:
-                key = (kind, codes, entry.concept, getattr(entry, "category", ()))
-                concepts = cache.get(key)
+            key = (kind, codes, entry.concept, () if observations else getattr(entry, "category", ()))
+            concepts = cache.get(key)
             if concepts is None:
                 if site_concepts is None:
                     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
                 concepts = tuple(concepts_of(vocabulary, entry, site_concepts))
-                if cache is not None:
-                    Memo.put(cache, key, concepts)
+                Memo.put(cache, key, concepts)
             for concept in concepts:
                 found = by_concept.get(concept.name)
                 if found is None:
@@ -68,9 +68,9 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
                     notes.append(display_only_note(entry, coding, concept))
                     if kind == "observation":
                         unmatched.setdefault(concept.name, []).append(entry)
-    for kind in idx:
-        key = _observation_key if kind in ("observation", "unmatched") else newest_first_key
-        for entries in idx[kind].values():
+    for kind, entries_by in idx.items():
+        key = _observation_key if kind == "observation" or kind == "unmatched" else newest_first_key
+        for entries in entries_by.values():
             if len(entries) > 1:
                 entries.sort(key=key, reverse=True)
     return idx, notes

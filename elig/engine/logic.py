@@ -115,7 +115,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         if found is not None:
             return found
     op = node.op
-    outcome = combine(op, [c.outcome for c in children])
+    outcome = _COMBINERS[op]([c.outcome for c in children])  # ``combine``
     if op == "not":
         summary = logic_summary(op, children, outcome)
     else:

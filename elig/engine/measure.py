@@ -85,7 +85,7 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
                     undated = o
                 break  # the undated come last; the first of them is all that is asked
             if twinning and d.earliest() <= as_of:
-                if d == date:
+                if d is date or d == date:  # the reader gives one object per distinct date
                     twins += (o,)
                 else:
                     twinning = False
@@ -96,7 +96,8 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
     if undated is not None:
         return DOUBT, newest, "undated", undated
     idx = ctx._index or ctx.index()
-    if idx["unreadable"].get("observation") or idx["unmatched"].get(concept.name):
+    if (idx["unreadable"] or idx["unmatched"]) and (
+            idx["unreadable"].get("observation") or idx["unmatched"].get(concept.name)):
         doubt = _maybe_newer(idx, concept, newest)
         if doubt is not None:
             return doubt

@@ -74,6 +74,14 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
+# The rule of the verdict, stated once: the outcome by which a criterion of each section excludes
+# the patient, and the one by which it counts towards eligibility. Any other outcome (unknown) leaves
+# the verdict undetermined unless another criterion excludes. evaluator.verdict_and_exclusions and
+# CriterionResult.excludes both read these.
+EXCLUDING = {"inclusion": Outcome.NOT_MET, "exclusion": Outcome.MET}
+SETTLING = {"inclusion": Outcome.MET, "exclusion": Outcome.NOT_MET}
+
+
 @attrs.frozen(weakref_slot=False)  # no weak references: see the builders below
 class ValueUsed:
     """One recorded value the evaluator used, with where it came from."""
@@ -147,8 +155,7 @@ class CriterionResult:
     @property
     def excludes(self) -> bool:
         """Whether this criterion makes the patient ineligible."""
-        return (self.section == "inclusion" and self.outcome is Outcome.NOT_MET) or (
-            self.section == "exclusion" and self.outcome is Outcome.MET)
+        return EXCLUDING.get(self.section) is self.outcome
 
 
 @attrs.frozen(weakref_slot=False)  # no weak references: see the builders below

@@ -45,13 +45,21 @@ class Param:
     high: float | None = None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Inputs:
-    """What a derivation function receives: floats in the declared units."""
+    """What a derivation function receives: floats in the declared units, each also an attribute
+    (``v.weight``)."""
 
     values: Mapping[str, float]
     age: int | None = None
     sex: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # Each value stored as an attribute of its own: ``v.weight`` is then a plain look-up, where
+        # ``__getattr__`` would first fail the normal look-up and raise (and drop) an AttributeError.
+        own = self.__dict__
+        for key, value in self.values.items():
+            own.setdefault(key, value)  # never in place of a field (values, age, sex)
 
     def __getattr__(self, key: str) -> float:
         try:

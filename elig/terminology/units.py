@@ -318,23 +318,23 @@ class UnitResolver:
 
 
 def format_number(x: float, digits: int = 3) -> str:
-    """Format a number for people: up to ``digits`` significant decimals, no noise."""
+    """Format a number for people: up to ``digits`` significant decimals, no noise.
+
+    Integers print without decimals; from 1000 one decimal, from 100 one, from 1 two, below 1
+    ``digits`` significant ones; trailing zeros are dropped (``1.50`` is ``1.5``)."""
     if x == 0:
         return "0"
     ax = abs(x)
+    if ax < 1000:  # most values (never NaN or an infinity, for which this is false)
+        if ax % 1 == 0:
+            return f"{x:.0f}"
+        if ax >= 1:
+            return (f"{x:.1f}" if ax >= 100 else f"{x:.2f}").rstrip("0").rstrip(".")
+        s = f"{x:.{digits}g}"
+        return s if "e" in s else s.rstrip("0").rstrip(".")
     if not math.isfinite(x) or ax >= 1e15:
         return f"{x:.6g}"
-    if ax >= 1000 or float(x).is_integer():
-        return f"{x:.{0 if float(x).is_integer() else 1}f}"
-    if ax >= 100:
-        s = f"{x:.1f}"
-    elif ax >= 1:
-        s = f"{x:.2f}"
-    else:
-        s = f"{x:.{digits}g}"
-    if "." in s and "e" not in s:
-        s = s.rstrip("0").rstrip(".")
-    return s
+    return f"{x:.{0 if float(x).is_integer() else 1}f}"
 
 
 def format_beside(x: float, limit: float, rel_tol: float = 1e-9) -> str:
