@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Callable
 
 import attrs
@@ -382,21 +383,36 @@ class _Compiler:
                            f"{const('female')} ELSE {const(None)} END)")
         return f"({lit(bound.uln_factor)} * coalesce({ref or 'CAST(NULL AS DOUBLE)'}, {default}))"
 
+    def per_patient(self, expr: str) -> str:
+        """``expr`` (of the base row b) as a column of the step ``bx``, computed once per patient and written
+        once in the query, for the criteria that repeat it; a constant or a column stays as it is."""
+        try:
+            float(expr)
+            return expr
+        except ValueError:
+            pass
+        if re.fullmatch(r"b\.\w+", expr):
+            return expr
+        if expr not in self.derived_values:
+            self.derived_values.append(expr)
+        return f"b.dv{self.derived_values.index(expr)}"
+
     def comparison(self, node: p.ComparisonPlan) -> str:
         value, ref = self.subject(node.subject, node.window)
+        value = self.per_patient(value)
         test = node.test
         if isinstance(test, p.CompareTest):
-            out = compare(value, test.op, self.uln(node.subject, test.bound, ref, None))
+            out = compare(value, test.op, self.per_patient(self.uln(node.subject, test.bound, ref, None)))
         elif isinstance(test, p.RangeTest):
-            lo = self.uln(node.subject, test.low, ref, None)
-            hi = self.uln(node.subject, test.high, ref, None)
+            lo = self.per_patient(self.uln(node.subject, test.low, ref, None))
+            hi = self.per_patient(self.uln(node.subject, test.high, ref, None))
             out = (f"({compare(value, '>=' if test.low_inclusive else '>', lo)} AND "
                    f"{compare(value, '<=' if test.high_inclusive else '<', hi)})")
             # A range with an unknown bound is unknown, even where the other bound fails.
             out = f"(CASE WHEN ({lo}) IS NULL OR ({hi}) IS NULL THEN NULL ELSE {out} END)"
         elif isinstance(test, p.SexTest):
-            outcomes = {sex: compare(value, t.op, self.uln(node.subject, t.bound, ref, sex))
-                        for sex, t in test.branches}
+            outcomes = {sex: self.per_patient(compare(value, t.op, self.per_patient(
+                self.uln(node.subject, t.bound, ref, sex)))) for sex, t in test.branches}
             when = " ".join(f"WHEN b.sex = {text_lit(sex)} THEN {o}" for sex, o in outcomes.items())
             os = list(outcomes.values())
             same = " AND ".join(f"({o}) IS NOT NULL" for o in os) + "".join(
@@ -413,7 +429,7 @@ class _Compiler:
         if key not in self.rates:
             self.rates.append(key)
         j = self.rates.index(key)
-        per_day = f"((b.q{j}_v1 - b.q{j}_v2) / b.q{j}_days)"
+        per_day = self.per_patient(f"(CASE WHEN b.q{j}_days <> 0 THEN (b.q{j}_v1 - b.q{j}_v2) / b.q{j}_days END)")
         return f"(CASE WHEN b.q{j}_days IS NULL OR b.q{j}_days = 0 THEN NULL ELSE {compare(per_day, node.op, lit(node.bound.value))} END)"
 
     # ------------------------------------------------------------ events
@@ -430,30 +446,30 @@ class _Compiler:
             self.concepts["condition"].add(concept.name)
             kinds.append("condition")
         record = self.record_matches(node, kinds)
-        record = f"(({record}) AND (CASE WHEN r.site_applies THEN r.site_ok ELSE TRUE END))"
-        where = f"r.target = {text_lit(concept.name)}"
-        aggregate = (any_record(record, where), where)
+        record = f"(({record}) AND r.site)"
+        # The records of the concept are chosen by its integer id (event_ids), once the query knows every concept.
+        aggregate = (record, concept.name)
         if aggregate not in self.events[concept.kind]:  # the same event in several criteria: one aggregate
             self.events[concept.kind].append(aggregate)
         i = self.events[concept.kind].index(aggregate)
         # No match, but an entry with neither concept nor code may be one: unknown (events._doubt).
-        unread = " OR ".join(f"coalesce(b.unread_{k}, FALSE)" for k in kinds)
+        unread = " OR ".join(f"coalesce(ev.unread_{k}, FALSE)" for k in kinds)
         self.unread.update(kinds)
-        return (f"(CASE coalesce(e_{concept.kind}.x{i}, 0) WHEN 2 THEN TRUE WHEN 1 THEN NULL "
+        return (f"(CASE coalesce(ev.x{concept.kind[0]}{i}, 0) WHEN 2 THEN TRUE WHEN 1 THEN NULL "
                 f"ELSE (CASE WHEN {unread} THEN NULL ELSE FALSE END) END)")
 
     @staticmethod
     def by_kind(kinds: list[str], make) -> str:
         if len(kinds) == 1:
             return make(kinds[0])
-        whens = " ".join(f"WHEN r.rk = {text_lit(k)} THEN {make(k)}" for k in kinds[1:])
+        whens = " ".join(f"WHEN r.rk = {EVENT_KINDS.index(k)} THEN {make(k)}" for k in kinds[1:])
         return f"(CASE {whens} ELSE {make(kinds[0])} END)"
 
     def record_matches(self, node: p.EventPlan, kinds: list[str]) -> str:
         A = self.AS_OF
         checks = []
         if node.prefix in ("active", "taking"):
-            checks.append(self.by_kind(kinds, lambda k: self.active_at(k, A)))
+            checks.append("r.active")  # each kind's own test, computed once per record
         if node.grade is not None:
             lo, hi, _ = node.grade
             checks.append(f"(CASE WHEN r.grade IS NULL THEN NULL ELSE r.grade BETWEEN {lo} AND {hi} END)")
@@ -461,9 +477,9 @@ class _Compiler:
             checks.append(self.by_kind(kinds, lambda k: self.timing(node, k)))
         body = " AND ".join(f"({c})" for c in checks) if checks else "TRUE"
         # A date given but unreadable decides nothing (elig.engine.events.judge_of).
-        bad = "r.bad_start" + (" OR r.bad_any" if node.prefix in ("active", "taking") or node.timing_kind else "")
-        return (f"(CASE WHEN r.s_lo > {A} THEN FALSE WHEN r.s_hi > {A} THEN NULL WHEN {bad} THEN NULL "
-                f"ELSE ({body}) END)")
+        # Began after the evaluation date: no; may have: unknown (r.began, r.began_any: computed once per record).
+        began = "r.began_any" if node.prefix in ("active", "taking") or node.timing_kind else "r.began"
+        return f"(CASE {began} WHEN 0 THEN FALSE WHEN 1 THEN NULL ELSE ({body}) END)"
 
     def active_at(self, kind: str, at: str) -> str:
         from elig.engine import events as ev
@@ -679,34 +695,8 @@ class _Compiler:
             joins.append("LEFT JOIN present_m ON present_m.pk = p.pk LEFT JOIN present_u ON present_u.pk = p.pk")
         if self.facts:
             ctes += self.fact_ctes()
-        if self.unread:
-            # The patients with an entry that names nothing elig can read, per kind: one step, one join.
-            kinds = sorted(self.unread)
-            parts = " UNION ALL ".join(f"SELECT pk, {i} AS kind FROM {ENTRY_TABLES[k]} WHERE unread"
-                                       for i, k in enumerate(kinds))
-            aggs = ", ".join(f"bool_or(kind = {i}) AS unread_{k}" for i, k in enumerate(kinds))
-            ctes.append(f"unread AS (SELECT pk, {aggs} FROM ({parts}) u GROUP BY pk)")
-            cols += [f"coalesce(unread.unread_{k}, FALSE) AS unread_{k}" for k in kinds]
-            joins.append("LEFT JOIN unread ON unread.pk = p.pk")
-        for kind, events in self.events.items():
-            if not events:
-                continue
-            aggs = ",\n         ".join(f"{agg} AS x{i}" for i, (agg, _) in enumerate(events))
-            parts = [f"SELECT r.pk, '{kind}' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, r.e_lo, "
-                     f"r.e_hi, r.status, {'r.grade' if kind == 'condition' else 'CAST(NULL AS INTEGER)'} AS grade, "
-                     f"r.bad_start, r.bad_any "
-                     f"FROM {ENTRY_TABLES[kind]} r JOIN concepts_{kind} m ON m.mkey = r.mkey"
-                     + (" WHERE coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
-                        if kind == "condition" else "")]
-            if kind == "procedure":
-                names = ", ".join(text_lit(n) for n in sorted(self.concepts["procedure"]))
-                parts.append("SELECT r.pk, 'condition' AS rk, m.target, m.site_applies, m.site_ok, r.s_lo, r.s_hi, "
-                             "r.e_lo, r.e_hi, r.status, r.grade, r.bad_start, r.bad_any FROM conditions r "
-                             "JOIN concepts_condition m "
-                             "ON m.mkey = r.mkey WHERE coalesce(r.verification, '') NOT IN ('refuted', "
-                             f"'entered-in-error') AND m.target IN ({names})")
-            ctes.append(f"e_{kind} AS (\n  SELECT r.pk, {aggs}\n  FROM ("
-                        + " UNION ALL ".join(parts) + ") r\n  GROUP BY r.pk\n)")
+        if any(self.events.values()):
+            ctes.append(self.event_cte())
         if self.tests:
             aggs = []
             for i, (verdict, where) in enumerate(self.tests):
@@ -733,9 +723,8 @@ class _Compiler:
                     + "\n  ".join(joins) + "\n)")
         # Event and test aggregates are joined again by alias in the criteria query.
         crit_joins = []
-        for kind, events in self.events.items():
-            if events:
-                crit_joins.append(f"LEFT JOIN e_{kind} ON e_{kind}.pk = b.pk")
+        if any(self.events.values()):
+            crit_joins.append("LEFT JOIN events ev ON ev.pk = b.pk")
         if self.tests:
             crit_joins.append("LEFT JOIN tests t ON t.pk = b.pk")
         if self.attested:
@@ -766,6 +755,42 @@ class _Compiler:
             name, _, body = cte.partition(" AS (")
             self.steps.append((name.strip(), body.rstrip()[:-1]))
         return "WITH " + ",\n".join(ctes) + "\n" + self.final
+
+    def event_cte(self) -> str:
+        """Every event of every kind in one aggregate per patient, over one pass of each table it reads.
+
+        Each record carries its kind (``rk``), its concept's integer id (``tid``), whether its body
+        site fits, and what every event on it asks first: whether it began by the evaluation date
+        (``began``; ``began_any`` also when another of its dates cannot be read) and, for its
+        kind, whether it is active then. Entries that name nothing readable come along
+        (``unread``): an event with no match is unknown when the patient has one of its kind."""
+        A = self.AS_OF
+        ids = event_ids(self.concepts)
+        kinds = set(self.unread) | {k for k, events in self.events.items() if events}
+        aggs = []
+        for kind, events in self.events.items():
+            for i, (record, name) in enumerate(events):
+                aggs.append(f"{any_record(record, f'r.tid = {ids[name]}')} AS x{kind[0]}{i}")
+        aggs += [f"bool_or(r.unread AND r.rk = {EVENT_KINDS.index(k)}) AS unread_{k}" for k in sorted(self.unread)]
+        parts = []
+        for kind in EVENT_KINDS:
+            if kind not in kinds:
+                continue
+            began = "CASE WHEN r.s_lo > {A} THEN 0 WHEN r.s_hi > {A} THEN 1 WHEN {bad} THEN 1 ELSE 2 END"
+            live = "TRUE"
+            if kind == "condition":  # refuted or entered in error: not a record of the condition
+                live = "coalesce(r.verification, '') NOT IN ('refuted', 'entered-in-error')"
+            parts.append(
+                f"SELECT r.pk, {EVENT_KINDS.index(kind)} AS rk, CASE WHEN {live} THEN m.tid END AS tid, "
+                f"(CASE WHEN m.site_applies THEN m.site_ok ELSE TRUE END) AS site, r.s_lo, r.s_hi, r.e_lo, r.e_hi, "
+                f"r.status, {'r.grade' if kind == 'condition' else 'CAST(NULL AS INTEGER)'} AS grade, "
+                f"{began.format(A=A, bad='r.bad_start')} AS began, "
+                f"{began.format(A=A, bad='r.bad_start OR r.bad_any')} AS began_any, "
+                f"{self.active_at(kind, A)} AS active, r.unread "
+                f"FROM {ENTRY_TABLES[kind]} r LEFT JOIN concepts_{kind} m ON m.mkey = r.mkey "
+                f"WHERE (m.mkey IS NOT NULL AND {live}) OR r.unread")
+        return ("events AS (\n  SELECT r.pk, " + ",\n         ".join(aggs) + "\n  FROM ("
+                + "\n        UNION ALL ".join(parts) + ") r\n  GROUP BY r.pk\n)")
 
     def cids(self) -> dict[str, int]:
         """The integer id of each observation concept the query reads (``concept_maps`` gives the same)."""
@@ -1012,6 +1037,16 @@ class _Compiler:
         return out
 
 
+EVENT_KINDS = ("condition", "procedure", "medication")  # a record's kind in the step ``events`` (rk)
+
+
+def event_ids(concepts: dict) -> dict[str, int]:
+    """The integer id of each concept an event names (column ``tid`` of the concept tables of conditions,
+    procedures and medications; ``concept_maps`` gives the same)."""
+    names = sorted({n for kind in EVENT_KINDS for n in concepts.get(kind, ())})
+    return {name: i for i, name in enumerate(names)}
+
+
 ANSWERS_PER_MASK = 31  # two bits each in a BIGINT, below its sign bit
 
 
@@ -1056,6 +1091,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
     from elig.engine.measure import unit_fits
 
     out: dict[str, list[dict]] = {}
+    tids = event_ids(compiled.concepts)
     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
     for kind in ENTRY_TABLES:
         wanted = set(compiled.concepts.get(kind, ()))
@@ -1073,6 +1109,8 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                 site = site_check(concept, entry) if kind in ("condition", "procedure") else None
                 row = {"mkey": mkey, "target": concept.name, "unmatched": unmatched,
                        "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
+                if kind in EVENT_KINDS:
+                    row["tid"] = tids[concept.name]
                 if kind == "observation":
                     window = plausible_uln(concept, resolver)
                     since, slot, slot_since = compiled.first_days.get(concept.name, (None, False, None))
@@ -1109,9 +1147,9 @@ AUX_SCHEMAS = {
     "concepts_observation": _MAP + (("cid", "INTEGER"), ("since", "DATE"), ("slot", "BOOLEAN"), ("slot_since", "DATE"),
                                     ("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
                                     ("p_hi", "DOUBLE"), ("u_lo", "DOUBLE"), ("u_hi", "DOUBLE")),
-    "concepts_condition": _MAP,
-    "concepts_procedure": _MAP,
-    "concepts_medication": _MAP,
+    "concepts_condition": _MAP + (("tid", "INTEGER"),),
+    "concepts_procedure": _MAP + (("tid", "INTEGER"),),
+    "concepts_medication": _MAP + (("tid", "INTEGER"),),
     "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("cid", "INTEGER"), ("factor", "DOUBLE"),
                      ("ref_factor", "DOUBLE")),
 }
