@@ -883,18 +883,33 @@ class _Compiler:
                     THEN x.v END AS v
         FROM newest n LEFT JOIN exact x ON x.pk = n.pk AND x.cid = n.cid LEFT JOIN unread_obs u ON u.pk = n.pk) y
 )"""]
-        picks = []
-        for i, s in enumerate(self.slots):
+        def usable(slot: _Slot) -> str:
             # dlo: the newest's day, when no entry that may be newer keeps it from deciding (else NULL);
             # without a dated newest there is no value either.
-            usable = "dlo IS NOT NULL"
-            if s.start is not None:
-                # The newest's last day is on or before the evaluation date: its instant is before the next day.
-                usable = f"dlo >= {date_lit(s.start)} AND t_top < {end_of_day}"
-            c = ids[s.concept.name]
-            picks.append(f"max(CASE WHEN cid = {c} AND {usable} THEN v END) AS v{i}")
-            picks.append(f"max(CASE WHEN cid = {c} THEN uln_ref END) AS r{i}")
-        out.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + "\n  FROM nv GROUP BY pk\n)")
+            if slot.start is None:
+                return "dlo IS NOT NULL"
+            # The newest's last day is on or before the evaluation date: its instant is before the next day.
+            return f"dlo >= {date_lit(slot.start)} AND t_top < {end_of_day}"
+
+        per_concept: dict[str, list[_Slot]] = {}
+        for slot in self.slots:
+            per_concept.setdefault(slot.concept.name, []).append(slot)
+        # A concept with one slot (most): whether its newest value is usable is computed once per row (vv),
+        # and the pivot to one row per patient only picks each concept's rows.
+        single = {name: slots[0] for name, slots in per_concept.items() if len(slots) == 1}
+        rows = "nv"
+        if single:
+            whens = " ".join(f"WHEN {ids[name]} THEN {usable(slot)}" for name, slot in sorted(single.items()))
+            rows = f"(SELECT *, CASE WHEN (CASE cid {whens} END) THEN v END AS vv FROM nv) nv"
+        picks = []
+        for i, slot in enumerate(self.slots):
+            c = ids[slot.concept.name]
+            if slot.concept.name in single:
+                picks.append(f"max(vv) FILTER (WHERE cid = {c}) AS v{i}")
+            else:
+                picks.append(f"max(CASE WHEN cid = {c} AND {usable(slot)} THEN v END) AS v{i}")
+            picks.append(f"max(uln_ref) FILTER (WHERE cid = {c}) AS r{i}")
+        out.append("mv AS (\n  SELECT pk, " + ",\n         ".join(picks) + f"\n  FROM {rows} GROUP BY pk\n)")
         return out
 
     def fact_ctes(self) -> list[str]:
