@@ -82,7 +82,7 @@ _OLDEST = (dt.date.min, dt.time(0, 0))
 def _observation_key(obs):
     """``newest_first_key`` of an observation (it has a date and no onset or start)."""
     d = obs.date
-    return _OLDEST if d is None else d.sort_key()
+    return _OLDEST if d is None else d.bounds[2]  # d.sort_key()
 
 
 def display_only_note(entry, coding, concept: Concept) -> str:

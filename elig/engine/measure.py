@@ -70,7 +70,7 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
                 undated = o
             continue
         dated = True
-        if d.earliest() <= as_of:
+        if d.bounds[0] <= as_of:  # d.earliest()
             newest, date = o, d
             break
     twins = ()
@@ -84,8 +84,9 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
                 if undated is None:
                     undated = o
                 break  # the undated come last; the first of them is all that is asked
-            if twinning and d.earliest() <= as_of:
-                if d is date or d == date:  # the reader gives one object per distinct date
+            if twinning and d.bounds[0] <= as_of:  # d.earliest()
+                # The reader gives one object per distinct date; equal dates have equal bounds.
+                if d is date or (d.bounds[2] == date.bounds[2] and d == date):
                     twins += (o,)
                 else:
                     twinning = False
@@ -102,7 +103,7 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
         if doubt is not None:
             return doubt
     if opens is not None:  # ``within(date, opens, as_of)``, inline
-        lo, hi = date.earliest(), date.latest()
+        lo, hi, _ = date.bounds  # date.earliest(), date.latest()
         if not (lo >= opens and hi <= as_of):
             return (STALE if hi < opens or lo > as_of else COARSE), newest
     # ``canonical(ctx, concept, newest)``, inline
