@@ -11,7 +11,9 @@ from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
 from elig.engine.measure import measure_key, read_measurement
 from elig.engine.memo import Memo
-from elig.engine.results import Explanation, Outcome, ThresholdUsed, explanation, new_explanation
+from elig.engine.results import (
+    Explanation, Outcome, ThresholdUsed, explanation, new_explanation, new_threshold_used,
+)
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
@@ -70,13 +72,15 @@ def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: st
     if found is None:
         found = bound_value(ctx, test.bound, subject, obs, sex=sex)
         if not isinstance(found, Unusable):
-            limit, threshold = found
+            limit, t = found
             symbol = SYMBOLS[test.op]
+            # The threshold with its comparator: ``attrs.evolve(t, text=...)``, built quickly.
             if sex is None:
-                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text}"),
+                found = (limit, new_threshold_used(f"{symbol} {t.text}", t.value, t.unit, t.uln, t.uln_source, t.limit),
                          f"{symbol} {limit_text(test.bound, limit, unit)}")
             else:
-                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
+                found = (limit, new_threshold_used(f"{symbol} {t.text} if {sex}", t.value, t.unit, t.uln,
+                                                   t.uln_source, t.limit),
                          f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
         Memo.put(table, key, found)
     return found

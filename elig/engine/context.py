@@ -38,6 +38,7 @@ class Unusable:
 
 
 new_picked = slot_builder(Picked, ("obs", "value", "used"))  # ``Picked(obs, value, used)``, built quickly
+new_unusable = slot_builder(Unusable, ("reason", "missing", "values"))  # ``Unusable(...)``, every field given
 
 
 class Context:

@@ -8,6 +8,8 @@ inclusion when its exception holds, and clears an exclusion when it holds.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from elig.engine import plan as p
 from elig.engine.context import Context
 from elig.engine.events import nothing_recorded
@@ -36,6 +38,7 @@ def _not(outcomes) -> Outcome:
     return next(iter(outcomes)).negate()
 
 
+_outcome = attrgetter("outcome")
 _COMBINERS = {"and": kleene_and, "all": kleene_and, "or": kleene_or, "any": kleene_or, "none": _none, "not": _not}
 
 
@@ -99,7 +102,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         else:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
         return new_explanation("unless", text, outcome, summary, (), None, None, None, (), (), None, (main, exception))
-    children = tuple([ctx.rule(c) for c in node.children])
+    children = tuple(map(ctx.rule, node.children))
     if node.op == "whichever":
         return whichever(ctx, node, children)
     memo = ctx.memo
@@ -115,7 +118,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         if found is not None:
             return found
     op = node.op
-    outcome = _COMBINERS[op]([c.outcome for c in children])  # ``combine``
+    outcome = _COMBINERS[op](map(_outcome, children))  # ``combine``
     if op == "not":
         summary = logic_summary(op, children, outcome)
     else:

@@ -15,7 +15,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
-from elig.engine.context import Context, Picked, Unusable, new_picked
+from elig.engine.context import Context, Picked, Unusable, new_picked, new_unusable
 from elig.engine.memo import Memo
 from elig.engine.results import ValueUsed, new_value_used, value_used
 from elig.engine.summary import date_text
@@ -211,21 +211,22 @@ def read_measurement(ctx: Context, concept: Concept, label: str, window: p.Durat
             str(obs.source), obs.value_text or obs.result))
     as_of = ctx.as_of
     if found is NO_RESULT:
-        return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
+        return new_unusable(f"no {label} recorded", (_want(ctx, label, window),), ())
     if found is UNDATED:
-        return Unusable(f"{label} is recorded without a date", (_want(ctx, label, window),))
+        return new_unusable(f"{label} is recorded without a date", (_want(ctx, label, window),), ())
     if found is FUTURE:
-        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),))
+        return new_unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),),
+                            ())
     newest = got[1]
     if found is DOUBT:
         doubt = _doubt(concept, label, got[2], got[3], newest)
-        return Unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
+        return new_unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
     if found is COARSE:
-        return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
-                        f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
+        return new_unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
+                            f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
     if found is STALE:
-        return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
-                        f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
+        return new_unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
+                            f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
     picked = read_value(ctx, concept, label, newest, None, window)
     if found is UNREADABLE:
         return picked
