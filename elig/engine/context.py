@@ -56,7 +56,7 @@ class Context:
         self._answers: dict | None = None
         self._age: int | None | bool = False  # not yet worked out
         self.memo = checked.memo.check(checked.vocabulary)
-        self.concept_cache: dict = self.memo.concepts  # concepts per distinct (kind, codes, name)
+        self.concept_cache: dict = self.memo.concepts  # concept names per distinct (kind, codes, name, category)
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""
