@@ -1,6 +1,8 @@
 """Every code in the shipped vocabulary is real: LOINC codes against the checked list (with their
 evidence), SNOMED CT, ATC and RxNorm codes against theirs (tests/data/codes_checked.tsv), ICD-10-CM
-codes against the code system itself (simple-icd-10-cm), molar masses cited.
+codes against the code system itself (simple-icd-10-cm), ICD-10-PCS codes against the CMS code set as
+tests/data/icd10pcs_checked.tsv records it (a current code for each exact code and under each prefix,
+the CMS title, and the table axes that a prefix's display must name), molar masses cited.
 The corpus decides which concepts are shipped: every measurable concept that two or more trials of
 the registry corpus name is in the vocabulary (bench/vocabulary_corpus.py)."""
 
@@ -232,6 +234,124 @@ def test_a_vocabulary_file_with_a_made_up_icd10cm_code_fails_the_check(tmp_path)
                     "      - {system: ICD-10-CM, code: J45.51, display: Severe persistent asthma with (acute) exacerbation}\n",
                     encoding="utf-8")
     assert _missing_icd(_codes(ICD10CM, [path])) == ["J45.999 (severe asthma)"]
+
+
+# ---------------------------------------------------------------- ICD-10-PCS
+PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+PCS_CHECKED = ROOT / "tests" / "data" / "icd10pcs_checked.tsv"
+_PCS_STATUSES = ("ms-drg-v43", "pcs-page")
+
+
+def _pcs_checked(path=PCS_CHECKED) -> dict[str, dict]:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    return {row["code"]: row for row in csv.DictReader(lines, delimiter="\t")}
+
+
+def pcs_axes(prefix: str, checked: dict[str, dict]) -> list[str] | None:
+    """The labels of a prefix's characters in their tables, section first (5A19: Extracorporeal or
+    Systemic Assistance and Performance, Physiological Systems, Performance, Respiratory); None when
+    the checked table lacks one of them."""
+    rows = [checked.get(prefix[:i]) for i in range(1, len(prefix) + 1)]
+    if any(row is None or row["axis"] == "code" for row in rows):
+        return None
+    return [row["title"] for row in rows]
+
+
+def pcs_problems(specs, checked: dict[str, dict]) -> list[str]:
+    """Why each (concept, code) pair is not a current ICD-10-PCS code named as CMS names it. An exact
+    code is a 7-character code of the checked table, shown with its CMS title; a prefix has at least
+    one current code under it, and its display is the labels of its characters in the tables."""
+    problems = []
+    for concept, spec in specs:
+        prefix = spec.match == "prefix"
+        where = f"{spec.code}{'*' if prefix else ''} ({concept.name})"
+        if not re.fullmatch(r"[0-9A-HJ-NP-Z]{1,7}", spec.code):
+            problems.append(f"{where}: not ICD-10-PCS characters (digits and letters other than I and O)")
+        elif not prefix:
+            row = checked.get(spec.code)
+            if len(spec.code) != 7:
+                problems.append(f"{where}: an exact ICD-10-PCS code has 7 characters; {spec.code} has more "
+                                f"specific codes under it (write it as a prefix, {spec.code}*)")
+            elif row is None or row["axis"] != "code":
+                problems.append(f"{where}: not a current code in tests/data/icd10pcs_checked.tsv; add it with "
+                                "its CMS title and the public page that shows it, or remove it")
+            elif spec.display and spec.display.casefold() != row["title"].casefold():
+                problems.append(f"{where}: shown as {spec.display!r}; CMS titles it {row['title']!r}")
+        else:
+            axes = pcs_axes(spec.code, checked)
+            if len(spec.code) > 6:
+                problems.append(f"{where}: a 7-character code is exact, not a prefix")
+            elif not any(row["axis"] == "code" and code.startswith(spec.code) for code, row in checked.items()):
+                problems.append(f"{where}: expands to no current code of tests/data/icd10pcs_checked.tsv")
+            elif axes is None:
+                problems.append(f"{where}: the table axes of its characters are not all in "
+                                "tests/data/icd10pcs_checked.tsv")
+            elif spec.display and spec.display.casefold() != ", ".join(axes).casefold():
+                problems.append(f"{where}: shown as {spec.display!r}; its table axes are {', '.join(axes)!r}")
+    return problems
+
+
+def test_every_icd10pcs_code_is_current_and_named_as_cms_names_it():
+    problems = pcs_problems(((concept, spec) for _, concept, spec in _codes(PCS)), _pcs_checked())
+    assert not problems, "ICD-10-PCS codes not confirmed:\n" + "\n".join(problems)
+
+
+def test_the_icd10pcs_check_fails_on_wrong_codes():
+    """A retired code (5A15223, ECMO until FY2018; 5A1D60Z, dialysis until FY2017), a made-up one, a
+    6-character code written as exact, a prefix of no current code, a title of another duration and
+    a prefix displayed other than by its axes are each refused; the shipped forms pass."""
+    from elig.terminology.vocabulary import CodeSpec, Concept
+
+    concept = Concept(name="organ support", kind="procedure")
+    checked = _pcs_checked()
+    specs = [CodeSpec(PCS, "5A15223"), CodeSpec(PCS, "5A1D60Z"), CodeSpec(PCS, "5A1955X"),
+             CodeSpec(PCS, "5A1955"), CodeSpec(PCS, "5A1F", match="prefix"),
+             CodeSpec(PCS, "5A1955Z", "Respiratory Ventilation, Less than 24 Consecutive Hours"),
+             CodeSpec(PCS, "5A19", "Respiratory ventilation (ICD-10-PCS 5A19)", match="prefix"),
+             CodeSpec(PCS, "0BTI", match="prefix")]
+    problems = pcs_problems([(concept, spec) for spec in specs], checked)
+    assert [p.split(" (")[0] for p in problems] == ["5A15223", "5A1D60Z", "5A1955X", "5A1955", "5A1F*",
+                                                     "5A1955Z", "5A19*", "0BTI*"]
+    assert "not a current code" in problems[0] and "7 characters" in problems[3]
+    assert "expands to no current code" in problems[4] and "CMS titles it" in problems[5]
+    assert problems[6].endswith("'Extracorporeal or Systemic Assistance and Performance, Physiological Systems, "
+                                "Performance, Respiratory'")
+    assert "digits and letters other than I and O" in problems[7]
+    good = [CodeSpec(PCS, "5A1955Z", "respiratory ventilation, greater than 96 consecutive hours"),
+            CodeSpec(PCS, "5A19", "Extracorporeal or Systemic Assistance and Performance, Physiological Systems, "
+                                  "Performance, Respiratory", match="prefix"),
+            CodeSpec(PCS, "DB", match="prefix")]
+    assert pcs_problems([(concept, spec) for spec in good], checked) == []
+
+
+def test_a_vocabulary_file_with_a_retired_icd10pcs_code_fails_the_check(tmp_path):
+    """5A15223 has the syntax of an ICD-10-PCS code, so the loader accepts it, but CMS deleted it in
+    FY2019 (ECMO is now coded by cannulation, 5A1522F/G/H)."""
+    path = tmp_path / "site.yaml"
+    path.write_text("concepts:\n  - name: ecmo run\n    kind: procedure\n    codes:\n"
+                    "      - {system: ICD-10-PCS, code: 5A15223, display: 'Extracorporeal Membrane Oxygenation, Continuous'}\n"
+                    "      - {system: ICD-10-PCS, code: 5A1522G, display: 'Extracorporeal Oxygenation, Membrane, "
+                    "Peripheral Veno-arterial'}\n",
+                    encoding="utf-8")
+    problems = pcs_problems(((concept, spec) for _, concept, spec in _codes(PCS, [path])), _pcs_checked())
+    assert [p.split(":")[0] for p in problems] == ["5A15223 (ecmo run)"]
+
+
+def test_icd10pcs_checked_rows_are_well_formed():
+    checked = _pcs_checked()
+    for code, row in checked.items():
+        assert row["status"] in _PCS_STATUSES, (code, row["status"])
+        assert row["title"].strip() and re.search(r"https?://", row["evidence"]), code
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d", row["checked"]), code
+        if row["axis"] == "code":
+            assert code_problem(PCS, code) is None and len(code) == 7, code
+            # A code's table (its first three characters) is in the checked axes.
+            assert pcs_axes(code[:3], checked) is not None, code
+        else:
+            assert re.fullmatch(r"[0-9A-HJ-NP-Z]{1,6}", code), code
+            assert row["axis"] in ("Section", "Body System", "Operation", "Body Part", "Modality"), code
+    shipped = [spec for _, _, spec in _codes(PCS)]
+    assert shipped and all(len(s.code) == 7 for s in shipped if s.match != "prefix")
 
 
 # ---------------------------------------------------------------- SNOMED CT, ATC and RxNorm
