@@ -166,6 +166,9 @@ class Compiled:
     measured: tuple[Concept, ...]  # concepts whose values are read (unit factors and plausible ranges)
     steps: tuple[tuple[str, str], ...] = ()  # the query's named steps (its CTEs) in order, and ...
     final: str = ""  # ... its last SELECT: an engine may materialise the steps one by one (Spark does)
+    # Per observation concept: (the first day any step reads its records from, whether it has a newest value
+    # to find, the first day that search reads from); None: every record. concept_maps puts them in the table.
+    first_days: dict = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -211,7 +214,7 @@ class _Compiler:
         return Compiled(sql=sql, criteria=tuple((c.id, c.section) for c in self.checked.criteria),
                         as_of=self.as_of, concepts={k: tuple(sorted(v)) for k, v in self.concepts.items()},
                         measured=tuple(self.measured[k] for k in sorted(self.measured)), steps=tuple(self.steps),
-                        final=self.final)
+                        final=self.final, first_days=self.first_days())
 
     def fail(self, construct: str):
         raise CompileError(self.criterion, construct)
@@ -580,8 +583,9 @@ class _Compiler:
         """Recorded answers (a consent to another study not counted); answers that disagree: unknown."""
         if node.key not in self.attested:
             self.attested.append(node.key)
-        i = self.attested.index(node.key)
-        return f"(CASE WHEN a.all{i} THEN TRUE WHEN NOT a.any{i} THEN FALSE ELSE NULL END)"
+        mask, weight = _answer_bits(self.attested.index(node.key))
+        # Two bits per attestation: only yes (TRUE), only no (FALSE), both or no answer (unknown).
+        return f"(CASE a.m{mask} & {3 * weight} WHEN {weight} THEN TRUE WHEN {2 * weight} THEN FALSE END)"
 
     # ------------------------------------------------------------ the query
     def query(self, exprs: list[str]) -> str:
@@ -603,11 +607,12 @@ class _Compiler:
          o.value * f.factor AS cval,
          (o.problem IS NULL AND o.value IS NOT NULL AND f.factor IS NOT NULL
           AND (m.p_lo IS NULL OR (o.value * f.factor >= m.p_lo AND o.value * f.factor <= m.p_hi))) AS ok,
-         CASE WHEN {uln_ok} THEN {uln} END AS uln_ref
+         CASE WHEN {uln_ok} THEN {uln} END AS uln_ref,
+         (m.slot AND (o.d_lo IS NULL OR m.slot_since IS NULL OR o.d_hi >= m.slot_since)) AS in_slot
   FROM observations o
   JOIN concepts_observation m ON m.mkey = o.mkey
-  LEFT JOIN unit_factors f ON f.target = m.target AND f.unit = coalesce(o.unit, m.unitless_unit)
-  LEFT JOIN unit_factors rf ON rf.target = m.target AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
+  LEFT JOIN unit_factors f ON f.cid = m.cid AND f.unit = coalesce(o.unit, m.unitless_unit)
+  LEFT JOIN unit_factors rf ON rf.cid = m.cid AND rf.unit = coalesce(o.ref_unit, o.unit, m.unit)
   WHERE {self.recent_enough()}
 )""")
             ctes.append("obs AS (SELECT * FROM obs_all WHERE NOT unmatched)")
@@ -674,10 +679,15 @@ class _Compiler:
             joins.append("LEFT JOIN present_m ON present_m.pk = p.pk LEFT JOIN present_u ON present_u.pk = p.pk")
         if self.facts:
             ctes += self.fact_ctes()
-        for kind in sorted(self.unread):
-            ctes.append(f"unread_{kind} AS (SELECT DISTINCT pk FROM {ENTRY_TABLES[kind]} WHERE unread)")
-            cols.append(f"unread_{kind}.pk IS NOT NULL AS unread_{kind}")
-            joins.append(f"LEFT JOIN unread_{kind} ON unread_{kind}.pk = p.pk")
+        if self.unread:
+            # The patients with an entry that names nothing elig can read, per kind: one step, one join.
+            kinds = sorted(self.unread)
+            parts = " UNION ALL ".join(f"SELECT pk, {i} AS kind FROM {ENTRY_TABLES[k]} WHERE unread"
+                                       for i, k in enumerate(kinds))
+            aggs = ", ".join(f"bool_or(kind = {i}) AS unread_{k}" for i, k in enumerate(kinds))
+            ctes.append(f"unread AS (SELECT pk, {aggs} FROM ({parts}) u GROUP BY pk)")
+            cols += [f"coalesce(unread.unread_{k}, FALSE) AS unread_{k}" for k in kinds]
+            joins.append("LEFT JOIN unread ON unread.pk = p.pk")
         for kind, events in self.events.items():
             if not events:
                 continue
@@ -706,13 +716,18 @@ class _Compiler:
         if self.attested:
             # A consent to another study is not a consent to this one (elig.engine.facts.attestation).
             mine = f"(study IS NULL OR contains(lower(study), {text_lit(self.checked.id.lower())}))"
-            # Each answer's key is read once, as the number of the attestation it answers.
-            number = " ".join(f"WHEN {text_lit(k)} THEN {i}" for i, k in enumerate(self.attested))
-            aggs = ", ".join(
-                f"bool_and(value) FILTER (WHERE ki = {i}) AS all{i}, "
-                f"bool_or(value) FILTER (WHERE ki = {i}) AS any{i}" for i in range(len(self.attested)))
-            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM (SELECT pk, value, CASE key {number} END AS ki "
-                        f"FROM attestations WHERE value IS NOT NULL AND {mine}) x\n  WHERE ki IS NOT NULL GROUP BY pk\n)")
+            # Each answer's key is read once, as the bit of its attestation (a yes) or the bit beside it (a no):
+            # one bitwise OR per patient says, for every attestation at once, whether it has a yes and a no.
+            masks: dict[int, list[str]] = {}
+            for i, k in enumerate(self.attested):
+                mask, weight = _answer_bits(i)
+                masks.setdefault(mask, []).append(f"WHEN {text_lit(k)} THEN CAST({weight} AS BIGINT)")
+            bits = ", ".join(f"(CASE key {' '.join(whens)} END) * (CASE WHEN value THEN 1 ELSE 2 END) AS b{j}"
+                             for j, whens in masks.items())
+            aggs = ", ".join(f"bit_or(b{j}) AS m{j}" for j in masks)
+            keys = ", ".join(text_lit(k) for k in self.attested)
+            ctes.append(f"att AS (\n  SELECT pk, {aggs}\n  FROM (SELECT pk, {bits} FROM attestations "
+                        f"WHERE value IS NOT NULL AND {mine} AND key IN ({keys})) x\n  GROUP BY pk\n)")
         # The criteria read the base row b; events, tests and attestations read their own aggregates.
         ctes.append("b AS (\n  SELECT " + ",\n         ".join(cols) + "\n  FROM patients p\n  "
                     + "\n  ".join(joins) + "\n)")
@@ -756,22 +771,28 @@ class _Compiler:
         """The integer id of each observation concept the query reads (``concept_maps`` gives the same)."""
         return {name: i for i, name in enumerate(sorted(self.concepts["observation"]))}
 
+    def first_days(self) -> dict[str, tuple[dt.date | None, bool, dt.date | None]]:
+        """Per observation concept: the first day every reader of its records needs (None: all of them),
+        whether the newest value is looked for (a slot), and the first day that search needs."""
+        out = {}
+        for name in self.cids():
+            starts = self.reads.get(name)
+            since = min(starts) if starts and None not in starts else None
+            slots = [sl.start for sl in self.slots if sl.concept.name == name]
+            out[name] = (since, bool(slots), min(slots) if slots and None not in slots else None)
+        return out
+
     def recent_enough(self) -> str:
         """Which observations any step reads: a record that ends before the first day every reader
         of its concept needs is not read (each reader asks for a day that the record would not
-        reach, or, for the newest value, a record that old cannot be the newest in the window)."""
-        ids = self.cids()
-        whens = []
-        for name, starts in sorted(self.reads.items()):
-            if starts and None not in starts and name in ids:
-                whens.append(f"WHEN {ids[name]} THEN o.d_hi >= {date_lit(min(starts))}")
-        if not whens:
-            return "TRUE"
-        out = f"(o.d_lo IS NULL OR (CASE m.cid {' '.join(whens)} ELSE TRUE END))"
-        if len(whens) == len(ids):
+        reach, or, for the newest value, a record that old cannot be the newest in the window).
+        The first day is a column of the concept table (``since``)."""
+        out = "(o.d_lo IS NULL OR m.since IS NULL OR o.d_hi >= m.since)"
+        days = self.first_days().values()
+        if days and all(since is not None for since, _, _ in days):
             # Every concept has a first day: the earliest of them is a test of the record alone, which
             # DuckDB applies as it reads the table, before matching the records to concepts.
-            first = min(min(starts) for name, starts in self.reads.items() if name in ids)
+            first = min(since for since, _, _ in days)
             out = f"(o.d_lo IS NULL OR o.d_hi >= {date_lit(first)}) AND {out}"
         return out
 
@@ -791,14 +812,7 @@ class _Compiler:
         A = self.AS_OF
         M = 16777216  # a record's place (seq, below 2^24) packs with its instant into one BIGINT key
         ids = self.cids()
-        names = sorted({s.concept.name for s in self.slots})
         end_of_day = ((self.as_of - dt.date(1970, 1, 1)).days + 1) * 86400
-        opens = []
-        for name in names:
-            starts = [s.start for s in self.slots if s.concept.name == name]
-            if None not in starts:
-                opens.append(f"WHEN {ids[name]} THEN d_hi >= {date_lit(min(starts))}")
-        recent = f"(d_lo IS NULL OR (CASE cid {' '.join(opens)} ELSE TRUE END))" if opens else "TRUE"
         main = f"(NOT unmatched AND valued AND d_lo IS NOT NULL AND d_lo <= {A})"
         # Entries that may be newer than the newest and so keep it from deciding (elig.engine.measure.
         # _may_be_newer): a result without a date, or one whose display alone names the concept and
@@ -809,7 +823,7 @@ class _Compiler:
   SELECT pk, seq, cid, unmatched, valued, d_lo, d_hi, d_key, cval, ok, uln_ref,
          CASE WHEN {main} THEN date_diff('day', DATE '1970-01-01', d_hi) * 86400 + sec END AS t
   FROM obs_all
-  WHERE cid IN ({', '.join(str(ids[n]) for n in names)}) AND {recent}
+  WHERE in_slot  -- a concept with a newest value to find, and recent enough for its windows (concept_maps)
 )""", f"""newest AS (
   SELECT pk, cid, max(t) AS t_top, max(t * {M} + seq) AS k_last,
          max(t * {M} + ({M - 1} - seq)) AS k_first, bool_or(t IS NOT NULL AND (seq < 0 OR seq >= {M})) AS far,
@@ -998,6 +1012,16 @@ class _Compiler:
         return out
 
 
+ANSWERS_PER_MASK = 31  # two bits each in a BIGINT, below its sign bit
+
+
+def _answer_bits(i: int) -> tuple[int, int]:
+    """Attestation ``i``'s mask (column ``m<mask>`` of the step ``att``) and the weight of its 'yes' bit;
+    its 'no' bit is the next one."""
+    mask, place = divmod(i, ANSWERS_PER_MASK)
+    return mask, 1 << (2 * place)
+
+
 def _age_sql(as_of: dt.date) -> str:
     def years(b: str) -> str:
         return (f"({as_of.year} - year({b}) - (CASE WHEN month({b}) > {as_of.month} OR (month({b}) = {as_of.month} "
@@ -1051,7 +1075,9 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                        "site_applies": site is not None, "site_ok": site[0] if site is not None else None}
                 if kind == "observation":
                     window = plausible_uln(concept, resolver)
-                    row.update(cid=cids[concept.name], unit=concept.unit or "1",
+                    since, slot, slot_since = compiled.first_days.get(concept.name, (None, False, None))
+                    row.update(cid=cids[concept.name], since=since, slot=slot, slot_since=slot_since,
+                               unit=concept.unit or "1",
                                unitless_unit=concept.unit if concept.unitless == "canonical" else None,
                                p_lo=concept.plausible[0] if concept.plausible else None,
                                p_hi=concept.plausible[1] if concept.plausible else None,
@@ -1060,6 +1086,7 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
         out[f"concepts_{kind}"] = rows
     ctx = SimpleNamespace(resolver=resolver)
     factors = []
+    cids = {name: i for i, name in enumerate(sorted(compiled.concepts.get("observation", ())))}
     for concept in compiled.measured:
         target_unit = concept.unit or "1"
         for unit in sorted(set(units) | {target_unit}):
@@ -1069,7 +1096,8 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
                 f = None  # a dimensionless unit of another scale (% on ECOG) is not read
             if getattr(concept, "refused", None) is not None and concept.refused(unit):
                 f = None  # a unit the vocabulary refuses for this concept
-            factors.append({"unit": unit, "target": concept.name, "factor": f if isinstance(f, float) else None,
+            factors.append({"unit": unit, "target": concept.name, "cid": cids[concept.name],
+                            "factor": f if isinstance(f, float) else None,
                             "ref_factor": ref})
     out["unit_factors"] = factors
     return out
@@ -1078,10 +1106,12 @@ def concept_maps(compiled: Compiled, vocabulary: Vocabulary, resolver: UnitResol
 _MAP = (("mkey", "VARCHAR"), ("target", "VARCHAR"), ("unmatched", "BOOLEAN"), ("site_applies", "BOOLEAN"),
         ("site_ok", "BOOLEAN"))
 AUX_SCHEMAS = {
-    "concepts_observation": _MAP + (("cid", "INTEGER"), ("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
+    "concepts_observation": _MAP + (("cid", "INTEGER"), ("since", "DATE"), ("slot", "BOOLEAN"), ("slot_since", "DATE"),
+                                    ("unit", "VARCHAR"), ("unitless_unit", "VARCHAR"), ("p_lo", "DOUBLE"),
                                     ("p_hi", "DOUBLE"), ("u_lo", "DOUBLE"), ("u_hi", "DOUBLE")),
     "concepts_condition": _MAP,
     "concepts_procedure": _MAP,
     "concepts_medication": _MAP,
-    "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("factor", "DOUBLE"), ("ref_factor", "DOUBLE")),
+    "unit_factors": (("unit", "VARCHAR"), ("target", "VARCHAR"), ("cid", "INTEGER"), ("factor", "DOUBLE"),
+                     ("ref_factor", "DOUBLE")),
 }

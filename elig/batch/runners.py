@@ -76,7 +76,8 @@ def write_parquet(batches: Iterable[pa.RecordBatch], out: str | Path) -> int:
 
 
 def _aux_arrow(rows_: list[dict], name: str) -> pa.Table:
-    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "INTEGER": pa.int32()}
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "INTEGER": pa.int32(),
+             "DATE": pa.date32()}
     schema = pa.schema([(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
     return pa.Table.from_pylist(rows_, schema=schema)
 
@@ -293,9 +294,11 @@ class SparkEngine:
         """The compiled query and its Spark DataFrame (not yet computed)."""
         compiled = cc.compile_protocol(checked, as_of)
         keys, units = self.keys()
-        from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
+        from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, StringType, StructField,
+                                       StructType)
 
-        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType(), "BOOLEAN": BooleanType(), "INTEGER": IntegerType()}
+        types = {"VARCHAR": StringType(), "DOUBLE": DoubleType(), "BOOLEAN": BooleanType(), "INTEGER": IntegerType(),
+                 "DATE": DateType()}
         for name, data in cc.concept_maps(compiled, checked.vocabulary, checked.resolver, keys, units).items():
             schema = StructType([StructField(col, types[t]) for col, t in cc.AUX_SCHEMAS[name]])
             self.spark.createDataFrame([tuple(r.get(c) for c, _ in cc.AUX_SCHEMAS[name]) for r in data],
