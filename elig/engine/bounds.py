@@ -10,7 +10,7 @@ import math
 
 from elig.engine import plan as p
 from elig.engine.context import Unusable
-from elig.engine.results import ThresholdUsed
+from elig.engine.results import ThresholdUsed, new_threshold_used
 from elig.records.patient import Observation
 from elig.terminology.units import format_number as fmt, with_unit
 
@@ -131,7 +131,7 @@ def _bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | 
     if bound.lln_factor is not None:
         return lln_value(ctx, bound, subject, obs, unit)
     if bound.uln_factor is None:
-        return bound.value, ThresholdUsed(text=bound.text, value=bound.value, unit=unit)
+        return bound.value, new_threshold_used(bound.text, bound.value, unit, None, None, "ULN")
     concept = subject.concept
     resolver = ctx.resolver
     uln, source, refused = None, None, None
@@ -167,7 +167,7 @@ def _bound_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | 
                              else "; the vocabulary declares no default ULN")
         return Unusable(why, (f"reference range (ULN) of {subject.label}",) if concept.uln is None else ("sex",))
     limit = bound.uln_factor * uln
-    return limit, ThresholdUsed(text=bound.text, value=limit, unit=unit, uln=uln, uln_source=source)
+    return limit, new_threshold_used(bound.text, limit, unit, uln, source, "ULN")
 
 
 def lln_value(ctx, bound: p.Bound, subject: p.SubjectRef, obs: Observation | None, unit: str):

@@ -11,7 +11,9 @@ from elig.engine.context import Context, Picked, Unusable
 from elig.engine.derive import subject_value
 from elig.engine.measure import measure_key, read_measurement
 from elig.engine.memo import Memo
-from elig.engine.results import Explanation, Outcome, ThresholdUsed, explanation, new_explanation
+from elig.engine.results import (
+    Explanation, Outcome, ThresholdUsed, explanation, new_explanation, new_threshold_used,
+)
 from elig.engine.summary import distance, limit_text, meets
 from elig.language.canonical import SYMBOLS
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
@@ -20,6 +22,7 @@ from elig.terminology.units import format_beside, format_number as fmt, with_uni
 # rounding of a molar-mass conversion (creatinine: 88.40, 88.4 or 88.42 µmol/L per mg/dL).
 NEAR_THRESHOLD = 1e-3
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+outcome_of = Outcome.of
 
 
 def conversion_note(ctx: Context, used, derived, value: float, limits) -> str:
@@ -70,13 +73,15 @@ def compared(ctx: Context, test: p.CompareTest, subject, obs, unit: str, sex: st
     if found is None:
         found = bound_value(ctx, test.bound, subject, obs, sex=sex)
         if not isinstance(found, Unusable):
-            limit, threshold = found
+            limit, t = found
             symbol = SYMBOLS[test.op]
+            # The threshold with its comparator: ``attrs.evolve(t, text=...)``, built quickly.
             if sex is None:
-                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text}"),
+                found = (limit, new_threshold_used(f"{symbol} {t.text}", t.value, t.unit, t.uln, t.uln_source, t.limit),
                          f"{symbol} {limit_text(test.bound, limit, unit)}")
             else:
-                found = (limit, attrs.evolve(threshold, text=f"{symbol} {threshold.text} if {sex}"),
+                found = (limit, new_threshold_used(f"{symbol} {t.text} if {sex}", t.value, t.unit, t.uln,
+                                                   t.uln_source, t.limit),
                          f"{symbol} {limit_text(test.bound, limit, unit)} (threshold for {sex})")
         Memo.put(table, key, found)
     return found
@@ -194,11 +199,11 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
     (lo_v, lo_t), (hi_v, hi_t) = lo, hi
     ok_lo = compare(value, ">=" if test.low_inclusive else ">", lo_v)
     ok_hi = compare(value, "<=" if test.high_inclusive else "<", hi_v)
-    outcome = Outcome.of(ok_lo and ok_hi)
+    outcome = outcome_of(ok_lo and ok_hi)
     range_text = (f"{'[' if test.low_inclusive else '('}{limit_text(test.low, lo_v, unit)}, "
                   f"{limit_text(test.high, hi_v, unit)}{']' if test.high_inclusive else ')'}")
     shown = max((format_beside(value, lo_v), format_beside(value, hi_v)), key=len)
-    summary = (f"{label} {with_unit(shown, unit)} is {'within' if outcome is Outcome.MET else 'outside'} {range_text}"
+    summary = (f"{label} {with_unit(shown, unit)} is {'within' if outcome is MET else 'outside'} {range_text}"
                + conversion_note(ctx, used, derived, value, (lo_v, hi_v)))
     threshold = ThresholdUsed(text=f"{'' if test.low_inclusive else 'more than '}{lo_t.text} to "
                                    f"{hi_t.text}{'' if test.high_inclusive else ' (exclusive)'}",
@@ -206,7 +211,7 @@ def comparison(ctx: Context, node: p.ComparisonPlan) -> Explanation:
                               uln_source=hi_t.uln_source or lo_t.uln_source,
                               limit=hi_t.limit if hi_t.uln is not None else lo_t.limit)
     gap = None
-    if outcome is Outcome.NOT_MET:
+    if outcome is NOT_MET:
         gap = (distance(value, ">=" if test.low_inclusive else ">", lo_v, unit) if not ok_lo
                else distance(value, "<=" if test.high_inclusive else "<", hi_v, unit))
     return explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
@@ -224,16 +229,16 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
     for sex, test in branches:
         bound = compared(ctx, test, node.subject, obs, unit, sex, table)
         if isinstance(bound, Unusable):
-            outcomes[sex] = Outcome.UNKNOWN
+            outcomes[sex] = UNKNOWN
             continue
         thresholds[sex] = (test, bound)
-        outcomes[sex] = Outcome.of(compare(value, test.op, bound[0]))
+        outcomes[sex] = outcome_of(compare(value, test.op, bound[0]))
     sex = patient_sex
     if sex in outcomes:
         outcome = outcomes[sex]
         test, bound = thresholds.get(sex, (None, None))
         if test is None:
-            return explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN,
+            return explanation(kind="comparison", rule=text, outcome=UNKNOWN,
                                summary=f"unknown: no threshold could be set for {sex}", values=used,
                                derived=derived, reason="threshold unavailable")
         limit, threshold, stated = bound
@@ -241,14 +246,14 @@ def sex_comparison(ctx: Context, node, text, label, value, unit, used, derived, 
                    + conversion_note(ctx, used, derived, value, (limit,)))
         return explanation(kind="comparison", rule=text, outcome=outcome, summary=summary, values=used,
                            threshold=threshold, derived=derived,
-                           distance=(distance_text(ctx, value, test.op, limit, unit) if outcome is Outcome.NOT_MET
+                           distance=(distance_text(ctx, value, test.op, limit, unit) if outcome is NOT_MET
                                      else None))
     distinct = set(outcomes.values())
-    if len(distinct) == 1 and Outcome.UNKNOWN not in distinct:
+    if len(distinct) == 1 and UNKNOWN not in distinct:
         outcome = distinct.pop()
         return explanation(kind="comparison", rule=text, outcome=outcome,
                            summary=f"{label} {with_unit(fmt(value), unit)} gives '{outcome}' whatever the sex "
                                    f"(sex not recorded)", values=used, derived=derived)
     reason = "the sex is not recorded, and the threshold depends on it"
-    return explanation(kind="comparison", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+    return explanation(kind="comparison", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                        values=used, derived=derived, reason=reason, missing=("sex",))

@@ -107,8 +107,8 @@ class CompiledProtocol:
         self.checked = checked
         self.vocabulary = checked.vocabulary
         self.resolver = checked.resolver
-        # Caches owned by this compiled protocol (no global state): the concepts of each distinct
-        # (kind, codes, name, category) and the display-only reading of each distinct tuple of codes
+        # Caches owned by this compiled protocol (no global state): the names of the concepts of each
+        # distinct (kind, codes, name, category) and the display-only reading of each distinct tuple of codes
         # (``index.index_record``'s), ULNs per reference range, one reader per (concept, window)
         # (each holding its unit factors).
         self._concepts: dict = {}

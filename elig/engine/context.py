@@ -38,6 +38,7 @@ class Unusable:
 
 
 new_picked = slot_builder(Picked, ("obs", "value", "used"))  # ``Picked(obs, value, used)``, built quickly
+new_unusable = slot_builder(Unusable, ("reason", "missing", "values"))  # ``Unusable(...)``, every field given
 
 
 class Context:
@@ -55,7 +56,7 @@ class Context:
         self._answers: dict | None = None
         self._age: int | None | bool = False  # not yet worked out
         self.memo = checked.memo.check(checked.vocabulary)
-        self.concept_cache: dict = self.memo.concepts  # concepts per distinct (kind, codes, name)
+        self.concept_cache: dict = self.memo.concepts  # concept names per distinct (kind, codes, name, category)
 
     def rule(self, node: p.RulePlan):
         """The explanation of a (sub)rule; the visitor subclass dispatches by node type."""

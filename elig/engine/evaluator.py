@@ -43,6 +43,7 @@ from elig.engine.results import (
 from elig.records.dates import parse_date
 
 MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+ELIGIBLE, INELIGIBLE, UNDETERMINED = Verdict.ELIGIBLE, Verdict.INELIGIBLE, Verdict.UNDETERMINED
 from elig.records.patient import Patient
 
 
@@ -155,14 +156,14 @@ def verdict_and_exclusions(sections, outcomes) -> tuple[Verdict, list[int]]:
             excluded.append(i)
         elif SETTLING.get(section) is not o:
             settled = False
-    return (Verdict.INELIGIBLE if excluded else Verdict.ELIGIBLE if settled else Verdict.UNDETERMINED), excluded
+    return (INELIGIBLE if excluded else ELIGIBLE if settled else UNDETERMINED), excluded
 
 
 def collect(results: Iterable[CriterionResult]) -> tuple[CollectItem, ...]:
     """Data to collect: each missing item of an undecided criterion, with the criteria it decides."""
     order: dict[str, list[str]] = {}
     for r in results:
-        if r.outcome is not Outcome.UNKNOWN:
+        if r.outcome is not UNKNOWN:
             continue
         for item in _missing(r.explanation):
             ids = order.setdefault(item, [])
@@ -172,7 +173,7 @@ def collect(results: Iterable[CriterionResult]) -> tuple[CollectItem, ...]:
 
 
 def _missing(e: Explanation) -> list[str]:
-    if e.outcome is not Outcome.UNKNOWN:
+    if e.outcome is not UNKNOWN:
         return []
     out = list(e.missing)
     for c in e.children:

@@ -14,11 +14,15 @@ import datetime as dt
 from elig.engine import plan as p
 from elig.engine.context import Context
 from elig.engine.index import period, site_answer, site_phrase, sites_text
-from elig.engine.results import Explanation, Outcome, ValueUsed, kleene_or
+from elig.engine.results import Explanation, Outcome, explanation, kleene_or, value_used
 from elig.engine.summary import date_text, record_value
 from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate, within
 from elig.records.patient import Condition, Medication, Procedure
+
+# The members as plain names: reading ``Outcome.MET`` goes through the enum class's __getattr__ hook.
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+outcome_of = Outcome.of
 
 ACTIVE_CONDITION = ("active", "recurrence", "relapse")
 INACTIVE_CONDITION = ("inactive", "remission", "resolved")
@@ -26,7 +30,7 @@ STOPPED_MEDICATION = ("completed", "stopped", "cancelled", "not-taken")
 GOING_MEDICATION = ("active", "on-hold", "intended", "draft")
 PROCEDURE_STATUS = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "unknown")
 NOT_RECORDED = ("refuted", "entered-in-error")
-_NOT_MET, _UNKNOWN = Outcome.NOT_MET, Outcome.UNKNOWN
+_NOT_MET, _UNKNOWN = NOT_MET, UNKNOWN
 
 
 def records_of(idx: dict, concept) -> tuple[list, list]:
@@ -78,7 +82,7 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
             why += sites_text(r)
         else:
             why = f"{why}; {site_phrase(concept, r, *site)}"
-        verdicts.append(Outcome.of(ok))
+        verdicts.append(outcome_of(ok))
         whys.append(why)
         values.append(record_value(concept, r, start, why))
     outcome, case = records_outcome(verdicts, unreadable)
@@ -86,18 +90,18 @@ def event(ctx: Context, node: p.EventPlan) -> Explanation:
         return _doubt(concept, text, searched, unreadable)
     if not records:
         return _not_present(ctx, node)
-    if outcome is Outcome.MET:
-        summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is Outcome.MET)
-    elif outcome is Outcome.UNKNOWN:
-        summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is Outcome.UNKNOWN)
+    if outcome is MET:
+        summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is MET)
+    elif outcome is UNKNOWN:
+        summary = f"{concept.name}: " + next(w for w, o in zip(whys, verdicts) if o is UNKNOWN)
     else:
         summary = f"{concept.name} recorded, but not as the rule requires: {whys[0]}"
     missing = ()
     reason = None
-    if outcome is Outcome.UNKNOWN:
-        reason = next(w for w, o in zip(whys, verdicts) if o is Outcome.UNKNOWN)
+    if outcome is UNKNOWN:
+        reason = next(w for w, o in zip(whys, verdicts) if o is UNKNOWN)
         missing = (f"{concept.name}: {reason}",)
-    return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
+    return explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=tuple(values),
                        searched=searched, reason=reason, missing=missing)
 
 
@@ -106,8 +110,8 @@ def _not_present(ctx: Context, node: p.EventPlan) -> Explanation:
     key = ("not present", id(node))
     found = ctx.memo.recall(key, (node,))
     if found is None:
-        found = ctx.memo.keep(key, (node,), Explanation(
-            kind="event", rule=node.text, outcome=Outcome.NOT_MET,
+        found = ctx.memo.keep(key, (node,), explanation(
+            kind="event", rule=node.text, outcome=NOT_MET,
             summary=f"no matching record of {node.concept.name}", searched=node.searched))
     return found
 
@@ -118,7 +122,7 @@ def _doubt(concept, text: str, searched, unreadable: list) -> Explanation:
     more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
     reason = (f"no readable record of {concept.name} matches, but {first.source}{more} names no concept and has "
               f"no code, so it may be one")
-    return Explanation(kind="event", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+    return explanation(kind="event", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                        searched=searched, reason=reason, missing=(f"{concept.name}: a readable {first.source}",))
 
 
@@ -378,19 +382,19 @@ def test_event(ctx: Context, node: p.EventPlan, text: str, searched) -> Explanat
         res = obs.result
         verdict = {"positive": True, "negative": False}.get(res) if res else None
         results.append((verdict if inside else None, obs, res or "no readable result"))
-    values = tuple(ValueUsed(concept=concept.name, value=o.value, unit=o.unit, date=date_text(o.date),
+    values = tuple(value_used(concept=concept.name, value=o.value, unit=o.unit, date=date_text(o.date),
                              source=str(o.source), text=f"{res} on {o.date}") for _, o, res in results)
     window = f" within {node.duration.text}" if node.duration else ""
     if not results:
         # A test result is a measurement: open-world. An untested patient is not "negative",
         # and a missing screening test must never make a patient look eligible.
         reason = f"no {concept.name} result{window}"
-        return Explanation(kind="event", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="event", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                            searched=searched, reason=reason,
                            missing=(f"{concept.name} result{window} before {as_of}",))
-    outcome = kleene_or(Outcome.of(v) for v, _, _ in results)
-    first = next((r for r in results if Outcome.of(r[0]) is outcome), results[0])
+    outcome = kleene_or(outcome_of(v) for v, _, _ in results)
+    first = next((r for r in results if outcome_of(r[0]) is outcome), results[0])
     summary = f"{concept.name}: {first[2]} on {first[1].date}"
-    missing = (f"readable {concept.name} result{window}",) if outcome is Outcome.UNKNOWN else ()
-    return Explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=values,
+    missing = (f"readable {concept.name} result{window}",) if outcome is UNKNOWN else ()
+    return explanation(kind="event", rule=text, outcome=outcome, summary=summary, values=values,
                        searched=searched, missing=missing, reason=summary if missing else None)

@@ -27,6 +27,10 @@ from elig.engine.summary import date_text
 from elig.records.dates import within
 from elig.terminology.units import format_number as fmt, with_unit
 
+# The members as plain names: reading ``Outcome.MET`` goes through the enum class's __getattr__ hook.
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+outcome_of = Outcome.of
+
 
 @attrs.frozen
 class _Evidence:
@@ -48,23 +52,23 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     if node.sex is not None:
         answer = is_sex(patient, node.sex)
         if answer is None:
-            return explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary="unknown: sex not recorded",
+            return explanation(kind="fact", rule=text, outcome=UNKNOWN, summary="unknown: sex not recorded",
                                reason="sex not recorded", missing=("sex",))
-        return explanation(kind="fact", rule=text, outcome=Outcome.of(answer), summary=f"sex: {patient.sex}")
+        return explanation(kind="fact", rule=text, outcome=outcome_of(answer), summary=f"sex: {patient.sex}")
     concept = node.concept
     name = concept.field or concept.name
     answer, case = on_record(patient, concept)
     if case == "field":
-        return explanation(kind="fact", rule=text, outcome=Outcome.of(answer),
+        return explanation(kind="fact", rule=text, outcome=outcome_of(answer),
                            summary=f"{name}: {'yes' if answer else 'no'} (patient record)")
     if case == "sex":
-        return explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET,
+        return explanation(kind="fact", rule=text, outcome=NOT_MET,
                            summary=f"not {name}: the patient is {patient.sex}")
     found = evidence(ctx, concept)
     values = tuple(e.used for e in found)
     decided, why = decide(found)
     if decided is not None:
-        return explanation(kind="fact", rule=text, outcome=Outcome.of(decided), values=values,
+        return explanation(kind="fact", rule=text, outcome=outcome_of(decided), values=values,
                            summary=f"{name}: {'yes' if decided else 'no'} ({why})")
     searched = _searched(ctx, concept)
     # The reading of who is asked, shown (as a child) only when it is what decides or leaves it open.
@@ -74,14 +78,14 @@ def fact(ctx: Context, node: p.FactPlan) -> Explanation:
     if stated:
         why = why or f"the record gives {name} but not as yes or no"
     if reading is not None and not_asked(reading.outcome, found, stated):
-        return explanation(kind="fact", rule=text, outcome=Outcome.NOT_MET, values=values, children=children,
+        return explanation(kind="fact", rule=text, outcome=NOT_MET, values=values, children=children,
                            summary=f"not asked: the patient is not of {node.only_if.name} by the "
                                    f"{node.only_if.source} reading '{node.only_if.definition}', and the "
                                    f"record says nothing of {name}",
                            searched=searched)
     reason = why or f"{name} not recorded"
     missing = (f"{name} (yes/no)" + (f": {_wanted(concept)}" if concept.evidence else ""),)
-    return explanation(kind="fact", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}", reason=reason,
+    return explanation(kind="fact", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}", reason=reason,
                        missing=missing, values=values, children=children, searched=searched)
 
 
@@ -121,7 +125,7 @@ def not_asked(reading: Outcome, found: list, stated: bool) -> bool:
     """Whether a fact asked only of whom a definition names (``only_if``) is "no" for want of evidence:
     the reading does not count the patient in, nothing found could say yes or be the newest, and
     the record does not give the fact in a form that cannot be read."""
-    return reading is Outcome.NOT_MET and not stated and not any(e.may_say_yes or not e.undated for e in found)
+    return reading is NOT_MET and not stated and not any(e.may_say_yes or not e.undated for e in found)
 
 
 def _wanted(concept) -> str:
@@ -233,7 +237,7 @@ def _cite(e: _Evidence) -> str:
 def definition(ctx: Context, node: p.DefinitionPlan) -> Explanation:
     """A defined concept: its rule's outcome, with the reading (protocol's or the vocabulary default) shown."""
     child = ctx.rule(node.plan)
-    verdict = {Outcome.MET: "yes", Outcome.NOT_MET: "no", Outcome.UNKNOWN: "unknown"}[child.outcome]
+    verdict = {MET: "yes", NOT_MET: "no", UNKNOWN: "unknown"}[child.outcome]
     return explanation(kind="definition", rule=node.text, outcome=child.outcome,
                        summary=f"{node.name}: {verdict}, by the {node.source} reading",
                        reason=child.reason, children=(child,))
@@ -248,7 +252,7 @@ def attestation(ctx: Context, node: p.AttestationPlan) -> Explanation:
         found = ctx.memo.recall(key, (node,))
         if found is None:
             found = ctx.memo.keep(key, (node,), explanation(
-                kind="attestation", rule=text, outcome=Outcome.UNKNOWN, summary=f"awaiting attestation: {node.statement}",
+                kind="attestation", rule=text, outcome=UNKNOWN, summary=f"awaiting attestation: {node.statement}",
                 reason="not attested yet", missing=(f"attestation: {node.statement}",)))
         return found
     protocol_id = ctx.checked.id.lower()
@@ -274,20 +278,20 @@ def _attested(node: p.AttestationPlan, protocol_id: str, answers: list) -> Expla
                               text=f"not counted: given for another study ({a.study})", date=date_text(a.date))
                     for a in other_study)
     if not answers:
-        return explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=ignored,
+        return explanation(kind="attestation", rule=text, outcome=UNKNOWN, values=ignored,
                            summary=f"awaiting attestation: {node.statement}", reason="not attested yet",
                            missing=(f"attestation: {node.statement}",))
     if answer is None:
         reason = (f"conflicting answers: " +
                   "; ".join(f"{'yes' if a.value else 'no'} ({a.source})" for a in answers))
-        return explanation(kind="attestation", rule=text, outcome=Outcome.UNKNOWN, values=values + ignored,
+        return explanation(kind="attestation", rule=text, outcome=UNKNOWN, values=values + ignored,
                            summary=f"unknown: {reason}: {node.statement}", reason=reason,
                            missing=(f"attestation: {node.statement} (one answer; the sources disagree)",))
     found = answers[0]
     by = f" by {found.by}" if found.by else ""
     on = f" on {found.date}" if found.date else ""
     also = f" (also {len(answers) - 1} more source{'s' if len(answers) > 2 else ''})" if len(answers) > 1 else ""
-    return explanation(kind="attestation", rule=text, outcome=Outcome.of(answer), values=values + ignored,
+    return explanation(kind="attestation", rule=text, outcome=outcome_of(answer), values=values + ignored,
                        summary=f"attested {'yes' if answer else 'no'}{by}{on}: {node.statement}{also}")
 
 

@@ -21,8 +21,8 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
                  display_cache: dict | None = None) -> tuple[dict[str, dict[str, list]], list[str]]:
     """Entries by kind and concept name, newest first; and the notes on display-only entries.
 
-    With ``cache`` (a dict owned by a checked or compiled protocol), the concepts of each
-    distinct (kind, codes, name, category) are looked up once, not once per entry; with
+    With ``cache`` (a dict owned by a checked or compiled protocol), the names of the concepts
+    of each distinct (kind, codes, name, category) are looked up once, not once per entry; with
     ``display_cache``, the display-only reading of each distinct tuple of codes."""
     unmatched: dict[str, list] = {}  # observations whose display alone names a concept, by that concept
     unreadable: dict[str, list] = {}  # entries with neither a concept name nor a code, by kind: they may be anything
@@ -41,22 +41,21 @@ def index_record(patient: Patient, vocabulary: Vocabulary, cache: dict | None = 
         for entry in entries:
             codes = entry.codes
             key = (kind, codes, entry.concept, () if observations else getattr(entry, "category", ()))
-            concepts = cache.get(key)
-            if concepts is None:
+            names = cache.get(key)
+            if names is None:
                 if site_concepts is None:
                     site_concepts = tuple(c for c in vocabulary.concepts if c.site_codes)
-                concepts = tuple(concepts_of(vocabulary, entry, site_concepts))
-                Memo.put(cache, key, concepts)
-            for concept in concepts:
-                found = by_concept.get(concept.name)
+                names = Memo.put(cache, key, tuple([c.name for c in concepts_of(vocabulary, entry, site_concepts)]))
+            for name in names:
+                found = by_concept.get(name)
                 if found is None:
-                    by_concept[concept.name] = [entry]
+                    by_concept[name] = [entry]
                 else:
                     found.append(entry)
             if not codes:
                 if not entry.concept:
                     unreadable.setdefault(kind, []).append(entry)
-            elif not concepts:
+            elif not names:
                 if display_cache is None:
                     named = display_only_concept(vocabulary, entry)
                 else:
@@ -82,7 +81,7 @@ _OLDEST = (dt.date.min, dt.time(0, 0))
 def _observation_key(obs):
     """``newest_first_key`` of an observation (it has a date and no onset or start)."""
     d = obs.date
-    return _OLDEST if d is None else d.sort_key()
+    return _OLDEST if d is None else d.bounds[2]  # d.sort_key()
 
 
 def display_only_note(entry, coding, concept: Concept) -> str:

@@ -8,6 +8,8 @@ inclusion when its exception holds, and clears an exclusion when it holds.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from elig.engine import plan as p
 from elig.engine.context import Context
 from elig.engine.events import nothing_recorded
@@ -15,6 +17,8 @@ from elig.engine.memo import Memo
 from elig.engine.results import Explanation, Outcome, explanation, kleene_and, kleene_or, new_explanation
 from elig.engine.summary import counts_text, logic_summary, outcome_counts
 
+# The members as plain names: reading ``Outcome.MET`` goes through the enum class's __getattr__ hook.
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
 
 
 def combine(op: str, outcomes) -> Outcome:
@@ -36,6 +40,7 @@ def _not(outcomes) -> Outcome:
     return next(iter(outcomes)).negate()
 
 
+_outcome = attrgetter("outcome")
 _COMBINERS = {"and": kleene_and, "all": kleene_and, "or": kleene_or, "any": kleene_or, "none": _none, "not": _not}
 
 
@@ -92,14 +97,14 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         main = ctx.rule(node.children[0])
         exception = ctx.rule(node.children[1])
         outcome = unless(ctx.section, main.outcome, exception.outcome)
-        if exception.outcome is Outcome.MET:
+        if exception.outcome is MET:
             summary = f"waived: {exception.summary}"
-        elif exception.outcome is Outcome.NOT_MET:
+        elif exception.outcome is NOT_MET:
             summary = f"{main.summary}; the exception does not apply ({exception.summary})"
         else:
             summary = f"{main.summary}; exception undetermined: {exception.summary}"
         return new_explanation("unless", text, outcome, summary, (), None, None, None, (), (), None, (main, exception))
-    children = tuple([ctx.rule(c) for c in node.children])
+    children = tuple(map(ctx.rule, node.children))
     if node.op == "whichever":
         return whichever(ctx, node, children)
     memo = ctx.memo
@@ -115,7 +120,7 @@ def _logic(ctx: Context, node: p.LogicPlan) -> Explanation:
         if found is not None:
             return found
     op = node.op
-    outcome = _COMBINERS[op]([c.outcome for c in children])  # ``combine``
+    outcome = _COMBINERS[op](map(_outcome, children))  # ``combine``
     if op == "not":
         summary = logic_summary(op, children, outcome)
     else:
@@ -173,7 +178,7 @@ def whichever(ctx: Context, node: p.LogicPlan, children) -> Explanation:
     if not present:
         reason = "none of the alternatives is recorded: " + "; ".join(c.reason or c.summary for c in children)
         missing = tuple(m for c in children for m in c.missing[:1])
-        return explanation(kind="whichever", rule=node.text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="whichever", rule=node.text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=(" or ".join(missing),) if missing else (), children=children)
     outcome = kleene_or([c.outcome for c in present])
     deciding = next((c for c in present if c.outcome is outcome), present[0])
@@ -181,4 +186,4 @@ def whichever(ctx: Context, node: p.LogicPlan, children) -> Explanation:
     skipped = f"; not recorded, so not needed: {', '.join(absent)}" if absent else ""
     summary = f"decided by {deciding.rule.split(' within ')[0]}: {deciding.summary}{skipped}"
     return explanation(kind="whichever", rule=node.text, outcome=outcome, summary=summary,
-                       reason=deciding.reason if outcome is Outcome.UNKNOWN else None, children=children)
+                       reason=deciding.reason if outcome is UNKNOWN else None, children=children)

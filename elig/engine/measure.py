@@ -15,7 +15,7 @@ import attrs
 
 from elig.engine import plan as p
 from elig.engine.bounds import REL_TOL
-from elig.engine.context import Context, Picked, Unusable, new_picked
+from elig.engine.context import Context, Picked, Unusable, new_picked, new_unusable
 from elig.engine.memo import Memo
 from elig.engine.results import ValueUsed, new_value_used, value_used
 from elig.engine.summary import date_text
@@ -70,7 +70,7 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
                 undated = o
             continue
         dated = True
-        if d.earliest() <= as_of:
+        if d.bounds[0] <= as_of:  # d.earliest()
             newest, date = o, d
             break
     twins = ()
@@ -84,8 +84,9 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
                 if undated is None:
                     undated = o
                 break  # the undated come last; the first of them is all that is asked
-            if twinning and d.earliest() <= as_of:
-                if d is date or d == date:  # the reader gives one object per distinct date
+            if twinning and d.bounds[0] <= as_of:  # d.earliest()
+                # The reader gives one object per distinct date; equal dates have equal bounds.
+                if d is date or (d.bounds[2] == date.bounds[2] and d == date):
                     twins += (o,)
                 else:
                     twinning = False
@@ -102,7 +103,7 @@ def select(ctx: Context, concept: Concept, records, opens: dt.date | None) -> tu
         if doubt is not None:
             return doubt
     if opens is not None:  # ``within(date, opens, as_of)``, inline
-        lo, hi = date.earliest(), date.latest()
+        lo, hi, _ = date.bounds  # date.earliest(), date.latest()
         if not (lo >= opens and hi <= as_of):
             return (STALE if hi < opens or lo > as_of else COARSE), newest
     # ``canonical(ctx, concept, newest)``, inline
@@ -210,21 +211,22 @@ def read_measurement(ctx: Context, concept: Concept, label: str, window: p.Durat
             str(obs.source), obs.value_text or obs.result))
     as_of = ctx.as_of
     if found is NO_RESULT:
-        return Unusable(f"no {label} recorded", (_want(ctx, label, window),))
+        return new_unusable(f"no {label} recorded", (_want(ctx, label, window),), ())
     if found is UNDATED:
-        return Unusable(f"{label} is recorded without a date", (_want(ctx, label, window),))
+        return new_unusable(f"{label} is recorded without a date", (_want(ctx, label, window),), ())
     if found is FUTURE:
-        return Unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),))
+        return new_unusable(f"every {label} is dated after the evaluation date {as_of}", (_want(ctx, label, window),),
+                            ())
     newest = got[1]
     if found is DOUBT:
         doubt = _doubt(concept, label, got[2], got[3], newest)
-        return Unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
+        return new_unusable(doubt[0], (_want(ctx, label, window),), doubt[1])
     if found is COARSE:
-        return Unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
-                        f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
+        return new_unusable(f"the newest {label} is dated only to {newest.date}, which may fall outside "
+                            f"the {window.text} window", (_want(ctx, label, window),), (raw_value(concept, newest),))
     if found is STALE:
-        return Unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
-                        f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
+        return new_unusable(f"stale: the newest {label} is from {newest.date}, older than {window.text} "
+                            f"before {as_of}", (_want(ctx, label, window),), (raw_value(concept, newest),))
     picked = read_value(ctx, concept, label, newest, None, window)
     if found is UNREADABLE:
         return picked

@@ -2,7 +2,8 @@
 
 A ``Memo`` belongs to one ``CheckedProtocol`` (never module-global) and holds:
 
-- ``concepts``: the concepts a distinct (kind, codes, name, category) of a record entry means;
+- ``concepts``: the names of the concepts a distinct (kind, codes, name, category) of a record
+  entry means (``index.index_record``);
 - ``display_only``: for a distinct tuple of codes that means no concept, the concept its
   display names (reported in a note);
 - ``readings``: how a distinct recorded unit reads for a concept (``measure.UnitReading``), per

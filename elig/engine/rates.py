@@ -12,6 +12,10 @@ from elig.language.canonical import SYMBOLS
 from elig.records.dates import PartialDate, within
 from elig.terminology.units import format_beside, format_number as fmt, with_unit
 
+# The members as plain names: reading ``Outcome.MET`` goes through the enum class's __getattr__ hook.
+MET, NOT_MET, UNKNOWN = Outcome.MET, Outcome.NOT_MET, Outcome.UNKNOWN
+outcome_of = Outcome.of
+
 
 def rate(ctx: Context, node: p.RatePlan) -> Explanation:
     text = node.text
@@ -30,7 +34,7 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
         if isinstance(got, Unusable):
             # Skipping it would compute the change from older results in its place.
             reason = f"a {label} result in the window cannot be read, so the two newest are not known: {got.reason}"
-            return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+            return explanation(kind="rate", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                                reason=reason, missing=want, values=tuple(x.used for x in picked) + got.values)
         picked.append(got)
         if len(picked) == 2:
@@ -38,20 +42,20 @@ def rate(ctx: Context, node: p.RatePlan) -> Explanation:
     undated = next((o for o in ctx.observations(concept.name) if o.date is None), None)
     if undated is not None:
         reason = f"a {label} result ({undated.source}) has no readable date, so it may be one of the two newest"
-        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=tuple(x.used for x in picked))
     if len(picked) < 2:
         reason = f"a daily increase needs two {label} results within {node.window.text}; found {len(picked)}"
-        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=tuple(x.used for x in picked))
     newer, older = picked
     days = days_between(older.obs.date, newer.obs.date)
     if not days:
         reason = f"both {label} results are from {newer.obs.date} without times, so the daily change is unknown"
-        return explanation(kind="rate", rule=text, outcome=Outcome.UNKNOWN, summary=f"unknown: {reason}",
+        return explanation(kind="rate", rule=text, outcome=UNKNOWN, summary=f"unknown: {reason}",
                            reason=reason, missing=want, values=(newer.used, older.used))
     per_day = (newer.value - older.value) / days
-    outcome = Outcome.of(compare(per_day, node.op, node.bound.value))
+    outcome = outcome_of(compare(per_day, node.op, node.bound.value))
     unit = concept.unit
     derived = Derived(concept=f"daily increase in {label}", method="difference of the two newest results per day",
                       formula="increase per day = (newer − older) / days between",

@@ -60,7 +60,7 @@ def distance(value: float, op: str, limit: float, unit: str) -> str:
 
 
 def meets(outcome: Outcome) -> str:
-    return "meets" if outcome is Outcome.MET else "does not meet"
+    return "meets" if outcome is MET else "does not meet"
 
 
 def date_text(d: PartialDate | None) -> str | None:

@@ -45,9 +45,10 @@ class PartialDate:
     month: int | None = None
     day: int | None = None
     time: dt.time | None = None
-    # earliest(), latest() and sort_key(), computed once: a date is shared by the entries that give
-    # it and read many times by every rule that looks at them.
-    _bounds: tuple | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # (earliest(), latest(), sort_key()), computed when the date is made: a date is shared by the
+    # entries that give it and read many times by every rule that looks at them, and the hottest
+    # readers (measurement selection, the record's index) read this tuple without a call.
+    bounds: tuple = attrs.field(init=False, eq=False, repr=False)
     # The text (``str``), made once for the same reason: every explanation that shows the date prints it.
     _text: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
@@ -105,26 +106,18 @@ class PartialDate:
     def is_complete(self) -> bool:
         return self.day is not None
 
-    def _compute_bounds(self) -> tuple:
-        earliest = dt.date(self.year, self.month or 1, self.day or 1)
-        if self.day is not None:
-            latest = earliest
-        else:
-            month = self.month or 12
-            latest = dt.date(self.year, month, calendar.monthrange(self.year, month)[1])
-        bounds = (earliest, latest, (latest, self.time or _MIDNIGHT))
-        object.__setattr__(self, "_bounds", bounds)
-        return bounds
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "bounds", _bounds(self.year, self.month, self.day, self.time))
 
     def earliest(self) -> dt.date:
-        return (self._bounds or self._compute_bounds())[0]
+        return self.bounds[0]
 
     def latest(self) -> dt.date:
-        return (self._bounds or self._compute_bounds())[1]
+        return self.bounds[1]
 
     def sort_key(self) -> tuple:
         """Newest-first sorting key: a later or more precise stamp sorts later."""
-        return (self._bounds or self._compute_bounds())[2]
+        return self.bounds[2]
 
     def instant(self) -> dt.datetime | None:
         """The exact moment, when known to the second (for pairing measurements)."""
@@ -148,6 +141,17 @@ class PartialDate:
 
 
 _ZERO_OFFSETS = ("00:00", "0000")
+
+
+def _bounds(year: int, month: int | None, day: int | None, time: dt.time | None) -> tuple:
+    """A date's (earliest day, latest day, newest-first sorting key)."""
+    earliest = dt.date(year, month or 1, day or 1)
+    if day is not None:
+        latest = earliest
+    else:
+        month = month or 12
+        latest = dt.date(year, month, calendar.monthrange(year, month)[1])
+    return earliest, latest, (latest, time or _MIDNIGHT)
 
 
 def _check_calendar(s: str, year: int, month: int | None, day: int | None) -> None:
@@ -181,13 +185,13 @@ def _new_date(year: int, month: int | None, day: int | None, time: dt.time | Non
     new.month = month
     new.day = day
     new.time = time
-    new._bounds = None
+    new.bounds = _bounds(year, month, day, time)
     new._text = None
     new.__class__ = PartialDate
     return new
 
 
-if PartialDate.__slots__ != ("year", "month", "day", "time", "_bounds", "_text") or \
+if PartialDate.__slots__ != ("year", "month", "day", "time", "bounds", "_text") or \
         _new_date(2024, 3, 8, None) != PartialDate(2024, 3, 8):  # pragma: no cover
     raise ImportError("elig.records.dates: PartialDate's fields changed; update _new_date")
 
