@@ -292,3 +292,36 @@ def test_a_pregnancy_result_without_a_readable_date_may_be_the_newest():
     why = elig.evaluate(checked, patients[0], "2024-03-15").criteria[0].explanation.summary
     assert "a result without a readable date may be the newest: pregnancy test positive on an unknown date" in why
 
+
+
+def test_attestations_beyond_one_mask_of_answers_agree_with_the_interpreter():
+    """Each attestation takes two bits of a 64-bit number per patient (a yes, a no), 31 to a number:
+    a protocol that asks 40 questions needs two, and every answer (yes, no, both, none) reads as in
+    the interpreter."""
+    questions = [f"question number {n}" for n in range(40)]
+    text = "protocol TEST-ATT\n  title \"forty questions\"\n\ninclusion\n" + "".join(
+        f"  A{n} \"{q}\"\n    attested \"{q}\"\n" for n, q in enumerate(questions))
+    checked = elig.parse_protocol_text(text)
+    rng = random.Random(40)
+    patients = []
+    for i in range(60):
+        answers = {}
+        for q in questions:
+            kind = rng.randrange(4)
+            if kind == 0:
+                answers[q] = True
+            elif kind == 1:
+                answers[q] = False
+            elif kind == 2:  # answered twice, differently: unknown
+                answers[q] = True
+                answers[q.upper()] = False
+        record = {"id": f"att-{i}", "birth_date": "1970-01-01", "sex": "female", "attestations": answers}
+        patients.append(elig.patient_from_data(record, "att"))
+    rows = _duckdb(checked, patients, "2024-03-15")
+    assert differences(checked, patients, "2024-03-15", rows) == []
+    by_criterion = collections.defaultdict(set)
+    for row in rows:
+        for cid, outcome in row.outcomes:
+            by_criterion[cid].add(outcome)
+    # The questions of the second number (A31 to A39) reach every outcome too.
+    assert all(by_criterion[f"A{n}"] == {"met", "not met", "unknown"} for n in (0, 30, 31, 39))
