@@ -17,7 +17,15 @@ variant streams the same file in a fresh process and times its phases per patien
   (verdict and every criterion's outcome, no explanation);
 * ``explained``: ``json.loads`` + ``patient_from_data`` + ``evaluate`` (every criterion's
   explanation built); above ``--explained-cap`` patients it runs on the first ones,
-  and its rate is per patient.
+  and its rate is per patient;
+* ``explained, default collector``: the same with Python's cycle collector as a fresh
+  interpreter sets it.
+
+The first three run inside ``elig.batch_gc()``, the collector setting ``elig screen``
+batches run with (``elig/engine/collector.py``: what was loaded before the first patient
+is frozen, young collections are rarer); the last shows what the explaining evaluator
+costs a caller that keeps Python's defaults. Each variant keeps its batch of 500 results
+alive until the next batch, as a writer of reports does.
 
 It prints, for each size and protocol, patients per second (min/median/max over the
 repeats) of the decision alone (on parsed records) and end to end (from the JSON
@@ -35,6 +43,7 @@ disturb less than the wall clock. Compare within a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -56,7 +65,8 @@ from population import (  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "engine.json"
 DATA = ROOT / "build" / "bench"
-VARIANTS = ("hand-written", "compiled", "explained")
+VARIANTS = ("hand-written", "compiled", "explained", "explained, default collector")
+EXPLAINED = ("explained", "explained, default collector")
 # The protocols measured: issue 14 states its targets on the organ-function criteria; the full
 # protocol (32 criteria: events, attestations, facts, derived values besides) is measured too.
 PROTOCOLS = {
@@ -130,7 +140,8 @@ def run_variant(variant: str, protocol_key: str, path: Path, limit: int | None) 
             return [compiled.outcomes(patient, AS_OF) for patient in records]
         return [elig.evaluate(protocol, patient, AS_OF) for patient in records]
 
-    with path.open(encoding="utf-8") as fh:
+    collector = contextlib.nullcontext() if variant == "explained, default collector" else elig.batch_gc()
+    with collector, path.open(encoding="utf-8") as fh:
         while limit is None or n < limit:
             lines = []
             for line in fh:
@@ -217,7 +228,7 @@ def main(argv=None) -> int:
             loads = []
             for _ in range(repeat):
                 for variant in VARIANTS:  # interleaved, so a change of machine load touches every variant alike
-                    limit = min(n, args.explained_cap) if variant == "explained" else None
+                    limit = min(n, args.explained_cap) if variant in EXPLAINED else None
                     loads.append(os.getloadavg()[0])
                     runs[variant].append(in_process(variant, key, path, limit))
             result = summarise(key, n, repeat, runs, loads)
@@ -241,7 +252,7 @@ def summarise(key: str, n: int, repeat: int, runs: dict, loads: list[float]) -> 
     result = {"protocol": key, "label": PROTOCOLS[key]["label"], "criteria": len(reference[0]) - 1,
               "patients": n, "repeat": repeat, "verdicts": hand[0]["verdicts"],
               "load_average": stats(loads),
-              "agreement": {v: agreement(reference, runs[v][0]["outcomes"]) for v in ("compiled", "explained")},
+              "agreement": {v: agreement(reference, runs[v][0]["outcomes"]) for v in VARIANTS[1:]},
               "fallbacks": runs["compiled"][0].get("fallbacks"), "variants": []}
     # Each figure on the wall clock (as before) and in CPU time (``_cpu``: the process's own, which
     # other jobs on a shared machine disturb less).
@@ -281,7 +292,7 @@ def print_run(run: dict) -> None:
     if fb:
         print(f"compiled fallbacks to the explaining rule functions: {fb['patients_with_fallback']:,} of "
               f"{fb['patients']:,} patients ({fb['patient_rate']:.1%}), {fb['per_patient']:.3f} per patient")
-    print(f"{'variant':<14}{'clock':<6}{'decide/s (min / median / max)':>34}{'× hand':>8}{'end-to-end/s (median)':>24}"
+    print(f"{'variant':<30}{'clock':<6}{'decide/s (min / median / max)':>34}{'× hand':>8}{'end-to-end/s (median)':>24}"
           f"{'× hand':>8}{'reader/json':>13}{'peak RSS':>11}")
     for row in run["variants"]:
         for clock, name in (("", "wall"), ("_cpu", "CPU")):
@@ -289,7 +300,7 @@ def print_run(run: dict) -> None:
             rj = row.get(f"reader_over_json{clock}")
             reader = f"{rj['median']:.2f}×" if rj else ""
             rss = f"{row['peak_rss_mb']['max']:>9.0f} MB" if clock == "" else ""
-            print(f"{row['variant'] if clock == '' else '':<14}{name:<6}{d['min']:>12,.0f} / {d['median']:>8,.0f} / "
+            print(f"{row['variant'] if clock == '' else '':<30}{name:<6}{d['min']:>12,.0f} / {d['median']:>8,.0f} / "
                   f"{d['max']:>8,.0f}{row[f'decide{clock}_ratio']:>8.2f}{e['median']:>24,.0f}"
                   f"{row[f'end_to_end{clock}_ratio']:>8.2f}{reader:>13}{rss}", flush=True)
 
@@ -300,7 +311,7 @@ def targets(report: dict) -> list[dict]:
     out = []
     for run in report["runs"]:
         rows = {r["variant"]: r for r in run["variants"]}
-        c, e = rows["compiled"], rows["explained"]
+        c, e, plain = rows["compiled"], rows["explained"], rows["explained, default collector"]
         where = f"{run['protocol']}, {run['patients']:,} patients"
         setup = run["protocol"] == "organ-function"
         out.append({"target": "verdicts and outcomes ≤ 3× hand-written, on parsed records", "where": where,
@@ -310,7 +321,9 @@ def targets(report: dict) -> list[dict]:
         rate = e["decide_cpu_per_s"]["median"]
         out.append({"target": "full explanations ≥ 5,000 patients/s on one core", "where": where,
                     "issue_setup": setup,
-                    "measured": f"{rate:,.0f}/s CPU ({e['decide_per_s']['median']:,.0f}/s wall)", "met": rate >= 5000})
+                    "measured": f"{rate:,.0f}/s CPU ({e['decide_per_s']['median']:,.0f}/s wall; with Python's "
+                                f"default collector {plain['decide_cpu_per_s']['median']:,.0f}/s CPU)",
+                    "met": rate >= 5000})
         reader = c["reader_over_json_cpu"]["median"]
         out.append({"target": "native reader ≤ 3× json.loads", "where": where, "issue_setup": setup,
                     "measured": f"{reader:.2f}× CPU ({c['reader_over_json']['median']:.2f}× wall)",

@@ -16,8 +16,10 @@ from elig.diagnostics import DataError, Diagnostic, EligError, ProtocolError  # 
 from elig.records.loader import load_patient, patient_from_data  # noqa: E402
 from elig.records.patient import Patient  # noqa: E402
 from elig.engine.results import EvaluationResult, Outcome, Verdict  # noqa: E402
+from elig.engine.collector import batch_gc  # noqa: E402
 
 __all__ = [
     "__version__", "load_protocol", "load_vocabulary", "parse_protocol_text", "evaluate", "load_patient", "patient_from_data",
     "Patient", "EvaluationResult", "Outcome", "Verdict", "EligError", "ProtocolError", "DataError", "Diagnostic",
+    "batch_gc",
 ]

@@ -39,6 +39,7 @@ import attrs
 import click
 
 from elig.diagnostics import DataError, EligError, one_line, visible
+from elig.engine.collector import batch_gc, set_for_worker
 from elig.engine.plan import CheckedProtocol
 from elig.commands.files import add_sources, base_vocabulary, vocabulary_option
 from elig.report.json import json_safe
@@ -261,6 +262,7 @@ def _init_worker(protocol_path: str | None, protocol_text: str | None, protocol_
     else:
         checked = api.parse_protocol_text(protocol_text or "", file=protocol_file, vocabulary=vocabulary)
     _WORKER = _Screener(checked, as_of, explain, html_dir, attestations, site_codes)
+    set_for_worker()  # a worker only evaluates: the collector is set for a batch for its whole life
 
 
 def _work(task: _Task) -> Row:
@@ -305,8 +307,11 @@ def screen(protocol: CheckedProtocol | str | Path, inputs: Iterable[str | Path],
     tasks = iter_tasks(inputs)
     if jobs <= 1:
         screener = _Screener(protocol, as_of, explain, html_dir, attestations, site_codes)
-        for task in tasks:
-            yield screener(task)
+        # The cycle collector set for a batch (elig.engine.collector): what was loaded is frozen,
+        # young collections are rarer; the settings are put back when the batch ends or is closed.
+        with batch_gc():
+            for task in tasks:
+                yield screener(task)
         return
     path, text, file = _protocol_origin(protocol)
     # The pool's feeder thread would read the whole input ahead; a semaphore bounds
