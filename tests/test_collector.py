@@ -15,7 +15,7 @@ import pytest
 import elig
 from elig.commands.screen import screen
 from elig.engine import collector
-from elig.engine.collector import BATCH_THRESHOLD, batch_gc
+from elig.engine.collector import BATCH_THRESHOLD, batch_gc, set_for_worker
 from elig.report import render_json
 
 from conftest import SYNTHEA_DIR
@@ -95,6 +95,13 @@ def test_a_threshold_that_is_not_positive_is_refused(fresh_collector):
         with batch_gc(threshold=0):
             pass
     assert gc.get_threshold() == fresh_collector
+
+
+def test_a_worker_sets_the_collector_for_its_whole_life(fresh_collector, freezes):
+    set_for_worker()
+    assert freezes == ["freeze"]
+    assert gc.get_threshold() == (BATCH_THRESHOLD, *fresh_collector[1:])
+    assert gc.get_freeze_count() > 0
 
 
 def _explanations(protocol, records):

@@ -28,8 +28,8 @@ It changes nothing an evaluation decides; only when memory that only the cycle c
 can free (cycles) is freed. Such cycles wait for at most one young collection, about
 200,000 container objects. The settings are the process's own, so the block changes them
 for every thread while it runs: it is meant for a batch that owns the process (``elig
-screen``, ``elig explain`` over many records, a worker of a pool, a nightly job), not
-for a library call inside a server that tunes its own collector. When something has
+screen``, a worker of a pool, a nightly job), not for a library call inside a server
+that tunes its own collector. When something has
 already frozen objects (``gc.get_freeze_count()``), the block neither freezes nor
 unfreezes: it does not take objects frozen by another out of the freeze. Blocks nest: an
 inner block leaves the outer one's settings in place.
@@ -45,6 +45,18 @@ from collections.abc import Iterator
 BATCH_THRESHOLD = 200_000
 
 
+def _set_for_batch(threshold: int) -> tuple[int, int, int]:
+    """Freeze what is alive (after collecting what is garbage now, so that it is freed, not
+    frozen) and raise the young threshold to ``threshold`` if it is lower; return the
+    thresholds before."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    if threshold > before[0]:
+        gc.set_threshold(threshold, *before[1:])
+    return before
+
+
 @contextlib.contextmanager
 def batch_gc(threshold: int = BATCH_THRESHOLD) -> Iterator[None]:
     """Run the block with the cycle collector set for a batch of evaluations (see module).
@@ -55,11 +67,12 @@ def batch_gc(threshold: int = BATCH_THRESHOLD) -> Iterator[None]:
     if threshold < 1:
         raise ValueError(f"the collector's threshold must be a positive number of objects, not {threshold}")
     before = gc.get_threshold()
+    # Freeze only when nothing else has (an outer block, a server of its own): unfreezing
+    # afterwards would take the other's objects out of the freeze too.
     freeze = gc.get_freeze_count() == 0 and gc.isenabled()
     if freeze:
-        gc.collect()  # what is garbage now is freed, not frozen
-        gc.freeze()
-    if threshold > before[0]:
+        _set_for_batch(threshold)
+    elif threshold > before[0]:
         gc.set_threshold(threshold, *before[1:])
     try:
         yield
@@ -72,8 +85,4 @@ def batch_gc(threshold: int = BATCH_THRESHOLD) -> Iterator[None]:
 def set_for_worker(threshold: int = BATCH_THRESHOLD) -> None:
     """Set the collector for the rest of a worker process's life (a pool's initializer calls it
     once the protocol is loaded): the worker only ever evaluates, so nothing is put back."""
-    gc.collect()
-    gc.freeze()
-    before = gc.get_threshold()
-    if threshold > before[0]:
-        gc.set_threshold(threshold, *before[1:])
+    _set_for_batch(threshold)
