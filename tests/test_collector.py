@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import elig
+from elig.commands import screen as screening
 from elig.commands.screen import screen
 from elig.engine import collector
 from elig.engine.collector import BATCH_THRESHOLD, batch_gc, set_for_worker
@@ -102,6 +103,20 @@ def test_a_worker_sets_the_collector_for_its_whole_life(fresh_collector, freezes
     assert freezes == ["freeze"]
     assert gc.get_threshold() == (BATCH_THRESHOLD, *fresh_collector[1:])
     assert gc.get_freeze_count() > 0
+
+
+def test_a_threshold_that_is_not_positive_is_refused_by_a_worker_too(fresh_collector):
+    with pytest.raises(ValueError, match="positive number of objects, not -1"):
+        set_for_worker(-1)
+    assert gc.get_threshold() == fresh_collector and gc.get_freeze_count() == 0
+
+
+def test_a_pool_worker_sets_the_collector_when_it_starts(fresh_collector, monkeypatch):
+    # elig screen --jobs N starts each worker through this initializer
+    monkeypatch.setattr(screening, "_WORKER", None)
+    screening._init_worker(str(PROTOCOL), None, str(PROTOCOL), None, False, None)
+    assert screening._WORKER is not None
+    assert gc.get_threshold()[0] == BATCH_THRESHOLD and gc.get_freeze_count() > 0
 
 
 def _explanations(protocol, records):

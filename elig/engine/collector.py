@@ -29,8 +29,8 @@ can free (cycles) is freed. Such cycles wait for at most one young collection, a
 200,000 container objects. The settings are the process's own, so the block changes them
 for every thread while it runs: it is meant for a batch that owns the process (``elig
 screen``, a worker of a pool, a nightly job), not for a library call inside a server
-that tunes its own collector. When something has
-already frozen objects (``gc.get_freeze_count()``), the block neither freezes nor
+that tunes its own collector. When something has already frozen objects
+(``gc.get_freeze_count()``), or the collector is off, the block neither freezes nor
 unfreezes: it does not take objects frozen by another out of the freeze. Blocks nest: an
 inner block leaves the outer one's settings in place.
 """
@@ -45,16 +45,19 @@ from collections.abc import Iterator
 BATCH_THRESHOLD = 200_000
 
 
-def _set_for_batch(threshold: int) -> tuple[int, int, int]:
-    """Freeze what is alive (after collecting what is garbage now, so that it is freed, not
-    frozen) and raise the young threshold to ``threshold`` if it is lower; return the
-    thresholds before."""
-    before = gc.get_threshold()
+def _freeze_what_is_alive() -> None:
+    """Collect what is garbage now (so that it is freed, not frozen), then freeze the rest."""
     gc.collect()
     gc.freeze()
-    if threshold > before[0]:
-        gc.set_threshold(threshold, *before[1:])
-    return before
+
+
+def _raise_young_threshold(threshold: int) -> None:
+    """Set the young generation's threshold to ``threshold`` if it is lower (never collect more often)."""
+    if threshold < 1:
+        raise ValueError(f"the collector's threshold must be a positive number of objects, not {threshold}")
+    young, *older = gc.get_threshold()
+    if threshold > young:
+        gc.set_threshold(threshold, *older)
 
 
 @contextlib.contextmanager
@@ -64,16 +67,13 @@ def batch_gc(threshold: int = BATCH_THRESHOLD) -> Iterator[None]:
     ``threshold`` is the young generation's threshold while the block runs; a threshold
     lower than the current one is not applied (the block only ever collects less often).
     """
-    if threshold < 1:
-        raise ValueError(f"the collector's threshold must be a positive number of objects, not {threshold}")
     before = gc.get_threshold()
+    _raise_young_threshold(threshold)
     # Freeze only when nothing else has (an outer block, a server of its own): unfreezing
     # afterwards would take the other's objects out of the freeze too.
     freeze = gc.get_freeze_count() == 0 and gc.isenabled()
     if freeze:
-        _set_for_batch(threshold)
-    elif threshold > before[0]:
-        gc.set_threshold(threshold, *before[1:])
+        _freeze_what_is_alive()
     try:
         yield
     finally:
@@ -85,4 +85,5 @@ def batch_gc(threshold: int = BATCH_THRESHOLD) -> Iterator[None]:
 def set_for_worker(threshold: int = BATCH_THRESHOLD) -> None:
     """Set the collector for the rest of a worker process's life (a pool's initializer calls it
     once the protocol is loaded): the worker only ever evaluates, so nothing is put back."""
-    _set_for_batch(threshold)
+    _raise_young_threshold(threshold)
+    _freeze_what_is_alive()
